@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` (the demo) and `make test` (the whole suite).
+# Both create the virtual environment in .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest emulate bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,load]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/gateway demo
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway tests loadtest
+	$(BIN)/ruff format --check gateway tests loadtest
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+emulate: $(STAMP)
+	$(BIN)/gateway emulate --control-port 8729
+
+bench: $(STAMP)
+	$(BIN)/python loadtest/bench_emulator.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""RouterOS traffic gateway: one poll loop per router, one broadcast hub, many viewers."""

@@ -1,0 +1,291 @@
+"""One API session as a pure state machine: decoded sentences in, reply sentences out.
+
+No sockets and no faults here (the server adds those); what this module answers is what a real
+router answers, per ../routeros/ notes: login (post-6.43 and the pre-6.43 challenge), the
+``/interface``, ``/system/resource`` and ``/system/identity`` menus, ``/cancel`` and ``/quit``,
+and the real traps for everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from gateway.emulator.codec import split_attribute
+from gateway.emulator.device import Device, Interface
+from gateway.emulator.query import QueryError, compile_query
+
+Words = list[str]
+
+# How many sentences a client may send before logging in; the next one ends the session.
+MAX_BEFORE_LOGIN: Final = 8
+
+BAD_LOGIN: Final = "invalid user name or password (6)"
+BAD_LOGIN_LEGACY: Final = "cannot log in"
+NOT_LOGGED_IN: Final = "not logged in"
+NO_SUCH_INTERFACE: Final = "input does not match any value of interface"
+INTERRUPTED: Final = "interrupted"
+
+# The menus this router knows: a path to the commands it accepts there.
+MENUS: Final[dict[str, frozenset[str]]] = {
+    "/interface": frozenset(
+        {"print", "getall", "monitor-traffic", "reset-counters", "reset-counters-all"}
+    ),
+    "/system/resource": frozenset({"print", "getall"}),
+    "/system/identity": frozenset({"print", "getall"}),
+}
+_PRINT_FLAGS: Final = frozenset({"stats", "detail", "stats-detail", "without-paging", "terse"})
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A command that never ends by itself (``monitor-traffic`` without ``once``).
+
+    ``rows`` gives one batch of ``!re`` sentences per ``interval`` until ``/cancel``.
+    """
+
+    rows: Callable[[], list[Words]]
+    tag: str | None
+    interval: float = 1.0
+
+
+@dataclass(slots=True)
+class Reply:
+    """What to send back for one sentence, and what the connection does after it."""
+
+    sentences: list[Words] = field(default_factory=list)
+    close: bool = False
+    stream: Stream | None = None
+    cancel: bool = False
+
+
+def legacy_response(password: str, challenge_hex: str) -> str:
+    """The pre-6.43 login response: ``00`` + hex(MD5(0x00 + password + challenge))."""
+    digest = hashlib.md5(
+        b"\x00" + password.encode("latin-1") + bytes.fromhex(challenge_hex),
+        usedforsecurity=False,
+    ).hexdigest()
+    return "00" + digest
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _trap(message: str, category: int | None = None) -> Words:
+    words = ["!trap"]
+    if category is not None:
+        words.append(f"=category={category}")
+    words.append(f"=message={message}")
+    return words
+
+
+def _row(row: dict[str, str], proplist: Sequence[str] | None) -> Words:
+    if proplist is None:
+        return ["!re", *(f"={k}={v}" for k, v in row.items())]
+    return ["!re", *(f"={k}={row[k]}" for k in proplist if k in row)]
+
+
+class ApiSession:
+    """The protocol state of one connection: logged in or not, and the pending challenge."""
+
+    def __init__(
+        self,
+        device: Device,
+        *,
+        username: str,
+        password: str,
+        legacy_login: bool = False,
+    ) -> None:
+        self.device = device
+        self._username = username
+        self._password = password
+        self.legacy_login = legacy_login
+        self.logged_in = False
+        self.user: str | None = None
+        # The pre-6.43 challenge we issued and not yet saw answered; one per session.
+        self._challenge: str | None = None
+        self._before_login = 0
+
+    # -- entry point --------------------------------------------------------------------------
+
+    def handle(self, sentence: Sequence[str], *, refuse_login: bool = False) -> Reply:
+        """Answer one sentence. ``refuse_login`` makes every login fail (an auth fault)."""
+        command = sentence[0]
+        tag: str | None = None
+        args: dict[str, str] = {}
+        queries: list[str] = []
+        for word in sentence[1:]:
+            if word.startswith(".tag="):
+                tag = word[5:]
+            elif word.startswith("="):
+                name, value = split_attribute(word)
+                args[name] = value
+            elif word.startswith("?"):
+                queries.append(word)
+            # Any other word is ignored, as the router does with stray words.
+        reply = self._dispatch(command, args, queries, tag, refuse_login)
+        if tag is not None:
+            for words in reply.sentences:
+                words.append(f".tag={tag}")
+        return reply
+
+    def _dispatch(
+        self,
+        command: str,
+        args: dict[str, str],
+        queries: list[str],
+        tag: str | None,
+        refuse_login: bool,
+    ) -> Reply:
+        if command == "/login":
+            return self._login(args, refuse_login)
+        if command == "/quit":
+            return Reply([["!fatal", "session terminated on request"]], close=True)
+        if not self.logged_in:
+            self._before_login += 1
+            if self._before_login > MAX_BEFORE_LOGIN:
+                return Reply([["!fatal", "too many commands before login"]], close=True)
+            return Reply([_trap(NOT_LOGGED_IN), ["!done"]])
+        if command == "/cancel":
+            return Reply([["!done"]], cancel=True)
+        path, _, verb = command.rpartition("/")
+        if path not in MENUS or verb not in MENUS[path]:
+            return self._no_such_command(command)
+        if verb in ("print", "getall"):
+            return self._print(path, args, queries)
+        if verb == "monitor-traffic":
+            return self._monitor(args, tag)
+        if verb == "reset-counters":
+            return self._reset_counters(args)
+        self.device.reset_counters()
+        return Reply([["!done"]])
+
+    # -- login --------------------------------------------------------------------------------
+
+    def _login(self, args: dict[str, str], refuse: bool) -> Reply:
+        if self.legacy_login:
+            return self._legacy_login(args, refuse)
+        name, password = args.get("name"), args.get("password")
+        if (
+            not refuse
+            and name == self._username
+            and password is not None
+            and hmac.compare_digest(_raw(password), _raw(self._password))
+        ):
+            self.logged_in, self.user = True, name
+            return Reply([["!done"]])
+        return Reply([_trap(BAD_LOGIN), ["!done"]])
+
+    def _legacy_login(self, args: dict[str, str], refuse: bool) -> Reply:
+        response = args.get("response")
+        if response is None or self._challenge is None:
+            # Pre-6.43 routers answer any /login without a response, even one carrying
+            # =password=, with a challenge, and the client is *not* logged in yet.
+            self._challenge = secrets.token_hex(16)
+            return Reply([["!done", f"=ret={self._challenge}"]])
+        expected = legacy_response(self._password, self._challenge)
+        self._challenge = None
+        if not refuse and args.get("name") == self._username and response == expected:
+            self.logged_in, self.user = True, self._username
+            return Reply([["!done"]])
+        return Reply([_trap(BAD_LOGIN_LEGACY), ["!done"]])
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def _no_such_command(self, command: str) -> Reply:
+        known = ""
+        unknown = command.strip("/") or command
+        for part in command.strip("/").split("/"):
+            candidate = f"{known}/{part}"
+            if any(m == candidate or m.startswith(candidate + "/") for m in MENUS):
+                known = candidate
+                continue
+            unknown = part
+            break
+        return Reply(
+            [
+                _trap(f"no such command or directory ({unknown})", 0),
+                _trap("no such command prefix"),
+                ["!done"],
+            ]
+        )
+
+    def _rows(self, path: str) -> list[dict[str, str]]:
+        device = self.device
+        device.advance()
+        if path == "/interface":
+            return [device.interface_row(i) for i in device.iter_interfaces()]
+        if path == "/system/resource":
+            return [device.resource_row()]
+        return [{"name": device.config.identity}]
+
+    def _print(self, path: str, args: dict[str, str], queries: list[str]) -> Reply:
+        proplist: list[str] | None = None
+        count_only = False
+        for name, value in args.items():
+            if name == ".proplist":
+                proplist = [p for p in value.split(",") if p]
+            elif name == "count-only":
+                count_only = True
+            elif name not in _PRINT_FLAGS:
+                return Reply([_trap(f"unknown parameter {name}"), ["!done"]])
+        try:
+            match = compile_query(queries)
+        except QueryError as exc:
+            return Reply([_trap(str(exc), 1), ["!done"]])
+        rows = self._rows(path)
+        if match is not None:
+            rows = [r for r in rows if match(r)]
+        if count_only:
+            return Reply([["!done", f"=ret={len(rows)}"]])
+        if not rows and self.device.config.version.sends_empty:
+            return Reply([["!empty"], ["!done"]])
+        sentences = [_row(r, proplist) for r in rows]
+        sentences.append(["!done"])
+        return Reply(sentences)
+
+    def _monitor(self, args: dict[str, str], tag: str | None) -> Reply:
+        once = "once" in args
+        for name in args:
+            if name not in ("interface", "once", "duration", "interval", ".proplist"):
+                return Reply([_trap(f"unknown parameter {name}"), ["!done"]])
+        wanted = [n for n in args.get("interface", "").split(",") if n]
+        if not wanted:
+            return Reply([_trap("missing value(s) of argument(s) interface", 1), ["!done"]])
+        device = self.device
+        device.advance()
+        interfaces: list[Interface] = []
+        for name in wanted:
+            try:
+                interfaces.append(device.find(name))
+            except KeyError:
+                # One bad name fails the whole call, as on a real router.
+                return Reply([_trap(NO_SUCH_INTERFACE), ["!done"]])
+        proplist = [p for p in args.get(".proplist", "").split(",") if p] or None
+
+        def batch() -> list[Words]:
+            device.advance()
+            live = [i for i in interfaces if i.id in device.interfaces]
+            return [_row(device.monitor_row(i), proplist) for i in live]
+
+        if once:
+            return Reply([*batch(), ["!done"]])
+        interval = float(args.get("interval", "1") or 1)
+        return Reply(batch(), stream=Stream(batch, tag, max(interval, 0.1)))
+
+    def _reset_counters(self, args: dict[str, str]) -> Reply:
+        names = [n for n in args.get("numbers", "").split(",") if n]
+        if not names:
+            return Reply([_trap("missing value(s) of argument(s) numbers", 1), ["!done"]])
+        for name in names:
+            try:
+                iface = self.device.find(name)
+            except KeyError:
+                return Reply([_trap("no such item"), ["!done"]])
+            self.device.reset_counters(iface.name)
+        return Reply([["!done"]])
