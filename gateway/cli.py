@@ -1,4 +1,4 @@
-"""Command line: ``gateway emulate`` (and, as they land, ``serve`` and ``demo``)."""
+"""Command line: ``gateway serve``, ``gateway demo`` and ``gateway emulate``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from aiohttp import web
 
+from gateway.app import create_app, drain
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.demo import demo_settings, running_demo_routers
 from gateway.emulator.control import create_control_app
 from gateway.emulator.device import Device, Version, sized_config
 from gateway.emulator.server import OVER_LIMIT_MODES, RouterEmulator
@@ -75,12 +79,44 @@ def _emulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the gateway with a TOML configuration file (see README).",
+    )
+    p.add_argument(
+        "--config",
+        default=os.environ.get("GATEWAY_CONFIG"),
+        help="configuration file (default: $GATEWAY_CONFIG)",
+    )
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="emulated routers plus the gateway, on loopback",
+        description=(
+            "Start three emulated routers in this process (an office router, an ISP router "
+            "with hundreds of PPPoE customers coming and going, and a flaky router that hangs "
+            "now and then) and the gateway in front of them, then print the dashboard URL."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address the gateway listens on")
+    p.add_argument("--port", type=int, default=8080, help="gateway port")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
         description="Realtime gateway between MikroTik routers and browser dashboards.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(sub)
+    _demo_parser(sub)
     _emulate_parser(sub)
     return parser
 
@@ -91,6 +127,41 @@ async def _wait_for_signal() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the gateway until SIGTERM or SIGINT, then drain within ``shutdown_grace``."""
+    loop = asyncio.get_running_loop()
+    grace = settings.server.shutdown_grace
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
+    await runner.setup()
+    try:
+        site = web.TCPSite(
+            runner, settings.server.host, settings.server.port, reuse_address=True, backlog=1024
+        )
+        await site.start()
+        server = site._server
+        port = settings.server.port
+        if isinstance(server, asyncio.base_events.Server) and server.sockets:
+            port = server.sockets[0].getsockname()[1]
+        print(f"gateway listening on http://{settings.server.host}:{port}/", flush=True)
+        await _wait_for_signal()
+        deadline = loop.time() + grace
+        logging.getLogger("gateway").info("draining (grace %g s)", grace)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace * 0.5):
+                await drain(app)
+    finally:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.1, deadline - loop.time())):
+                await runner.cleanup()
+
+
+async def run_demo(args: argparse.Namespace) -> None:
+    async with running_demo_routers() as emulators:
+        settings = demo_settings(emulators, host=args.host, port=args.port)
+        await serve(settings)
 
 
 async def run_emulator(args: argparse.Namespace) -> None:
@@ -141,7 +212,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        if args.command == "emulate":
+        if args.command == "serve":
+            if not args.config:
+                print("gateway serve: --config FILE (or GATEWAY_CONFIG) is needed", file=sys.stderr)
+                return 2
+            try:
+                settings = load_settings(args.config)
+            except ConfigError as exc:
+                print(f"gateway: {exc}", file=sys.stderr)
+                return 2
+            asyncio.run(serve(settings))
+        elif args.command == "demo":
+            asyncio.run(run_demo(args))
+        elif args.command == "emulate":
             try:
                 Version.parse(args.ros_version)
             except ValueError as exc:

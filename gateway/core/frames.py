@@ -1,0 +1,244 @@
+"""The JSON messages of the websocket protocol and the REST snapshot, as plain dicts.
+
+Building and encoding are separate: these functions return dicts whose key order is the order on
+the wire, and the hub encodes each one once with orjson and fans the same bytes out to every
+subscriber. Filtering happens on the built dict, once per distinct :class:`InterfaceFilter` per
+tick, never once per client.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from gateway.core.model import InterfaceRate, RouterState
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "ErrorCode",
+    "InterfaceFilter",
+    "error_frame",
+    "filter_traffic",
+    "hello_frame",
+    "is_stale",
+    "status_frame",
+    "traffic_frame",
+]
+
+PROTOCOL_VERSION: Final = 1
+"""The ``v`` of ``hello`` and ``traffic`` frames."""
+
+# The characters that make a glob more than a literal name (see fnmatch).
+_MAGIC: Final = re.compile(r"[*?\[]")
+
+ErrorCode = Literal["bad_request", "unknown_router", "forbidden", "too_many_subscriptions"]
+"""The ``code`` of an ``error`` frame; the connection stays open after any of them."""
+
+
+def traffic_frame(
+    router: str,
+    seq: int,
+    ts: float,
+    interval: float,
+    stale: bool,
+    rates: Sequence[InterfaceRate],
+) -> dict[str, object]:
+    """A ``traffic`` frame: one poll of one router.
+
+    Keys, in order: ``type, v, router, seq, ts, interval, stale, interfaces``; each interface has
+    ``id, name, type, running, disabled, rx_bps, tx_bps, rx_pps, tx_pps``. Rates are rounded to
+    one decimal (sub-decibit precision is noise and costs bytes on every frame to every viewer);
+    an undefined rate stays ``None`` (JSON ``null``). ``ts`` is Unix time, passed through as is.
+    """
+    return {
+        "type": "traffic",
+        "v": PROTOCOL_VERSION,
+        "router": router,
+        "seq": seq,
+        "ts": ts,
+        "interval": interval,
+        "stale": stale,
+        "interfaces": [
+            {
+                "id": rate.id,
+                "name": rate.name,
+                "type": rate.type,
+                "running": rate.running,
+                "disabled": rate.disabled,
+                "rx_bps": _round(rate.rx_bps),
+                "tx_bps": _round(rate.tx_bps),
+                "rx_pps": _round(rate.rx_pps),
+                "tx_pps": _round(rate.tx_pps),
+            }
+            for rate in rates
+        ],
+    }
+
+
+def status_frame(
+    router: str, state: RouterState, error: str | None, since: float
+) -> dict[str, object]:
+    """A ``status`` frame: ``{"type": "status", "router", "state", "error", "since"}``.
+
+    ``error`` is a short human-readable reason (never a secret) or ``None``; ``since`` is the Unix
+    time the router entered ``state``.
+    """
+    return {"type": "status", "router": router, "state": state, "error": error, "since": since}
+
+
+def hello_frame(routers: Sequence[tuple[str, str]], heartbeat: float) -> dict[str, object]:
+    """The ``hello`` frame sent on connect: ``type, v, routers: [{id, name}], heartbeat``.
+
+    ``routers`` are ``(id, name)`` pairs, already limited to what the viewer may see.
+    ``heartbeat`` is the server's ping interval in seconds.
+    """
+    return {
+        "type": "hello",
+        "v": PROTOCOL_VERSION,
+        "routers": [{"id": router_id, "name": name} for router_id, name in routers],
+        "heartbeat": heartbeat,
+    }
+
+
+def error_frame(code: ErrorCode, message: str) -> dict[str, object]:
+    """An ``error`` frame: ``{"type": "error", "code", "message"}``."""
+    return {"type": "error", "code": code, "message": message}
+
+
+def is_stale(
+    state: RouterState, frame_ts: float, now: float, interval: float, timeout: float
+) -> bool:
+    """Whether a traffic frame made at ``frame_ts`` is stale at ``now`` (both Unix seconds).
+
+    Stale when the router is not ``up``, or when the frame is older than ``2 * interval +
+    timeout``: one missed poll is jitter, two missed polls plus a full command deadline is not.
+    """
+    return state != "up" or now - frame_ts > 2 * interval + timeout
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceFilter:
+    """Which interfaces a viewer sees, by name glob. Hashable; equal filters hash equal.
+
+    Globs follow :func:`fnmatch.fnmatchcase`: case-sensitive, ``*`` any run, ``?`` one
+    character, ``[seq]``/``[!seq]`` a character class. ``<`` and ``>`` are ordinary characters,
+    so ``"<pppoe-*>"`` matches ``<pppoe-alice>`` as written. ``[`` is special: to match a literal
+    ``[`` write ``[[]``.
+
+    The filter is a conjunction of clauses, each a disjunction of globs: a name passes when, in
+    every clause, at least one glob matches it. :meth:`of` makes one clause; :meth:`intersect`
+    joins clauses (a subscription's own list narrowing a token's list cannot, in general, be
+    written as one glob list). No clause at all means every interface (:meth:`all`); a clause
+    with no glob matches nothing.
+
+    The form is canonical: globs in a clause are sorted and unique, clauses are sorted and
+    unique, and a clause implied by a narrower one is dropped. So ``of(["b", "a"])``,
+    ``of(["a", "b", "a"])`` and ``of(["a", "b"]).intersect(all())`` are equal and hash equal:
+    the hub keys its per-tick encodings by filter.
+    """
+
+    clauses: tuple[tuple[str, ...], ...] = ()
+    # Compiled once per filter: a filter is matched against every interface of every tick.
+    _patterns: tuple[re.Pattern[str], ...] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        clauses = _canonical(self.clauses)
+        # Frozen dataclass: the canonical form replaces whatever the caller passed.
+        object.__setattr__(self, "clauses", clauses)
+        object.__setattr__(self, "_patterns", tuple(_compile(clause) for clause in clauses))
+
+    @classmethod
+    def all(cls) -> InterfaceFilter:
+        """The filter every interface passes."""
+        return cls()
+
+    @classmethod
+    def of(cls, globs: Iterable[str]) -> InterfaceFilter:
+        """The filter a name passes when any of ``globs`` matches it.
+
+        An empty ``globs`` matches nothing; callers that mean "no restriction" use :meth:`all`.
+        """
+        return cls((tuple(globs),))
+
+    @property
+    def is_all(self) -> bool:
+        """Whether every interface passes (the hub can then share the unfiltered frame)."""
+        return not self.clauses
+
+    def matches(self, name: str) -> bool:
+        """Whether the interface called ``name`` passes every clause."""
+        return all(pattern.match(name) is not None for pattern in self._patterns)
+
+    def intersect(self, other: InterfaceFilter) -> InterfaceFilter:
+        """The filter a name passes only when it passes both ``self`` and ``other``."""
+        return InterfaceFilter(self.clauses + other.clauses)
+
+
+def filter_traffic(frame: dict[str, object], flt: InterfaceFilter) -> dict[str, object]:
+    """A copy of a ``traffic`` frame that keeps only the interfaces ``flt`` lets through.
+
+    Shallow: the new frame has the same keys in the same order and a new ``interfaces`` list
+    holding the same interface dicts, which nobody mutates after :func:`traffic_frame`.
+    """
+    interfaces = frame["interfaces"]
+    if not isinstance(interfaces, list):
+        raise TypeError("not a traffic frame: 'interfaces' is not a list")
+    filtered = dict(frame)
+    filtered["interfaces"] = [
+        interface
+        for interface in interfaces
+        if isinstance(interface, dict) and flt.matches(str(interface["name"]))
+    ]
+    return filtered
+
+
+def _round(rate: float | None) -> float | None:
+    return None if rate is None else round(rate, 1)
+
+
+def _canonical(clauses: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:
+    unique = {tuple(sorted(set(clause))) for clause in clauses}
+    # Absorption: when every name passing clause A also passes clause B, B adds nothing to the
+    # conjunction. Dropping it makes f.intersect(f) == f, and a token's ["<pppoe-alice>"]
+    # narrowed by a subscription's ["<pppoe-*>"] equal to the token's filter alone, so the hub
+    # encodes that frame once for both.
+    # Two different clauses can imply each other ({"ab", "a*"} and {"a*"}): they are
+    # equivalent, and only the smaller (in sort order) stays, never neither.
+    kept = [
+        clause
+        for clause in unique
+        if not any(
+            other != clause
+            and _implies(other, clause)
+            and (other < clause or not _implies(clause, other))
+            for other in unique
+        )
+    ]
+    return tuple(sorted(kept))
+
+
+def _implies(narrow: tuple[str, ...], wide: tuple[str, ...]) -> bool:
+    """Whether every name matching a glob of ``narrow`` also matches a glob of ``wide``.
+
+    Decided only where it is cheap and certain: a glob that is in both, or a literal name (no
+    ``*``, ``?``, ``[``) that a glob of ``wide`` matches. Otherwise "no", which only costs an
+    extra clause, never a wrong answer.
+    """
+    return all(
+        glob in wide
+        or (not _MAGIC.search(glob) and any(fnmatch.fnmatchcase(glob, pattern) for pattern in wide))
+        for glob in narrow
+    )
+
+
+def _compile(globs: tuple[str, ...]) -> re.Pattern[str]:
+    if not globs:
+        # Matches nothing: an empty alternation would match everything.
+        return re.compile(r"(?!)")
+    # fnmatch.translate anchors each glob at the end (\Z); re.match anchors the start.
+    return re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in globs))

@@ -1,0 +1,192 @@
+"""What the poller reads from a router, and the rates derived from it.
+
+RouterOS answers ``/interface/print`` with one row per interface. librouteros has already turned
+each value into a Python type by the time a row reaches us: ``yes``/``true`` become ``True``,
+``no``/``false`` become ``False``, canonical integers become ``int`` and everything else stays
+``str``. That conversion looks at the value, not at the field, so an interface named ``1234``
+arrives as the integer ``1234`` and one named ``no`` as ``False``. :func:`parse_interface_row`
+undoes that for the text fields and checks the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = [
+    "PROPLIST",
+    "InterfaceRate",
+    "InterfaceSample",
+    "RouterState",
+    "RowError",
+    "Sample",
+    "parse_interface_row",
+]
+
+RouterState = Literal["connecting", "up", "down", "idle"]
+"""A router's state as viewers see it (the ``state`` of a ``status`` frame).
+
+``connecting``: a connection is being opened; ``up``: the last poll succeeded; ``down``: the last
+attempt failed and the poller is backing off; ``idle``: nobody watches, so nobody polls.
+"""
+
+PROPLIST: Final[tuple[str, ...]] = (
+    ".id",
+    "name",
+    "type",
+    "running",
+    "disabled",
+    "rx-byte",
+    "tx-byte",
+    "rx-packet",
+    "tx-packet",
+)
+"""The only fields the poller asks for, with ``=.proplist=``.
+
+MikroTik asks API clients to name the fields they need: the router then skips computing the
+others, and one short reply covers every interface.
+"""
+
+_COUNTERS: Final = ("rx-byte", "tx-byte", "rx-packet", "tx-packet")
+
+# Digits only: no sign, no spaces, no underscores (which int() would accept). librouteros leaves
+# a counter as text when it is not canonical (leading zeros), and that text is still a counter.
+_DECIMAL: Final = re.compile(r"[0-9]+")
+
+_TRUE_WORDS: Final = frozenset({"true", "yes"})
+_FALSE_WORDS: Final = frozenset({"false", "no"})
+
+
+class RowError(ValueError):
+    """A row from the router has a field that cannot be read (a counter that is not a number).
+
+    ``field`` is the RouterOS field name and ``value`` the value as received, so the poller can
+    log what the router sent.
+    """
+
+    def __init__(self, field: str, value: object, expected: str) -> None:
+        super().__init__(f"{field}: expected {expected}, got {value!r}")
+        self.field = field
+        self.value = value
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceSample:
+    """One row of ``/interface/print`` as the poller reads it.
+
+    ``id`` is RouterOS's ``.id`` (``*1``, ``*1A3``): stable for the life of an interface and
+    never reused by a different one, unlike ``name``, which a re-dialed PPPoE customer keeps
+    while getting a fresh interface with fresh counters. Counters are the router's cumulative
+    totals since boot or the last ``reset-counters``.
+    """
+
+    id: str
+    name: str
+    type: str
+    running: bool
+    disabled: bool
+    rx_byte: int
+    tx_byte: int
+    rx_packet: int
+    tx_packet: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One poll of one router: every interface it reported, in the router's order.
+
+    ``at`` is a monotonic time in seconds (never wall-clock time, which steps under NTP and would
+    turn into absurd rates); it is only ever compared with another sample's ``at``.
+    """
+
+    at: float
+    interfaces: tuple[InterfaceSample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceRate:
+    """One interface's rates over the last poll interval.
+
+    Rates are bits per second and packets per second. A rate is ``None`` where it is not defined:
+    the first sample of an interface, or the tick after its counters were reset.
+    """
+
+    id: str
+    name: str
+    type: str
+    running: bool
+    disabled: bool
+    rx_bps: float | None
+    tx_bps: float | None
+    rx_pps: float | None
+    tx_pps: float | None
+
+
+def parse_interface_row(row: Mapping[str, object]) -> InterfaceSample | None:
+    """Turn one librouteros row into a sample, or ``None`` for a row that names no interface.
+
+    - ``.id`` or ``name`` missing: ``None`` (the caller skips the row; RouterOS only sends such
+      rows when the proplist is wrong, and one odd row must not cost the whole poll).
+    - ``name``, ``type``, ``.id``: always text, whatever librouteros made of them (``1234`` ->
+      ``"1234"``; a boolean goes back to ``"yes"``/``"no"``, the words RouterOS itself uses, since
+      librouteros does not say whether it read ``yes`` or ``true``). A missing ``type`` is ``""``.
+    - ``running``, ``disabled``: a bool, or the words true/false/yes/no in any case; missing is
+      ``False``. Anything else raises :class:`RowError`.
+    - counters: a non-negative int or a string of decimal digits; missing is 0. Anything else
+      (including a bool, which Python counts as an int) raises :class:`RowError` naming the field
+      and the value.
+    """
+    row_id = row.get(".id")
+    name = row.get("name")
+    if row_id is None or name is None:
+        return None
+    rx_byte, tx_byte, rx_packet, tx_packet = (_counter(row, field) for field in _COUNTERS)
+    return InterfaceSample(
+        id=_text(row_id),
+        name=_text(name),
+        type=_text(row.get("type", "")),
+        running=_flag(row, "running"),
+        disabled=_flag(row, "disabled"),
+        rx_byte=rx_byte,
+        tx_byte=tx_byte,
+        rx_packet=rx_packet,
+        tx_packet=tx_packet,
+    )
+
+
+def _text(value: object) -> str:
+    """Give back the text RouterOS sent for a field librouteros may have converted."""
+    # bool before str(): str(True) is "True", a word RouterOS never sends.
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _flag(row: Mapping[str, object], field: str) -> bool:
+    value = row.get(field, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    raise RowError(field, value, "true/false/yes/no")
+
+
+def _counter(row: Mapping[str, object], field: str) -> int:
+    value = row.get(field, 0)
+    # bool is a subclass of int: a counter that reads "yes" is garbage, not 1.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        try:
+            return int(value)
+        except ValueError:
+            # More digits than Python converts by default (sys.get_int_max_str_digits): no real
+            # counter is that long, and the error must say which field it was.
+            pass
+    raise RowError(field, value, "a non-negative integer counter")

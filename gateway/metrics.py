@@ -1,0 +1,97 @@
+"""Prometheus metrics, in a registry of the app's own (no module-level singletons)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Every metric of DESIGN.md, registered in ``registry``."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    router_requests: Counter = field(init=False)
+    router_poll_seconds: Histogram = field(init=False)
+    router_up: Gauge = field(init=False)
+    viewers: Gauge = field(init=False)
+    ws_connections: Gauge = field(init=False)
+    frames_sent: Counter = field(init=False)
+    frames_dropped: Counter = field(init=False)
+    slow_consumer_closes: Counter = field(init=False)
+    frame_encode: Counter = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        put = object.__setattr__  # frozen: the metrics are created once, here
+        put(
+            self,
+            "router_requests",
+            Counter(
+                "gateway_router_requests",
+                "RouterOS API requests by outcome (ok, timeout, error)",
+                ["router", "outcome"],
+                registry=r,
+            ),
+        )
+        put(
+            self,
+            "router_poll_seconds",
+            Histogram(
+                "gateway_router_poll_seconds",
+                "Duration of one poll (/interface/print) of a router",
+                ["router"],
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                registry=r,
+            ),
+        )
+        put(
+            self,
+            "router_up",
+            Gauge("gateway_router_up", "1 when the router answers", ["router"], registry=r),
+        )
+        put(
+            self,
+            "viewers",
+            Gauge("gateway_viewers", "Websocket subscribers per router", ["router"], registry=r),
+        )
+        put(
+            self,
+            "ws_connections",
+            Gauge("gateway_ws_connections", "Open websocket connections", registry=r),
+        )
+        put(
+            self,
+            "frames_sent",
+            Counter("gateway_frames_sent", "Traffic frames written to viewers", registry=r),
+        )
+        put(
+            self,
+            "frames_dropped",
+            Counter(
+                "gateway_frames_dropped",
+                "Traffic frames skipped for a backed-up viewer (a newer frame replaced them)",
+                registry=r,
+            ),
+        )
+        put(
+            self,
+            "slow_consumer_closes",
+            Counter(
+                "gateway_slow_consumer_closes",
+                "Viewers closed with 4408 for falling behind",
+                registry=r,
+            ),
+        )
+        put(
+            self,
+            "frame_encode",
+            Counter("gateway_frame_encode", "JSON encodings of traffic frames", registry=r),
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,213 @@
+"""One poll loop per router: poll while someone watches, publish frames, back off on failure.
+
+The poller is the only caller of its RouterClient, so exactly one request is ever in flight
+per router. A slow reply delays the next tick instead of stacking polls. Failures publish a
+``status`` frame (on change only), then back off with full jitter; bad credentials back off at
+least a minute. With nobody watching for ``linger`` seconds the poller goes idle, and after a
+further idle period it logs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+from gateway.config import PollSettings, RouterSettings
+from gateway.core.backoff import Backoff, auth_failure_delay
+from gateway.core.frames import status_frame, traffic_frame
+from gateway.core.model import PROPLIST, RouterState, RowError, Sample, parse_interface_row
+from gateway.core.rates import compute_rates
+from gateway.hub import Topic
+from gateway.metrics import Metrics
+from gateway.routeros import (
+    Connector,
+    RouterAuthFailed,
+    RouterClient,
+    RouterError,
+    RouterTimeout,
+    connect_librouteros,
+)
+
+logger = logging.getLogger(__name__)
+
+# After polling stops, keep the API session this long in case a viewer comes back.
+IDLE_LOGOUT: Final = 60.0
+
+Clock = Callable[[], float]
+
+
+class Poller:
+    """Polls one router while there is demand, and publishes to its topic.
+
+    Demand is a subscriber on the topic, or a REST read within the last ``linger`` seconds
+    (``touch()``). Call ``start()`` once; ``stop()`` ends the loop and logs out.
+    """
+
+    def __init__(
+        self,
+        router: RouterSettings,
+        poll: PollSettings,
+        topic: Topic,
+        metrics: Metrics,
+        *,
+        connect: Connector = connect_librouteros,
+        clock: Clock = time.monotonic,
+        wall: Clock = time.time,
+        idle_logout: float = IDLE_LOGOUT,
+    ) -> None:
+        self.router = router
+        self.interval = router.effective_interval(poll)
+        self.timeout = router.effective_timeout(poll)
+        self.linger = poll.linger
+        self.idle_logout = idle_logout
+        self.topic = topic
+        self.metrics = metrics
+        self.client = RouterClient(router, self.timeout, connect=connect)
+        self._filter = router.interface_filter()
+        self._clock = clock
+        self._wall = wall
+        self._backoff = Backoff(poll.backoff_initial, poll.backoff_max)
+        # The loop task; created by start(), cancelled and awaited by stop().
+        self._task: asyncio.Task[None] | None = None
+        # Set when demand appears (a subscriber or a REST read); the idle loop waits on it.
+        self._wake = asyncio.Event()
+        # Monotonic time until which demand lasts without a subscriber (REST reads, linger).
+        self._demand_until = -1.0
+        # The previous sample: the baseline for rates. Reset never; a reset router shows up as
+        # counters going down, which the rate rule handles.
+        self._previous: Sample | None = None
+        self.seq = 0
+        self.state: RouterState = "idle"
+        self.error: str | None = None
+        self.since = wall()
+        self.last_poll_ts: float | None = None
+        self._up = metrics.router_up.labels(router.id)
+        self._ok = metrics.router_requests.labels(router.id, "ok")
+        self._timeouts = metrics.router_requests.labels(router.id, "timeout")
+        self._errors = metrics.router_requests.labels(router.id, "error")
+        self._duration = metrics.router_poll_seconds.labels(router.id)
+        self._up.set(0)
+        topic.publish_status(status_frame(router.id, self.state, None, self.since))
+
+    # -- demand -------------------------------------------------------------------------------
+
+    def touch(self) -> None:
+        """A REST read: poll now if idle, and keep polling for ``linger`` seconds."""
+        self._demand_until = max(self._demand_until, self._clock() + self.linger)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """A viewer subscribed: poll now if idle."""
+        self._wake.set()
+
+    def _wanted(self) -> bool:
+        now = self._clock()
+        if self.topic.viewers:
+            self._demand_until = now + self.linger
+            return True
+        return now < self._demand_until
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"poller:{self.router.id}")
+
+    async def stop(self) -> None:
+        """Stop polling and log out of the router (bounded by the command deadline)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.client.close()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._wanted():
+                await self._poll_while_wanted()
+                self._set_state("idle", None)
+            if not self._wake.is_set() and self.client.connected:
+                # Nobody watches: keep the session a while for a returning viewer, then log out.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.idle_logout):
+                        await self._wake.wait()
+                if not self._wake.is_set():
+                    await self.client.close()
+                    logger.info("%s: logged out after %g s idle", self.router.id, self.idle_logout)
+
+    async def _poll_while_wanted(self) -> None:
+        if not self.client.connected and self.state != "down":
+            self._set_state("connecting", None)
+        next_tick = self._clock()
+        while self._wanted():
+            delay = await self._poll_once()
+            if delay is None:
+                # Success: keep the cadence; after a slow reply, poll again at once, never twice.
+                next_tick = max(next_tick + self.interval, self._clock())
+                delay = next_tick - self._clock()
+            else:
+                next_tick = self._clock() + delay
+            await asyncio.sleep(delay)
+
+    async def _poll_once(self) -> float | None:
+        """One request. Returns None on success, or how long to back off."""
+        started = self._clock()
+        try:
+            rows = await self.client.print_interfaces(PROPLIST)
+            at = self._clock()
+            samples = tuple(
+                s
+                for s in (parse_interface_row(r) for r in rows)
+                if s is not None and self._filter.matches(s.name)
+            )
+        except RouterAuthFailed as exc:
+            self._errors.inc()
+            self._fail(str(exc))
+            return auth_failure_delay(self._backoff.next_delay())
+        except RouterError as exc:
+            (self._timeouts if isinstance(exc, RouterTimeout) else self._errors).inc()
+            self._fail(str(exc))
+            return self._backoff.next_delay()
+        except RowError as exc:
+            self._errors.inc()
+            self._fail(f"{self.router.host}:{self.router.port}: unreadable interface row: {exc}")
+            return self._backoff.next_delay()
+        self._ok.inc()
+        self._duration.observe(at - started)
+        self._backoff.reset()
+        sample = Sample(at, samples)
+        rates = compute_rates(self._previous, sample)
+        self._previous = sample
+        self.seq += 1
+        ts = self._wall()
+        self.last_poll_ts = ts
+        self._set_state("up", None)
+        frame = traffic_frame(self.router.id, self.seq, ts, self.interval, False, rates)
+        before = self.topic.encodes
+        written = self.topic.publish(frame)
+        self.metrics.frame_encode.inc(self.topic.encodes - before)
+        self.metrics.frames_sent.inc(written)
+        return None
+
+    def _fail(self, error: str) -> None:
+        self._set_state("down", error)
+
+    def _set_state(self, state: RouterState, error: str | None) -> None:
+        """Publish and log a state change; repeating the same state and error does nothing."""
+        if (state, error) == (self.state, self.error):
+            return
+        self.state, self.error = state, error
+        self.since = self._wall()
+        self._up.set(1 if state == "up" else 0)
+        if state == "down":
+            logger.warning("%s: down: %s", self.router.id, error)
+        else:
+            logger.info("%s: %s", self.router.id, state)
+        self.topic.publish_status(status_frame(self.router.id, state, error, self.since))

@@ -1,0 +1,233 @@
+"""RouterClient: one persistent RouterOS API session per router, over librouteros' async API.
+
+This is the only module that imports librouteros. Its exceptions are translated here into the
+gateway's own three (unavailable, auth failed, protocol error), so the rest of the gateway never
+sees a library type. librouteros sends no command tags, so one connection carries one command at
+a time, and after a timeout or an error in the middle of a reply the stream is out of step: the
+connection is then discarded, never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final
+
+import librouteros
+from librouteros.exceptions import (
+    ConnectionClosed,
+    FatalError,
+    LibRouterosError,
+    MultiTrapError,
+    ProtocolError,
+    TrapError,
+)
+from librouteros.login import encode_password
+
+from gateway.config import RouterSettings
+
+logger = logging.getLogger(__name__)
+
+Row = Mapping[str, object]
+
+# What real routers answer to bad credentials (6.45+/v7, and the pre-6.43 challenge login).
+_AUTH_TRAPS: Final = ("invalid user name or password", "cannot log in")
+
+
+class RouterError(Exception):
+    """Something went wrong talking to a router. The message never contains a secret."""
+
+
+class RouterUnavailable(RouterError):
+    """The router did not answer in time, refused or dropped the connection, or ended it."""
+
+
+class RouterTimeout(RouterUnavailable):
+    """The router did not answer within the deadline."""
+
+
+class RouterAuthFailed(RouterError):
+    """The router refused our credentials. Retrying fast would lock the account: back off."""
+
+
+class RouterProtocolError(RouterError):
+    """The router answered something we cannot use (a trap, garbage, an unexpected reply)."""
+
+
+Connector = Callable[[RouterSettings, float], Awaitable[librouteros.api.AsyncApi]]
+
+
+async def _login(api: librouteros.api.AsyncApi, username: str, password: str) -> None:
+    """Log in with the 6.43+ method, falling back to the challenge when the router sends one.
+
+    librouteros' own ``async_plain`` ignores the reply, so against a pre-6.43 router (which
+    answers ``/login =name= =password=`` with a challenge instead of logging in) it would
+    "succeed" without a session. A challenge in the reply means an old router: answer it.
+    """
+    rows = [r async for r in api("/login", name=username, password=password)]
+    challenge = next((str(r["ret"]) for r in rows if "ret" in r), None)
+    if challenge is not None:
+        response = encode_password(challenge, password)
+        [r async for r in api("/login", name=username, response=response)]
+
+
+async def _login_token(api: librouteros.api.AsyncApi, username: str, password: str) -> None:
+    rows = [r async for r in api("/login")]
+    challenge = next((str(r["ret"]) for r in rows if "ret" in r), None)
+    if challenge is None:
+        raise RouterProtocolError("router sent no login challenge (is it older than 6.43?)")
+    response = encode_password(challenge, password)
+    [r async for r in api("/login", name=username, response=response)]
+
+
+async def connect_librouteros(router: RouterSettings, timeout: float) -> librouteros.api.AsyncApi:
+    """Open and log in one API session (the default connector)."""
+    context: ssl.SSLContext | None = None
+    if router.tls:
+        # Routers ship self-signed certificates (or none: anonymous DH); like Winbox and every
+        # monitoring tool, we use TLS for privacy on the wire, not to authenticate the router.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with contextlib.suppress(ssl.SSLError):
+            context.set_ciphers("DEFAULT:ADH:@SECLEVEL=0")
+    return await librouteros.async_connect(
+        router.host,
+        router.username,
+        router.password.reveal(),
+        port=router.port,
+        timeout=timeout,
+        encoding=router.encoding,
+        ssl_wrapper=context,
+        login_method=_login_token if router.login_method == "token" else _login,
+    )
+
+
+class RouterClient:
+    """One long-lived API session to one router; at most one command in flight.
+
+    ``connect`` (injectable) opens and logs in a session. Every call has a deadline of
+    ``timeout`` seconds for connect plus login, and again for each command.
+    """
+
+    def __init__(
+        self,
+        router: RouterSettings,
+        timeout: float,
+        *,
+        connect: Connector = connect_librouteros,
+    ) -> None:
+        self.router = router
+        self.timeout = timeout
+        self._connect = connect
+        self._where = f"{router.host}:{router.port}"
+        # The live session, or None. Only the caller of print_interfaces()/close() touches it,
+        # and the lock below keeps that to one at a time.
+        self._api: librouteros.api.AsyncApi | None = None
+        # One command in flight per connection: librouteros cannot match replies to requests.
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._api is not None
+
+    async def run(self, command: str, *words: str) -> list[Row]:
+        """Run one command (connecting and logging in first if needed) and return its rows."""
+        async with self._lock:
+            api = await self._ensure_session()
+            in_step = False
+            try:
+                async with asyncio.timeout(self.timeout):
+                    rows = [row async for row in api.rawCmd(command, *words)]
+                in_step = True
+                return rows
+            except TimeoutError:
+                raise RouterTimeout(
+                    f"{self._where}: no reply to {command} within {self.timeout:g} s"
+                ) from None
+            except (TrapError, MultiTrapError) as exc:
+                # A trap ends with !done: the stream is still in step, keep the session.
+                in_step = True
+                raise RouterProtocolError(f"{self._where}: {command} failed: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - the translation boundary, re-raised as ours
+                raise self._translate(exc, command) from None
+            finally:
+                # After a timeout, an error or a cancellation mid-reply, the stream is out of
+                # step: never reuse it.
+                if not in_step:
+                    self._discard()
+
+    async def print_interfaces(self, proplist: Sequence[str]) -> list[Row]:
+        """``/interface/print`` of only the named properties, in one request."""
+        return await self.run("/interface/print", f"=.proplist={','.join(proplist)}")
+
+    async def _ensure_session(self) -> librouteros.api.AsyncApi:
+        if self._api is not None:
+            return self._api
+        try:
+            async with asyncio.timeout(self.timeout):
+                self._api = await self._connect(self.router, self.timeout)
+        except TimeoutError:
+            raise RouterTimeout(
+                f"{self._where}: no answer to connect and login within {self.timeout:g} s"
+            ) from None
+        except (TrapError, MultiTrapError) as exc:
+            message = str(exc)
+            if any(text in message for text in _AUTH_TRAPS):
+                raise RouterAuthFailed(
+                    f"{self._where}: login as {self.router.username!r} refused: {message}"
+                ) from None
+            raise RouterProtocolError(f"{self._where}: login failed: {message}") from None
+        except RouterError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the translation boundary, re-raised as ours
+            raise self._translate(exc, "login") from None
+        logger.debug("%s: logged in", self.router.id)
+        return self._api
+
+    def _translate(self, exc: Exception, doing: str) -> RouterError:
+        """Turn a library or socket error into ours."""
+        where = self._where
+        if isinstance(exc, FatalError):
+            return RouterUnavailable(f"{where}: router ended the session during {doing}: {exc}")
+        if isinstance(exc, ConnectionClosed):
+            return RouterUnavailable(f"{where}: connection closed by the router during {doing}")
+        if isinstance(exc, ConnectionRefusedError):
+            return RouterUnavailable(f"{where}: connection refused")
+        if isinstance(exc, OSError):
+            reason = exc.strerror or type(exc).__name__
+            return RouterUnavailable(f"{where}: network error during {doing}: {reason}")
+        if isinstance(exc, ProtocolError | LibRouterosError | ValueError | UnicodeError):
+            return RouterProtocolError(f"{where}: unreadable reply during {doing}: {exc}")
+        logger.exception("%s: unexpected error during %s", self.router.id, doing)
+        return RouterProtocolError(f"{where}: unexpected {type(exc).__name__} during {doing}")
+
+    def _discard(self) -> None:
+        """Drop the session without talking to the router (its stream may be out of step)."""
+        api, self._api = self._api, None
+        if api is None:
+            return
+        transport = getattr(api.protocol.transport, "writer", None)
+        if transport is not None:
+            transport.transport.abort()
+
+    async def close(self) -> None:
+        """Log out politely (``/quit``), within the deadline, then drop the session."""
+        async with self._lock:
+            api, self._api = self._api, None
+            if api is None:
+                return
+            try:
+                async with asyncio.timeout(min(self.timeout, 1.0)):
+                    await api.protocol.writeSentence("/quit")
+                    await api.protocol.readSentence()
+            except (TimeoutError, FatalError, LibRouterosError, OSError):
+                pass  # !fatal "session terminated on request" is the expected answer
+            finally:
+                writer = getattr(api.protocol.transport, "writer", None)
+                if writer is not None:
+                    writer.transport.abort()
+            logger.debug("%s: logged out", self.router.id)

@@ -1,0 +1,30 @@
+"""The running gateway's shared state, stored in the app under one typed key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gateway.config import Settings
+from gateway.hub import Hub
+from gateway.metrics import Metrics
+
+if TYPE_CHECKING:
+    from gateway.poller import Poller
+    from gateway.ws import Viewer
+
+
+@dataclass(slots=True)
+class AppState:
+    """What the handlers share. Mutated only on the event loop."""
+
+    settings: Settings
+    hub: Hub
+    metrics: Metrics
+    # One poller per router id; created at start-up, stopped at cleanup.
+    pollers: dict[str, Poller] = field(default_factory=dict)
+    # Every open websocket; the shutdown sequence closes them with 1001.
+    viewers: set[Viewer] = field(default_factory=set)
+    # False until start-up finished, and again from the moment draining begins.
+    ready: bool = False
+    draining: bool = False

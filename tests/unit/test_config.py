@@ -1,0 +1,607 @@
+"""The TOML configuration: defaults, precise errors, secrets kept secret, environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import (
+    AuthSettings,
+    ClusterSettings,
+    ConfigError,
+    PollSettings,
+    RouterSettings,
+    Secret,
+    ServerSettings,
+    Settings,
+    load_settings,
+    settings_from_dict,
+)
+from gateway.core.frames import InterfaceFilter
+
+PASSWORD = "s3cr3t-router-pw"
+JWT_SECRET = "jwt-signing-key-0123456789"
+ENV = {"CORE1_PASSWORD": PASSWORD}
+
+ROUTER = """
+[[routers]]
+id = "core-1"
+host = "192.0.2.1"
+username = "monitor"
+password_env = "CORE1_PASSWORD"
+"""
+
+FULL = """
+[server]
+host = "127.0.0.1"
+port = 9090
+allowed_origins = ["https://noc.example.com", "http://localhost:3000"]
+max_connections = 500
+shutdown_grace = 5.0
+
+[auth]
+mode = "jwt"
+jwt_secret_env = "JWT_KEY"
+
+[poll]
+interval = 2
+timeout = 1.5
+linger = 0
+history = 60
+backoff_initial = 1.0
+backoff_max = 10.0
+
+[cluster]
+redis_url = "redis://redis:6379/0"
+
+[[routers]]
+id = "core-1"
+name = "Core router"
+host = "192.0.2.1"
+port = 18728
+username = "monitor"
+password_env = "CORE1_PASSWORD"
+tls = false
+encoding = "utf-8"
+
+[[routers]]
+id = "isp.edge_2"
+host = "edge.example.net"
+username = "api"
+password_file = "edge.secret"
+tls = true
+encoding = "cp1251"
+interval = 5.0
+timeout = 4
+interfaces = ["ether*", "<pppoe-*>"]
+login_method = "token"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_error(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), env=ENV if env is None else env)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "config.toml: " in message
+    return message
+
+
+def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
+    """A file with only one router runs with every documented default."""
+    settings = load_settings(write(tmp_path, ROUTER), env=ENV)
+    assert settings == Settings(
+        server=ServerSettings(
+            host="0.0.0.0",
+            port=8080,
+            allowed_origins=(),
+            max_connections=20000,
+            shutdown_grace=10.0,
+        ),
+        auth=AuthSettings(mode="none", jwt_secret=None),
+        poll=PollSettings(
+            interval=1.0,
+            timeout=3.0,
+            linger=10.0,
+            history=300,
+            backoff_initial=0.5,
+            backoff_max=30.0,
+        ),
+        cluster=ClusterSettings(redis_url=""),
+        routers=(
+            RouterSettings(
+                id="core-1",
+                name="core-1",
+                host="192.0.2.1",
+                port=8728,
+                username="monitor",
+                password=Secret(PASSWORD),
+                tls=False,
+                encoding="utf-8",
+                interval=None,
+                timeout=None,
+                interfaces=(),
+                login_method="plain",
+            ),
+        ),
+    )
+    assert not settings.cluster.enabled
+
+
+def test_full_file_loads_every_key(tmp_path: Path) -> None:
+    """Every documented key is read into the settings."""
+    (tmp_path / "edge.secret").write_text("edge-pw\n", encoding="utf-8")
+    env = {**ENV, "JWT_KEY": JWT_SECRET}
+    settings = load_settings(write(tmp_path, FULL), env=env)
+    assert settings.server == ServerSettings(
+        "127.0.0.1", 9090, ("https://noc.example.com", "http://localhost:3000"), 500, 5.0
+    )
+    assert settings.auth.mode == "jwt"
+    assert settings.auth.jwt_secret is not None
+    assert settings.auth.jwt_secret.reveal() == JWT_SECRET
+    assert settings.poll == PollSettings(2.0, 1.5, 0.0, 60, 1.0, 10.0)
+    assert settings.cluster.enabled
+    core, edge = settings.routers
+    assert (core.name, core.port, core.password.reveal()) == ("Core router", 18728, PASSWORD)
+    assert (edge.id, edge.name, edge.port, edge.tls) == ("isp.edge_2", "isp.edge_2", 8729, True)
+    assert edge.password.reveal() == "edge-pw"
+    assert (edge.encoding, edge.login_method) == ("cp1251", "token")
+    assert edge.interfaces == ("ether*", "<pppoe-*>")
+    assert edge.interface_filter() == InterfaceFilter.of(["<pppoe-*>", "ether*"])
+    assert core.interface_filter() == InterfaceFilter.all()
+
+
+def test_router_inherits_or_overrides_poll_timing(tmp_path: Path) -> None:
+    """A router without its own interval and timeout uses [poll]'s; one with its own keeps them."""
+    (tmp_path / "edge.secret").write_text("edge-pw", encoding="utf-8")
+    settings = load_settings(write(tmp_path, FULL), env={**ENV, "JWT_KEY": JWT_SECRET})
+    core, edge = settings.routers
+    assert (core.effective_interval(settings.poll), core.effective_timeout(settings.poll)) == (
+        2.0,
+        1.5,
+    )
+    assert (edge.effective_interval(settings.poll), edge.effective_timeout(settings.poll)) == (
+        5.0,
+        4.0,
+    )
+
+
+def test_password_file_relative_to_config_and_newline_stripped(tmp_path: Path) -> None:
+    """A password file next to the config is found, and its trailing newline is not the password."""
+    (tmp_path / "pw").write_text("from-file\r\n", encoding="utf-8")
+    text = ROUTER.replace('password_env = "CORE1_PASSWORD"', 'password_file = "pw"')
+    (router,) = load_settings(write(tmp_path, text), env={}).routers
+    assert router.password.reveal() == "from-file"
+
+
+def test_plain_password_for_development(tmp_path: Path) -> None:
+    """A password written in the file (development only) is accepted."""
+    text = ROUTER.replace('password_env = "CORE1_PASSWORD"', 'password = "dev"')
+    (router,) = load_settings(write(tmp_path, text), env={}).routers
+    assert router.password.reveal() == "dev"
+
+
+def test_jwt_secret_from_file(tmp_path: Path) -> None:
+    """In jwt mode the signing secret can come from a mounted file."""
+    secret_file = tmp_path / "jwt"
+    secret_file.write_text(JWT_SECRET + "\n", encoding="utf-8")
+    text = f'[auth]\nmode = "jwt"\njwt_secret_file = "{secret_file}"\n' + ROUTER
+    secret = load_settings(write(tmp_path, text), env=ENV).auth.jwt_secret
+    assert secret == Secret(JWT_SECRET)
+
+
+def test_jwt_secret_default_variable(tmp_path: Path) -> None:
+    """jwt mode without a named source reads GATEWAY_JWT_SECRET."""
+    text = '[auth]\nmode = "jwt"\n' + ROUTER
+    settings = load_settings(write(tmp_path, text), env={**ENV, "GATEWAY_JWT_SECRET": JWT_SECRET})
+    assert settings.auth.jwt_secret == Secret(JWT_SECRET)
+
+
+def test_none_mode_needs_no_jwt_secret(tmp_path: Path) -> None:
+    """Without auth, a missing JWT secret variable is not an error."""
+    text = '[auth]\nmode = "none"\njwt_secret_env = "NOT_SET"\n' + ROUTER
+    assert load_settings(write(tmp_path, text), env=ENV).auth == AuthSettings("none", None)
+
+
+ERROR_CASES = [
+    pytest.param("[server\nport = 1\n", ["line 1", "column", "invalid TOML"], id="syntax"),
+    pytest.param(
+        "[severs]\n" + ROUTER,
+        ["severs: unknown key", "expected one of auth, cluster, poll, routers, server"],
+        id="unknown-section",
+    ),
+    pytest.param(
+        "[server]\nprot = 1\n" + ROUTER,
+        ["server.prot: unknown key", "host", "max_connections", 'did you mean "port"'],
+        id="unknown-server-key",
+    ),
+    pytest.param(
+        ROUTER + 'pasword = "x"\n',
+        ["routers[0].pasword: unknown key", "password_env", "login_method"],
+        id="unknown-router-key",
+    ),
+    pytest.param(
+        ROUTER.replace('id = "core-1"', ""),
+        ["routers[0].id: missing required key", "expected a non-empty string"],
+        id="missing-id",
+    ),
+    pytest.param(
+        ROUTER.replace('host = "192.0.2.1"', ""),
+        ["routers[0].host: missing required key"],
+        id="missing-host",
+    ),
+    pytest.param(
+        ROUTER.replace('username = "monitor"', ""),
+        ["routers[0].username: missing required key"],
+        id="missing-username",
+    ),
+    pytest.param(
+        ROUTER.replace('host = "192.0.2.1"', 'host = ""'),
+        ['routers[0].host: expected a non-empty string, got ""'],
+        id="empty-host",
+    ),
+    pytest.param(
+        '[poll]\ninterval = "fast"\n' + ROUTER,
+        ['poll.interval: expected a positive number, got "fast"'],
+        id="interval-text",
+    ),
+    pytest.param(
+        "[poll]\ninterval = 0\n" + ROUTER,
+        ["poll.interval: expected a positive number, got 0"],
+        id="interval-zero",
+    ),
+    pytest.param(
+        "[poll]\ntimeout = -1.5\n" + ROUTER,
+        ["poll.timeout: expected a positive number, got -1.5"],
+        id="timeout-negative",
+    ),
+    pytest.param(
+        "[poll]\ninterval = true\n" + ROUTER,
+        ["poll.interval: expected a positive number, got true"],
+        id="interval-bool",
+    ),
+    pytest.param(
+        "[poll]\ntimeout = inf\n" + ROUTER,
+        ["poll.timeout: expected a positive number, got inf"],
+        id="timeout-inf",
+    ),
+    pytest.param(
+        "[poll]\nhistory = 0\n" + ROUTER,
+        ["poll.history: expected a positive integer, got 0"],
+        id="history-zero",
+    ),
+    pytest.param(
+        "[poll]\nhistory = 10.5\n" + ROUTER,
+        ["poll.history: expected a positive integer, got 10.5"],
+        id="history-float",
+    ),
+    pytest.param(
+        "[poll]\nlinger = -1\n" + ROUTER,
+        ["poll.linger: expected a non-negative number, got -1"],
+        id="linger-negative",
+    ),
+    pytest.param(
+        "[poll]\nbackoff_initial = 5\nbackoff_max = 1\n" + ROUTER,
+        ["poll.backoff_max: expected a number >= backoff_initial (5.0), got 1.0"],
+        id="backoff-max-below-initial",
+    ),
+    pytest.param(
+        ROUTER + "interval = -2\n",
+        ["routers[0].interval: expected a positive number, got -2"],
+        id="router-interval",
+    ),
+    pytest.param(
+        ROUTER + "port = 0\n",
+        ["routers[0].port: expected an integer from 1 to 65535, got 0"],
+        id="router-port-zero",
+    ),
+    pytest.param(
+        ROUTER + "port = 70000\n",
+        ["routers[0].port: expected an integer from 1 to 65535, got 70000"],
+        id="router-port-high",
+    ),
+    pytest.param(
+        ROUTER + "port = true\n",
+        ["routers[0].port: expected an integer from 1 to 65535, got true"],
+        id="router-port-bool",
+    ),
+    pytest.param(
+        ROUTER + 'port = "8728"\n',
+        ['routers[0].port: expected an integer from 1 to 65535, got "8728"'],
+        id="router-port-text",
+    ),
+    pytest.param(
+        "[server]\nport = 65536\n" + ROUTER,
+        ["server.port: expected an integer from 0 to 65535, got 65536"],
+        id="server-port",
+    ),
+    pytest.param(
+        "[server]\nmax_connections = 0\n" + ROUTER,
+        ["server.max_connections: expected a positive integer, got 0"],
+        id="max-connections",
+    ),
+    pytest.param(
+        '[server]\nallowed_origins = "https://a.example"\n' + ROUTER,
+        ["server.allowed_origins: expected an array of non-empty strings, got"],
+        id="origins-not-array",
+    ),
+    pytest.param(
+        '[server]\nallowed_origins = ["noc.example.com"]\n' + ROUTER,
+        ["server.allowed_origins[0]: expected an origin like", '"noc.example.com"'],
+        id="origin-without-scheme",
+    ),
+    pytest.param(
+        ROUTER + 'tls = "yes"\n',
+        ['routers[0].tls: expected true or false, got "yes"'],
+        id="tls-text",
+    ),
+    pytest.param(
+        ROUTER + 'interfaces = "ether1"\n',
+        ['routers[0].interfaces: expected an array of non-empty strings, got "ether1"'],
+        id="interfaces-not-array",
+    ),
+    pytest.param(
+        ROUTER + 'interfaces = ["ether1", 2]\n',
+        ["routers[0].interfaces[1]: expected a non-empty string, got 2"],
+        id="interface-glob-not-text",
+    ),
+    pytest.param(
+        ROUTER + 'encoding = "utf-9"\n',
+        ['routers[0].encoding: expected a known text encoding, got "utf-9"'],
+        id="encoding-unknown",
+    ),
+    pytest.param(
+        ROUTER + 'encoding = "base64"\n',
+        ['routers[0].encoding: expected a known text encoding, got "base64"'],
+        id="encoding-not-text",
+    ),
+    pytest.param(
+        ROUTER + 'login_method = "md5"\n',
+        ['routers[0].login_method: expected one of "plain", "token", got "md5"'],
+        id="login-method",
+    ),
+    pytest.param(
+        ROUTER.replace('id = "core-1"', 'id = "core 1!"'),
+        ["routers[0].id: expected 1 to 64 letters", '"core 1!"'],
+        id="id-characters",
+    ),
+    pytest.param(
+        ROUTER.replace('id = "core-1"', 'id = "-core"'),
+        ["routers[0].id: expected", "starting with a letter or digit", '"-core"'],
+        id="id-leading-dash",
+    ),
+    pytest.param(
+        ROUTER.replace('id = "core-1"', f'id = "{"a" * 65}"'),
+        ["routers[0].id: expected 1 to 64"],
+        id="id-too-long",
+    ),
+    pytest.param(
+        ROUTER + ROUTER.replace('host = "192.0.2.1"', 'host = "192.0.2.2"'),
+        ['routers[1].id: expected a unique router id, got "core-1"', "routers[0]"],
+        id="duplicate-id",
+    ),
+    pytest.param(
+        "[server]\nport = 8080\n",
+        ["routers: expected at least one [[routers]] table, got none"],
+        id="no-routers",
+    ),
+    pytest.param(
+        '[routers]\nid = "core-1"\n',
+        ["routers: expected an array of tables ([[routers]]), got a table"],
+        id="routers-as-table",
+    ),
+    pytest.param(
+        "server = 5\n" + ROUTER,
+        ["server: expected a table, got 5"],
+        id="section-not-table",
+    ),
+    pytest.param(
+        '[auth]\nmode = "oauth"\n' + ROUTER,
+        ['auth.mode: expected one of "none", "jwt", got "oauth"'],
+        id="auth-mode",
+    ),
+    pytest.param(
+        ROUTER.replace('password_env = "CORE1_PASSWORD"', ""),
+        [
+            "routers[0]: expected exactly one of password_env, password_file or password",
+            "got none",
+        ],
+        id="no-password-source",
+    ),
+    pytest.param(
+        ROUTER + 'password = "also"\n',
+        ["routers[0]: expected exactly one of", "got password_env and password"],
+        id="two-password-sources",
+    ),
+    pytest.param(
+        '[auth]\nmode = "jwt"\njwt_secret_env = "A"\njwt_secret_file = "b"\n' + ROUTER,
+        ["auth: expected one of jwt_secret_env or jwt_secret_file, got both"],
+        id="two-jwt-sources",
+    ),
+    pytest.param(
+        '[auth]\nmode = "jwt"\njwt_secret_env = "MISSING_JWT"\n' + ROUTER,
+        ['auth.jwt_secret_env: environment variable "MISSING_JWT" is not set'],
+        id="jwt-env-missing",
+    ),
+    pytest.param(
+        '[cluster]\nredis_url = "http://redis:6379"\n' + ROUTER,
+        ["cluster.redis_url: expected", "redis://", '"http://redis:6379"'],
+        id="redis-scheme",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ERROR_CASES)
+def test_config_errors_name_file_key_and_expectation(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
+    """Each mistake stops start-up with one line naming the file, the key and what was expected."""
+    message = load_error(tmp_path, text)
+    for part in expected:
+        assert part in message
+    assert PASSWORD not in message
+
+
+def test_error_message_format_matches_documentation(tmp_path: Path) -> None:
+    """The message reads "<file>: <key>: expected ..., got ..."."""
+    path = write(tmp_path, '[poll]\ninterval = "fast"\n' + ROUTER)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env=ENV)
+    assert str(caught.value) == f'{path}: poll.interval: expected a positive number, got "fast"'
+
+
+def test_missing_password_variable_names_router_and_variable(tmp_path: Path) -> None:
+    """An unset password variable is reported with the router and the variable name."""
+    message = load_error(tmp_path, ROUTER, env={})
+    assert "routers[0].password_env" in message
+    assert '"CORE1_PASSWORD"' in message
+    assert '"core-1"' in message
+
+
+def test_unreadable_password_file_names_the_path(tmp_path: Path) -> None:
+    """A password file that cannot be read is reported with its path."""
+    text = ROUTER.replace('password_env = "CORE1_PASSWORD"', 'password_file = "nope.secret"')
+    message = load_error(tmp_path, text)
+    assert "routers[0].password_file: cannot read" in message
+    assert str(tmp_path / "nope.secret") in message
+
+
+def test_empty_jwt_secret_is_refused(tmp_path: Path) -> None:
+    """An empty signing key, which would let anyone mint tokens, stops start-up."""
+    text = '[auth]\nmode = "jwt"\n' + ROUTER
+    message = load_error(tmp_path, text, env={**ENV, "GATEWAY_JWT_SECRET": ""})
+    assert "auth.jwt_secret_env: expected a non-empty JWT secret" in message
+
+
+def test_unreadable_config_file(tmp_path: Path) -> None:
+    """A missing configuration file is reported by name."""
+    path = tmp_path / "missing.toml"
+    with pytest.raises(ConfigError, match=r"missing\.toml: cannot read the file"):
+        load_settings(path, env=ENV)
+
+
+def test_secrets_never_appear_in_repr(tmp_path: Path) -> None:
+    """Printing the settings shows no password, no JWT secret and no Redis password."""
+    (tmp_path / "edge.secret").write_text("edge-file-pw\n", encoding="utf-8")
+    text = FULL.replace("redis://redis:6379/0", "redis://:redis-pw@redis:6379/0")
+    settings = load_settings(write(tmp_path, text), env={**ENV, "JWT_KEY": JWT_SECRET})
+    shown = repr(settings) + str(settings)
+    for secret in (PASSWORD, JWT_SECRET, "edge-file-pw", "redis-pw"):
+        assert secret not in shown
+    assert "Secret('***')" in shown
+    assert f"{settings.routers[0].password}" == "Secret('***')"
+    assert settings.cluster.redis_url == "redis://:redis-pw@redis:6379/0"
+
+
+def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
+    """Even a password of the wrong type or a bad Redis URL is not echoed in the error."""
+    text = ROUTER.replace('password_env = "CORE1_PASSWORD"', "password = 987654321")
+    message = load_error(tmp_path, text)
+    assert message.endswith("routers[0].password: expected a string, got an integer")
+    assert "987654321" not in message
+    redis = '[cluster]\nredis_url = "http://:redis-pw@redis"\n' + ROUTER
+    assert "redis-pw" not in load_error(tmp_path, redis)
+
+
+def test_later_error_does_not_leak_resolved_secrets(tmp_path: Path) -> None:
+    """A config error after secrets were read still contains none of them."""
+    (tmp_path / "edge.secret").write_text("edge-file-pw", encoding="utf-8")
+    text = FULL + '\n[[routers]]\nid = "bad id"\nhost = "h"\nusername = "u"\npassword = "p"\n'
+    message = load_error(tmp_path, text, env={**ENV, "JWT_KEY": JWT_SECRET})
+    assert "routers[2].id" in message
+    for secret in (PASSWORD, JWT_SECRET, "edge-file-pw"):
+        assert secret not in message
+
+
+def test_environment_overrides_file_values(tmp_path: Path) -> None:
+    """GATEWAY_<SECTION>_<KEY> variables win over the file, parsed to the key's type."""
+    env = {
+        **ENV,
+        "GATEWAY_SERVER_PORT": "9000",
+        "GATEWAY_SERVER_HOST": "::",
+        "GATEWAY_SERVER_ALLOWED_ORIGINS": "https://a.example, https://B.example:8443,",
+        "GATEWAY_POLL_INTERVAL": "0.5",
+        "GATEWAY_POLL_HISTORY": "120",
+        "GATEWAY_CLUSTER_REDIS_URL": "redis://redis:6379/1",
+        "GATEWAY_AUTH_MODE": "jwt",
+        "GATEWAY_JWT_SECRET": JWT_SECRET,
+    }
+    settings = load_settings(write(tmp_path, "[server]\nport = 8081\n" + ROUTER), env=env)
+    assert (settings.server.host, settings.server.port) == ("::", 9000)
+    assert settings.server.allowed_origins == ("https://a.example", "https://b.example:8443")
+    assert (settings.poll.interval, settings.poll.history) == (0.5, 120)
+    assert settings.routers[0].effective_interval(settings.poll) == 0.5
+    assert settings.cluster.redis_url == "redis://redis:6379/1"
+    assert settings.auth == AuthSettings("jwt", Secret(JWT_SECRET))
+
+
+def test_environment_secret_source_replaces_file_source(tmp_path: Path) -> None:
+    """Pointing GATEWAY_AUTH_JWT_SECRET_FILE at a mounted secret replaces the file's variable."""
+    secret_file = tmp_path / "mounted"
+    secret_file.write_text(JWT_SECRET, encoding="utf-8")
+    text = '[auth]\nmode = "jwt"\njwt_secret_env = "UNSET"\n' + ROUTER
+    env = {**ENV, "GATEWAY_AUTH_JWT_SECRET_FILE": str(secret_file)}
+    assert load_settings(write(tmp_path, text), env=env).auth.jwt_secret == Secret(JWT_SECRET)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("GATEWAY_POLL_INTERVAL", "fast", 'expected a positive number, got "fast"'),
+        ("GATEWAY_POLL_TIMEOUT", "0", "expected a positive number, got 0.0"),
+        ("GATEWAY_SERVER_PORT", "http", 'expected an integer from 0 to 65535, got "http"'),
+        ("GATEWAY_SERVER_PORT", "99999", "expected an integer from 0 to 65535, got 99999"),
+        ("GATEWAY_POLL_HISTORY", "1.5", 'expected a positive integer, got "1.5"'),
+        ("GATEWAY_AUTH_MODE", "JWT", 'expected one of "none", "jwt", got "JWT"'),
+        ("GATEWAY_SERVER_ALLOWED_ORIGINS", "https://ok.example,nope", "expected an origin like"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    """A bad override is reported under the variable's name with what was expected."""
+    message = load_error(tmp_path, ROUTER, env={**ENV, variable: value})
+    assert f"config.toml: {variable} (" in message
+    assert expected in message
+
+
+def test_settings_from_dict_without_a_file() -> None:
+    """Settings can be built from plain data, named by a source label in errors."""
+    data: dict[str, object] = {
+        "poll": {"interval": 0.25},
+        "routers": [{"id": "lab", "host": "127.0.0.1", "username": "admin", "password": "admin"}],
+    }
+    settings = settings_from_dict(data, source="demo", env={})
+    assert settings.poll.interval == 0.25
+    assert settings.routers[0].password.reveal() == "admin"
+    assert data["poll"] == {"interval": 0.25}
+    with pytest.raises(ConfigError, match=r"^demo: routers: expected at least one"):
+        settings_from_dict({}, source="demo", env={})
+
+
+def test_environment_override_does_not_modify_input() -> None:
+    """Applying environment overrides leaves the caller's data untouched."""
+    poll: dict[str, object] = {"interval": 2.0}
+    data: dict[str, object] = {
+        "poll": poll,
+        "routers": [{"id": "lab", "host": "h", "username": "u", "password": ""}],
+    }
+    settings = settings_from_dict(data, source="demo", env={"GATEWAY_POLL_INTERVAL": "3"})
+    assert settings.poll.interval == 3.0
+    assert poll == {"interval": 2.0}
+
+
+def test_secret_compares_by_value_and_hides_it() -> None:
+    """Two secrets with the same value are equal; neither prints its value."""
+    assert Secret("a") == Secret("a")
+    assert Secret("a") != Secret("b")
+    assert hash(Secret("a")) == hash(Secret("a"))
+    assert repr(Secret("a")) == str(Secret("a")) == "Secret('***')"
+    assert Secret("a").reveal() == "a"

@@ -1,0 +1,140 @@
+"""Reading ``/interface/print`` rows as librouteros delivers them."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.core.model import PROPLIST, InterfaceSample, RowError, parse_interface_row
+
+
+def test_typical_row_becomes_a_sample() -> None:
+    """A row with librouteros' converted values becomes a sample with the same numbers."""
+    row: dict[str, object] = {
+        ".id": "*1",
+        "name": "ether1",
+        "type": "ether",
+        "running": True,
+        "disabled": False,
+        "rx-byte": 123456789,
+        "tx-byte": 987654321,
+        "rx-packet": 1000,
+        "tx-packet": 2000,
+    }
+    assert parse_interface_row(row) == InterfaceSample(
+        id="*1",
+        name="ether1",
+        type="ether",
+        running=True,
+        disabled=False,
+        rx_byte=123456789,
+        tx_byte=987654321,
+        rx_packet=1000,
+        tx_packet=2000,
+    )
+
+
+def test_numeric_name_stays_text() -> None:
+    """An interface named 1234 (which librouteros turns into an int) keeps its name "1234"."""
+    sample = parse_interface_row({".id": "*2", "name": 1234, "type": "vlan"})
+    assert sample is not None
+    assert sample.name == "1234"
+
+
+def test_boolean_looking_name_is_shown_as_routeros_writes_it() -> None:
+    """An interface named "no" (turned into False by librouteros) is shown as "no", not "False"."""
+    sample = parse_interface_row({".id": "*3", "name": False, "type": True})
+    assert sample is not None
+    assert (sample.name, sample.type) == ("no", "yes")
+
+
+def test_unrelated_fields_are_ignored() -> None:
+    """Fields outside the proplist (mtu=auto, comments) do not disturb the sample."""
+    sample = parse_interface_row(
+        {".id": "*4", "name": "bridge", "mtu": "auto", "comment": 42, "rx-byte": 5}
+    )
+    assert sample is not None
+    assert sample.rx_byte == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("true", True), ("yes", True), ("TRUE", True), ("false", False), ("no", False)],
+)
+def test_boolean_words_are_read(text: str, expected: bool) -> None:
+    """Running and disabled flags sent as words read as booleans."""
+    sample = parse_interface_row({".id": "*1", "name": "e", "running": text, "disabled": text})
+    assert sample is not None
+    assert (sample.running, sample.disabled) == (expected, expected)
+
+
+def test_missing_flags_and_counters_default() -> None:
+    """A row without flags or counters reads as not running, enabled, all counters zero."""
+    sample = parse_interface_row({".id": "*9", "name": "wlan1"})
+    assert sample == InterfaceSample("*9", "wlan1", "", False, False, 0, 0, 0, 0)
+
+
+def test_counter_with_leading_zeros_is_a_number() -> None:
+    """A counter librouteros left as text ("007") still counts."""
+    sample = parse_interface_row({".id": "*1", "name": "e", "rx-byte": "007", "tx-byte": "12"})
+    assert sample is not None
+    assert (sample.rx_byte, sample.tx_byte) == (7, 12)
+
+
+def test_counters_near_two_to_the_64_are_kept_exactly() -> None:
+    """64-bit counters keep every digit."""
+    sample = parse_interface_row({".id": "*1", "name": "e", "rx-byte": 2**64 - 1})
+    assert sample is not None
+    assert sample.rx_byte == 2**64 - 1
+
+
+@pytest.mark.parametrize("row", [{"name": "ether1"}, {".id": "*1"}, {}])
+def test_row_without_id_or_name_is_skipped(row: dict[str, object]) -> None:
+    """A row that names no interface yields nothing instead of an error."""
+    assert parse_interface_row(row) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rx-byte", "12abc"),
+        ("tx-byte", "-5"),
+        ("rx-packet", -1),
+        ("tx-packet", True),
+        ("rx-byte", "1.5"),
+        ("tx-byte", " 12"),
+    ],
+)
+def test_bad_counter_names_the_field(field: str, value: object) -> None:
+    """A counter that is not a non-negative integer is reported with its field and value."""
+    with pytest.raises(RowError) as caught:
+        parse_interface_row({".id": "*1", "name": "e", field: value})
+    assert caught.value.field == field
+    assert caught.value.value == value
+    assert field in str(caught.value)
+    assert repr(value) in str(caught.value)
+
+
+def test_bad_flag_names_the_field() -> None:
+    """A running flag that is not a boolean word is reported with its field."""
+    with pytest.raises(RowError, match="running"):
+        parse_interface_row({".id": "*1", "name": "e", "running": "maybe"})
+
+
+def test_row_error_is_a_value_error() -> None:
+    """Callers that catch ValueError also catch a bad row."""
+    assert issubclass(RowError, ValueError)
+
+
+def test_proplist_names_every_field_the_parser_reads() -> None:
+    """The poller asks the router for exactly the fields the parser uses."""
+    assert PROPLIST == (
+        ".id",
+        "name",
+        "type",
+        "running",
+        "disabled",
+        "rx-byte",
+        "tx-byte",
+        "rx-packet",
+        "tx-packet",
+    )
