@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest emulate bench clean
+.PHONY: run test lint typecheck pytest emulate bench bench-emulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,11 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 emulate: $(STAMP)
-	$(BIN)/gateway emulate --control-port 8729
+	$(BIN)/gateway emulate --control-port 8780
 
-bench: $(STAMP)
+bench: bench-emulator
+
+bench-emulator: $(STAMP)
 	$(BIN)/python loadtest/bench_emulator.py
 
 clean:

@@ -51,6 +51,7 @@ def create_app(
         settings=settings,
         hub=Hub((r.id for r in settings.routers), settings.poll.history),
         metrics=Metrics(),
+        heartbeat=heartbeat,
     )
     app[APP] = state
     aiohttp_jinja2.setup(
@@ -59,7 +60,7 @@ def create_app(
         autoescape=jinja2.select_autoescape(["html"]),
     )
     add_routes(app)
-    app.router.add_static("/static", WEB_ROOT / "static", append_version=True)
+    app.router.add_static("/static", WEB_ROOT / "static", append_version=True, name="static")
 
     async def pollers(app: web.Application) -> AsyncIterator[None]:
         for router in settings.routers:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Final
 
 from aiohttp import web
 
@@ -19,6 +21,8 @@ from gateway.demo import demo_settings, running_demo_routers
 from gateway.emulator.control import create_control_app
 from gateway.emulator.device import Device, Version, sized_config
 from gateway.emulator.server import OVER_LIMIT_MODES, RouterEmulator
+
+DRAIN_HOLD: Final = 1.0
 
 
 def _emulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -121,37 +125,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _wait_for_signal() -> None:
+def _stop_event() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM; install it first, so an early signal is not lost."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+def _site_port(site: web.TCPSite, default: int) -> int:
+    """The port a site really listens on (the one the OS picked for port 0)."""
+    server = site._server
+    if isinstance(server, asyncio.base_events.Server) and server.sockets:
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+    return default
 
 
 async def serve(settings: Settings) -> None:
     """Run the gateway until SIGTERM or SIGINT, then drain within ``shutdown_grace``."""
+    stop = _stop_event()
     loop = asyncio.get_running_loop()
     grace = settings.server.shutdown_grace
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
+    deadline = loop.time() + grace
     await runner.setup()
     try:
         site = web.TCPSite(
             runner, settings.server.host, settings.server.port, reuse_address=True, backlog=1024
         )
-        await site.start()
-        server = site._server
-        port = settings.server.port
-        if isinstance(server, asyncio.base_events.Server) and server.sockets:
-            port = server.sockets[0].getsockname()[1]
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{settings.server.host}:{settings.server.port}"
+            raise SystemExit(f"gateway: cannot listen on {where}: {exc.strerror}") from None
+        port = _site_port(site, settings.server.port)
         print(f"gateway listening on http://{settings.server.host}:{port}/", flush=True)
-        await _wait_for_signal()
+        await stop.wait()
         deadline = loop.time() + grace
         logging.getLogger("gateway").info("draining (grace %g s)", grace)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace * 0.5):
                 await drain(app)
+        # Keep answering probes (503) a moment longer, so a load balancer that polls
+        # readiness sees this replica leave before its listener closes.
+        await asyncio.sleep(min(DRAIN_HOLD, grace / 4))
     finally:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.1, deadline - loop.time())):
@@ -184,6 +204,7 @@ async def run_emulator(args: argparse.Namespace) -> None:
         max_sessions=args.max_sessions,
         over_limit=args.over_limit,
     )
+    stop = _stop_event()
     await emulator.start()
     runner: web.AppRunner | None = None
     print(
@@ -197,8 +218,9 @@ async def run_emulator(args: argparse.Namespace) -> None:
             await runner.setup()
             site = web.TCPSite(runner, args.host, args.control_port)
             await site.start()
-            print(f"control API on http://{args.host}:{args.control_port}/stats", flush=True)
-        await _wait_for_signal()
+            port = _site_port(site, args.control_port)
+            print(f"control API on http://{args.host}:{port}/stats", flush=True)
+        await stop.wait()
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -229,6 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Version.parse(args.ros_version)
             except ValueError as exc:
                 print(f"gateway emulate: --ros-version: {exc}", file=sys.stderr)
+                return 2
+            try:
+                codecs.lookup(args.encoding)
+            except LookupError:
+                print(
+                    f"gateway emulate: --encoding: unknown encoding {args.encoding!r}",
+                    file=sys.stderr,
+                )
                 return 2
             asyncio.run(run_emulator(args))
     except KeyboardInterrupt:

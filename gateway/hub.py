@@ -172,16 +172,15 @@ class Topic:
         assert isinstance(ts, float)
         self.history.append(Frame(seq, ts, data, payload))
         written = 0
-        for flt, sinks in self._groups.items():
-            if not sinks:
-                continue
+        # Iterate over snapshots: a sink's on_behind callback may end a subscription.
+        for flt, sinks in tuple(self._groups.items()):
             if flt.is_all:
                 body = payload
             else:
                 body = orjson.dumps(filter_traffic(data, flt))
                 self.encodes += 1
             frame = ws_text_frame(body)
-            for sink in sinks:
+            for sink in tuple(sinks):
                 if sink.write(frame, droppable=True):
                     written += 1
         self.frames_sent += written
@@ -193,7 +192,7 @@ class Topic:
         """Record the router's new status and send it to every subscriber."""
         self.status = status
         frame = self._status_frame = encode_message(status)
-        for sink in self._filters:
+        for sink in tuple(self._filters):
             sink.write(frame)
 
     async def wait_frame(self, timeout: float) -> Frame | None:
@@ -217,6 +216,8 @@ class Topic:
             sink.write(self._status_frame)
         frames, reset = self._backfill(since)
         sink.write(self._history_message(frames, flt, reset))
+        if sink.behind:
+            return  # cut off already; its viewer is closing
         self._filters[sink] = flt
         self._groups.setdefault(flt, set()).add(sink)
 

@@ -77,8 +77,11 @@ class Poller:
         self._wake = asyncio.Event()
         # Monotonic time until which demand lasts without a subscriber (REST reads, linger).
         self._demand_until = -1.0
-        # The previous sample: the baseline for rates. Reset never; a reset router shows up as
-        # counters going down, which the rate rule handles.
+        # The previous sample: the baseline for rates. Cleared when a polling run starts and
+        # when a session opens: across an idle gap a rate would be an average over minutes, and
+        # across a reconnect the router may have rebooted with counters already past the old
+        # ones, so the first sample after either has no rates. Counters going down within a
+        # session (reset-counters) are the rate rule's business.
         self._previous: Sample | None = None
         self.seq = 0
         self.state: RouterState = "idle"
@@ -146,6 +149,7 @@ class Poller:
         if not self.client.connected and self.state != "down":
             self._set_state("connecting", None)
         next_tick = self._clock()
+        self._previous = None
         while self._wanted():
             delay = await self._poll_once()
             if delay is None:
@@ -159,6 +163,8 @@ class Poller:
     async def _poll_once(self) -> float | None:
         """One request. Returns None on success, or how long to back off."""
         started = self._clock()
+        if not self.client.connected:
+            self._previous = None
         try:
             rows = await self.client.print_interfaces(PROPLIST)
             at = self._clock()

@@ -60,6 +60,20 @@ class RouterProtocolError(RouterError):
 Connector = Callable[[RouterSettings, float], Awaitable[librouteros.api.AsyncApi]]
 
 
+def _raise_lost_cancellation() -> None:
+    """Raise the cancellation that librouteros may have swallowed, if there is one.
+
+    librouteros reads and writes through ``asyncio.wait_for``, which on Python 3.11 returns the
+    result instead of raising when the task is cancelled just as the read completes
+    (CPython gh-86296). The task then stays marked as cancelling while it carries on: the
+    poller's ``stop()`` would wait forever and shutdown would hang. Call this after each library
+    call, outside any ``asyncio.timeout`` block (whose own cancellation is settled on exit).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _login(api: librouteros.api.AsyncApi, username: str, password: str) -> None:
     """Log in with the 6.43+ method, falling back to the challenge when the router sends one.
 
@@ -143,6 +157,7 @@ class RouterClient:
                 async with asyncio.timeout(self.timeout):
                     rows = [row async for row in api.rawCmd(command, *words)]
                 in_step = True
+                _raise_lost_cancellation()
                 return rows
             except TimeoutError:
                 raise RouterTimeout(
@@ -185,6 +200,7 @@ class RouterClient:
             raise
         except Exception as exc:  # noqa: BLE001 - the translation boundary, re-raised as ours
             raise self._translate(exc, "login") from None
+        _raise_lost_cancellation()
         logger.debug("%s: logged in", self.router.id)
         return self._api
 

@@ -28,3 +28,5 @@ class AppState:
     # False until start-up finished, and again from the moment draining begins.
     ready: bool = False
     draining: bool = False
+    # Seconds between heartbeats (websocket pings and heartbeat messages), told in hello.
+    heartbeat: float = 20.0

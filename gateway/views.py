@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import time
+from pathlib import Path
 from typing import Final
 
 import aiohttp_jinja2
 import orjson
 from aiohttp import web
 
-from gateway.core.frames import is_stale
+from gateway.auth import AuthError, Grant, authorise
+from gateway.core.frames import filter_traffic, is_stale
 from gateway.keys import APP
 from gateway.metrics import CONTENT_TYPE
 from gateway.ws import websocket_handler
@@ -24,10 +28,52 @@ def _json(data: object, status: int = 200, headers: dict[str, str] | None = None
     )
 
 
-@aiohttp_jinja2.template("index.html")
-async def index(request: web.Request) -> dict[str, object]:
-    state = request.app[APP]
-    return {"routers": [{"id": r.id, "name": r.name} for r in state.settings.routers]}
+STATIC_ROOT: Final = Path(__file__).resolve().parent.parent / "web" / "static"
+
+PAGE_ASSETS: Final = ("favicon.svg", "css/dashboard.css", "vendor/uplot/uPlot.min.css")
+"""Files the page links to besides its ES modules (every ``*.js`` under ``js/`` and ``vendor/``)."""
+
+_CSP: Final = (
+    "default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
+    "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
+"""The page loads nothing from anywhere but the gateway (it must work on an air-gapped network);
+the policy makes that a guarantee the browser enforces, not just a habit of the templates."""
+
+
+def _asset_urls(
+    resource: web.AbstractResource,
+) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Content-hashed URLs of the page's files, and the import map of its ES modules.
+
+    Every URL carries ``?v=<hash>`` (the static route's ``append_version``), and the import map
+    sends each module specifier to its hashed URL, so browsers may cache everything and still
+    never run a stale script after an upgrade. Reads the files: call it off the event loop.
+    """
+    modules = sorted(
+        p.relative_to(STATIC_ROOT).as_posix()
+        for folder in ("js", "vendor")
+        for p in (STATIC_ROOT / folder).rglob("*.js")
+    )
+    urls = {name: str(resource.url_for(filename=name)) for name in (*PAGE_ASSETS, *modules)}
+    imports = {f"/static/{name}": urls[name] for name in modules}
+    return urls, {"imports": imports}
+
+
+async def index(request: web.Request) -> web.Response:
+    """The dashboard page. Router names are not in it: the page learns the routers the viewer
+    may see from the websocket ``hello``, which applies the viewer's token."""
+    resource = request.app.router.named_resources()["static"]
+    assets, importmap = await asyncio.to_thread(_asset_urls, resource)
+    nonce = secrets.token_urlsafe(16)
+    response = aiohttp_jinja2.render_template(
+        "index.html", request, {"assets": assets, "importmap": importmap, "nonce": nonce}
+    )
+    response.headers["Content-Security-Policy"] = _CSP.format(nonce=nonce)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -48,10 +94,27 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
+def _grant(request: web.Request) -> Grant:
+    """The caller's grant from ``Authorization: Bearer``; HTTP 401 when it is not good."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    try:
+        return authorise(request.app[APP].settings.auth, token)
+    except AuthError as exc:
+        raise web.HTTPUnauthorized(
+            text=orjson.dumps({"error": "unauthorized", "message": str(exc)}).decode(),
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
+        ) from None
+
+
 async def routers(request: web.Request) -> web.Response:
     state = request.app[APP]
+    grant = _grant(request)
     listing = []
     for router in state.settings.routers:
+        if not grant.allows(router.id):
+            continue
         poller = state.pollers[router.id]
         listing.append(
             {
@@ -69,10 +132,14 @@ async def routers(request: web.Request) -> web.Response:
 async def traffic(request: web.Request) -> web.Response:
     """The latest frame, at once; a first read waits at most a second for the first poll."""
     state = request.app[APP]
+    grant = _grant(request)
     router = request.match_info["router"]
     poller = state.pollers.get(router)
     if poller is None:
         return _json({"error": "unknown_router", "message": f"no router {router!r}"}, 404)
+    if not grant.allows(router):
+        message = f"your token does not cover router {router!r}"
+        return _json({"error": "forbidden", "message": message}, 403)
     poller.touch()
     topic = state.hub.topics[router]
     frame = topic.latest or await topic.wait_frame(FIRST_FRAME_WAIT)
@@ -88,7 +155,8 @@ async def traffic(request: web.Request) -> web.Response:
             headers={"Retry-After": "1"},
         )
     now = time.time()
-    body = dict(frame.data)
+    flt = grant.interface_filter(router)
+    body = dict(frame.data) if flt.is_all else filter_traffic(frame.data, flt)
     body["stale"] = is_stale(poller.state, frame.ts, now, poller.interval, poller.timeout)
     body["state"] = poller.state
     body["age_ms"] = round((now - frame.ts) * 1000)

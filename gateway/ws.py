@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import time
 from typing import Final
 from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import WSMsgType, web
 
+from gateway.auth import AuthError, Grant, authorise
 from gateway.core.frames import ErrorCode, InterfaceFilter, error_frame, hello_frame
 from gateway.hub import CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER, Sink, encode_message
 from gateway.keys import APP
@@ -35,8 +38,14 @@ MAX_GLOBS: Final = 256
 CLOSE_TIMEOUT: Final = 2.0
 """How long a closing handshake may take before the socket is dropped (and its memory freed)."""
 
+SEND_BUFFER: Final = 128 * 1024
+"""Kernel send buffer per viewer socket. Left to autotune, Linux grows it to megabytes per
+connection, which hides a stalled viewer for tens of seconds and costs gigabytes at 15,000
+viewers; 128 KiB still carries a dashboard's traffic across a slow link."""
+
 CLOSE_POLICY: Final = 1008
 CLOSE_TRY_AGAIN: Final = 1013
+CLOSE_BAD_TOKEN: Final = 4401
 
 
 class BadMessage(Exception):
@@ -48,9 +57,12 @@ class BadMessage(Exception):
 class Viewer:
     """One websocket client: its sink, its subscriptions, and the task that closes it."""
 
-    def __init__(self, state: AppState, ws: web.WebSocketResponse, request: web.Request) -> None:
+    def __init__(
+        self, state: AppState, ws: web.WebSocketResponse, request: web.Request, grant: Grant
+    ) -> None:
         self.state = state
         self.ws = ws
+        self.grant = grant
         transport = request.transport
         assert transport is not None
         self.transport = transport
@@ -60,6 +72,13 @@ class Viewer:
         # Closes the websocket when the viewer falls behind or the server drains; owned here,
         # awaited by run()'s cleanup.
         self._closer: asyncio.Task[None] | None = None
+        # Closes the connection with 4401 when the token expires; cancelled when run() ends.
+        self._expiry: asyncio.TimerHandle | None = None
+        if grant.expires is not None:
+            delay = max(0.0, grant.expires - time.time())
+            self._expiry = asyncio.get_running_loop().call_later(
+                delay, self.close, CLOSE_BAD_TOKEN, "token expired"
+            )
 
     @property
     def closer(self) -> asyncio.Task[None] | None:
@@ -70,7 +89,8 @@ class Viewer:
 
     async def run(self) -> None:
         state = self.state
-        self.send(hello_frame([(r.id, r.name) for r in state.settings.routers], HEARTBEAT))
+        visible = [(r.id, r.name) for r in state.settings.routers if self.grant.allows(r.id)]
+        self.send(hello_frame(visible, state.heartbeat))
         try:
             async for msg in self.ws:
                 if msg.type is WSMsgType.TEXT:
@@ -81,6 +101,8 @@ class Viewer:
                     logger.debug("websocket error: %s", self.ws.exception())
                     break
         finally:
+            if self._expiry is not None:
+                self._expiry.cancel()
             self._unsubscribe_all()
             closer = self._closer
             if closer is not None:
@@ -113,6 +135,8 @@ class Viewer:
             raise BadMessage("bad_request", '"router" must be a router id (a string)')
         if router not in self.state.hub.topics:
             raise BadMessage("unknown_router", f"no router with id {router[:80]!r}")
+        if not self.grant.allows(router):
+            raise BadMessage("forbidden", f"your token does not cover router {router!r}")
         return router
 
     def _subscribe(self, message: dict[str, object]) -> None:
@@ -120,7 +144,7 @@ class Viewer:
         unknown = set(message) - {"type", "router", "interfaces", "since"}
         if unknown:
             raise BadMessage("bad_request", f"unknown field(s) {sorted(unknown)} in subscribe")
-        flt = InterfaceFilter.all()
+        flt = self.grant.interface_filter(router)
         globs = message.get("interfaces")
         if globs is not None:
             if (
@@ -132,7 +156,7 @@ class Viewer:
                     "bad_request",
                     f'"interfaces" must be a list of up to {MAX_GLOBS} name globs',
                 )
-            flt = InterfaceFilter.of(globs)
+            flt = flt.intersect(InterfaceFilter.of(globs))
         since = message.get("since")
         if since is not None and (
             isinstance(since, bool) or not isinstance(since, int) or since < 0
@@ -160,8 +184,8 @@ class Viewer:
             self._unsubscribe(router)
 
     def _on_behind(self) -> None:
-        """Called by the sink, from the producer: stop sending now, close from our own task."""
-        self._unsubscribe_all()
+        """Called by the sink while the hub iterates its subscribers: change no subscription
+        here. The sink already refuses further writes; the closer task unsubscribes."""
         self.state.metrics.slow_consumer_closes.inc()
         self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
 
@@ -171,6 +195,7 @@ class Viewer:
             self._closer = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
+        self._unsubscribe_all()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self.ws.close(code=code, message=reason.encode(), drain=False)
@@ -195,7 +220,7 @@ def _origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[APP]
     ws = web.WebSocketResponse(
-        heartbeat=HEARTBEAT,
+        heartbeat=state.heartbeat,
         compress=False,  # frames are prebuilt once and shared; per-client deflate would not be
         max_msg_size=MAX_MESSAGE,
         timeout=CLOSE_TIMEOUT,
@@ -207,10 +232,19 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if not _origin_allowed(request, state.settings.server.allowed_origins):
         await ws.close(code=CLOSE_POLICY, message=b"origin not allowed")
         return ws
+    try:
+        grant = authorise(state.settings.auth, request.query.get("token"))
+    except AuthError as exc:
+        await ws.close(code=CLOSE_BAD_TOKEN, message=str(exc).encode())
+        return ws
     if len(state.viewers) >= state.settings.server.max_connections:
         await ws.close(code=CLOSE_TRY_AGAIN, message=b"connection limit reached")
         return ws
-    viewer = Viewer(state, ws, request)
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    viewer = Viewer(state, ws, request, grant)
     state.viewers.add(viewer)
     state.hub.sinks.add(viewer.sink)
     state.metrics.ws_connections.inc()

@@ -215,6 +215,17 @@ class DeviceConfig:
 _NON_ASCII_NAMES: Final = ("ether-café", "ether-офис", "ether-łódź", "ether-東京")
 
 
+def _non_ascii_name(encoding: str) -> str | None:
+    """The first of those names the encoding can carry; None when it carries none (ASCII)."""
+    for name in _NON_ASCII_NAMES:
+        try:
+            name.encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        return name
+    return None
+
+
 def _mac(n: int) -> str:
     return "48:8F:5A:" + ":".join(f"{(n >> s) & 0xFF:02X}" for s in (16, 8, 0))
 
@@ -311,23 +322,18 @@ class Device:
                 last_link_up=now_wall,
             )
             self.interfaces[iface.id] = iface
-        if cfg.non_ascii_name:
-            for name in _NON_ASCII_NAMES:
-                try:
-                    name.encode(cfg.encoding)
-                except UnicodeEncodeError:
-                    continue
-                iface = self._new(
-                    name,
-                    "vlan",
-                    self._traffic(20.0),
-                    l2mtu=1510,
-                    mac=_mac(self._next_number),
-                    last_link_up=now_wall,
-                    comment=name.replace("ether-", "office "),
-                )
-                self.interfaces[iface.id] = iface
-                break
+        non_ascii = _non_ascii_name(cfg.encoding) if cfg.non_ascii_name else None
+        if non_ascii is not None:
+            iface = self._new(
+                non_ascii,
+                "vlan",
+                self._traffic(20.0),
+                l2mtu=1510,
+                mac=_mac(self._next_number),
+                last_link_up=now_wall,
+                comment=non_ascii.replace("ether-", "office "),
+            )
+            self.interfaces[iface.id] = iface
         if cfg.version.has_loopback:
             lo = self._new(
                 "lo",
@@ -594,7 +600,11 @@ def sized_config(interfaces: int = 8, pppoe: int = 0, **kw: object) -> DeviceCon
         raise ValueError("a router has at least one interface")
     sfp = 1 if interfaces >= 4 else 0
     bridge = interfaces >= 3
-    non_ascii = interfaces >= 6 and bool(kw.pop("non_ascii_name", True))
+    # Popped whatever the size, so it never reaches DeviceConfig twice. When the encoding carries
+    # no non-ASCII name (ASCII), that row goes to the ports and VLANs, so the count stays exact.
+    wanted = bool(kw.pop("non_ascii_name", True))
+    encoding = str(kw.get("encoding", DeviceConfig().encoding))
+    non_ascii = interfaces >= 6 and wanted and _non_ascii_name(encoding) is not None
     rest = interfaces - sfp - int(bridge) - int(non_ascii)
     ethernet = min(rest, 24)
     return DeviceConfig(

@@ -283,7 +283,9 @@ class RouterEmulator:
             if fault.duration is None:
                 self._fault = Fault()  # one shot: only the next command
             if fault.mode == "trap":
-                await self._send(conn, [["!trap", f"=message={FAULT_TRAP}"], ["!done"]])
+                # Like every reply to a tagged command, the trap and its !done carry the .tag.
+                tag = [w for w in words[1:] if w.startswith(".tag=")]
+                await self._send(conn, [["!trap", f"=message={FAULT_TRAP}", *tag], ["!done", *tag]])
                 return True
             await self._send(conn, [["!fatal", FAULT_FATAL]])
             return False
@@ -351,7 +353,8 @@ class RouterEmulator:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _encode(self, sentences: list[Words]) -> bytes:
+    def encode(self, sentences: list[Words]) -> bytes:
+        """Sentences as wire bytes in the router's text encoding."""
         enc = self.encoding
         out = bytearray()
         for words in sentences:
@@ -363,7 +366,7 @@ class RouterEmulator:
         return bytes(out)
 
     async def _send(self, conn: Connection, sentences: list[Words]) -> None:
-        data = self._encode(sentences)
+        data = self.encode(sentences)
         writer = conn.writer
         if self.write_chunk > 0:
             for i in range(0, len(data), self.write_chunk):
@@ -374,7 +377,7 @@ class RouterEmulator:
         await writer.drain()
 
     async def _send_half_then_reset(self, conn: Connection, sentences: list[Words]) -> None:
-        data = self._encode(sentences)
+        data = self.encode(sentences)
         writer = conn.writer
         writer.write(data[: max(1, len(data) // 2)])
         await writer.drain()

@@ -1,0 +1,289 @@
+"""Browser end-to-end fixtures: Debian's Chromium driven by Playwright for Python, against a real
+``gateway serve`` process in front of emulated routers running on the test's event loop.
+
+Chromium is launched from ``/usr/bin/chromium`` (``GATEWAY_TEST_CHROMIUM`` overrides); Playwright's
+own browser downloads are never used. Without Playwright or Chromium the tests are skipped with
+the reason, except in CI (``CI=true``), where a missing browser is a failure: a suite that
+silently skips its browser tests proves nothing.
+
+Every page records its console errors and every request it makes; a test fails on any console
+error (Chromium's own "WebSocket connection ... failed" lines are tolerated only inside an
+outage the test caused on purpose) and on any request that leaves the gateway's origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import re
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+
+from gateway.demo import DEMO_PASSWORD, demo_emulators
+from gateway.emulator.server import RouterEmulator
+from tests.harness import receive_until, subscribe
+from tests.timing import seconds
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, ConsoleMessage, Page, Request, ViewportSize
+
+CHROMIUM = Path(os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium"))
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
+
+POLL = {"interval": 0.5, "timeout": 1.0, "linger": 2.0, "backoff_initial": 0.2, "backoff_max": 2.0}
+"""Quick polls and a short router backoff, so state changes show within a test's patience."""
+
+# What Chromium itself logs (as a console error) for every refused websocket attempt.
+_SOCKET_FAILURE = re.compile(r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/ws' failed")
+
+
+def ms(n: float) -> float:
+    """``n`` test-unit seconds as Playwright's milliseconds."""
+    return seconds(n) * 1000
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright for Python is not installed (pip install playwright)"
+    if not CHROMIUM.is_file():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """A headless Chromium for this test."""
+    missing = _missing()
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests must run in CI: {missing}")
+        pytest.skip(missing)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+# -- the routers and the gateway process ---------------------------------------------------------
+
+
+Routers = dict[str, tuple[str, RouterEmulator]]
+
+
+@pytest.fixture
+async def routers() -> AsyncIterator[Routers]:
+    """The demo's routers (office, ISP access with 300 PPPoE customers, tower), without the
+    demo's random faults: tests inject their own."""
+    emulators = demo_emulators()
+    async with contextlib.AsyncExitStack() as stack:
+        for _, emulator in emulators.values():
+            await stack.enter_async_context(emulator)
+        yield emulators
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _config(routers: Routers, port: int) -> str:
+    poll = "\n".join(f"{key} = {value}" for key, value in POLL.items())
+    blocks = [
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\nshutdown_grace = 2.0\n\n[poll]\n{poll}\n'
+    ]
+    for router_id, (name, emulator) in routers.items():
+        blocks.append(
+            f'[[routers]]\nid = "{router_id}"\nname = "{name}"\nhost = "127.0.0.1"\n'
+            f'port = {emulator.port}\nusername = "admin"\npassword = "{DEMO_PASSWORD}"\n'
+        )
+    return "\n".join(blocks)
+
+
+@dataclass
+class GatewayProcess:
+    """``python -m gateway serve`` on a fixed port, so it can be killed and started again."""
+
+    config: Path
+    log: Path
+    port: int
+    proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--config",
+                str(self.config),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+            )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), seconds(10))
+        assert f"127.0.0.1:{self.port}/" in line.decode(), (line, self.log.read_text())
+
+    async def kill(self) -> None:
+        """SIGKILL: a crash, not a drain (no close frames, connections reset)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@pytest.fixture
+async def gateway(routers: Routers, tmp_path: Path) -> AsyncIterator[GatewayProcess]:
+    """A running gateway process in front of ``routers``; killed at the end."""
+    port = _free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(_config(routers, port))
+    process = GatewayProcess(config, tmp_path / "gateway.log", port)
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.kill()
+
+
+@contextlib.asynccontextmanager
+async def watching(gateway: GatewayProcess, router: str) -> AsyncIterator[None]:
+    """Another viewer of ``router`` for the duration of the block (so the gateway polls it and
+    keeps history), reading and discarding everything so it never counts as a slow consumer."""
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{gateway.url}ws")
+        await receive_until(ws, "hello")
+        await subscribe(ws, router)
+
+        async def drain() -> None:
+            async for _ in ws:
+                pass
+
+        # Owned here: cancelled and awaited when the block ends.
+        reader = asyncio.create_task(drain())
+        try:
+            yield
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await ws.close()
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """What a page said and fetched: console errors and requests outside the gateway."""
+
+    origin: str
+    errors: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    tolerated: int = 0
+    _outage: bool = False
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type != "error":
+            return
+        if self._outage and _SOCKET_FAILURE.match(message.text):
+            self.tolerated += 1
+        else:
+            self.errors.append(message.text)
+
+    def on_page_error(self, error: Any) -> None:
+        self.errors.append(f"uncaught: {error}")
+
+    def on_request(self, request: Request) -> None:
+        if not request.url.startswith((self.origin, "ws://127.0.0.1", "data:")):
+            self.foreign.append(request.url)
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """While the gateway is down on purpose, Chromium logs each refused try: expected."""
+        self._outage = True
+        try:
+            yield
+        finally:
+            self._outage = False
+
+    def check(self) -> None:
+        assert self.errors == [], f"console errors: {self.errors}"
+        assert self.foreign == [], f"requests outside the gateway: {self.foreign}"
+
+
+@dataclass
+class Dashboard:
+    page: Page
+    watch: Watch
+    gateway: GatewayProcess
+
+    def view(self, index: int) -> Any:
+        return self.page.locator("section.view").nth(index)
+
+    async def evaluate(self, script: str, arg: Any = None) -> Any:
+        return await self.page.evaluate(script, arg)
+
+    async def point_times(self, router: str) -> list[float]:
+        """The poll times of the points the page holds for ``router``, in order."""
+        times: list[float] = await self.evaluate(
+            "(r) => (window.gatewayDashboard.feed.routers.get(r)?.series.points ?? [])"
+            ".map((p) => p.ts)",
+            router,
+        )
+        return times
+
+    async def wait_points(self, router: str, more_than: int, timeout: float = 10) -> None:
+        """Wait until the page holds more than ``more_than`` points for ``router``."""
+        await self.page.wait_for_function(
+            "([r, n]) => (window.gatewayDashboard?.feed.routers.get(r)?.series.points.length"
+            " ?? 0) > n",
+            arg=[router, more_than],
+            timeout=ms(timeout),
+        )
+
+
+@pytest.fixture
+async def dashboard(chromium: Browser, gateway: GatewayProcess) -> AsyncIterator[Dashboard]:
+    """A fresh browser page (not yet navigated), checked for console errors and foreign requests
+    when the test ends."""
+    context = await chromium.new_context(viewport=VIEWPORT, color_scheme="light")
+    page = await context.new_page()
+    watch = Watch(gateway.url.rstrip("/"))
+    page.on("console", watch.on_console)
+    page.on("pageerror", watch.on_page_error)
+    page.on("request", watch.on_request)
+    try:
+        yield Dashboard(page, watch, gateway)
+        watch.check()
+    finally:
+        await context.close()

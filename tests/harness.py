@@ -1,0 +1,144 @@
+"""A real gateway on loopback in front of real emulated routers, for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway.app import create_app
+from gateway.config import Settings, settings_from_dict
+from gateway.emulator.device import Device, sized_config
+from gateway.emulator.server import RouterEmulator
+from gateway.keys import APP
+from gateway.poller import Clock
+from gateway.state import AppState
+from tests.timing import seconds
+
+PASSWORD = "secret-pass"
+
+
+def emulator(interfaces: int = 8, pppoe: int = 0, **kw: Any) -> RouterEmulator:
+    """An emulated router (not started) with the harness's credentials."""
+    clock = kw.pop("clock", time.monotonic)
+    device_kw = {k: kw.pop(k) for k in list(kw) if k not in _EMULATOR_ARGS}
+    device = Device(sized_config(interfaces, pppoe, **device_kw), clock=clock)
+    return RouterEmulator(device, password=PASSWORD, **kw)
+
+
+_EMULATOR_ARGS = {"legacy_login", "max_sessions", "over_limit", "write_chunk", "username"}
+
+
+def gateway_settings(
+    emulators: Mapping[str, RouterEmulator], poll: Mapping[str, object] | None = None, **server: Any
+) -> Settings:
+    return settings_from_dict(
+        {
+            "server": {"host": "127.0.0.1", "port": 0, **server},
+            "poll": {"interval": 0.5, "timeout": 1.0, "linger": 2.0, **(poll or {})},
+            "routers": [
+                {
+                    "id": router_id,
+                    "host": "127.0.0.1",
+                    "port": emu.port,
+                    "username": "admin",
+                    "password": PASSWORD,
+                }
+                for router_id, emu in emulators.items()
+            ],
+        },
+        source="test",
+    )
+
+
+@dataclass
+class Gateway:
+    """A running gateway: its app state, base URL, and an HTTP session to talk to it."""
+
+    app: web.Application
+    server: TestServer
+    http: aiohttp.ClientSession
+
+    @property
+    def state(self) -> AppState:
+        return self.app[APP]
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+    async def get_json(self, path: str) -> tuple[int, Any]:
+        async with self.http.get(self.url(path), timeout=aiohttp.ClientTimeout(total=5)) as r:
+            return r.status, await r.json()
+
+    async def viewer(self, **kw: Any) -> aiohttp.ClientWebSocketResponse:
+        """Open a websocket and consume the hello."""
+        ws: aiohttp.ClientWebSocketResponse = await self.http.ws_connect(
+            self.url("/ws"), timeout=aiohttp.ClientWSTimeout(5), **kw
+        )
+        hello = await receive(ws)
+        assert hello["type"] == "hello"
+        return ws
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float | None = None) -> Any:
+    """The next JSON message (a deadline always applies)."""
+    msg = await ws.receive(timeout=timeout if timeout is not None else seconds(5))
+    assert msg.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {msg.type} {msg.data}"
+    return orjson.loads(msg.data)
+
+
+async def receive_until(
+    ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float | None = None
+) -> Any:
+    """Skip messages until one of type ``kind`` arrives."""
+    deadline = time.monotonic() + (timeout if timeout is not None else seconds(5))
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {kind!r} message in time")
+        message = await receive(ws, left)
+        if message["type"] == kind:
+            return message
+
+
+async def subscribe(
+    ws: aiohttp.ClientWebSocketResponse, router: str, **fields: Any
+) -> tuple[Any, Any]:
+    """Subscribe; returns the status and history messages that must come first, in that order."""
+    await ws.send_str(orjson.dumps({"type": "subscribe", "router": router, **fields}).decode())
+    status = await receive(ws)
+    assert status["type"] == "status", status
+    history = await receive(ws)
+    assert history["type"] == "history", history
+    return status, history
+
+
+@contextlib.asynccontextmanager
+async def running(*emulators: RouterEmulator) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        for emu in emulators:
+            await stack.enter_async_context(emu)
+        yield
+
+
+@contextlib.asynccontextmanager
+async def gateway(
+    settings: Settings, *, clock: Clock = time.monotonic, heartbeat: float = 20.0
+) -> AsyncIterator[Gateway]:
+    """Run the gateway on a real loopback port until the block ends."""
+    app = create_app(settings, clock=clock, heartbeat=heartbeat)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        try:
+            yield Gateway(app, server, http)
+        finally:
+            await server.close()

@@ -1,0 +1,218 @@
+"""``gateway emulate`` as a real process: it serves real clients and exits cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import librouteros
+import pytest
+from librouteros.exceptions import FatalError
+from librouteros.login import async_token
+
+from gateway.cli import build_parser
+from gateway.emulator.server import OVER_LIMIT_FATAL
+from tests.integration.conftest import CLIENT_TIMEOUT, DEADLINE, rows_of
+from tests.timing import seconds, within
+
+# Starting Python and importing aiohttp is the slow part; allow for a loaded machine.
+STARTUP = seconds(15)
+
+
+@dataclass(frozen=True, slots=True)
+class Emulated:
+    """A running ``gateway emulate`` process and the API port it printed."""
+
+    process: asyncio.subprocess.Process
+    port: int
+
+    async def line(self) -> str:
+        """The next line it prints."""
+        assert self.process.stdout is not None
+        return (await within(self.process.stdout.readline(), STARTUP)).decode()
+
+    async def terminate(self) -> int:
+        """Send SIGTERM and return the exit code, which must come within the deadline."""
+        self.process.send_signal(signal.SIGTERM)
+        return await within(self.process.wait(), DEADLINE)
+
+
+@contextlib.asynccontextmanager
+async def emulate(*options: str) -> AsyncIterator[Emulated]:
+    """Run ``python -m gateway emulate --port 0 ...``; kill it at the end if it still runs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "emulate",
+        "--port",
+        "0",
+        "--log-level",
+        "WARNING",
+        *options,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        first = (await within(process.stdout.readline(), STARTUP)).decode()
+        found = re.search(r" on 127\.0\.0\.1:(\d+) ", first)
+        assert found, f"no port in {first!r}"
+        yield Emulated(process, int(found[1]))
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await within(process.wait(), DEADLINE)
+
+
+def _free_port() -> int:
+    # The control port has to be chosen here: the CLI prints the number it was given, so with
+    # 0 the test could not learn the port the kernel picked.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_serves_librouteros_and_exits_0_on_sigterm() -> None:
+    """With ``--port 0`` it prints its port, serves librouteros, and exits 0 on SIGTERM."""
+    async with emulate() as emulated:
+        assert emulated.port != 0
+        api = await within(
+            librouteros.async_connect(
+                "127.0.0.1", "admin", "admin", port=emulated.port, timeout=CLIENT_TIMEOUT
+            ),
+            DEADLINE,
+        )
+        try:
+            assert await rows_of(api("/system/identity/print")) == [{"name": "MikroTik"}]
+            assert len(await rows_of(api("/interface/print"))) == 9
+        finally:
+            await api.close()
+        assert await emulated.terminate() == 0
+        assert emulated.process.stderr is not None
+        assert b"Traceback" not in await emulated.process.stderr.read()
+
+
+async def test_options_take_effect() -> None:
+    """Version, login mode, credentials, identity, sizes, encoding and limits all apply."""
+    control_port = _free_port()
+    async with emulate(
+        "--ros-version=6.49.10",
+        "--legacy-login",
+        "--username=ops",
+        "--password=s3cret",
+        "--identity=edge-1",
+        "--interfaces=12",
+        "--pppoe=3",
+        "--pppoe-session=0",
+        "--encoding=latin-1",
+        "--max-sessions=1",
+        "--over-limit=fatal",
+        "--seed=7",
+        f"--control-port={control_port}",
+    ) as emulated:
+        assert f"127.0.0.1:{control_port}" in await emulated.line()
+        api = await within(
+            librouteros.async_connect(
+                "127.0.0.1",
+                "ops",
+                "s3cret",
+                port=emulated.port,
+                timeout=CLIENT_TIMEOUT,
+                login_method=async_token,
+                encoding="latin-1",
+            ),
+            DEADLINE,
+        )
+        try:
+            assert await rows_of(api("/system/identity/print")) == [{"name": "edge-1"}]
+            names = [row["name"] for row in await rows_of(api("/interface/print"))]
+            [resource] = await rows_of(api("/system/resource/print"))
+            # The one session allowed is taken: a second connection gets !fatal at login.
+            with pytest.raises(FatalError, match=OVER_LIMIT_FATAL):
+                await within(
+                    librouteros.async_connect(
+                        "127.0.0.1",
+                        "ops",
+                        "s3cret",
+                        port=emulated.port,
+                        timeout=CLIENT_TIMEOUT,
+                        login_method=async_token,
+                    ),
+                    DEADLINE,
+                )
+        finally:
+            await api.close()
+        assert len(names) == 15
+        assert "lo" not in names
+        assert "ether-café" in names
+        assert sum(name.startswith("<pppoe-") for name in names) == 3
+        assert resource["version"] == "6.49.10 (long-term)"
+        timeout = aiohttp.ClientTimeout(total=DEADLINE)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.get(f"http://127.0.0.1:{control_port}/stats") as response,
+        ):
+            stats = await response.json()
+        assert (stats["connections"], stats["logins"]) == (2, 1)
+        assert await emulated.terminate() == 0
+
+
+async def test_rejects_an_unknown_version() -> None:
+    """An unusable ``--ros-version`` exits 2 with a message naming the option."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "emulate",
+        "--ros-version",
+        "5.20",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await within(process.communicate(), STARTUP)
+    assert process.returncode == 2
+    assert "--ros-version" in stderr.decode()
+    assert "6.x or 7.x" in stderr.decode()
+
+
+def _emulate_options() -> list[argparse.Action]:
+    # argparse has no public way to reach a subcommand's parser.
+    [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    parser: argparse.ArgumentParser = commands.choices["emulate"]
+    return [a for a in parser._actions if a.option_strings and a.dest != "help"]
+
+
+async def test_help_documents_every_option() -> None:
+    """``gateway emulate --help`` lists every option with its description and default."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "emulate",
+        "--help",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        # A wide terminal, so argparse does not break help texts (it breaks at hyphens too).
+        env={**os.environ, "COLUMNS": "1000"},
+    )
+    stdout, _ = await within(process.communicate(), STARTUP)
+    assert process.returncode == 0
+    text = " ".join(stdout.decode().split())
+    options = _emulate_options()
+    assert len(options) == 16
+    for action in options:
+        assert action.help, f"{action.option_strings[0]} has no help"
+        assert action.option_strings[0] in text
+        assert " ".join(action.help.split()) in text, action.option_strings[0]
+        assert f"(default: {action.default})" in text, action.option_strings[0]

@@ -1,0 +1,149 @@
+"""The real ``gateway serve`` process: start-up, a broken config, and the SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from gateway.emulator.server import RouterEmulator
+from tests.harness import PASSWORD, emulator, receive, running, subscribe
+from tests.timing import seconds
+
+GRACE = 5.0
+
+
+def _config(path: Path, emu: RouterEmulator) -> Path:
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = 0
+shutdown_grace = {GRACE}
+
+[poll]
+interval = 0.5
+timeout = 1.0
+
+[[routers]]
+id = "core-1"
+name = "Core router"
+host = "127.0.0.1"
+port = {emu.port}
+username = "admin"
+password_env = "CORE1_PASSWORD"
+"""
+    )
+    return path
+
+
+@asynccontextmanager
+async def gateway_process(config: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    env = {**os.environ, "CORE1_PASSWORD": PASSWORD}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), seconds(10))
+        match = re.search(rb"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        yield proc, f"http://127.0.0.1:{int(match.group(1))}"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_sigterm_drains_viewers_and_exits_cleanly(tmp_path: Path) -> None:
+    """On SIGTERM: /readyz 503 at once, every viewer gets 1001, exit 0 within the grace."""
+    emu = emulator()
+    async with running(emu), gateway_process(_config(tmp_path / "gw.toml", emu)) as (proc, url):
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            async with http.get(f"{url}/readyz") as response:
+                assert response.status == 200
+            viewers = []
+            for _ in range(200):
+                ws = await http.ws_connect(f"{url}/ws", timeout=aiohttp.ClientWSTimeout(5))
+                assert (await receive(ws))["type"] == "hello"
+                await subscribe(ws, "core-1")
+                viewers.append(ws)
+
+            async def close_code(ws: aiohttp.ClientWebSocketResponse) -> int | None:
+                while True:
+                    msg = await ws.receive(timeout=seconds(GRACE))
+                    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                        return ws.close_code
+                    assert msg.type is aiohttp.WSMsgType.TEXT
+
+            codes = asyncio.gather(*(close_code(ws) for ws in viewers))
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            async with aiohttp.ClientSession() as fresh, fresh.get(f"{url}/readyz") as response:
+                assert response.status == 503
+                assert (await response.json())["status"] == "draining"
+            assert await codes == [1001] * 200
+            assert await asyncio.wait_for(proc.wait(), seconds(GRACE + 1)) == 0
+            assert time.monotonic() - started <= seconds(GRACE)
+        # The gateway logged out of the router on its way out.
+        assert emu.commands["/quit"] == 1
+
+
+async def test_broken_config_names_file_and_key(tmp_path: Path) -> None:
+    """A config error stops start-up with one line naming the file, the key and the expectation."""
+    config = tmp_path / "broken.toml"
+    config.write_text('[poll]\ninterval = "fast"\n\n[[routers]]\nid = "a"\nhost = "h"\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--config",
+        str(config),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), seconds(10))
+    assert proc.returncode == 2
+    message = err.decode()
+    assert "broken.toml" in message
+    assert "poll.interval" in message
+    assert "fast" in message
+
+
+async def test_running_process_serves_frames(tmp_path: Path) -> None:
+    """The real process polls the router and serves a REST snapshot with rates."""
+    emu = emulator()
+    async with (
+        running(emu),
+        gateway_process(_config(tmp_path / "gw.toml", emu)) as (_, url),
+        aiohttp.ClientSession() as http,
+    ):
+        deadline = time.monotonic() + seconds(10)
+        body: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            async with http.get(f"{url}/api/routers/core-1/traffic") as response:
+                if response.status == 200:
+                    body = orjson.loads(await response.read())
+                    if body["seq"] >= 2:  # type: ignore[operator]
+                        break
+            await asyncio.sleep(0.1)  # pacing between polls of the REST endpoint
+        assert body["state"] == "up"
+        assert body["router"] == "core-1"

@@ -1,0 +1,478 @@
+/**
+ * Rendering: the header, and one panel per view (toolbar, chart, figures, interface picker,
+ * top talkers). No networking and no protocol: main.js hands each panel its view and its
+ * router's feed, and the panel calls back with what the user asked for.
+ */
+
+import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { MAX_CHARTED } from "./feed.js";
+import {
+  compareNames,
+  formatBps,
+  formatBpsShort,
+  formatClock,
+  formatClockShort,
+  formatDuration,
+} from "./format.js";
+import { byRate, totalRate } from "./series.js";
+import { WINDOWS } from "./urlstate.js";
+
+/** Picker rows rendered at most; the search narrows the rest (hundreds of PPPoE sessions). */
+export const PICKER_LIMIT = 80;
+
+const SERIES_COLOURS = 8; // --series-0 .. --series-7 in dashboard.css
+
+function cssVar(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+function element(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key in node) node[key] = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+/** Set a badge element's kind and words (text and the longer detail). */
+export function paintBadge(node, { kind, text, detail }) {
+  node.dataset.kind = kind;
+  node.querySelector(".badge-text").textContent = text;
+  node.querySelector(".badge-detail").textContent = detail ? detail : "";
+}
+
+/** The page header: connection badge, retry, add view, theme. */
+export class Header {
+  constructor({ onAddView, onRetry, onTheme }) {
+    this.badge = document.getElementById("connection");
+    this.retry = document.getElementById("retry");
+    this.retry.addEventListener("click", onRetry);
+    document.getElementById("add-view").addEventListener("click", onAddView);
+    const theme = document.getElementById("theme");
+    theme.value = document.documentElement.dataset.themePref ?? "auto";
+    theme.addEventListener("change", () => onTheme(theme.value));
+  }
+
+  update(badge, terminal) {
+    paintBadge(this.badge, badge);
+    this.retry.hidden = !terminal;
+  }
+}
+
+/**
+ * One view's panel. `actions`: setRouter(id), setWindow(minutes), toggleInterface(name, on),
+ * toggleRunning(), remove().
+ */
+export class ViewPanel {
+  constructor(template, actions) {
+    this.actions = actions;
+    this.root = template.content.firstElementChild.cloneNode(true);
+    const $ = (selector) => this.root.querySelector(selector);
+    this.routerSelect = $(".router-select");
+    this.windowButtons = [...this.root.querySelectorAll("[data-window]")];
+    this.startStop = $(".start-stop");
+    this.badge = $(".view-badge");
+    this.removeButton = $(".remove-view");
+    this.chartBox = $(".chart");
+    this.readout = $(".readout");
+    this.coverage = $(".coverage");
+    this.statsBody = $(".stats tbody");
+    this.search = $(".picker input");
+    this.pickerNote = $(".picker-note");
+    this.pickerList = $(".picker-list");
+    this.talkersBody = $(".talkers tbody");
+    this.talkersCount = $(".talkers-count");
+    this.talkersBox = $(".talkers .table-scroll");
+
+    this.chart = null;
+    this.chartKey = ""; // the names and theme the chart was built for
+    this.pickerKey = ""; // the names, selection and query the picker list shows
+    this.talkerRows = new Map(); // interface name -> its <tr>, reused across frames
+    this.talkersFrozen = false; // row order holds still while the pointer is over the table
+    // What was last drawn, to skip work when nothing changed.
+    this.rendered = { statsKey: null, talkers: null, talkerSelection: null };
+    this.statsRows = new Map(); // charted name -> its figures row, rebuilt when names change
+    this.state = null;
+
+    this.routerSelect.addEventListener("change", () =>
+      actions.setRouter(this.routerSelect.value),
+    );
+    for (const button of this.windowButtons) {
+      button.addEventListener("click", () => actions.setWindow(Number(button.dataset.window)));
+    }
+    this.startStop.addEventListener("click", () => actions.toggleRunning());
+    this.removeButton.addEventListener("click", () => actions.remove());
+    this.search.addEventListener("input", () => this._renderPicker(true));
+    this.pickerList.addEventListener("change", (event) => {
+      const box = event.target;
+      if (box.matches("input[type=checkbox]")) {
+        actions.toggleInterface(box.value, box.checked);
+      }
+    });
+    this.statsBody.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-name]");
+      if (button) actions.toggleInterface(button.dataset.name, false);
+    });
+    this.talkersBody.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-name]");
+      if (button) {
+        const on = button.getAttribute("aria-pressed") !== "true";
+        actions.toggleInterface(button.dataset.name, on);
+      }
+    });
+    const freeze = (frozen) => () => {
+      this.talkersFrozen = frozen;
+    };
+    this.talkersBox.addEventListener("pointerenter", freeze(true));
+    this.talkersBox.addEventListener("pointerleave", freeze(false));
+    this.resizer = new ResizeObserver(() => this._resize());
+    this.resizer.observe(this.chartBox);
+  }
+
+  destroy() {
+    this.resizer.disconnect();
+    this.chart?.destroy();
+    this.root.remove();
+  }
+
+  /** Theme changed: charts read their colours from CSS, so rebuild on the next update. */
+  restyle() {
+    this.chartKey = "";
+  }
+
+  /**
+   * state: {view, routers, feed, badge, now (server Unix seconds)}.
+   * `feed` is the view's RouterFeed (or null before the gateway listed the routers).
+   */
+  update(state) {
+    this.state = state;
+    const { view, routers, feed, badge } = state;
+    this._renderBar(view, routers);
+    paintBadge(this.badge, badge);
+    this.root.setAttribute("aria-label", `View of ${routerName(routers, view.router)}`);
+    if (feed === null) return;
+    const names = view.interfaces ?? [];
+    this._renderChart(view, feed, names, state.now);
+    this._renderStats(view, feed, names);
+    this._renderPicker(false);
+    this._renderTalkers(view, feed);
+  }
+
+  _renderBar(view, routers) {
+    const wanted = routers.map((r) => `${r.id}\n${r.name}`).join("\n");
+    if (this.routerSelect.dataset.options !== wanted) {
+      this.routerSelect.replaceChildren(
+        ...routers.map((r) =>
+          element("option", { value: r.id }, r.name && r.name !== r.id ? `${r.name} (${r.id})` : r.id),
+        ),
+      );
+      this.routerSelect.dataset.options = wanted;
+    }
+    if (view.router !== null && !routers.some((r) => r.id === view.router)) {
+      // A router the gateway does not list (a shared link from another setup): say so.
+      this.routerSelect.append(element("option", { value: view.router }, `${view.router} (unknown)`));
+      this.routerSelect.dataset.options = "";
+    }
+    if (view.router !== null) this.routerSelect.value = view.router;
+    for (const button of this.windowButtons) {
+      button.setAttribute("aria-pressed", String(Number(button.dataset.window) === view.window));
+    }
+    this.startStop.textContent = view.running ? "Stop monitor" : "Start monitor";
+    this.startStop.classList.toggle("primary", !view.running);
+  }
+
+  // -- chart ----------------------------------------------------------------------------------
+
+  _xRange() {
+    const { view, feed, now } = this.state;
+    const span = view.window * 60;
+    const first = feed?.series.first?.ts ?? now;
+    // Fit what exists when it is less than the window (a fresh gateway has little history),
+    // rather than squeezing a few seconds of data against the right edge.
+    return [Math.max(now - span, Math.min(first, now - 10)), now];
+  }
+
+  _renderChart(view, feed, names, now) {
+    const key = `${names.join("\n")}\n${document.documentElement.dataset.theme}`;
+    if (key !== this.chartKey || this.chart === null) {
+      this.chart?.destroy();
+      this.chart = this._buildChart(names);
+      this.chartKey = key;
+    }
+    const [from] = this._xRange();
+    this.chart.setData(feed.series.columns(names, from));
+    this.chartBox.setAttribute(
+      "aria-label",
+      names.length
+        ? `Traffic chart, last ${view.window} min: rx and tx of ${names.join(", ")}`
+        : "Traffic chart: no interface chosen",
+    );
+    const first = feed.series.first?.ts;
+    const covered = first === undefined ? 0 : now - first;
+    this.coverage.textContent =
+      feed.latest !== null && covered + 3 * feed.interval < view.window * 60
+        ? `Data for the last ${formatDuration(covered)} only (all the gateway had kept); ` +
+          `the ${view.window} min window fills in while this page stays open.`
+        : "";
+    if (this.chart.cursor.idx === null || this.chart.cursor.idx === undefined) {
+      this.readout.textContent = names.length
+        ? "rx solid, tx dashed. Point at the chart for exact values."
+        : "Choose interfaces to chart on the right, or click one in Top talkers.";
+    }
+  }
+
+  _buildChart(names) {
+    const axis = {
+      stroke: cssVar("--muted"),
+      grid: { stroke: cssVar("--grid"), width: 1 },
+      ticks: { stroke: cssVar("--grid"), width: 1, size: 4 },
+      font: `11px ${cssVar("--font")}`,
+    };
+    const series = [{}];
+    names.forEach((name, k) => {
+      const colour = cssVar(`--series-${k % SERIES_COLOURS}`);
+      const common = { stroke: colour, points: { show: false }, spanGaps: false };
+      series.push({ ...common, label: `${name} rx`, width: 1.5, fill: `${colour}1a` });
+      series.push({ ...common, label: `${name} tx`, width: 1.25, dash: [5, 3] });
+    });
+    const { width, height } = this._size();
+    return new uPlot(
+      {
+        width,
+        height,
+        series,
+        legend: { show: false },
+        cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+        scales: {
+          x: { time: true, range: () => this._xRange() },
+          y: { range: (u, min, max) => [0, max > 0 ? max * 1.12 : 1000] },
+        },
+        axes: [
+          {
+            ...axis,
+            values: (u, splits, axisIdx, space, incr) =>
+              splits.map((ts) => (incr < 60 ? formatClock(ts) : formatClockShort(ts))),
+          },
+          { ...axis, size: 72, values: (u, splits) => splits.map(formatBpsShort) },
+        ],
+        hooks: { setCursor: [(u) => this._showCursor(u, names)] },
+      },
+      [[], ...series.slice(1).map(() => [])],
+      this.chartBox,
+    );
+  }
+
+  _showCursor(u, names) {
+    const idx = u.cursor.idx;
+    if (idx === null || idx === undefined || u.data[0][idx] === undefined) return;
+    const parts = names.map(
+      (name, k) =>
+        `${name} rx ${formatBps(u.data[1 + 2 * k][idx])} tx ${formatBps(u.data[2 + 2 * k][idx])}`,
+    );
+    this.readout.textContent = `${formatClock(u.data[0][idx])}: ${parts.join(" · ")}`;
+  }
+
+  _size() {
+    const width = Math.max(240, Math.floor(this.chartBox.clientWidth));
+    const height = window.matchMedia("(max-width: 700px)").matches ? 200 : 300;
+    return { width, height };
+  }
+
+  _resize() {
+    if (this.chart === null) return;
+    const { width, height } = this._size();
+    if (width !== this.chart.width || height !== this.chart.height) {
+      this.chart.setSize({ width, height });
+    }
+  }
+
+  // -- figures --------------------------------------------------------------------------------
+
+  _renderStats(view, feed, names) {
+    const [from] = this._xRange();
+    const key = names.join("\n");
+    if (key !== this.rendered.statsKey) {
+      // Rows are rebuilt only when the charted names change, so a click on a row's button
+      // never lands on a node that the next frame replaced.
+      this.rendered.statsKey = key;
+      this.statsRows = new Map(names.map((name, k) => [name, this._statsRow(name, k)]));
+      const rows = [...this.statsRows.values()];
+      if (rows.length === 0) {
+        const hint = "No interface charted yet: pick one under Interfaces or Top talkers.";
+        rows.push(element("tr", {}, element("td", { colSpan: 8, class: "muted empty" }, hint)));
+      }
+      this.statsBody.replaceChildren(...rows);
+    }
+    for (const [name, row] of this.statsRows) {
+      const stats = feed.series.stats(name, from);
+      const figures = ["rx", "tx"].flatMap((dir) =>
+        ["now", "avg", "peak"].map((figure) => stats?.[dir][figure] ?? null),
+      );
+      figures.forEach((value, i) => {
+        row.cells[1 + i].textContent = formatBps(value);
+      });
+      const iface = feed.latest?.interfaces.find((i) => i.name === name);
+      let note = "";
+      if (feed.latest !== null && iface === undefined) note = "gone";
+      else if (iface && !iface.running) note = "not running";
+      row.querySelector(".note").textContent = note;
+    }
+  }
+
+  _statsRow(name, k) {
+    const swatch = element("span", { class: "swatch", "aria-hidden": "true" });
+    swatch.style.setProperty("--colour", `var(--series-${k % SERIES_COLOURS})`);
+    const label = element(
+      "th",
+      { scope: "row", class: "name" },
+      swatch,
+      element("span", {}, name),
+      element("span", { class: "muted note" }),
+    );
+    const cells = ["now", "avg", "peak", "now", "avg", "peak"].map((figure) =>
+      element("td", { class: `num ${figure}` }),
+    );
+    const remove = element(
+      "button",
+      { type: "button", class: "icon", dataset: { name }, "aria-label": `Stop charting ${name}` },
+      "×",
+    );
+    return element("tr", { dataset: { name } }, label, ...cells, element("td", {}, remove));
+  }
+
+  // -- picker ---------------------------------------------------------------------------------
+
+  _renderPicker(fromInput) {
+    const { view, feed } = this.state ?? {};
+    if (!feed) return;
+    const selected = new Set(view.interfaces ?? []);
+    const query = this.search.value.trim().toLowerCase();
+    const interfaces = feed.latest?.interfaces ?? [];
+    const key = [
+      query,
+      [...selected].join(","),
+      interfaces.map((i) => `${i.name}/${i.running}`).join(","),
+    ].join("\n");
+    if (key === this.pickerKey && !fromInput) return;
+    this.pickerKey = key;
+    const matches = interfaces
+      .filter(
+        (i) =>
+          !query || i.name.toLowerCase().includes(query) || i.type.toLowerCase().includes(query),
+      )
+      .sort(
+        // Without a search, what is charted comes first: with hundreds of customers it would
+        // otherwise sit pages down the list. A search lists matches in name order only.
+        (a, b) =>
+          (query ? 0 : Number(selected.has(b.name)) - Number(selected.has(a.name))) ||
+          compareNames(a.name, b.name),
+      );
+    const full = selected.size >= MAX_CHARTED;
+    const shown = matches.slice(0, PICKER_LIMIT);
+    this.pickerList.replaceChildren(
+      ...shown.map((iface) => {
+        const on = selected.has(iface.name);
+        const box = element("input", {
+          type: "checkbox",
+          value: iface.name,
+          checked: on,
+          disabled: full && !on,
+        });
+        return element(
+          "li",
+          { class: iface.running ? "" : "down" },
+          element(
+            "label",
+            {},
+            box,
+            element("span", { class: "name" }, iface.name),
+            element("span", { class: "type" }, iface.running ? iface.type : `${iface.type}, not running`),
+          ),
+        );
+      }),
+    );
+    const notes = [];
+    if (interfaces.length === 0) notes.push("Waiting for the router's interface list…");
+    else if (matches.length === 0) notes.push(`No interface matches “${this.search.value}”.`);
+    else if (matches.length > shown.length) {
+      notes.push(`Showing ${shown.length} of ${matches.length}; type to narrow the list.`);
+    } else notes.push(`${matches.length} of ${interfaces.length} interfaces.`);
+    if (full) notes.push(`At most ${MAX_CHARTED} per chart.`);
+    this.pickerNote.textContent = notes.join(" ");
+  }
+
+  // -- top talkers ----------------------------------------------------------------------------
+
+  _renderTalkers(view, feed) {
+    const frame = feed.latest;
+    if (frame === null) {
+      this.talkersCount.textContent = "";
+      return;
+    }
+    if (this.rendered.talkers === frame && this.rendered.talkerSelection === view.interfaces) {
+      return;
+    }
+    this.rendered.talkers = frame;
+    this.rendered.talkerSelection = view.interfaces;
+    const selected = new Set(view.interfaces ?? []);
+    const sorted = byRate(frame);
+    const top = Math.max(1, ...sorted.map((i) => Math.max(i.rx_bps ?? 0, i.tx_bps ?? 0)));
+    const rows = this.talkerRows;
+    const seen = new Set();
+    sorted.forEach((iface, rank) => {
+      seen.add(iface.name);
+      let row = rows.get(iface.name);
+      if (row === undefined) {
+        row = this._talkerRow(iface.name);
+        rows.set(iface.name, row);
+      }
+      const [rankCell, nameCell, rxCell, txCell] = row.cells;
+      // While the order holds still under the pointer, so do the ranks.
+      if (!this.talkersFrozen) rankCell.textContent = totalRate(iface) < 0 ? "" : String(rank + 1);
+      const button = nameCell.firstElementChild;
+      button.setAttribute("aria-pressed", String(selected.has(iface.name)));
+      button.disabled = !selected.has(iface.name) && selected.size >= MAX_CHARTED;
+      nameCell.lastElementChild.textContent = iface.type;
+      row.classList.toggle("down", !iface.running);
+      rxCell.textContent = formatBps(iface.rx_bps);
+      txCell.textContent = formatBps(iface.tx_bps);
+      rxCell.style.setProperty("--share", String((iface.rx_bps ?? 0) / top));
+      txCell.style.setProperty("--share", String((iface.tx_bps ?? 0) / top));
+    });
+    for (const [name, row] of rows) {
+      if (!seen.has(name)) {
+        row.remove();
+        rows.delete(name);
+      }
+    }
+    if (!this.talkersFrozen || this.talkersBody.children.length !== sorted.length) {
+      this.talkersBody.append(...sorted.map((iface) => rows.get(iface.name)));
+    }
+    const running = frame.interfaces.filter((i) => i.running).length;
+    this.talkersCount.textContent = `${frame.interfaces.length} interfaces, ${running} running`;
+  }
+
+  _talkerRow(name) {
+    const button = element(
+      "button",
+      { type: "button", class: "link", dataset: { name }, title: `Chart ${name}` },
+      name,
+    );
+    return element(
+      "tr",
+      {},
+      element("td", { class: "num rank" }),
+      element("th", { scope: "row", class: "name" }, button, element("span", { class: "type" })),
+      element("td", { class: "num bar rx" }),
+      element("td", { class: "num bar tx" }),
+    );
+  }
+}
+
+function routerName(routers, id) {
+  return routers.find((r) => r.id === id)?.name ?? id ?? "router";
+}

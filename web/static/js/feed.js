@@ -1,0 +1,266 @@
+/**
+ * The gateway's websocket protocol, client side: what to subscribe, and what the answers mean.
+ * No DOM and no networking: messages go out through the injected `send`, come in through
+ * `handle()`, and socket.js says when a connection opens or closes.
+ *
+ * Keeping the page light. A router with 300 PPPoE customers sends ~45 KB per frame, and its
+ * history ring (300 frames) would be ~13 MB: far too much to pull on every page load, and more
+ * than a viewer on a slow link can take before the gateway's slow-consumer limit (1 MiB unsent)
+ * closes it. The chart needs history only for the few charted interfaces; the top-talkers table
+ * needs every interface but only the latest frame. So each router is subscribed in two steps,
+ * both within the contract:
+ *
+ * 1. "chart": `subscribe` with `interfaces` = the charted names still missing their history.
+ *    The answer's `history` is the whole ring, filtered: a few hundred KB at most.
+ * 2. "full": `subscribe` again without a filter and with `since` = the last `seq` seen, so the
+ *    backfill is only the latest frame or two, and the live frames that follow are complete.
+ *
+ * The gateway answers subscribes in order (a `status` then a `history`, or an `error`), so one
+ * FIFO of pending subscribes tells which request each answer belongs to and therefore which
+ * filter the live frames after it carry.
+ *
+ * Resume. After a reconnect the chart step asks for the whole (filtered) ring again rather than
+ * frames after an old `seq`: a restarted gateway starts `seq` at 1, so an old `seq` can point
+ * into the middle of the new process's history and silently skip its start. Points are merged
+ * by poll time (series.js), so frames received twice are stored once, and a history with
+ * `reset: true`, or a `seq` lower than the last one, needs no special case. The full step then
+ * resumes with `since` = the last `seq` seen on the current connection.
+ */
+
+import { Series } from "./series.js";
+
+/** Interfaces one chart shows at most: beyond this the lines are unreadable anyway. */
+export const MAX_CHARTED = 8;
+
+export class RouterFeed {
+  constructor(id) {
+    this.id = id;
+    /** Whether any running view shows this router (the subscription's demand). */
+    this.wanted = false;
+    /** Interfaces whose history the chart needs (the union over this router's views). */
+    this.tracked = new Set();
+    this.series = new Series();
+    /** The latest `status` message, or null. */
+    this.status = null;
+    /** The latest unfiltered traffic frame: top talkers and the interface picker read it. */
+    this.latest = null;
+    /** Local clock (ms) when a live frame last arrived: staleness, immune to clock skew. */
+    this.latestAt = null;
+    /** Server time minus local time (s), from the latest live frame; for the chart's "now". */
+    this.skew = 0;
+    /** The gateway's `error` for this router's subscription, or null. */
+    this.refused = null;
+    this.resetConnection();
+  }
+
+  /** Forget what the current connection's subscription state was (a new connection starts). */
+  resetConnection() {
+    /** Whether the gateway has this router subscribed on the current connection. */
+    this.subscribed = false;
+    /** What live frames carry now: null (nothing), "all", or the Set of filtered names. */
+    this.filter = null;
+    /** Subscribes sent and not answered yet. Nothing more is sent until they are. */
+    this.pending = 0;
+    /** Names whose ring history arrived on this subscription. */
+    this.backfilled = new Set();
+    /** Whether a chart step was answered on this subscription (it tells the ring's seqs). */
+    this.charted = false;
+    /** Highest seq seen on this connection (any filter), and of an unfiltered frame. */
+    this.lastSeq = null;
+    this.lastFullSeq = null;
+    /** The full step's `since` when a partial chart step interrupted the full stream. */
+    this.resumeFrom = null;
+  }
+
+  get interval() {
+    return this.latest?.interval ?? this.series.last?.interval ?? 1;
+  }
+
+  /** Every interface name of the latest full frame (the picker's choices). */
+  names() {
+    return (this.latest?.interfaces ?? []).map((iface) => iface.name);
+  }
+
+  _seen(seq, full) {
+    if (this.lastSeq === null || seq > this.lastSeq) this.lastSeq = seq;
+    if (full && (this.lastFullSeq === null || seq > this.lastFullSeq)) this.lastFullSeq = seq;
+  }
+
+  _record(frame, full) {
+    this.series.add(frame, this.tracked);
+    this._seen(frame.seq, full);
+    if (full && (this.latest === null || frame.ts >= this.latest.ts)) this.latest = frame;
+  }
+}
+
+export class Feed {
+  /**
+   * `send(message)` writes to the socket (returns false when not connected);
+   * `onChange(kind, routerId)` is told about "hello", "status", "frame", "history", "refused".
+   */
+  constructor({ send, onChange = () => {}, now = () => Date.now() }) {
+    this.send = send;
+    this.onChange = onChange;
+    this.now = now;
+    /** Router id -> RouterFeed, created on first use; kept across reconnects (the data). */
+    this.routers = new Map();
+    /** `[{id, name}]` from the latest hello. */
+    this.routerList = [];
+    this.heartbeat = null;
+    this.connected = false;
+    // Subscribes awaiting their answer, oldest first: {router, kind, names}. Reset per connection.
+    this._pending = [];
+  }
+
+  router(id) {
+    let feed = this.routers.get(id);
+    if (feed === undefined) {
+      feed = new RouterFeed(id);
+      this.routers.set(id, feed);
+    }
+    return feed;
+  }
+
+  /**
+   * Declare the demand for a router: `names` to chart (an array, possibly empty), or null when
+   * no running view shows it (the router is then unsubscribed, so it is not polled for us).
+   */
+  want(id, names) {
+    const feed = this.router(id);
+    const wanted = names !== null;
+    const tracked = new Set(names ?? feed.tracked);
+    const same =
+      wanted === feed.wanted &&
+      tracked.size === feed.tracked.size &&
+      [...tracked].every((name) => feed.tracked.has(name));
+    if (same) return;
+    feed.wanted = wanted;
+    if (wanted) feed.refused = null;
+    for (const name of feed.tracked) {
+      // A name no longer charted stops being recorded: drop its points, or its line would
+      // come back later with a hole the backfill does not know to fill.
+      if (!tracked.has(name)) feed.backfilled.delete(name);
+    }
+    feed.tracked = tracked;
+    feed.series.retain(tracked);
+    this._sync(feed);
+  }
+
+  /** The socket opened: (re)subscribe everything wanted. */
+  opened() {
+    this.connected = true;
+    this._pending = [];
+    for (const feed of this.routers.values()) {
+      feed.resetConnection();
+      feed.refused = null;
+      this._sync(feed);
+    }
+  }
+
+  /** The socket closed: nothing is subscribed any more; the data stays. */
+  closed() {
+    this.connected = false;
+    this._pending = [];
+    for (const feed of this.routers.values()) feed.resetConnection();
+  }
+
+  /** One message from the gateway. */
+  handle(message) {
+    switch (message?.type) {
+      case "hello":
+        this.routerList = Array.isArray(message.routers) ? message.routers : [];
+        this.heartbeat = message.heartbeat ?? null;
+        this.onChange("hello", null);
+        break;
+      case "status": {
+        const feed = this.routers.get(message.router);
+        if (feed === undefined) return;
+        feed.status = message;
+        this.onChange("status", feed.id);
+        break;
+      }
+      case "history":
+        this._answered(message);
+        break;
+      case "traffic":
+        this._traffic(message);
+        break;
+      case "error":
+        this._refused(message);
+        break;
+      default:
+        // heartbeat (socket.js's watchdog has seen it), and anything a newer gateway adds
+        break;
+    }
+  }
+
+  _traffic(frame) {
+    const feed = this.routers.get(frame.router);
+    if (feed === undefined || feed.filter === null) return;
+    const full = feed.filter === "all";
+    feed._record(frame, full);
+    const now = this.now();
+    feed.latestAt = now;
+    feed.skew = frame.ts - now / 1000;
+    this.onChange("frame", feed.id);
+  }
+
+  _answered(message) {
+    const entry = this._pending.shift();
+    const feed = this.routers.get(message.router);
+    if (feed === undefined) return;
+    feed.pending = Math.max(0, feed.pending - 1);
+    const full = entry?.kind !== "chart";
+    feed.filter = full ? "all" : new Set(entry.names);
+    for (const frame of message.frames ?? []) feed._record(frame, full);
+    if (!full) {
+      feed.charted = true;
+      for (const name of entry.names) feed.backfilled.add(name);
+    } else {
+      feed.resumeFrom = null;
+    }
+    this._sync(feed);
+    this.onChange("history", feed.id);
+  }
+
+  _refused(message) {
+    const entry = this._pending.shift();
+    if (entry === undefined) return; // not an answer to a subscribe: nothing to undo
+    const feed = this.routers.get(entry.router);
+    if (feed === undefined) return;
+    feed.pending = Math.max(0, feed.pending - 1);
+    feed.refused = { code: message.code, message: message.message };
+    if (feed.filter === null) feed.subscribed = false;
+    this.onChange("refused", feed.id);
+  }
+
+  /** Send whatever brings the gateway's subscription in line with the demand, one step. */
+  _sync(feed) {
+    if (!this.connected || feed.pending > 0 || feed.refused !== null) return;
+    if (!feed.wanted) {
+      if (feed.subscribed) {
+        this.send({ type: "unsubscribe", router: feed.id });
+        feed.resetConnection(); // the data (series, latest) stays for a later Start
+      }
+      return;
+    }
+    const missing = [...feed.tracked].filter((name) => !feed.backfilled.has(name));
+    if (!feed.charted || missing.length > 0) {
+      // Charted names that are not re-fetched now lose the full stream for a moment: the
+      // full step resumes from the last complete frame so they keep every point.
+      if (feed.filter === "all" && feed.lastFullSeq !== null) feed.resumeFrom = feed.lastFullSeq;
+      this._subscribe(feed, "chart", { interfaces: missing }, missing);
+    } else if (feed.filter !== "all") {
+      // Only the latest frame is needed in full (the top talkers); the chart has the rest.
+      const since = feed.resumeFrom ?? Math.max(0, (feed.lastSeq ?? 0) - 1);
+      this._subscribe(feed, "full", { since }, null);
+    }
+  }
+
+  _subscribe(feed, kind, fields, names) {
+    if (!this.send({ type: "subscribe", router: feed.id, ...fields })) return;
+    feed.subscribed = true;
+    feed.pending += 1;
+    this._pending.push({ router: feed.id, kind, names });
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The page's entry point. It owns the views (router, window, charted interfaces, running) and
+ * wires the pieces together: socket.js keeps the connection, feed.js speaks the protocol,
+ * urlstate.js keeps the views in the address bar, dashboard.js draws. It renders at most once
+ * per animation frame, and once a second for countdowns, staleness and the moving time axis.
+ */
+
+import { Header, ViewPanel } from "./dashboard.js";
+import { Feed, MAX_CHARTED } from "./feed.js";
+import { busiest } from "./series.js";
+import { ReconnectingSocket } from "./socket.js";
+import { connectionBadge, viewBadge } from "./status.js";
+import { formatSearch, newView, parseViews, tokenOf } from "./urlstate.js";
+
+/** Interfaces charted when a view opens on a router without naming any. */
+const AUTO_PICK = 3;
+
+const template = document.getElementById("view-template");
+const container = document.getElementById("views");
+
+let nextKey = 1;
+const views = parseViews(location.search).map((view) => ({
+  ...view,
+  key: nextKey++,
+  running: true,
+}));
+/** View key -> its panel. */
+const panels = new Map();
+
+function socketUrl() {
+  const url = new URL("/ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const token = tokenOf(location.search);
+  if (token !== null) url.searchParams.set("token", token);
+  return url.href;
+}
+
+const feed = new Feed({ send: (message) => socket.send(message), onChange: feedChanged });
+const socket = new ReconnectingSocket({
+  url: socketUrl(),
+  onMessage: (message) => feed.handle(message),
+  onChange: socketChanged,
+});
+
+let wasOpen = false;
+
+function socketChanged() {
+  const open = socket.state === "open";
+  if (open && !wasOpen) feed.opened();
+  else if (!open && wasOpen) feed.closed();
+  wasOpen = open;
+  scheduleRender();
+}
+
+function feedChanged(kind, routerId) {
+  if (kind === "hello") {
+    const first = feed.routerList[0]?.id ?? null;
+    for (const view of views) view.router ??= first;
+    viewsChanged();
+  } else if (kind === "frame" || kind === "history") {
+    autoPick(routerId);
+  }
+  scheduleRender();
+}
+
+/** Chart the busiest interfaces of views that name none, once their router's frame is in. */
+function autoPick(routerId) {
+  const latest = feed.routers.get(routerId)?.latest;
+  if (!latest) return;
+  let picked = false;
+  for (const view of views) {
+    if (view.router === routerId && view.interfaces === null) {
+      const names = busiest(latest, AUTO_PICK);
+      if (names.length > 0) {
+        view.interfaces = names;
+        picked = true;
+      }
+    }
+  }
+  if (picked) viewsChanged();
+}
+
+/** Subscribe what running views show and unsubscribe the rest; keep the URL in step. */
+function viewsChanged() {
+  const demand = new Map([...feed.routers.keys()].map((id) => [id, null]));
+  for (const view of views) {
+    if (view.router === null) continue;
+    if (!demand.has(view.router)) demand.set(view.router, null);
+    if (view.running) {
+      const names = demand.get(view.router) ?? new Set();
+      for (const name of view.interfaces ?? []) names.add(name);
+      demand.set(view.router, names);
+    }
+  }
+  for (const [id, names] of demand) feed.want(id, names === null ? null : [...names]);
+  const search = formatSearch(location.search, views);
+  if (search !== location.search) {
+    history.replaceState(history.state, "", `${location.pathname}${search}${location.hash}`);
+  }
+  scheduleRender();
+}
+
+function viewActions(view) {
+  return {
+    setRouter(id) {
+      view.router = id;
+      view.interfaces = null; // a new router: chart its busiest interfaces
+      viewsChanged();
+    },
+    setWindow(minutes) {
+      view.window = minutes;
+      viewsChanged();
+    },
+    toggleInterface(name, on) {
+      const names = (view.interfaces ?? []).filter((n) => n !== name);
+      if (on && names.length < MAX_CHARTED) names.push(name);
+      view.interfaces = names;
+      viewsChanged();
+    },
+    toggleRunning() {
+      view.running = !view.running;
+      viewsChanged();
+    },
+    remove() {
+      views.splice(views.indexOf(view), 1);
+      panels.get(view.key)?.destroy();
+      panels.delete(view.key);
+      viewsChanged();
+    },
+  };
+}
+
+function panelFor(view) {
+  let panel = panels.get(view.key);
+  if (panel === undefined) {
+    panel = new ViewPanel(template, viewActions(view));
+    panels.set(view.key, panel);
+    container.append(panel.root);
+  }
+  return panel;
+}
+
+function addView() {
+  const shown = new Set(views.map((view) => view.router));
+  const next = feed.routerList.find((r) => !shown.has(r.id)) ?? feed.routerList[0];
+  const view = { ...newView(next?.id ?? null), key: nextKey++, running: true };
+  views.push(view);
+  viewsChanged();
+  panelFor(view).root.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+const darkQuery = window.matchMedia("(prefers-color-scheme: dark)");
+
+/** `preference`: "auto" (follow the system), "light" or "dark"; remembered in this browser. */
+function applyTheme(preference) {
+  const root = document.documentElement;
+  const dark = preference === "dark" || (preference === "auto" && darkQuery.matches);
+  root.dataset.themePref = preference;
+  root.dataset.theme = dark ? "dark" : "light";
+  try {
+    localStorage.setItem("theme", preference);
+  } catch {
+    // storage disabled: the choice lasts for this page only
+  }
+  for (const panel of panels.values()) panel.restyle();
+  scheduleRender();
+}
+darkQuery.addEventListener("change", () => applyTheme(document.documentElement.dataset.themePref));
+
+const header = new Header({
+  onAddView: addView,
+  onRetry: () => socket.retryNow(),
+  onTheme: applyTheme,
+});
+
+let renderQueued = 0;
+
+function scheduleRender() {
+  if (renderQueued === 0) renderQueued = requestAnimationFrame(render);
+}
+
+function render() {
+  renderQueued = 0;
+  const now = Date.now();
+  header.update(connectionBadge(socket), socket.state === "stopped");
+  for (const view of views) {
+    const routerFeed = view.router === null ? null : feed.router(view.router);
+    const badge =
+      routerFeed === null
+        ? connectionBadge(socket)
+        : viewBadge({ running: view.running, socket, feed: routerFeed, now });
+    panelFor(view).update({
+      view,
+      routers: feed.routerList,
+      feed: routerFeed,
+      badge,
+      now: now / 1000 + (routerFeed?.skew ?? 0),
+    });
+  }
+  container.dataset.views = String(views.length);
+}
+
+// Countdowns, staleness and the moving time axis; a hidden tab skips drawing altogether.
+setInterval(() => {
+  if (!document.hidden) scheduleRender();
+}, 1000);
+
+/** For a look from the browser console (and the browser tests): the live objects, read-only. */
+window.gatewayDashboard = Object.freeze({ views, feed, socket });
+
+viewsChanged();
+socket.start();
