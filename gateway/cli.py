@@ -25,9 +25,17 @@ from gateway.emulator.server import OVER_LIMIT_MODES, RouterEmulator
 DRAIN_HOLD: Final = 1.0
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return common
+
+
 def _emulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "emulate",
+        parents=[_common()],
         help="run a RouterOS API emulator",
         description=(
             "A RouterOS API emulator speaking the real binary protocol (TCP, like port 8728), "
@@ -80,12 +88,12 @@ def _emulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="HTTP control port (stats, faults, reboot, reset-counters); off when not given",
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "serve",
+        parents=[_common()],
         help="run the gateway",
         description="Run the gateway with a TOML configuration file (see README).",
     )
@@ -94,12 +102,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=os.environ.get("GATEWAY_CONFIG"),
         help="configuration file (default: $GATEWAY_CONFIG)",
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 
 def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
+        parents=[_common()],
         help="emulated routers plus the gateway, on loopback",
         description=(
             "Start three emulated routers in this process (an office router, an ISP router "
@@ -110,7 +118,6 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--host", default="127.0.0.1", help="address the gateway listens on")
     p.add_argument("--port", type=int, default=8080, help="gateway port")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,20 @@ from gateway.state import AppState
 from tests.timing import seconds
 
 PASSWORD = "secret-pass"
+
+
+def rss_kib() -> int:
+    """This process's resident memory, in KiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def open_fds() -> int:
+    """How many file descriptors this process has open."""
+    return len(os.listdir("/proc/self/fd"))
 
 
 def emulator(interfaces: int = 8, pppoe: int = 0, **kw: Any) -> RouterEmulator:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,8 +16,10 @@ from tests.harness import (
     emulator,
     gateway,
     gateway_settings,
+    open_fds,
     receive,
     receive_until,
+    rss_kib,
     running,
     subscribe,
 )
@@ -129,18 +130,6 @@ async def test_bad_password_backs_off_for_a_minute() -> None:
         await ws.close()
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def _rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 async def test_many_fault_cycles_leak_nothing() -> None:
     """200 fault cycles leave no extra task, file descriptor or memory behind."""
     poll = {"interval": 0.05, "timeout": 0.5, "backoff_initial": 0.01, "backoff_max": 0.05}
@@ -161,12 +150,12 @@ async def test_many_fault_cycles_leak_nothing() -> None:
         for i in range(20):  # warm up: imports, caches, first-time allocations
             await cycle(i)
         gc.collect()
-        tasks, fds, rss = len(asyncio.all_tasks()), _open_fds(), _rss_kib()
+        tasks, fds, rss = len(asyncio.all_tasks()), open_fds(), rss_kib()
         for i in range(200):
             await cycle(i)
         gc.collect()
         await eventually(lambda: len(asyncio.all_tasks()) <= tasks, timeout=seconds(2))
-        assert _open_fds() <= fds + 2
-        assert _rss_kib() - rss < 8 * 1024, "memory grew by more than 8 MiB over 200 cycles"
+        assert open_fds() <= fds + 2
+        assert rss_kib() - rss < 8 * 1024, "memory grew by more than 8 MiB over 200 cycles"
         assert emu.stats()["active_sessions"] in (0, 1)
         await ws.close()

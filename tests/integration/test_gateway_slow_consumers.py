@@ -11,18 +11,19 @@ import time
 
 import orjson
 
-from tests.harness import Gateway, emulator, gateway, gateway_settings, receive, running, subscribe
+from tests.harness import (
+    Gateway,
+    emulator,
+    gateway,
+    gateway_settings,
+    receive,
+    rss_kib,
+    running,
+    subscribe,
+)
 from tests.timing import eventually, seconds
 
 INTERVAL = 0.25
-
-
-def _rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def _masked_text(payload: bytes) -> bytes:
@@ -70,7 +71,7 @@ async def test_stalled_viewers_are_closed_and_readers_are_unaffected() -> None:
         readers = [await gw.viewer() for _ in range(50)]
         for ws in readers:
             await subscribe(ws, "core")
-        rss_before = _rss_kib()
+        rss_before = rss_kib()
         stalled = [await stalled_viewer(gw, "core") for _ in range(50)]
         received: list[list[tuple[int, float]]] = [[] for _ in readers]
 
@@ -91,7 +92,7 @@ async def test_stalled_viewers_are_closed_and_readers_are_unaffected() -> None:
             assert gw.state.hub.topics["core"].viewers == 50
             await eventually(lambda: len(gw.state.viewers) == 50, timeout=seconds(5))
             # The memory the stalled viewers held is freed with them.
-            assert _rss_kib() - rss_before < 64 * 1024
+            assert rss_kib() - rss_before < 64 * 1024
         finally:
             for task in tasks:
                 task.cancel()
