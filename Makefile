@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest emulate bench bench-emulator clean
+.PHONY: run test lint typecheck jstest pytest emulate bench bench-emulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/gateway demo
 
-test: lint typecheck pytest
+test: lint typecheck jstest pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests loadtest
@@ -24,6 +24,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+jstest:
+	node --test web/tests/
 
 pytest: $(STAMP)
 	$(BIN)/pytest

@@ -27,7 +27,7 @@ from gateway.config import Settings
 from gateway.hub import CLOSE_GOING_AWAY, Hub
 from gateway.keys import APP
 from gateway.metrics import Metrics
-from gateway.poller import Clock, Poller
+from gateway.poller import IDLE_LOGOUT, Clock, Poller
 from gateway.routeros import Connector, connect_librouteros
 from gateway.state import AppState
 from gateway.views import add_routes
@@ -44,8 +44,9 @@ def create_app(
     connect: Connector = connect_librouteros,
     clock: Clock = time.monotonic,
     heartbeat: float = HEARTBEAT,
+    idle_logout: float = IDLE_LOGOUT,
 ) -> web.Application:
-    """Build the gateway app. ``connect`` and ``clock`` are seams for tests."""
+    """Build the gateway app. ``connect``, ``clock`` and the periods are seams for tests."""
     app = web.Application()
     state = AppState(
         settings=settings,
@@ -66,7 +67,13 @@ def create_app(
         for router in settings.routers:
             topic = state.hub.topics[router.id]
             poller = Poller(
-                router, settings.poll, topic, state.metrics, connect=connect, clock=clock
+                router,
+                settings.poll,
+                topic,
+                state.metrics,
+                connect=connect,
+                clock=clock,
+                idle_logout=idle_logout,
             )
             state.pollers[router.id] = poller
             poller.start()

@@ -67,9 +67,24 @@ class Sink:
 
     Every write is synchronous; the sink never awaits. When the viewer falls behind, ``on_behind``
     is called once (the viewer closes the websocket with 4408 from its own task).
+
+    "Behind" is DESIGN.md's rule: more than 1 MiB unsent, or nothing accepted for 10 s. A backfill
+    (``write(..., backfill=True)``) may be larger than 1 MiB on its own; those bytes are allowed
+    on top of the limit until they have drained, so a big history on a slow link is not mistaken
+    for a stalled viewer while the viewer is still taking data.
     """
 
-    __slots__ = ("_clock", "_on_behind", "behind", "dropped", "sent", "stuck_since", "transport")
+    __slots__ = (
+        "_allowance",
+        "_clock",
+        "_on_behind",
+        "_unsent_after",
+        "behind",
+        "dropped",
+        "sent",
+        "stuck_since",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -81,38 +96,51 @@ class Sink:
         self.transport = transport
         self._on_behind = on_behind
         self._clock = clock
-        # When unsent data was first seen still waiting; None while the socket keeps up.
+        # Since when the viewer has accepted nothing while data waited; None while it takes data.
         self.stuck_since: float | None = None
+        # Unsent bytes right after our previous write: less than that now means it read some.
+        self._unsent_after = 0
+        # Backfill bytes still allowed above the limit; shrinks as the backlog drains.
+        self._allowance = 0
         self.behind = False
         self.sent = 0
         self.dropped = 0
 
-    def write(self, frame: bytes, *, droppable: bool = False) -> bool:
+    def write(self, frame: bytes, *, droppable: bool = False, backfill: bool = False) -> bool:
         """Write one frame. Returns True if it was written.
 
-        ``droppable`` frames (live traffic) are skipped while the socket is backed up; others
-        (status, history, errors) are always queued, as a viewer needs them to make sense of
-        what follows.
+        ``droppable`` frames (live traffic) are skipped while the socket is backed up (the next
+        frame will be newer); others (status, history, errors) are always queued, as a viewer
+        needs them to make sense of what follows.
         """
         if self.behind or self.transport.is_closing():
             return False
-        pending = self.transport.get_write_buffer_size()
-        if pending:
-            now = self._clock()
-            if self.stuck_since is None:
-                self.stuck_since = now
-            elif now - self.stuck_since > BEHIND_SECONDS:
+        transport = self.transport
+        unsent = transport.get_write_buffer_size()
+        if unsent:
+            if unsent < self._unsent_after:
+                self.stuck_since = None  # it accepted some data since our last write
+            elif self.stuck_since is None:
+                self.stuck_since = self._clock()
+            elif self._clock() - self.stuck_since > BEHIND_SECONDS:
                 self._fall_behind()
                 return False
-            if pending + len(frame) > BEHIND_BYTES:
+            self._allowance = min(self._allowance, unsent)
+            excess = unsent - self._allowance
+            if excess + len(frame) > BEHIND_BYTES and not backfill:
                 self._fall_behind()
                 return False
-            if droppable and pending > SKIP_BYTES:
+            if droppable and excess > SKIP_BYTES:
                 self.dropped += 1
+                self._unsent_after = unsent
                 return False
         else:
             self.stuck_since = None
-        self.transport.write(frame)
+            self._allowance = 0
+        transport.write(frame)
+        if backfill:
+            self._allowance += len(frame)
+        self._unsent_after = transport.get_write_buffer_size()
         self.sent += 1
         return True
 
@@ -215,7 +243,7 @@ class Topic:
         if self._status_frame is not None:
             sink.write(self._status_frame)
         frames, reset = self._backfill(since)
-        sink.write(self._history_message(frames, flt, reset))
+        sink.write(self._history_message(frames, flt, reset), backfill=True)
         if sink.behind:
             return  # cut off already; its viewer is closing
         self._filters[sink] = flt

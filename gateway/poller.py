@@ -83,7 +83,11 @@ class Poller:
         # ones, so the first sample after either has no rates. Counters going down within a
         # session (reset-counters) are the rate rule's business.
         self._previous: Sample | None = None
-        self.seq = 0
+        # seq grows by one per poll, from the start time in milliseconds: a restarted gateway
+        # never reuses a number a browser saw, so a resume from before the restart is always
+        # recognised as older than the ring (reset) rather than silently skipping frames.
+        self.seq_base = int(wall() * 1000)
+        self.seq = self.seq_base
         self.state: RouterState = "idle"
         self.error: str | None = None
         self.since = wall()
@@ -209,8 +213,9 @@ class Poller:
         """Publish and log a state change; repeating the same state and error does nothing."""
         if (state, error) == (self.state, self.error):
             return
+        if state != self.state:
+            self.since = self._wall()  # a new reason for the same state keeps its "since"
         self.state, self.error = state, error
-        self.since = self._wall()
         self._up.set(1 if state == "up" else 0)
         if state == "down":
             logger.warning("%s: down: %s", self.router.id, error)

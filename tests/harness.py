@@ -54,6 +54,9 @@ _EMULATOR_ARGS = {"legacy_login", "max_sessions", "over_limit", "write_chunk", "
 def gateway_settings(
     emulators: Mapping[str, RouterEmulator], poll: Mapping[str, object] | None = None, **server: Any
 ) -> Settings:
+    """Settings for a gateway in front of these (already started) emulators."""
+    for router_id, emu in emulators.items():
+        assert emu.port, f"start emulator {router_id!r} first (async with running(...))"
     return settings_from_dict(
         {
             "server": {"host": "127.0.0.1", "port": 0, **server},
@@ -145,10 +148,14 @@ async def running(*emulators: RouterEmulator) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def gateway(
-    settings: Settings, *, clock: Clock = time.monotonic, heartbeat: float = 20.0
+    settings: Settings,
+    *,
+    clock: Clock = time.monotonic,
+    heartbeat: float = 20.0,
+    idle_logout: float = 60.0,
 ) -> AsyncIterator[Gateway]:
     """Run the gateway on a real loopback port until the block ends."""
-    app = create_app(settings, clock=clock, heartbeat=heartbeat)
+    app = create_app(settings, clock=clock, heartbeat=heartbeat, idle_logout=idle_logout)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     connector = aiohttp.TCPConnector(limit=0)

@@ -87,6 +87,27 @@ async def test_polling_stops_linger_after_the_last_viewer_leaves() -> None:
         await ws.close()
 
 
+async def test_idle_router_session_is_logged_out() -> None:
+    """After the linger and a further idle period the gateway logs out of the router."""
+    emu = emulator()
+    async with running(emu), gateway(gateway_settings({"core": emu}, POLL), idle_logout=1.0) as gw:
+        ws = await gw.viewer()
+        await subscribe(ws, "core")
+        await receive_until(ws, "traffic")
+        await ws.close()
+        await eventually(
+            lambda: emu.commands["/quit"] == 1 and emu.stats()["active_sessions"] == 0,
+            timeout=seconds(LINGER + 1.0 + 2),
+            message="logged out after idle",
+        )
+        # Demand returns: a fresh login, and frames again.
+        ws = await gw.viewer()
+        await subscribe(ws, "core")
+        await receive_until(ws, "traffic")
+        assert emu.logins == 2
+        await ws.close()
+
+
 async def test_rest_read_starts_polling_and_returns_a_frame() -> None:
     """A billing system's REST read gets a live frame at once and keeps the router polled."""
     emu = emulator()
@@ -125,7 +146,7 @@ async def test_rest_read_starts_polling_and_returns_a_frame() -> None:
         status, again = await gw.get_json("/api/routers/core/traffic")
         assert time.monotonic() - started < seconds(0.5)
         assert status == 200
-        assert again["seq"] == stopped
+        assert again["seq"] - poller.seq_base == stopped
         assert again["stale"] is True
 
 

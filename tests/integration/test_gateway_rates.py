@@ -2,8 +2,9 @@
 
 Each router here runs on a ``PollClock`` shared with the gateway, so the router's counters and
 the poller's sample times refer to the same instants and a 0.5% check holds on a busy machine.
-Where a test picks out a frame by ``frame_after``, every poll succeeds, so a frame's ``seq`` is
-the ordinal of the ``/interface/print`` that produced it.
+Where a test picks out a frame by ``frame_after``, every poll succeeds, so a frame's ``seq``
+(counted from the poller's ``seq_base``) is the ordinal of the ``/interface/print`` that
+produced it.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Exact:
             message: Frame = await receive(self.ws, seconds(5))
             if message["type"] == "traffic":
                 # Fault-free polls: the frame's seq is the print's ordinal (see the module doc).
-                assert prints(self.emu) >= message["seq"]
+                assert prints(self.emu) >= self.ordinal(message)
                 return message
             if message["type"] == "status":
                 self.statuses.append(message)
@@ -57,14 +58,20 @@ class Exact:
         """The frame of the first print after the router had answered ``count`` prints."""
         while True:
             frame = await self.frame()
-            if frame["seq"] > count:
-                assert frame["seq"] == count + 1, "a tick went missing"
+            if self.ordinal(frame) > count:
+                assert self.ordinal(frame) == count + 1, "a tick went missing"
                 return frame
 
     def seconds_of(self, frame: Frame) -> float:
         """The time the frame's rates were measured over (between its print and the previous)."""
-        seq = frame["seq"]
+        seq = self.ordinal(frame)
         return self.clock.instants[seq] - self.clock.instants[seq - 1]
+
+    def ordinal(self, frame: Frame) -> int:
+        """Which poll of this gateway produced the frame (1 for the first)."""
+        [poller] = self.gw.state.pollers.values()
+        ordinal: int = frame["seq"] - poller.seq_base
+        return ordinal
 
 
 @contextlib.asynccontextmanager

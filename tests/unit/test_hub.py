@@ -150,7 +150,7 @@ def test_backed_up_viewer_skips_frames_latest_wins() -> None:
     t = FakeTransport()
     sink = Sink(t, lambda: None, clock=Clock())
     topic.subscribe(sink, InterfaceFilter.all())
-    t.backlog = SKIP_BYTES + 1
+    t.backlog = SKIP_BYTES + 1024
     topic.publish(traffic(1))
     assert sink.dropped == 1
     t.backlog = 0
@@ -214,9 +214,39 @@ def test_unsubscribing_during_publish_is_safe() -> None:
 
 
 def test_a_viewer_already_behind_is_not_subscribed() -> None:
-    """A viewer that falls behind while receiving its backfill does not join the topic."""
+    """A viewer cut off on an earlier message does not join the topic."""
     topic = Topic("r", history=3)
     t = FakeTransport()
+    sink = Sink(t, lambda: None, clock=Clock())
     t.backlog = BEHIND_BYTES
-    topic.subscribe(Sink(t, lambda: None, clock=Clock()), InterfaceFilter.all())
+    sink.write(b"error frame")
+    topic.subscribe(sink, InterfaceFilter.all())
     assert topic.viewers == 0
+
+
+def test_big_backfill_on_a_slow_link_is_not_a_stall() -> None:
+    """A history larger than 1 MiB that keeps draining does not get its viewer cut off."""
+    clock = Clock()
+    t = FakeTransport()
+    sink = Sink(t, lambda: None, clock=clock)
+    history = b"h" * (5 * BEHIND_BYTES)
+    assert sink.write(history, backfill=True)
+    # The viewer reads 100 KiB a second; live frames keep coming once a second.
+    for second in range(1, 40):
+        clock.now = float(second)
+        t.backlog = max(0, len(history) - second * 100 * 1024)
+        assert sink.write(b"live frame", droppable=True) or t.backlog > SKIP_BYTES
+        assert not sink.behind
+
+
+def test_a_viewer_that_stops_reading_after_a_backfill_is_behind() -> None:
+    """Once the backfill stops draining for 10 s the viewer is behind all the same."""
+    clock = Clock()
+    t = FakeTransport()
+    sink = Sink(t, lambda: None, clock=clock)
+    sink.write(b"h" * (3 * BEHIND_BYTES), backfill=True)
+    t.backlog = 2 * BEHIND_BYTES
+    for second in range(1, 13):
+        clock.now = float(second)
+        sink.write(b"live frame", droppable=True)
+    assert sink.behind

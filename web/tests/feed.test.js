@@ -36,7 +36,10 @@ const status = (router, state = "up") => ({
   since: 999,
 });
 const history = (router, frames, reset = false) => ({ type: "history", router, reset, frames });
-const only = (f, names) => ({ ...f, interfaces: f.interfaces.filter((i) => names.includes(i.name)) });
+const only = (f, names) => ({
+  ...f,
+  interfaces: f.interfaces.filter((i) => names.includes(i.name)),
+});
 
 function harness() {
   const sent = [];
@@ -96,7 +99,7 @@ describe("subscription steps", () => {
     assert.deepEqual(h.take(), []);
   });
 
-  test("no charted names yet: the chart step asks for none, which still tells the ring's seqs", () => {
+  test("no charted names yet: the chart step asks for none, still learning the ring's seqs", () => {
     const h = harness();
     h.feed.opened();
     h.feed.want("r1", []);

@@ -86,8 +86,10 @@ describe("Series", () => {
     });
     assert.deepEqual(s.stats("a", 101).rx, { now: 20, avg: 25, peak: 30 });
     assert.equal(s.stats("nope", 0), null);
-    s.add(point(4, 103, { a: [null, null] }));
-    assert.deepEqual(s.stats("a", 103), {
+    s.add(point(4, 103, { b: [1, 1] })); // a point without "a" changes none of its figures
+    assert.deepEqual(s.stats("a", 0).rx, { now: 20, avg: 20, peak: 30 });
+    s.add(point(5, 104, { a: [null, null] }));
+    assert.deepEqual(s.stats("a", 104), {
       rx: { now: null, avg: null, peak: null },
       tx: { now: null, avg: null, peak: null },
     });

@@ -63,9 +63,9 @@ test("view badge, most urgent first", () => {
 
 test("data older than two intervals plus the grace is stale", () => {
   const open = socket("open");
-  const fresh = viewBadge({ running: true, socket: open, feed: liveFeed(2 + STALE_GRACE), now: NOW });
-  assert.equal(fresh.kind, "live");
-  const old = viewBadge({ running: true, socket: open, feed: liveFeed(2 + STALE_GRACE + 1), now: NOW });
+  const at = (age) => viewBadge({ running: true, socket: open, feed: liveFeed(age), now: NOW });
+  assert.equal(at(2 + STALE_GRACE).kind, "live");
+  const old = at(2 + STALE_GRACE + 1);
   assert.equal(old.kind, "stale");
   assert.equal(old.detail, "last update 6 s ago");
   const flagged = liveFeed();

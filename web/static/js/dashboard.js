@@ -15,7 +15,6 @@ import {
   formatDuration,
 } from "./format.js";
 import { byRate, totalRate } from "./series.js";
-import { WINDOWS } from "./urlstate.js";
 
 /** Picker rows rendered at most; the search narrows the rest (hundreds of PPPoE sessions). */
 export const PICKER_LIMIT = 80;
@@ -153,6 +152,8 @@ export class ViewPanel {
     const { view, routers, feed, badge } = state;
     this._renderBar(view, routers);
     paintBadge(this.badge, badge);
+    // The figures dim while they are not current (router down, stale, reconnecting, stopped).
+    this.root.dataset.state = badge.kind;
     this.root.setAttribute("aria-label", `View of ${routerName(routers, view.router)}`);
     if (feed === null) return;
     const names = view.interfaces ?? [];
@@ -167,14 +168,15 @@ export class ViewPanel {
     if (this.routerSelect.dataset.options !== wanted) {
       this.routerSelect.replaceChildren(
         ...routers.map((r) =>
-          element("option", { value: r.id }, r.name && r.name !== r.id ? `${r.name} (${r.id})` : r.id),
+          element("option", { value: r.id }, routerLabel(r)),
         ),
       );
       this.routerSelect.dataset.options = wanted;
     }
     if (view.router !== null && !routers.some((r) => r.id === view.router)) {
       // A router the gateway does not list (a shared link from another setup): say so.
-      this.routerSelect.append(element("option", { value: view.router }, `${view.router} (unknown)`));
+      const label = `${view.router} (unknown)`;
+      this.routerSelect.append(element("option", { value: view.router }, label));
       this.routerSelect.dataset.options = "";
     }
     if (view.router !== null) this.routerSelect.value = view.router;
@@ -221,7 +223,7 @@ export class ViewPanel {
     if (this.chart.cursor.idx === null || this.chart.cursor.idx === undefined) {
       this.readout.textContent = names.length
         ? "rx solid, tx dashed. Point at the chart for exact values."
-        : "Choose interfaces to chart on the right, or click one in Top talkers.";
+        : "Choose interfaces to chart under Interfaces, or click one in Top talkers.";
     }
   }
 
@@ -236,7 +238,9 @@ export class ViewPanel {
     names.forEach((name, k) => {
       const colour = cssVar(`--series-${k % SERIES_COLOURS}`);
       const common = { stroke: colour, points: { show: false }, spanGaps: false };
-      series.push({ ...common, label: `${name} rx`, width: 1.5, fill: `${colour}1a` });
+      // A light fill under rx reads well for one or two lines; more fills only muddy each other.
+      const fill = names.length <= 2 ? `${colour}1a` : undefined;
+      series.push({ ...common, label: `${name} rx`, width: 1.5, fill });
       series.push({ ...common, label: `${name} tx`, width: 1.25, dash: [5, 3] });
     });
     const { width, height } = this._size();
@@ -254,6 +258,7 @@ export class ViewPanel {
         axes: [
           {
             ...axis,
+            space: 80, // px between time labels: "14:03:07" needs room to breathe
             values: (u, splits, axisIdx, space, incr) =>
               splits.map((ts) => (incr < 60 ? formatClock(ts) : formatClockShort(ts))),
           },
@@ -308,16 +313,20 @@ export class ViewPanel {
       this.statsBody.replaceChildren(...rows);
     }
     for (const [name, row] of this.statsRows) {
+      const iface = feed.latest?.interfaces.find((i) => i.name === name);
+      // Gone from the router (a PPPoE customer who hung up): it has no current rate.
+      const gone = feed.latest !== null && iface === undefined;
       const stats = feed.series.stats(name, from);
       const figures = ["rx", "tx"].flatMap((dir) =>
-        ["now", "avg", "peak"].map((figure) => stats?.[dir][figure] ?? null),
+        ["now", "avg", "peak"].map((figure) =>
+          gone && figure === "now" ? null : (stats?.[dir][figure] ?? null),
+        ),
       );
       figures.forEach((value, i) => {
         row.cells[1 + i].textContent = formatBps(value);
       });
-      const iface = feed.latest?.interfaces.find((i) => i.name === name);
       let note = "";
-      if (feed.latest !== null && iface === undefined) note = "gone";
+      if (gone) note = "gone";
       else if (iface && !iface.running) note = "not running";
       row.querySelector(".note").textContent = note;
     }
@@ -390,7 +399,11 @@ export class ViewPanel {
             {},
             box,
             element("span", { class: "name" }, iface.name),
-            element("span", { class: "type" }, iface.running ? iface.type : `${iface.type}, not running`),
+            element(
+              "span",
+              { class: "type" },
+              iface.running ? iface.type : `${iface.type}, not running`,
+            ),
           ),
         );
       }),
@@ -471,6 +484,10 @@ export class ViewPanel {
       element("td", { class: "num bar tx" }),
     );
   }
+}
+
+function routerLabel(router) {
+  return router.name && router.name !== router.id ? `${router.name} (${router.id})` : router.id;
 }
 
 function routerName(routers, id) {

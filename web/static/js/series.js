@@ -111,7 +111,8 @@ export class Series {
   /**
    * Current, average and peak rx/tx of `name` from `from` on:
    * `{rx: {now, avg, peak}, tx: {now, avg, peak}}`; a figure is null when no rate exists.
-   * "now" is the latest point's rate, even when that is null (a counter reset this tick).
+   * "now" is the rate at the latest point that has `name`, even when that is null (a counter
+   * reset this tick); whether the interface still exists is the caller's to judge.
    */
   stats(name, from) {
     const acc = [

@@ -15,7 +15,8 @@
  * - the browser coming back `online`, or the tab becoming visible, tries at once;
  * - a watchdog closes and reconnects when nothing (frame or heartbeat) arrives for two
  *   heartbeat periods: websocket pings are invisible to page scripts, so a connection that died
- *   without a FIN (a NAT timeout, a sleeping laptop) is otherwise noticed only by TCP, minutes later.
+ *   without a FIN (a NAT timeout, a sleeping laptop) is otherwise noticed only by TCP, minutes
+ *   later.
  *
  * Everything with a side effect (the WebSocket class, timers, the clock, randomness, the window
  * and document events) is injected, so the policy runs under Node's test runner with fakes.
