@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck jstest pytest emulate bench bench-emulator clean
+.PHONY: run test lint typecheck jstest pytest loadtest loadtest-ci emulate bench bench-emulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/gateway demo
 
-test: lint typecheck jstest pytest
+test: lint typecheck jstest pytest loadtest-ci
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests loadtest
@@ -30,6 +30,14 @@ jstest:
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# 500 Locust users for 60 s while the router hangs, drops, slows down and reboots.
+loadtest: $(STAMP)
+	$(BIN)/python loadtest/run_loadtest.py $(LOADTEST_ARGS)
+
+# The short version that runs in CI: 100 users, 20 s, one hang in the middle.
+loadtest-ci: $(STAMP)
+	$(BIN)/python loadtest/run_loadtest.py --ci
 
 emulate: $(STAMP)
 	$(BIN)/gateway emulate --control-port 8780

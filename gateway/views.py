@@ -120,6 +120,7 @@ async def routers(request: web.Request) -> web.Response:
             {
                 "id": router.id,
                 "name": router.name,
+                "interval": poller.interval,
                 "state": poller.state,
                 "viewers": state.hub.topics[router.id].viewers,
                 "last_poll_ts": poller.last_poll_ts,

@@ -41,6 +41,17 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def stays(
+    predicate: Callable[[], bool], *, duration: float, interval: float = 0.02, message: str
+) -> None:
+    """Check that ``predicate`` keeps holding for ``duration`` seconds (an observation window)."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        assert predicate(), f"{message} stopped holding"
+        await asyncio.sleep(interval)
+    assert predicate(), f"{message} stopped holding"
+
+
 async def within(awaitable: Awaitable[T], timeout: float) -> T:
     """Await with a deadline (in test units already)."""
     return await asyncio.wait_for(awaitable, timeout)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 import aiohttp
@@ -57,17 +55,6 @@ async def next_traffic(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> A
         if message["type"] == "traffic":
             return message
         assert message["type"] in ("heartbeat", "status"), message
-
-
-async def stays(
-    predicate: Callable[[], bool], *, duration: float, interval: float = 0.02, message: str
-) -> None:
-    """Check that ``predicate`` keeps holding for ``duration`` seconds (an observation window)."""
-    deadline = time.monotonic() + duration
-    while time.monotonic() < deadline:
-        assert predicate(), f"{message} stopped holding"
-        await asyncio.sleep(interval)
-    assert predicate(), f"{message} stopped holding"
 
 
 def metric(text: str, name: str, labels: str = "") -> float:

@@ -10,8 +10,8 @@ import aiohttp
 
 from gateway.emulator.server import Fault
 from tests.harness import emulator, gateway, gateway_settings, receive_until, running, subscribe
-from tests.integration.gwhelpers import prints, stays
-from tests.timing import eventually, seconds, within
+from tests.integration.gwhelpers import prints
+from tests.timing import eventually, seconds, stays, within
 
 INTERVAL: Final = 0.2
 LINGER: Final = 0.6

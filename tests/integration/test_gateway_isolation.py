@@ -148,6 +148,7 @@ async def test_probes_and_listing_answer_while_a_router_hangs() -> None:
                 assert list(router) == [
                     "id",
                     "name",
+                    "interval",
                     "state",
                     "viewers",
                     "last_poll_ts",

@@ -144,13 +144,17 @@ async def finish(proc: asyncio.subprocess.Process, run: int = RUN_SECONDS) -> tu
     return proc.returncode, out.decode(errors="replace")
 
 
-async def viewers(url: str) -> int:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{url}/api/routers", timeout=aiohttp.ClientTimeout(total=2)) as response,
-    ):
-        body = await response.json()
-    return sum(int(r["viewers"]) for r in body["routers"])
+async def watched_and_up(url: str, viewers: int) -> bool:
+    """At least ``viewers`` websocket viewers are subscribed and the router is up."""
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{url}/api/routers", timeout=aiohttp.ClientTimeout(total=2)) as response,
+        ):
+            (router,) = (await response.json())["routers"]
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+    return bool(router["state"] == "up" and router["viewers"] >= viewers)
 
 
 async def test_healthy_gateway_passes(tmp_path: Path) -> None:
@@ -172,9 +176,10 @@ async def test_gateway_frozen_mid_run_fails_the_run(tmp_path: Path) -> None:
         pid, url = gw
         locust = await start_locust(url, "--emulator-control", control, "--router-timeout", "1")
         try:
-            # The freeze starts once the load is in full swing: most viewers subscribed.
+            # The freeze starts once the load is in full swing: most viewers subscribed, and
+            # told the router is up (a router still connecting owes them no frames yet).
             await eventually(
-                lambda: _at_least(viewers(url), 20), timeout=seconds(15), message="20 viewers"
+                lambda: watched_and_up(url, 20), timeout=seconds(15), message="20 viewers, up"
             )
             os.kill(pid, signal.SIGSTOP)
             try:
@@ -187,13 +192,6 @@ async def test_gateway_frozen_mid_run_fails_the_run(tmp_path: Path) -> None:
     gate = [line for line in out.splitlines() if "gateway check FAILED" in line]
     assert any("frame silence: silence core-1" in line for line in gate), out
     assert any("/api/routers/[id]/traffic" in line for line in gate), out
-
-
-async def _at_least(count: Awaitable[int], n: int) -> bool:
-    try:
-        return await count >= n
-    except (aiohttp.ClientError, TimeoutError):
-        return False
 
 
 # -- a scripted fake gateway, for the frame checks --------------------------------------------
