@@ -31,6 +31,7 @@ async def test_no_viewer_means_no_request() -> None:
                 {
                     "id": "core",
                     "name": "core",
+                    "interval": INTERVAL,
                     "state": "idle",
                     "viewers": 0,
                     "last_poll_ts": None,
