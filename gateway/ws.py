@@ -1,9 +1,10 @@
 """The websocket endpoint ``/ws``: one Viewer per connection.
 
-A viewer reads client messages (subscribe / unsubscribe) in its own task; everything it sends
-goes through its ``Sink`` as prebuilt frames, synchronously, so the hub never waits on it. A bad
-message gets an ``error`` frame and the connection stays open; an oversized one is closed with
-1009 by aiohttp itself (``max_msg_size``).
+The connection's handler reads client messages (subscribe / unsubscribe) and hands them to its
+viewer; everything a viewer sends goes out through it (a ``Sink``) as prebuilt frames,
+synchronously, so the hub never waits on it. A bad message gets an ``error`` frame and the
+connection stays open; an oversized one is closed with 1009 by aiohttp itself
+(``max_msg_size``). Keepalive: see ``Hub.heartbeat`` and ``USER_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from gateway.auth import AuthError, Grant, authorise
 from gateway.core.frames import ErrorCode, InterfaceFilter, error_frame, hello_frame
@@ -28,7 +29,12 @@ from gateway.state import AppState
 logger = logging.getLogger(__name__)
 
 HEARTBEAT: Final = 20.0
-"""Seconds between server heartbeats: a websocket ping and a ``heartbeat`` message."""
+"""Seconds between server heartbeats. Each period, every viewer gets something: traffic frames,
+or else a websocket ping and a ``heartbeat`` message (see ``Hub.heartbeat``)."""
+
+USER_TIMEOUT: Final = 1.5
+"""Heartbeat periods that data we sent may stay unacknowledged before the kernel drops the
+connection (``TCP_USER_TIMEOUT``): how a dead peer that still gets traffic frames is found."""
 
 MAX_MESSAGE: Final = 64 * 1024
 """Largest client message accepted; larger ones close the connection with 1009."""
@@ -54,8 +60,23 @@ class BadMessage(Exception):
         self.code = code
 
 
-class Viewer:
-    """One websocket client: its sink, its subscriptions, and the task that closes it."""
+# What ends a viewer's read loop (as ``async for`` over the websocket would).
+_END: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
+# The filter of a whole-router subscription, shared rather than one per viewer.
+_ALL: Final = InterfaceFilter.all()
+
+
+class Viewer(Sink):
+    """One websocket client: the sink the hub writes to, its subscriptions, and the task that
+    closes it.
+
+    There may be 15,000 of these in one process, so each is one object holding only what it
+    needs (the sink itself rather than a separate one with callbacks, slots, a tuple of router
+    ids, shared strings and filters), and its read loop is the handler's own, awaiting
+    ``receive()`` directly (no coroutine frames of its own per idle connection).
+    """
+
+    __slots__ = ("_closer", "_expiry", "grant", "state", "subscriptions", "ws")
 
     def __init__(
         self, state: AppState, ws: web.WebSocketResponse, request: web.Request, grant: Grant
@@ -65,14 +86,13 @@ class Viewer:
         self.grant = grant
         transport = request.transport
         assert transport is not None
-        self.transport = transport
-        self.sink = Sink(transport, self._on_behind)
-        # Router id -> the filter of this viewer's subscription there.
-        self.subscriptions: set[str] = set()
+        super().__init__(transport)
+        # The routers this viewer is subscribed to (a tuple: usually one, at most 64).
+        self.subscriptions: tuple[str, ...] = ()
         # Closes the websocket when the viewer falls behind or the server drains; owned here,
-        # awaited by run()'s cleanup.
+        # awaited by finish().
         self._closer: asyncio.Task[None] | None = None
-        # Closes the connection with 4401 when the token expires; cancelled when run() ends.
+        # Closes the connection with 4401 when the token expires; cancelled by finish().
         self._expiry: asyncio.TimerHandle | None = None
         if grant.expires is not None:
             delay = max(0.0, grant.expires - time.time())
@@ -85,29 +105,44 @@ class Viewer:
         return self._closer
 
     def send(self, message: object) -> None:
-        self.sink.write(encode_message(message))
+        self.write(encode_message(message))
 
-    async def run(self) -> None:
+    def hello(self) -> None:
         state = self.state
-        visible = [(r.id, r.name) for r in state.settings.routers if self.grant.allows(r.id)]
-        self.send(hello_frame(visible, state.heartbeat))
-        try:
-            async for msg in self.ws:
-                if msg.type is WSMsgType.TEXT:
-                    self._handle_text(msg.data)
-                elif msg.type is WSMsgType.BINARY:
-                    self.send(error_frame("bad_request", "messages must be JSON text frames"))
-                elif msg.type is WSMsgType.ERROR:
-                    logger.debug("websocket error: %s", self.ws.exception())
-                    break
-        finally:
-            if self._expiry is not None:
-                self._expiry.cancel()
-            self._unsubscribe_all()
-            closer = self._closer
-            if closer is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await closer
+        grant = self.grant
+        self.send(
+            hello_frame(
+                [(r.id, r.name) for r in state.settings.routers if grant.allows(r.id)],
+                state.heartbeat,
+            )
+        )
+
+    def handle(self, msg: WSMessage) -> bool:
+        """Act on one message from the peer; False when the connection is done."""
+        if msg.type in _END:
+            return False
+        # Anything from the peer, the pong to a heartbeat ping included, proves it alive.
+        self.awaiting_pong = False
+        if msg.type is WSMsgType.TEXT:
+            self._handle_text(msg.data)
+        elif msg.type is WSMsgType.PING:
+            self.write(bytes((0x8A, len(msg.data))) + msg.data)  # pong: <= 125 bytes
+        elif msg.type is WSMsgType.BINARY:
+            self.send(error_frame("bad_request", "messages must be JSON text frames"))
+        elif msg.type is WSMsgType.ERROR:
+            logger.debug("websocket error: %s", self.ws.exception())
+            return False
+        return True
+
+    async def finish(self) -> None:
+        """After the read loop: no more timers or subscriptions; wait for a closing handshake."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._unsubscribe_all()
+        closer = self._closer
+        if closer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await closer
 
     def _handle_text(self, text: str) -> None:
         try:
@@ -133,11 +168,12 @@ class Viewer:
         router = message.get("router")
         if not isinstance(router, str):
             raise BadMessage("bad_request", '"router" must be a router id (a string)')
-        if router not in self.state.hub.topics:
+        topic = self.state.hub.topics.get(router)
+        if topic is None:
             raise BadMessage("unknown_router", f"no router with id {router[:80]!r}")
         if not self.grant.allows(router):
             raise BadMessage("forbidden", f"your token does not cover router {router!r}")
-        return router
+        return topic.router  # the one shared string, not this message's copy
 
     def _subscribe(self, message: dict[str, object]) -> None:
         router = self._router(message)
@@ -157,6 +193,8 @@ class Viewer:
                     f'"interfaces" must be a list of up to {MAX_GLOBS} name globs',
                 )
             flt = flt.intersect(InterfaceFilter.of(globs))
+        if flt.is_all:
+            flt = _ALL
         since = message.get("since")
         if since is not None and (
             isinstance(since, bool) or not isinstance(since, int) or since < 0
@@ -167,31 +205,44 @@ class Viewer:
                 "too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} routers per connection"
             )
         topic = self.state.hub.topics[router]
-        topic.subscribe(self.sink, flt, since)
+        topic.subscribe(self, flt, since)
         if router not in self.subscriptions:
-            self.subscriptions.add(router)
+            self._set_subscriptions((*self.subscriptions, router))
             self.state.metrics.viewers.labels(router).inc()
         self.state.pollers[router].wake()
 
     def _unsubscribe(self, router: str) -> None:
         if router in self.subscriptions:
-            self.subscriptions.discard(router)
-            self.state.hub.topics[router].unsubscribe(self.sink)
+            self._set_subscriptions(tuple(r for r in self.subscriptions if r != router))
+            self.state.hub.topics[router].unsubscribe(self)
             self.state.metrics.viewers.labels(router).dec()
 
+    def _set_subscriptions(self, routers: tuple[str, ...]) -> None:
+        # Nearly every viewer watches one router: share that topic's 1-tuple, not one each.
+        if len(routers) == 1:
+            routers = self.state.hub.topics[routers[0]].only
+        self.subscriptions = routers
+
     def _unsubscribe_all(self) -> None:
-        for router in list(self.subscriptions):
+        for router in self.subscriptions:
             self._unsubscribe(router)
 
-    def _on_behind(self) -> None:
+    def fell_behind(self) -> None:
         """Called by the sink while the hub iterates its subscribers: change no subscription
         here. The sink already refuses further writes; the closer task unsubscribes."""
         self.state.metrics.slow_consumer_closes.inc()
         self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
 
+    def died(self) -> None:
+        """The peer did not answer a heartbeat ping: drop the connection without a handshake."""
+        logger.debug("dropping a viewer that did not answer a ping")
+        self._unsubscribe_all()
+        self._abort()
+
     def close(self, code: int, reason: str) -> None:
         """Start closing (once); the close handshake is bounded, then the socket is dropped."""
         if self._closer is None:
+            self.behind = True  # nothing more from the hub: no frame may follow the close frame
             self._closer = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
@@ -203,7 +254,12 @@ class Viewer:
             pass
         finally:
             # Free what is still queued for a peer that stopped reading.
-            self.transport.abort()
+            self._abort()
+
+    def _abort(self) -> None:
+        transport = self.transport
+        assert isinstance(transport, asyncio.Transport)  # Sink.transport: the asyncio one
+        transport.abort()
 
 
 def _origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
@@ -217,10 +273,26 @@ def _origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
     return parts.netloc == request.host.lower()
 
 
+def _tune_socket(request: web.Request, heartbeat: float) -> None:
+    """A small fixed send buffer, and a deadline on unacknowledged data (see USER_TIMEOUT)."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux
+    if user_timeout is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, user_timeout, int(heartbeat * USER_TIMEOUT * 1000))
+
+
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[APP]
     ws = web.WebSocketResponse(
-        heartbeat=state.heartbeat,
+        # No per-connection ping timers: Hub.heartbeat pings idle viewers, all in one pass, and
+        # the read loop answers the peer's pings and notes its pongs.
+        heartbeat=None,
+        autoping=False,
         compress=False,  # frames are prebuilt once and shared; per-client deflate would not be
         max_msg_size=MAX_MESSAGE,
         timeout=CLOSE_TIMEOUT,
@@ -240,19 +312,21 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if len(state.viewers) >= state.settings.server.max_connections:
         await ws.close(code=CLOSE_TRY_AGAIN, message=b"connection limit reached")
         return ws
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    _tune_socket(request, state.heartbeat)
     viewer = Viewer(state, ws, request, grant)
     state.viewers.add(viewer)
-    state.hub.sinks.add(viewer.sink)
+    state.hub.sinks[viewer] = None
     state.metrics.ws_connections.inc()
+    viewer.hello()
+    # The read loop runs here, in aiohttp's handler, not in a coroutine of the viewer's: one
+    # coroutine frame fewer for each of thousands of idle connections.
     try:
-        await viewer.run()
+        while viewer.handle(await ws.receive()):
+            pass
     finally:
+        await viewer.finish()
         state.viewers.discard(viewer)
-        state.hub.sinks.discard(viewer.sink)
+        state.hub.sinks.pop(viewer, None)
         state.metrics.ws_connections.dec()
         if not ws.closed:
             with contextlib.suppress(TimeoutError):

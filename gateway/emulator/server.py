@@ -119,6 +119,11 @@ class RouterEmulator:
         # Clears a timed fault when its duration is over; replaced by each new fault.
         self._fault_timer: asyncio.Task[None] | None = None
         self.connections_total = 0
+        # Most sessions open at once, and connections turned away by the session limit, since
+        # start-up or the last reset_stats(): how hard a client pushes the api service (the
+        # router-load benchmark reads them; not in stats(), whose keys are a tested contract).
+        self.peak_sessions = 0
+        self.refused_sessions = 0
         self.logins = 0
         self.login_failures = 0
         self.commands: Counter[str] = Counter()
@@ -221,6 +226,8 @@ class RouterEmulator:
 
     def reset_stats(self) -> None:
         self.connections_total = self.logins = self.login_failures = 0
+        self.peak_sessions = self._sessions()
+        self.refused_sessions = 0
         self.commands.clear()
 
     def _sessions(self) -> int:
@@ -242,6 +249,10 @@ class RouterEmulator:
             )
         conn = Connection(writer, session)
         self._connections.add(conn)
+        if session is None:
+            self.refused_sessions += 1
+        else:
+            self.peak_sessions = max(self.peak_sessions, self._sessions())
         conn.handler = asyncio.create_task(self._run(conn, reader))
 
     async def _run(self, conn: Connection, reader: asyncio.StreamReader) -> None:

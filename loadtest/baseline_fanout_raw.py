@@ -1,0 +1,112 @@
+"""Fan-out floor: the same frame bytes written to N sockets, with nothing else in the way.
+
+No asyncio, no websocket library: one epoll loop accepts connections, answers the websocket
+handshake, and once per interval builds the frame (as the gateway would) and calls
+``socket.send`` with the same bytes on every connected socket. What the client sends is read
+and thrown away. No keepalive pings, no slow-consumer policy, no per-viewer state beyond the
+socket: this is the least a Python process can do to deliver a frame, the floor the other
+servers are measured against.
+
+Run: ``python loadtest/baseline_fanout_raw.py --port 0`` (prints the URL it listens on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import select
+import socket
+import time
+
+from fanout_source import FrameSource
+from fanout_wire import handshake_response
+
+from gateway.hub import ws_text_frame
+
+
+def serve(args: argparse.Namespace) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((args.host, args.port))
+    listener.listen(1024)
+    listener.setblocking(False)
+    print(f"listening on http://{args.host}:{listener.getsockname()[1]}/", flush=True)
+    ep = select.epoll()
+    ep.register(listener.fileno(), select.EPOLLIN)
+    source = FrameSource(args.router, args.interfaces, args.interval)
+    # Sockets still in the handshake, with what they sent so far; and the upgraded ones.
+    handshaking: dict[int, tuple[socket.socket, bytes]] = {}
+    viewers: dict[int, socket.socket] = {}
+    next_tick = time.monotonic() + args.interval
+    while True:
+        for fd, _ in ep.poll(max(0.0, next_tick - time.monotonic())):
+            if fd == listener.fileno():
+                while True:
+                    try:
+                        sock, _ = listener.accept()
+                    except BlockingIOError:
+                        break
+                    sock.setblocking(False)
+                    handshaking[sock.fileno()] = (sock, b"")
+                    ep.register(sock.fileno(), select.EPOLLIN)
+                continue
+            if fd in handshaking:
+                sock, head = handshaking[fd]
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                head += data
+                answer = handshake_response(head) if b"\r\n\r\n" in head else None
+                if not data or (answer is None and b"\r\n\r\n" in head):
+                    del handshaking[fd]
+                    ep.unregister(fd)
+                    sock.close()
+                elif answer is None:
+                    handshaking[fd] = (sock, head)
+                else:
+                    del handshaking[fd]
+                    sock.send(answer)
+                    viewers[fd] = sock
+                continue
+            viewer = viewers.get(fd)
+            if viewer is None:
+                continue
+            try:
+                data = viewer.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                del viewers[fd]
+                ep.unregister(fd)
+                viewer.close()
+        if time.monotonic() >= next_tick:
+            next_tick += args.interval
+            frame = ws_text_frame(source.next())
+            for sock in list(viewers.values()):
+                # try/except, not contextlib.suppress: a context manager per send would cost
+                # more than the floor is allowed to.
+                try:  # noqa: SIM105
+                    sock.send(frame)
+                except (BlockingIOError, ConnectionError):
+                    pass  # the floor keeps no queue: a full or dead socket misses this frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--router", default="r1")
+    parser.add_argument("--interfaces", type=int, default=8)
+    parser.add_argument("--interval", type=float, default=1.0)
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Every benchmark, one after the other: what ``make bench`` runs.
+
+1. ``bench_emulator.py``: can the RouterOS emulator keep up with a load test?
+2. ``bench_router_load.py``: router requests and API sessions, seed design against the gateway.
+3. ``bench_fanout.py``: CPU, delay and memory of the gateway's fan-out against a raw-send
+   floor, a naive aiohttp server and the websockets library's ``broadcast()``.
+
+Each prints its own tables (the numbers in ``loadtest/RESULTS.md`` come from these). Options
+after ``--`` are not passed on: run a script on its own to change its sizes. Takes about
+20 minutes; the machine should be otherwise idle (each script prints the load average).
+
+Run: ``python loadtest/bench_all.py [--only fanout,router_load,emulator]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Final
+
+HERE: Final = Path(__file__).resolve().parent
+BENCHMARKS: Final = ("emulator", "router_load", "fanout")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
+    args = parser.parse_args()
+    chosen = [name for name in args.only.split(",") if name]
+    unknown = set(chosen) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {BENCHMARKS}")
+    failed = []
+    for name in chosen:
+        script = HERE / f"bench_{name}.py"
+        print(f"== {script.name}", flush=True)
+        started = time.monotonic()
+        code = subprocess.call([sys.executable, str(script)], cwd=HERE.parent)
+        took = time.monotonic() - started
+        print(f"== {script.name}: exit {code} after {took:.0f} s\n", flush=True)
+        if code:
+            failed.append(script.name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""Benchmark: what does it cost to fan one router's frames out to thousands of viewers?
+
+In one run, for each number of viewers N, these servers each push one traffic frame per second
+(the same frame format and size: 9 interfaces, about 1.4 KB) to N websocket viewers on loopback:
+
+- ``gateway``: the real ``gateway serve`` polling an emulated router (``gateway emulate``), with
+  its slow-consumer policy (1 MiB / 10 s, latest wins, 4408) and its keepalive as shipped;
+- ``floor``: a raw-socket send floor (``baseline_fanout_raw.py``): the same bytes written to N
+  sockets with ``socket.send`` in a loop, nothing else;
+- ``aiohttp``: a naive aiohttp server doing ``await ws.send_str(...)`` per client
+  (``baseline_fanout_aiohttp.py``), with a 20 s heartbeat;
+- ``websockets``: the websockets library's ``broadcast()`` (``baseline_fanout_websockets.py``),
+  with its default 20 s keepalive pings;
+- ``aiohttp-bare``, ``websockets-bare``: the same two without any keepalive.
+
+Each server runs alone, in a fresh process per N, pinned to CPU 0; the viewers are one
+``fanout_client.py`` process (raw sockets, one epoll, minimal parsing; see its docstring) pinned
+to CPU 1, with the gateway's emulated router. Per run:
+
+- server CPU per delivered frame: the server's CPU time (all threads, ``/proc/PID/task/*/
+  schedstat``; ``utime + stime`` from ``/proc/PID/stat`` as a coarser check) over a window of
+  exactly K frames, sampled halfway between frames, divided by the frames delivered in the
+  window (N x K when none is missed). K = 20 at 1 s is one 20 s keepalive period, so each
+  server's keepalive work falls in every window once;
+- delay from poll completion to client receipt: kernel receive timestamp (``SO_TIMESTAMPNS``)
+  minus the frame's ``ts``, p50 / p99 over every delivered frame;
+- memory per viewer: (server RSS with N viewers subscribed - RSS before any) / N;
+- missed frames (gaps in ``seq`` and frames of the window not delivered), the client's CPU.
+
+Then the issue's targets, each marked met or MISSED. Exit status 1 if one is missed.
+
+Run: ``python loadtest/bench_fanout.py`` (about 15 minutes; ``--help`` for sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fanout_proc import HERE, PYTHON, Server, load, machine, start_emulator, start_gateway
+from fanout_proc import start_script as start_baseline
+from fanout_wire import rss_kib
+
+VARIANTS: Final = (
+    "gateway",
+    "floor",
+    "aiohttp",
+    "websockets",
+    "aiohttp-bare",
+    "websockets-bare",
+)
+DEFAULT_VARIANTS: Final = VARIANTS
+SCRIPTS: Final = {
+    "floor": ("baseline_fanout_raw.py",),
+    "aiohttp": ("baseline_fanout_aiohttp.py",),
+    "websockets": ("baseline_fanout_websockets.py",),
+    "aiohttp-bare": ("baseline_fanout_aiohttp.py", "--heartbeat", "0"),
+    "websockets-bare": ("baseline_fanout_websockets.py", "--ping-interval", "0"),
+}
+SETTLE: Final = 1.5  # seconds between a server's start and its idle RSS reading
+
+
+@dataclass
+class Row:
+    variant: str
+    viewers: int
+    result: dict[str, Any]
+    connect: dict[str, Any]
+    rss_idle_kib: int
+
+    @property
+    def delivered(self) -> int:
+        return int(self.result["delivered"])
+
+    @property
+    def cpu_us(self) -> float:
+        return float(self.result["server_cpu_s"]) * 1e6 / max(1, self.delivered)
+
+    @property
+    def ticks_cpu_us(self) -> float:
+        return float(self.result["server_cpu_ticks_s"]) * 1e6 / max(1, self.delivered)
+
+    @property
+    def client_cpu_us(self) -> float:
+        return float(self.result["client_cpu_s"]) * 1e6 / max(1, self.delivered)
+
+    @property
+    def kib_per_viewer(self) -> float:
+        return (int(self.result["rss_start_kib"]) - self.rss_idle_kib) / self.viewers
+
+    @property
+    def missed(self) -> int:
+        return int(self.result["missed"]) + int(self.result["gaps"])
+
+
+def start(variant: str, args: argparse.Namespace) -> Server:
+    common = ["--interfaces", str(args.interfaces), "--interval", str(args.interval)]
+    if variant == "gateway":
+        emulator = start_emulator(args.interfaces)
+        gateway = start_gateway(emulator.port, args.interval, args.history)
+        gateway.behind.append(emulator)
+        return gateway
+    script, *options = SCRIPTS[variant]
+    return start_baseline(script, "--port", "0", *options, *common)
+
+
+def pin(server: Server, args: argparse.Namespace) -> None:
+    """Server on CPU 0; its emulator (if any) and the client on CPU 1."""
+    if args.pin:
+        os.sched_setaffinity(server.pid, {0})
+        for other in server.behind:
+            os.sched_setaffinity(other.pid, {1})
+
+
+def run_one(variant: str, viewers: int, frames: int, args: argparse.Namespace) -> Row:
+    server = start(variant, args)
+    try:
+        pin(server, args)
+        time.sleep(SETTLE)
+        idle = rss_kib(server.pid)
+        command = [
+            PYTHON,
+            str(HERE / "fanout_client.py"),
+            "--port",
+            str(server.port),
+            "--viewers",
+            str(viewers),
+            "--frames",
+            str(frames),
+            "--warmup",
+            str(args.warmup),
+            "--interval",
+            str(args.interval),
+            "--server-pid",
+            str(server.pid),
+        ]
+        if args.sources:
+            command += ["--sources", args.sources]
+        if args.pin:
+            command += ["--cpu", "1"]
+        client = subprocess.run(command, stdout=subprocess.PIPE, check=False, timeout=900)
+        events = [json.loads(line) for line in client.stdout.decode().splitlines() if line]
+        by_kind = {e["event"]: e for e in events}
+        if client.returncode != 0 or "result" not in by_kind:
+            raise SystemExit(f"{variant} x {viewers}: client failed ({client.returncode})")
+        row = Row(variant, viewers, by_kind["result"], by_kind["connected"], idle)
+    finally:
+        server.stop()
+    print(
+        f"  {variant:10} N={viewers:6}: {row.cpu_us:6.2f} us/frame"
+        f" (ticks {row.ticks_cpu_us:6.2f}), delay p50 {row.result['delay_p50_ms']:6.1f} ms"
+        f" p99 {row.result['delay_p99_ms']:6.1f} ms, {row.kib_per_viewer:5.2f} KiB/viewer,"
+        f" missed {row.missed}, client {row.client_cpu_us:5.2f} us/frame,"
+        f" connect {row.connect['seconds']:.1f} s, load {load()}",
+        flush=True,
+    )
+    if args.verbose:
+        print(f"    per frame [p50, p99, max] ms: {row.result['per_frame_ms']}", flush=True)
+    return row
+
+
+def markdown(rows: list[Row]) -> str:
+    floor = {r.viewers: r for r in rows if r.variant == "floor"}
+    lines = [
+        "| N | server | CPU us / frame | vs floor | delay p50 | delay p99 | KiB / viewer"
+        " | missed | frame bytes | client us / frame |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        base = floor.get(r.viewers)
+        ratio = f"{r.cpu_us / base.cpu_us:.2f}x" if base else "-"
+        lines.append(
+            f"| {r.viewers:,} | {r.variant} | {r.cpu_us:.2f} | {ratio}"
+            f" | {r.result['delay_p50_ms']:.1f} ms | {r.result['delay_p99_ms']:.1f} ms"
+            f" | {r.kib_per_viewer:.2f} | {r.missed} of {r.viewers * int(r.result['frames']):,}"
+            f" | {r.result['frame_bytes']:.0f} | {r.client_cpu_us:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(rows: list[Row]) -> list[str]:
+    """The issue's targets, each "met" or "MISSED" with its numbers."""
+    by = {(r.variant, r.viewers): r for r in rows}
+    gateway = [r for r in rows if r.variant == "gateway"]
+    out = []
+
+    def verdict(ok: bool, text: str) -> None:
+        out.append(f"{'met' if ok else 'MISSED'}: {text}")
+
+    for n in (5000, 10000):
+        g, f = by.get(("gateway", n)), by.get(("floor", n))
+        if g and f:
+            ratio = g.cpu_us / f.cpu_us
+            verdict(ratio <= 1.25, f"CPU per frame at {n:,} <= 1.25x the floor: {ratio:.2f}x")
+    for g in gateway:
+        for label, names in (
+            ("both with keepalive", ("aiohttp", "websockets")),
+            ("with or without keepalive", VARIANTS[2:]),
+        ):
+            rivals = [by[v, g.viewers] for v in names if (v, g.viewers) in by]
+            if not rivals:
+                continue
+            best = min(rivals, key=lambda r: r.cpu_us)
+            ratio = best.cpu_us / g.cpu_us
+            verdict(
+                ratio >= 1.3,
+                f"at {g.viewers:,}, >= 1.3x cheaper than the best of aiohttp and websockets,"
+                f" {label} ({best.variant}): {ratio:.2f}x",
+            )
+    if ("gateway", 10000) in by:
+        p99 = float(by["gateway", 10000].result["delay_p99_ms"])
+        verdict(p99 <= 110, f"p99 delay at 10,000 <= 110 ms: {p99:.1f} ms")
+    for g in gateway:
+        if g.viewers >= 15000:
+            verdict(
+                g.missed == 0 and g.result["closed"] == 0,
+                f"{g.viewers:,} viewers, {g.result['frames']} frames at 1 Hz, none missed:"
+                f" {g.missed} missed, {g.result['closed']} closed",
+            )
+    if gateway:
+        worst = max(gateway, key=lambda r: r.kib_per_viewer)
+        verdict(
+            worst.kib_per_viewer <= 14,
+            f"memory per viewer <= 14 KiB: at most {worst.kib_per_viewer:.2f} KiB"
+            f" (at {worst.viewers:,})",
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--viewers", default="1000,5000,10000", help="comma-separated N")
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, of {', '.join(VARIANTS)} (the -bare ones: no keepalive pings)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=20,
+        help="frames in each measured window (20 at 1 s = one 20 s heartbeat period, so every"
+        " server's keepalive work is in each window once)",
+    )
+    parser.add_argument("--warmup", type=int, default=3, help="frames before the window")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per variant and N; the median is reported"
+    )
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
+    parser.add_argument("--interfaces", type=int, default=8, help="interfaces per frame")
+    parser.add_argument("--history", type=int, default=300, help="the gateway's history ring")
+    parser.add_argument(
+        "--max-viewers",
+        type=int,
+        default=15000,
+        help="then the gateway alone with this many viewers (0: skip)",
+    )
+    parser.add_argument("--max-frames", type=int, default=30, help="frames for --max-viewers")
+    parser.add_argument("--sources", default="", help="client source addresses, comma-separated")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin the server to CPU 0 and the client to CPU 1",
+    )
+    parser.add_argument("--verbose", action="store_true", help="print each frame's delays")
+    parser.add_argument("--json", default="", help="also write every result to this file")
+    args = parser.parse_args()
+    args.pin = args.pin and (os.cpu_count() or 1) >= 2
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variant(s) {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+
+    print(f"machine: {machine()}")
+    print(f"load average at start: {load()}")
+    print(
+        f"{args.interfaces} interfaces per frame, one frame per {args.interval:g} s,"
+        f" {args.frames} frames per window after {args.warmup} warm-up frames"
+    )
+    rows: list[Row] = []
+    for n in (int(v) for v in args.viewers.split(",")):
+        # Rounds of every variant in turn, so a disturbance from outside hits all of them alike;
+        # each variant's run with the median CPU per frame stands for it.
+        runs: dict[str, list[Row]] = {v: [] for v in variants}
+        for _ in range(args.repeat):
+            for variant in variants:
+                runs[variant].append(run_one(variant, n, args.frames, args))
+        for variant in variants:
+            ordered = sorted(runs[variant], key=lambda r: r.cpu_us)
+            rows.append(ordered[len(ordered) // 2])
+    if args.max_viewers and "gateway" in variants:
+        rows.append(run_one("gateway", args.max_viewers, args.max_frames, args))
+    print(f"load average at end: {load()}")
+    print()
+    print(markdown(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                [
+                    {"variant": r.variant, "viewers": r.viewers, "idle_rss_kib": r.rss_idle_kib}
+                    | r.result
+                    for r in rows
+                ],
+                f,
+                indent=1,
+            )
+    print()
+    verdicts = targets(rows)
+    for line in verdicts:
+        print(line)
+    sys.exit(1 if any(line.startswith("MISSED") for line in verdicts) else 0)
+
+
+if __name__ == "__main__":
+    main()

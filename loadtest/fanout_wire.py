@@ -1,0 +1,139 @@
+"""The few websocket bytes the benchmark clients and the raw-send floor need, and /proc readings.
+
+The benchmark clients must cost far less than the servers they measure, so they do not run a
+websocket library: they send one prebuilt handshake, one prebuilt subscribe frame, answer pings,
+and read frames with just enough parsing to find ``"seq"`` and ``"ts"`` in a traffic frame.
+Client frames are masked with the all-zero key (RFC 6455 requires a mask, not a random one), so
+masking costs nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import struct
+from typing import Final
+
+import orjson
+
+# A fixed Sec-WebSocket-Key (the RFC's own example) and the accept value it must produce.
+KEY: Final = "dGhlIHNhbXBsZSBub25jZQ=="
+GUID: Final = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+OP_TEXT: Final = 0x1
+OP_CLOSE: Final = 0x8
+OP_PING: Final = 0x9
+OP_PONG: Final = 0xA
+
+TRAFFIC_PREFIX: Final = b'{"type":"traffic"'
+
+
+def accept_value(key: str) -> str:
+    """The ``Sec-WebSocket-Accept`` answer to ``key``."""
+    return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+
+
+def handshake_request(host: str, port: int, path: str = "/ws") -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def handshake_response(request: bytes) -> bytes | None:
+    """The server's 101 answer to a client handshake, or None if it carries no key."""
+    for line in request.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            accept = accept_value(value.strip().decode())
+            return (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode()
+    return None
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A final client-to-server frame, masked with the zero key (payload bytes unchanged)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    return head + b"\x00\x00\x00\x00" + payload
+
+
+def subscribe_frame(router: str) -> bytes:
+    return client_frame(OP_TEXT, orjson.dumps({"type": "subscribe", "router": router}))
+
+
+def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The complete server-to-client (unmasked) frames at the start of ``data``, as (opcode,
+    payload) pairs, and the incomplete rest to prepend to the next read."""
+    frames: list[tuple[int, bytes]] = []
+    i = 0
+    end = len(data)
+    while end - i >= 2:
+        n = data[i + 1] & 0x7F
+        head = 2
+        if n == 126:
+            if end - i < 4:
+                break
+            n = (data[i + 2] << 8) | data[i + 3]
+            head = 4
+        elif n == 127:
+            if end - i < 10:
+                break
+            n = int.from_bytes(data[i + 2 : i + 10], "big")
+            head = 10
+        if end - i < head + n:
+            break
+        frames.append((data[i] & 0x0F, data[i + head : i + head + n]))
+        i += head + n
+    return frames, data[i:]
+
+
+def traffic_seq_ts(payload: bytes) -> tuple[int, float] | None:
+    """``(seq, ts)`` of a traffic frame, found by position (keys come in the documented order:
+    ``type, v, router, seq, ts``); None for any other message."""
+    if not payload.startswith(TRAFFIC_PREFIX):
+        return None
+    i = payload.find(b'"seq":', 17, 200)
+    j = payload.find(b",", i)
+    k = payload.find(b'"ts":', j, j + 40)
+    m = payload.find(b",", k)
+    return int(payload[i + 6 : j]), float(payload[k + 5 : m])
+
+
+# -- /proc readings of another process ---------------------------------------------------------
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of every thread of ``pid``, in nanoseconds (``/proc/PID/task/*/schedstat``)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that ended between listing and reading
+    return total
+
+
+def cpu_ticks(pid: int) -> int:
+    """``utime + stime`` of ``pid`` in clock ticks (``/proc/PID/stat``; coarser, a cross-check)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid``, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
