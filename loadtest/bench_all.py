@@ -5,9 +5,9 @@
 3. ``bench_fanout.py``: CPU, delay and memory of the gateway's fan-out against a raw-send
    floor, a naive aiohttp server and the websockets library's ``broadcast()``.
 
-Each prints its own tables (the numbers in ``loadtest/RESULTS.md`` come from these). Options
-after ``--`` are not passed on: run a script on its own to change its sizes. Takes about
-20 minutes; the machine should be otherwise idle (each script prints the load average).
+Each prints its own tables (the numbers in ``loadtest/RESULTS.md`` come from these), at its
+default sizes: run a script on its own to change them. Takes about 30 minutes; the machine should
+be otherwise idle (each script prints the load average).
 
 Run: ``python loadtest/bench_all.py [--only fanout,router_load,emulator]``.
 """

@@ -253,7 +253,9 @@ def main() -> None:
         "--repeat", type=int, default=1, help="runs per variant and N; the median is reported"
     )
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
-    parser.add_argument("--interfaces", type=int, default=8, help="interfaces per frame")
+    parser.add_argument(
+        "--interfaces", type=int, default=8, help="static interfaces (frames also carry lo)"
+    )
     parser.add_argument("--history", type=int, default=300, help="the gateway's history ring")
     parser.add_argument(
         "--max-viewers",
@@ -281,7 +283,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"load average at start: {load()}")
     print(
-        f"{args.interfaces} interfaces per frame, one frame per {args.interval:g} s,"
+        f"{args.interfaces} static interfaces + lo per frame, one frame per {args.interval:g} s,"
         f" {args.frames} frames per window after {args.warmup} warm-up frames"
     )
     rows: list[Row] = []

@@ -1,6 +1,6 @@
 """Benchmark: how hard do N viewers make the router work, seed design against the gateway?
 
-For N = 10, 100 and 1,000 viewers of one emulated router (24 Ethernet ports and 40 PPPoE
+For N = 10, 100 and 1,000 viewers of one emulated router (24 static interfaces and 40 PPPoE
 customers; the api service's default limit of 20 sessions), answering as fast as it can or, as
 a busy production router does, 250 ms per reply (the emulator's ``slow`` fault, applied to the
 login and the print alike), three designs in turn:
@@ -21,7 +21,7 @@ errors, latency p50/p99. Server CPU over the window.
 The emulated router runs in its own process (this script with ``--serve-router``), with the
 emulator's control API plus ``GET /load`` for the session peak and refusals.
 
-Run: ``python loadtest/bench_router_load.py`` (about 5 minutes; ``--help`` for sizes).
+Run: ``python loadtest/bench_router_load.py`` (about 10 minutes; ``--help`` for sizes).
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
     print(f"machine: {machine()}")
     print(f"load average at start: {load()}")
     print(
-        f"router: {args.interfaces} Ethernet + {args.pppoe} PPPoE interfaces, api service limit"
+        f"router: {args.interfaces} static + {args.pppoe} PPPoE interfaces, api service limit"
         f" {args.max_sessions} sessions; gateway poll interval {args.interval:g} s;"
         f" viewers poll every {PERIOD:g} s; window {args.seconds:g} s after"
         f" {JITTER + args.warmup:g} s"
