@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck jstest pytest loadtest loadtest-ci emulate bench bench-emulator clean
+.PHONY: run test lint typecheck jstest pytest loadtest loadtest-ci emulate bench bench-emulator image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,5 +49,10 @@ bench: $(STAMP)
 bench-emulator: $(STAMP)
 	$(BIN)/python loadtest/bench_emulator.py
 
+# The container image, built offline as CI builds it: a debootstrapped Debian base, wheels made
+# here, podman build --network=none. With a registry at hand, `docker build .` is all it takes.
+image: $(STAMP)
+	$(BIN)/python -m tests.deploy.podman $(IMAGE)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis wheelhouse

@@ -16,8 +16,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Final
 
 import aiohttp_jinja2
 import jinja2
@@ -30,12 +28,10 @@ from gateway.metrics import Metrics
 from gateway.poller import IDLE_LOGOUT, Clock, Poller
 from gateway.routeros import Connector, connect_librouteros
 from gateway.state import AppState
-from gateway.views import add_routes
+from gateway.views import WEB_ROOT, add_routes
 from gateway.ws import HEARTBEAT
 
 logger = logging.getLogger(__name__)
-
-WEB_ROOT: Final = Path(__file__).resolve().parent.parent / "web"
 
 
 def create_app(

@@ -21,6 +21,8 @@ from gateway.demo import demo_settings, running_demo_routers
 from gateway.emulator.control import create_control_app
 from gateway.emulator.device import Device, Version, sized_config
 from gateway.emulator.server import OVER_LIMIT_MODES, RouterEmulator
+from gateway.healthcheck import add_arguments as add_healthcheck_arguments
+from gateway.healthcheck import run as run_healthcheck
 
 DRAIN_HOLD: Final = 1.0
 
@@ -116,8 +118,32 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address the gateway listens on")
-    p.add_argument("--port", type=int, default=8080, help="gateway port")
+    # Defaults follow GATEWAY_SERVER_HOST/PORT, as `serve` does, so a container's HEALTHCHECK
+    # (which reads them) finds a demo started without options.
+    p.add_argument(
+        "--host",
+        default=os.environ.get("GATEWAY_SERVER_HOST", "127.0.0.1"),
+        help="address the gateway listens on ($GATEWAY_SERVER_HOST)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("GATEWAY_SERVER_PORT", "8080"),
+        help="gateway port ($GATEWAY_SERVER_PORT)",
+    )
+
+
+def _healthcheck_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when the gateway on this host answers /healthz",
+        description=(
+            "Probe the gateway's liveness endpoint on this host, as the container image's "
+            "HEALTHCHECK does: exit 0 when it answers 200 in time, else 1."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_healthcheck_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _demo_parser(sub)
     _emulate_parser(sub)
+    _healthcheck_parser(sub)
     return parser
 
 
@@ -251,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"gateway: {exc}", file=sys.stderr)
                 return 2
             asyncio.run(serve(settings))
+        elif args.command == "healthcheck":
+            return run_healthcheck(args)
         elif args.command == "demo":
             asyncio.run(run_demo(args))
         elif args.command == "emulate":

@@ -28,7 +28,17 @@ def _json(data: object, status: int = 200, headers: dict[str, str] | None = None
     )
 
 
-STATIC_ROOT: Final = Path(__file__).resolve().parent.parent / "web" / "static"
+def _web_root() -> Path:
+    """The dashboard's files: ``gateway/web`` when installed from a wheel, else ``web/``."""
+    package = Path(__file__).resolve().parent
+    installed = package / "web"
+    return installed if installed.is_dir() else package.parent / "web"
+
+
+WEB_ROOT: Final = _web_root()
+"""Templates and static files of the dashboard (``templates/``, ``static/``)."""
+
+STATIC_ROOT: Final = WEB_ROOT / "static"
 
 PAGE_ASSETS: Final = ("favicon.svg", "css/dashboard.css", "vendor/uplot/uPlot.min.css")
 """Files the page links to besides its ES modules (every ``*.js`` under ``js/`` and ``vendor/``)."""

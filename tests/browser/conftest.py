@@ -31,6 +31,7 @@ import pytest
 from gateway.demo import DEMO_PASSWORD, demo_emulators
 from gateway.emulator.server import RouterEmulator
 from tests.harness import receive_until, subscribe
+from tests.needs import missing
 from tests.timing import seconds
 
 if TYPE_CHECKING:
@@ -72,11 +73,9 @@ def _missing() -> str | None:
 @pytest.fixture
 async def chromium() -> AsyncIterator[Browser]:
     """A headless Chromium for this test."""
-    missing = _missing()
-    if missing is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests must run in CI: {missing}")
-        pytest.skip(missing)
+    reason = _missing()
+    if reason is not None:
+        missing(reason)
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:

@@ -1,0 +1,58 @@
+# The gateway's container image.
+#
+#   docker build -t routeros-traffic-gateway:0.1.0 .
+#   docker run --rm -p 8080:8080 routeros-traffic-gateway:0.1.0 demo --host 0.0.0.0
+#
+# Any Debian-like base with python3 (3.11 or later) and its venv module works: the runtime stage
+# makes its own virtual environment, so /usr/local/bin/python (python:*-slim) and
+# /usr/bin/python3 (Debian's own) are both fine. Air-gapped builds: put every wheel in
+# ./wheelhouse (see `make image`) and build with --network=none --build-arg PIP_NO_INDEX=1
+# --build-arg PIP_FIND_LINKS=/src/wheelhouse.
+ARG BASE_IMAGE=python:3.12-slim-bookworm
+
+# -- build: wheels of the gateway and of everything it needs ------------------------------------
+FROM ${BASE_IMAGE} AS build
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+WORKDIR /src
+# .dockerignore lets in only what the package is built from (and ./wheelhouse).
+COPY . .
+RUN python3 -m venv /opt/build \
+    && /opt/build/bin/pip wheel --wheel-dir /wheels .
+
+# -- runtime: a virtual environment of those wheels, a fixed non-root user, nothing else --------
+FROM ${BASE_IMAGE}
+ARG UID=10001
+ARG GID=10001
+LABEL org.opencontainers.image.title="routeros-traffic-gateway" \
+      org.opencontainers.image.description="Realtime gateway between MikroTik routers and browser dashboards" \
+      org.opencontainers.image.licenses="MIT"
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# The wheels are mounted for this step only: they never become a layer of the image. Modules
+# are compiled here, so a read-only root filesystem costs nothing at start-up.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    groupadd --system --gid "${GID}" gateway \
+    && useradd --system --uid "${UID}" --gid gateway --no-create-home \
+       --home-dir /nonexistent --shell /usr/sbin/nologin gateway \
+    && python3 -m venv /opt/gateway \
+    && /opt/gateway/bin/pip install --no-index --find-links /wheels routeros-traffic-gateway \
+    && /opt/gateway/bin/pip uninstall --yes pip setuptools \
+    && mkdir -p /etc/gateway
+ENV PATH=/opt/gateway/bin:$PATH \
+    GATEWAY_CONFIG=/etc/gateway/gateway.toml
+USER ${UID}:${GID}
+WORKDIR /tmp
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+# `gateway healthcheck` without importing the whole command line (50 ms instead of 300 ms).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python3", "-m", "gateway.healthcheck"]
+ENTRYPOINT ["gateway"]
+CMD ["serve"]
