@@ -26,6 +26,11 @@ from gateway.healthcheck import run as run_healthcheck
 
 DRAIN_HOLD: Final = 1.0
 
+DEFAULT_VERSION: Final = "7.18.2"
+"""The RouterOS version ``gateway emulate`` acts as when none is given."""
+LEGACY_VERSION: Final = "6.42.12"
+"""The version ``--legacy-login`` alone acts as: the last release before the 6.43 login."""
+
 
 def _common() -> argparse.ArgumentParser:
     """Options every command takes."""
@@ -65,15 +70,18 @@ def _emulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--ros-version",
-        default="7.18.2",
-        help="RouterOS version to act as: 6.x or 7.x (date formats, the lo row, !empty)",
+        default=None,
+        help="RouterOS version to act as: 6.x or 7.x; it decides the login (the MD5 challenge "
+        "before 6.43, both up to 6.45.0, the plain login after), date formats, the lo row and "
+        f"!empty; when not given {DEFAULT_VERSION}, or {LEGACY_VERSION} with --legacy-login",
     )
     p.add_argument("--identity", default="MikroTik", help="/system/identity name")
     p.add_argument("--encoding", default="utf-8", help="text encoding of names on the wire")
     p.add_argument(
         "--legacy-login",
         action="store_true",
-        help="pre-6.43 MD5 challenge login instead of the plain /login =name= =password=",
+        help="act as a router older than 6.43 (the MD5 challenge login only); refused with a "
+        "--ros-version of 6.43 or later",
     )
     p.add_argument("--max-sessions", type=int, default=20, help="concurrent API sessions")
     p.add_argument(
@@ -218,11 +226,32 @@ async def run_demo(args: argparse.Namespace) -> None:
         await serve(settings)
 
 
+def emulated_version(ros_version: str | None, legacy_login: bool) -> Version:
+    """The version ``gateway emulate`` acts as; ValueError (naming the option) for a contradiction.
+
+    The version alone decides the login; ``--legacy-login`` only says "older than 6.43", so with
+    no ``--ros-version`` it picks 6.42.12, and with a 6.43+ version it contradicts it.
+    """
+    if ros_version is None:
+        return Version.parse(LEGACY_VERSION if legacy_login else DEFAULT_VERSION)
+    try:
+        version = Version.parse(ros_version)
+    except ValueError as exc:
+        raise ValueError(f"--ros-version: {exc}") from None
+    if legacy_login and version.plain_login:
+        raise ValueError(
+            f"--legacy-login contradicts --ros-version {version}: RouterOS 6.43 and later log "
+            f"in with /login =name= =password=; drop --legacy-login, or give a version before "
+            f"6.43 (e.g. {LEGACY_VERSION})"
+        )
+    return version
+
+
 async def run_emulator(args: argparse.Namespace) -> None:
     config = sized_config(
         args.interfaces,
         args.pppoe,
-        version=Version.parse(args.ros_version),
+        version=emulated_version(args.ros_version, args.legacy_login),
         identity=args.identity,
         encoding=args.encoding,
         pppoe_session=args.pppoe_session,
@@ -234,16 +263,16 @@ async def run_emulator(args: argparse.Namespace) -> None:
         port=args.port,
         username=args.username,
         password=args.password,
-        legacy_login=args.legacy_login,
         max_sessions=args.max_sessions,
         over_limit=args.over_limit,
     )
     stop = _stop_event()
     await emulator.start()
     runner: web.AppRunner | None = None
+    login = "MD5 challenge login" if emulator.legacy_login else "plain login"
     print(
         f"RouterOS {config.version} emulator on {args.host}:{emulator.port} "
-        f"({len(emulator.device.interfaces)} interfaces, user {args.username!r})",
+        f"({len(emulator.device.interfaces)} interfaces, user {args.username!r}, {login})",
         flush=True,
     )
     try:
@@ -284,15 +313,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_demo(args))
         elif args.command == "emulate":
             try:
-                Version.parse(args.ros_version)
+                emulated_version(args.ros_version, args.legacy_login)
             except ValueError as exc:
-                print(f"gateway emulate: --ros-version: {exc}", file=sys.stderr)
+                print(f"gateway emulate: {exc}", file=sys.stderr)
                 return 2
             try:
                 codecs.lookup(args.encoding)
             except LookupError:
                 print(
                     f"gateway emulate: --encoding: unknown encoding {args.encoding!r}",
+                    file=sys.stderr,
+                )
+                return 2
+            try:
+                args.password.encode(args.encoding)
+            except UnicodeEncodeError:
+                print(
+                    f"gateway emulate: --password: has characters that --encoding "
+                    f"{args.encoding!r} cannot carry",
                     file=sys.stderr,
                 )
                 return 2

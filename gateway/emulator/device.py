@@ -59,6 +59,17 @@ class Version:
         return f"{self.major}.{self.minor}" + (f".{self.patch}" if self.patch else "")
 
     @property
+    def plain_login(self) -> bool:
+        """6.43 added ``/login =name= =password=``; older routers answer it with a challenge."""
+        return (self.major, self.minor) >= (6, 43)
+
+    @property
+    def challenge_login(self) -> bool:
+        """The MD5 challenge login works up to 6.45.0; 6.45.1 removed it ("Old API
+        authentication method will also no longer work")."""
+        return (self.major, self.minor, self.patch) < (6, 45, 1)
+
+    @property
     def iso_dates(self) -> bool:
         """v7.10+ prints ``2024-01-02 10:00:00``; v6 and early v7 ``jan/02/2024 10:00:00``."""
         return (self.major, self.minor) >= (7, 10)

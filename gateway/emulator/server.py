@@ -82,7 +82,10 @@ class Connection:
 
 
 class RouterEmulator:
-    """A RouterOS API service on loopback, backed by one ``Device``.
+    """A RouterOS API service on loopback, backed by one ``Device`` (its version decides login).
+
+    ``password`` must fit the device's encoding (ValueError otherwise): the router stores it as
+    bytes in that encoding, and the pre-6.43 challenge login hashes those bytes.
 
     Use ``await start()`` / ``await stop()`` (or ``async with``). Everything a test needs is a
     method: ``set_fault``, ``clear_fault``, ``reboot``, ``reset_counters``, ``stats``.
@@ -96,16 +99,21 @@ class RouterEmulator:
         port: int = 0,
         username: str = "admin",
         password: str = "admin",
-        legacy_login: bool = False,
         max_sessions: int = 20,
         over_limit: OverLimit = "close",
         write_chunk: int = 0,
     ) -> None:
         self.device = device or Device()
+        try:
+            password.encode(self.device.config.encoding)
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"the password has characters that encoding {self.device.config.encoding!r} "
+                "cannot carry"
+            ) from None
         self.host = host
         self.username = username
         self.password = password
-        self.legacy_login = legacy_login
         self.max_sessions = max_sessions
         self.over_limit: OverLimit = over_limit
         # When > 0, replies are written in pieces of this many bytes (to exercise split reads).
@@ -133,6 +141,11 @@ class RouterEmulator:
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def legacy_login(self) -> bool:
+        """Whether this router logs in only with the pre-6.43 challenge (its version decides)."""
+        return not self.device.config.version.plain_login
 
     async def start(self) -> None:
         await self._listen()
@@ -241,12 +254,7 @@ class RouterEmulator:
         self.connections_total += 1
         session = None
         if self._sessions() < self.max_sessions:
-            session = ApiSession(
-                self.device,
-                username=self.username,
-                password=self.password,
-                legacy_login=self.legacy_login,
-            )
+            session = ApiSession(self.device, username=self.username, password=self.password)
         conn = Connection(writer, session)
         self._connections.add(conn)
         if session is None:

@@ -63,10 +63,14 @@ class Reply:
     cancel: bool = False
 
 
-def legacy_response(password: str, challenge_hex: str) -> str:
-    """The pre-6.43 login response: ``00`` + hex(MD5(0x00 + password + challenge))."""
+def legacy_response(password: str, challenge_hex: str, encoding: str = "utf-8") -> str:
+    """The pre-6.43 login response: ``00`` + hex(MD5(0x00 + password + challenge)).
+
+    The password is hashed as the bytes the router stores: its text in the router's encoding
+    (the same encoding its words travel in). UnicodeEncodeError if that encoding cannot carry it.
+    """
     digest = hashlib.md5(
-        b"\x00" + password.encode("latin-1") + bytes.fromhex(challenge_hex),
+        b"\x00" + password.encode(encoding) + bytes.fromhex(challenge_hex),
         usedforsecurity=False,
     ).hexdigest()
     return "00" + digest
@@ -91,20 +95,15 @@ def _row(row: dict[str, str], proplist: Sequence[str] | None) -> Words:
 
 
 class ApiSession:
-    """The protocol state of one connection: logged in or not, and the pending challenge."""
+    """The protocol state of one connection: logged in or not, and the pending challenge.
 
-    def __init__(
-        self,
-        device: Device,
-        *,
-        username: str,
-        password: str,
-        legacy_login: bool = False,
-    ) -> None:
+    The device's RouterOS version decides how login works (see ``_login``).
+    """
+
+    def __init__(self, device: Device, *, username: str, password: str) -> None:
         self.device = device
         self._username = username
         self._password = password
-        self.legacy_login = legacy_login
         self.logged_in = False
         self.user: str | None = None
         # The pre-6.43 challenge we issued and not yet saw answered; one per session.
@@ -168,32 +167,41 @@ class ApiSession:
     # -- login --------------------------------------------------------------------------------
 
     def _login(self, args: dict[str, str], refuse: bool) -> Reply:
-        if self.legacy_login:
-            return self._legacy_login(args, refuse)
-        name, password = args.get("name"), args.get("password")
-        if (
-            not refuse
-            and name == self._username
-            and password is not None
-            and hmac.compare_digest(_raw(password), _raw(self._password))
-        ):
-            self.logged_in, self.user = True, name
-            return Reply([["!done"]])
-        return Reply([_trap(BAD_LOGIN), ["!done"]])
+        """Log in the way the device's version does.
 
-    def _legacy_login(self, args: dict[str, str], refuse: bool) -> Reply:
-        response = args.get("response")
-        if response is None or self._challenge is None:
-            # Pre-6.43 routers answer any /login without a response, even one carrying
-            # =password=, with a challenge, and the client is *not* logged in yet.
+        - Before 6.43 only the MD5 challenge: any ``/login`` without a ``=response=`` to the
+          pending challenge, ``=password=`` or not, gets a new challenge (``!done =ret=...``)
+          and no session; a wrong response gets ``cannot log in``.
+        - 6.43 to 6.45.0 take both: ``=name= =password=`` logs in, and a bare ``/login`` still
+          gets a challenge that can be answered.
+        - From 6.45.1 only ``=name= =password=`` logs in. A bare ``/login`` still gets a
+          challenge (old clients then fail on the response, which is how Home Assistant's and
+          routeros-api's users met 6.45.1), and the response is refused.
+
+        Wrong credentials of the 6.43+ login get ``invalid user name or password (6)``.
+        """
+        version = self.device.config.version
+        name, password, response = args.get("name"), args.get("password"), args.get("response")
+        if password is not None and version.plain_login:
+            ok = name == self._username and hmac.compare_digest(
+                _raw(password), _raw(self._password)
+            )
+            return self._logged_in(ok and not refuse, BAD_LOGIN)
+        challenge, self._challenge = self._challenge, None
+        if response is None or challenge is None:
             self._challenge = secrets.token_hex(16)
             return Reply([["!done", f"=ret={self._challenge}"]])
-        expected = legacy_response(self._password, self._challenge)
-        self._challenge = None
-        if not refuse and args.get("name") == self._username and response == expected:
-            self.logged_in, self.user = True, self._username
-            return Reply([["!done"]])
-        return Reply([_trap(BAD_LOGIN_LEGACY), ["!done"]])
+        if not version.challenge_login:
+            return self._logged_in(False, BAD_LOGIN)
+        expected = legacy_response(self._password, challenge, self.device.config.encoding)
+        ok = name == self._username and hmac.compare_digest(_raw(response), _raw(expected))
+        return self._logged_in(ok and not refuse, BAD_LOGIN_LEGACY)
+
+    def _logged_in(self, ok: bool, failure: str) -> Reply:
+        if not ok:
+            return Reply([_trap(failure), ["!done"]])
+        self.logged_in, self.user = True, self._username
+        return Reply([["!done"]])
 
     # -- commands -----------------------------------------------------------------------------
 

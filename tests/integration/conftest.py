@@ -72,16 +72,17 @@ class Routers:
         self,
         config: DeviceConfig | None = None,
         *,
-        legacy_login: bool = False,
         max_sessions: int = 20,
         over_limit: OverLimit = "close",
         write_chunk: int = 0,
     ) -> RouterEmulator:
-        """A listening emulator (8 interfaces, RouterOS 7.18.2 unless ``config`` says otherwise)."""
+        """A listening emulator (8 interfaces, RouterOS 7.18.2 unless ``config`` says otherwise).
+
+        The version decides the login: the MD5 challenge only before 6.43.
+        """
         device = Device(config or sized_config(8), clock=self.clock.monotonic, wall=self.clock.wall)
         emulator = RouterEmulator(
             device,
-            legacy_login=legacy_login,
             max_sessions=max_sessions,
             over_limit=over_limit,
             write_chunk=write_chunk,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 import librouteros
 import pytest
-from librouteros.exceptions import FatalError
+from librouteros.exceptions import FatalError, TrapError
 from librouteros.login import async_token
 
 from gateway.cli import build_parser
@@ -107,7 +107,7 @@ async def test_options_take_effect() -> None:
     """Version, login mode, credentials, identity, sizes, encoding and limits all apply."""
     control_port = _free_port()
     async with emulate(
-        "--ros-version=6.49.10",
+        "--ros-version=6.42.12",
         "--legacy-login",
         "--username=ops",
         "--password=s3cret",
@@ -157,7 +157,7 @@ async def test_options_take_effect() -> None:
         assert "lo" not in names
         assert "ether-café" in names
         assert sum(name.startswith("<pppoe-") for name in names) == 3
-        assert resource["version"] == "6.49.10 (long-term)"
+        assert resource["version"] == "6.42.12 (long-term)"
         timeout = aiohttp.ClientTimeout(total=DEADLINE)
         async with (
             aiohttp.ClientSession(timeout=timeout) as http,
@@ -166,6 +166,107 @@ async def test_options_take_effect() -> None:
             stats = await response.json()
         assert (stats["connections"], stats["logins"]) == (2, 1)
         assert await emulated.terminate() == 0
+
+
+async def test_a_version_before_6_43_decides_the_login() -> None:
+    """``--ros-version 6.42.12`` alone acts as a real 6.42: the plain login gets a challenge and
+    no session (the next command is refused), and only the MD5 challenge login works."""
+    async with emulate("--ros-version", "6.42.12") as emulated:
+        plain = await within(
+            librouteros.async_connect(
+                "127.0.0.1", "admin", "admin", port=emulated.port, timeout=CLIENT_TIMEOUT
+            ),
+            DEADLINE,
+        )
+        try:
+            with pytest.raises(TrapError, match=r"^not logged in$"):
+                await rows_of(plain("/system/identity/print"))
+        finally:
+            await plain.close()
+        legacy = await within(
+            librouteros.async_connect(
+                "127.0.0.1",
+                "admin",
+                "admin",
+                port=emulated.port,
+                timeout=CLIENT_TIMEOUT,
+                login_method=async_token,
+            ),
+            DEADLINE,
+        )
+        try:
+            assert await rows_of(legacy("/system/identity/print")) == [{"name": "MikroTik"}]
+        finally:
+            await legacy.close()
+        assert await emulated.terminate() == 0
+
+
+async def test_legacy_login_alone_acts_as_6_42() -> None:
+    """``--legacy-login`` without a version acts as 6.42.12, the last release before 6.43."""
+    async with emulate("--legacy-login") as emulated:
+        api = await within(
+            librouteros.async_connect(
+                "127.0.0.1",
+                "admin",
+                "admin",
+                port=emulated.port,
+                timeout=CLIENT_TIMEOUT,
+                login_method=async_token,
+            ),
+            DEADLINE,
+        )
+        try:
+            [resource] = await rows_of(api("/system/resource/print"))
+        finally:
+            await api.close()
+        assert resource["version"] == "6.42.12 (long-term)"
+        assert await emulated.terminate() == 0
+
+
+@pytest.mark.parametrize("version", ["6.43", "6.49.10", "7.18.2"])
+async def test_legacy_login_contradicting_the_version_exits_2(version: str) -> None:
+    """``--legacy-login`` with a 6.43+ version is refused with a message naming both options."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "emulate",
+        "--legacy-login",
+        "--ros-version",
+        version,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await within(process.communicate(), STARTUP)
+    assert process.returncode == 2
+    message = stderr.decode()
+    assert f"--legacy-login contradicts --ros-version {version}" in message
+    assert "6.42.12" in message
+    assert stdout == b""
+
+
+async def test_rejects_a_password_the_encoding_cannot_carry() -> None:
+    """``--password`` must fit ``--encoding`` (the router stores it in that code page): exit 2
+    with a message naming both options and none of the password."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "emulate",
+        "--password",
+        "Kennwört-7",
+        "--encoding",
+        "ascii",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await within(process.communicate(), STARTUP)
+    assert process.returncode == 2
+    message = stderr.decode()
+    assert "--password" in message
+    assert "--encoding 'ascii'" in message
+    assert "Kenn" not in message
+    assert "ört" not in message
 
 
 async def test_rejects_an_unknown_version() -> None:

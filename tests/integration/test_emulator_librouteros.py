@@ -6,18 +6,20 @@ once``, the real traps and ``!fatal``, ``!empty``, text encodings and split read
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import librouteros
 import pytest
 from librouteros.exceptions import FatalError, MultiTrapError, TrapError
 from librouteros.login import async_token, token
 from librouteros.query import And, Key, Or
 
-from gateway.emulator.device import Version, sized_config
+from gateway.emulator.device import Device, Version, sized_config
 from gateway.emulator.server import RouterEmulator
 from gateway.emulator.session import (
     BAD_LOGIN,
@@ -26,8 +28,16 @@ from gateway.emulator.session import (
     NO_SUCH_INTERFACE,
     NOT_LOGGED_IN,
 )
-from tests.integration.conftest import Clients, Routers, Row, in_thread, rows_of
-from tests.timing import eventually, seconds
+from tests.integration.conftest import (
+    CLIENT_TIMEOUT,
+    DEADLINE,
+    Clients,
+    Routers,
+    Row,
+    in_thread,
+    rows_of,
+)
+from tests.timing import eventually, seconds, within
 
 RATE_FIELDS = {
     "name",
@@ -113,7 +123,7 @@ async def test_plain_login(login: Login, router: RouterEmulator) -> None:
 
 async def test_legacy_challenge_login(login: Login, routers: Routers) -> None:
     """Against a pre-6.43 router the MD5 challenge login (``token``) takes two /login rounds."""
-    router = await routers.start(sized_config(8, version=Version(6, 42, 12)), legacy_login=True)
+    router = await routers.start(sized_config(8, version=Version(6, 42, 12)))
     api = await login(router, legacy=True)
     assert await api("/system/identity/print") == [{"name": "MikroTik"}]
     assert router.stats()["commands"] == {"/login": 2, "/system/identity/print": 1}
@@ -124,7 +134,7 @@ async def test_plain_login_to_a_legacy_router_is_not_logged_in(
     login: Login, routers: Routers
 ) -> None:
     """The plain login seems to succeed on a pre-6.43 router, but the next command traps."""
-    router = await routers.start(sized_config(8, version=Version(6, 42, 12)), legacy_login=True)
+    router = await routers.start(sized_config(8, version=Version(6, 42, 12)))
     api = await login(router)
     with pytest.raises(TrapError, match=exactly(NOT_LOGGED_IN)):
         await api("/system/identity/print")
@@ -142,10 +152,64 @@ async def test_wrong_password(login: Login, router: RouterEmulator) -> None:
 
 async def test_wrong_password_legacy(login: Login, routers: Routers) -> None:
     """A wrong password in the challenge login raises ``cannot log in``."""
-    router = await routers.start(legacy_login=True)
+    router = await routers.start(sized_config(8, version=Version(6, 42, 12)))
     with pytest.raises(TrapError, match=exactly(BAD_LOGIN_LEGACY)):
         await login(router, legacy=True, password="wrong")
     assert router.stats()["login_failures"] == 1
+
+
+async def test_challenge_login_after_6_45_1_is_refused(
+    login: Login, router: RouterEmulator
+) -> None:
+    """From 6.45.1 the old challenge login is gone: the router still sends a challenge, but
+    refuses the response with the 6.43+ trap text."""
+    with pytest.raises(TrapError, match=exactly(BAD_LOGIN)):
+        await login(router, legacy=True)
+    assert (router.logins, router.login_failures) == (0, 1)
+    assert router.commands["/login"] == 2
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "cp1251"])
+async def test_challenge_login_hashes_the_password_in_the_router_encoding(
+    routers: Routers, encoding: str
+) -> None:
+    """A non-ASCII password logs in by challenge: the MD5 is over its bytes in the router's
+    encoding (what RouterOS stores), not over ASCII."""
+    password = "пароль-1" if encoding == "cp1251" else "p\u00e4sswort"
+    device = Device(
+        sized_config(8, version=Version(6, 42, 12), encoding=encoding),
+        clock=routers.clock.monotonic,
+        wall=routers.clock.wall,
+    )
+    async with RouterEmulator(device, password=password) as router:
+        api = await within(
+            librouteros.async_connect(
+                router.host,
+                "admin",
+                password,
+                port=router.port,
+                timeout=CLIENT_TIMEOUT,
+                encoding=encoding,
+                login_method=_challenge_login,
+            ),
+            DEADLINE,
+        )
+        try:
+            assert await rows_of(api("/system/identity/print")) == [{"name": "MikroTik"}]
+        finally:
+            await api.close()
+        assert router.logins == 1
+
+
+async def _challenge_login(api: Any, username: str, password: str) -> None:
+    """librouteros' ``async_token`` with the password in the connection's encoding (its own
+    ``encode_password`` takes ASCII only)."""
+    [challenge] = [row async for row in api("/login")]
+    digest = hashlib.md5(
+        b"\x00" + password.encode(api.protocol.encoding) + bytes.fromhex(str(challenge["ret"])),
+        usedforsecurity=False,
+    ).hexdigest()
+    [row async for row in api("/login", name=username, response=f"00{digest}")]
 
 
 # -- print: .proplist and queries -----------------------------------------------------------

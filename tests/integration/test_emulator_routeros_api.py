@@ -31,7 +31,7 @@ async def test_legacy_challenge_login(
     clients: Clients, routers: Routers, plaintext_login: bool
 ) -> None:
     """A pre-6.43 router answers any /login with a challenge, and the MD5 response logs in."""
-    router = await routers.start(sized_config(8, version=Version(6, 42, 12)), legacy_login=True)
+    router = await routers.start(sized_config(8, version=Version(6, 42, 12)))
     api = await clients.routeros_api(router, plaintext_login=plaintext_login)
     rows = await in_thread(lambda: api.get_resource("/system/identity").get())
     assert rows == [{"name": "MikroTik"}]
@@ -40,21 +40,56 @@ async def test_legacy_challenge_login(
 
 
 @pytest.mark.parametrize(
-    ("legacy", "message"),
+    ("version", "legacy", "message"),
     [
-        pytest.param(False, BAD_LOGIN, id="post-6.43"),
-        pytest.param(True, BAD_LOGIN_LEGACY, id="pre"),
+        pytest.param(Version(7, 18, 2), False, BAD_LOGIN, id="post-6.43"),
+        pytest.param(Version(6, 42, 12), True, BAD_LOGIN_LEGACY, id="pre"),
     ],
 )
 async def test_wrong_password(
-    clients: Clients, routers: Routers, legacy: bool, message: str
+    clients: Clients, routers: Routers, version: Version, legacy: bool, message: str
 ) -> None:
     """A wrong password raises the router's trap text in both login modes."""
-    router = await routers.start(legacy_login=legacy)
+    router = await routers.start(sized_config(8, version=version))
     with pytest.raises(RouterOsApiCommunicationError) as raised:
         await clients.routeros_api(router, password="wrong", plaintext_login=not legacy)
     assert raised.value.original_message == message.encode()
     assert router.login_failures == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "plaintext", "challenge"),
+    [
+        pytest.param(Version(6, 42, 12), None, True, id="6.42.12"),
+        pytest.param(Version(6, 44, 6), True, True, id="6.44.6"),
+        pytest.param(Version(6, 45, 1), True, False, id="6.45.1"),
+        pytest.param(Version(7, 18, 2), True, False, id="7.18.2"),
+    ],
+)
+async def test_version_decides_the_login(
+    clients: Clients,
+    routers: Routers,
+    version: Version,
+    plaintext: bool | None,
+    challenge: bool,
+) -> None:
+    """The login methods a router takes follow its version: 6.43 added one, 6.45.1 removed one.
+
+    ``plaintext`` None: the plain /login gets a challenge back and the client answers it.
+    """
+    router = await routers.start(sized_config(8, version=version))
+    api = await clients.routeros_api(router, plaintext_login=True)
+    assert await in_thread(lambda: api.get_resource("/system/identity").get())
+    assert router.commands["/login"] == (1 if plaintext else 2)
+    if challenge:
+        api = await clients.routeros_api(router, plaintext_login=False)
+        assert await in_thread(lambda: api.get_resource("/system/identity").get())
+        assert router.logins == 2
+    else:
+        with pytest.raises(RouterOsApiCommunicationError) as raised:
+            await clients.routeros_api(router, plaintext_login=False)
+        assert raised.value.original_message == BAD_LOGIN.encode()
+        assert (router.logins, router.login_failures) == (1, 1)
 
 
 async def test_query_and_proplist(clients: Clients, router: RouterEmulator) -> None:
