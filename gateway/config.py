@@ -469,13 +469,14 @@ def _router(table: _Table) -> RouterSettings:
     except LookupError:
         table.fail("encoding", f"expected a known text encoding, got {_show(encoding)}")
     interfaces = table.strings("interfaces", ())
+    password = _router_password(table, router_id, encoding)
     return RouterSettings(
         id=router_id,
         name=table.string("name", router_id),
         host=table.required_string("host"),
         port=table.integer("port", _API_SSL_PORT if tls else _API_PORT, minimum=1, maximum=65535),
         username=table.required_string("username"),
-        password=_router_password(table, router_id),
+        password=password,
         tls=tls,
         encoding=encoding,
         interval=table.optional_number("interval"),
@@ -485,7 +486,13 @@ def _router(table: _Table) -> RouterSettings:
     )
 
 
-def _router_password(table: _Table, router_id: str) -> Secret:
+def _router_password(table: _Table, router_id: str, encoding: str) -> Secret:
+    """The router's password from its one source, checked to fit the router's ``encoding``.
+
+    The login sends the password (or hashes it, before 6.43) in that encoding, so a password it
+    cannot carry could never log in. The message names neither the character nor its position:
+    both are pieces of the password.
+    """
     sources = [key for key in _PASSWORD_SOURCES if key in table]
     if len(sources) != 1:
         got = " and ".join(sources) if sources else "none"
@@ -495,10 +502,20 @@ def _router_password(table: _Table, router_id: str) -> Secret:
     for_what = f"the password of router {_show(router_id)}"
     key = sources[0]
     if key == "password_env":
-        return table.read_secret_env(key, table.required_string(key), for_what=for_what)
-    if key == "password_file":
-        return table.read_secret_file(key, table.required_string(key), for_what=for_what)
-    return Secret(table.string(key, "", allow_empty=True, secret=True))
+        secret = table.read_secret_env(key, table.required_string(key), for_what=for_what)
+    elif key == "password_file":
+        secret = table.read_secret_file(key, table.required_string(key), for_what=for_what)
+    else:
+        secret = Secret(table.string(key, "", allow_empty=True, secret=True))
+    try:
+        secret.reveal().encode(encoding)
+    except UnicodeEncodeError:
+        table.fail(
+            key,
+            f"expected a password that encoding {_show(encoding)} can carry, got one with "
+            f"characters outside it ({for_what}; set encoding to the router's code page)",
+        )
+    return secret
 
 
 # -- checking ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,7 +26,6 @@ from librouteros.exceptions import (
     ProtocolError,
     TrapError,
 )
-from librouteros.login import encode_password
 
 from gateway.config import RouterSettings
 
@@ -74,31 +74,78 @@ def _raise_lost_cancellation() -> None:
         raise asyncio.CancelledError
 
 
+def challenge_response(challenge: str, password: str, encoding: str) -> str:
+    """The pre-6.43 login's answer to ``challenge``: ``"00"`` + hex MD5(0x00, password, challenge).
+
+    ``challenge`` is the router's ``=ret=`` (hex of 16 bytes). The password is hashed as the bytes
+    the router stores, i.e. in the router's ``encoding`` (librouteros' own ``encode_password``
+    takes ASCII only and names the offending character, a piece of the password, in its error).
+    Raises :class:`RouterProtocolError` for a challenge that is not hex, and
+    :class:`RouterAuthFailed`, without any of the password's text, for a password that the
+    encoding cannot carry. Source: the RouterOS API manual, "Initial login" (pre-v6.43).
+    """
+    try:
+        challenge_bytes = bytes.fromhex(challenge)
+    except ValueError:
+        raise RouterProtocolError("the router sent a login challenge that is not hex") from None
+    try:
+        password_bytes = password.encode(encoding)
+    except UnicodeEncodeError:
+        raise RouterAuthFailed(_unencodable_password(encoding)) from None
+    digest = hashlib.md5(b"\x00" + password_bytes + challenge_bytes, usedforsecurity=False)
+    return "00" + digest.hexdigest()
+
+
+def _unencodable_password(encoding: str) -> str:
+    # Neither the character nor its position: both are pieces of the password.
+    return (
+        f"the password has characters that the router's encoding {encoding!r} cannot carry "
+        "(set the router's encoding to the code page its password was set in)"
+    )
+
+
+def _challenge(rows: Sequence[Row]) -> str | None:
+    return next((str(r["ret"]) for r in rows if "ret" in r), None)
+
+
 async def _login(api: librouteros.api.AsyncApi, username: str, password: str) -> None:
     """Log in with the 6.43+ method, falling back to the challenge when the router sends one.
 
     librouteros' own ``async_plain`` ignores the reply, so against a pre-6.43 router (which
     answers ``/login =name= =password=`` with a challenge instead of logging in) it would
-    "succeed" without a session. A challenge in the reply means an old router: answer it.
+    "succeed" without a session. A challenge in the reply means an old router: answer it, with
+    the password in the connection's encoding (the router's ``encoding`` setting).
     """
     rows = [r async for r in api("/login", name=username, password=password)]
-    challenge = next((str(r["ret"]) for r in rows if "ret" in r), None)
+    challenge = _challenge(rows)
     if challenge is not None:
-        response = encode_password(challenge, password)
+        response = challenge_response(challenge, password, api.protocol.encoding)
         [r async for r in api("/login", name=username, response=response)]
 
 
 async def _login_token(api: librouteros.api.AsyncApi, username: str, password: str) -> None:
-    rows = [r async for r in api("/login")]
-    challenge = next((str(r["ret"]) for r in rows if "ret" in r), None)
+    """The pre-6.43 challenge login alone (``login_method = "token"``): the password never
+    crosses the wire, not even once."""
+    challenge = _challenge([r async for r in api("/login")])
     if challenge is None:
         raise RouterProtocolError("router sent no login challenge (is it older than 6.43?)")
-    response = encode_password(challenge, password)
+    response = challenge_response(challenge, password, api.protocol.encoding)
     [r async for r in api("/login", name=username, response=response)]
 
 
 async def connect_librouteros(router: RouterSettings, timeout: float) -> librouteros.api.AsyncApi:
-    """Open and log in one API session (the default connector)."""
+    """Open and log in one API session (the default connector).
+
+    A password that the router's ``encoding`` cannot carry is refused before connecting, with
+    :class:`RouterAuthFailed` and none of its text (librouteros would raise an encoding error
+    that names the character and its position).
+    """
+    password = router.password.reveal()
+    try:
+        password.encode(router.encoding)
+    except UnicodeEncodeError:
+        where = f"{router.host}:{router.port}"
+        raise RouterAuthFailed(f"{where}: {_unencodable_password(router.encoding)}") from None
     context: ssl.SSLContext | None = None
     if router.tls:
         # Routers ship self-signed certificates (or none: anonymous DH); like Winbox and every
@@ -111,7 +158,7 @@ async def connect_librouteros(router: RouterSettings, timeout: float) -> librout
     return await librouteros.async_connect(
         router.host,
         router.username,
-        router.password.reveal(),
+        password,
         port=router.port,
         timeout=timeout,
         encoding=router.encoding,
@@ -196,8 +243,11 @@ class RouterClient:
                     f"{self._where}: login as {self.router.username!r} refused: {message}"
                 ) from None
             raise RouterProtocolError(f"{self._where}: login failed: {message}") from None
-        except RouterError:
-            raise
+        except RouterError as exc:
+            # Ours, raised inside the login (a bad challenge, an unencodable password): say where.
+            if str(exc).startswith(f"{self._where}:"):
+                raise
+            raise type(exc)(f"{self._where}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - the translation boundary, re-raised as ours
             raise self._translate(exc, "login") from None
         _raise_lost_cancellation()
@@ -216,6 +266,12 @@ class RouterClient:
         if isinstance(exc, OSError):
             reason = exc.strerror or type(exc).__name__
             return RouterUnavailable(f"{where}: network error during {doing}: {reason}")
+        if isinstance(exc, UnicodeEncodeError):
+            # Its text quotes the word it could not encode, which may be the password.
+            return RouterProtocolError(
+                f"{where}: cannot send {doing}: a word has characters that the router's "
+                f"encoding {self.router.encoding!r} cannot carry"
+            )
         if isinstance(exc, ProtocolError | LibRouterosError | ValueError | UnicodeError):
             return RouterProtocolError(f"{where}: unreadable reply during {doing}: {exc}")
         logger.exception("%s: unexpected error during %s", self.router.id, doing)

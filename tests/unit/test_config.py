@@ -605,3 +605,31 @@ def test_secret_compares_by_value_and_hides_it() -> None:
     assert hash(Secret("a")) == hash(Secret("a"))
     assert repr(Secret("a")) == str(Secret("a")) == "Secret('***')"
     assert Secret("a").reveal() == "a"
+
+
+NON_ASCII = "Kennwört-7"
+
+
+@pytest.mark.parametrize(
+    ("source", "env"),
+    [
+        pytest.param('password_env = "CORE1_PASSWORD"', {"CORE1_PASSWORD": NON_ASCII}, id="env"),
+        pytest.param(f'password = "{NON_ASCII}"', {}, id="inline"),
+    ],
+)
+def test_password_the_encoding_cannot_carry_stops_start_up(
+    tmp_path: Path, source: str, env: dict[str, str]
+) -> None:
+    """A password that the router's encoding cannot carry could never log in: start-up stops
+    with the router, the key and the encoding named, and no piece of the password."""
+    text = ROUTER.replace('password_env = "CORE1_PASSWORD"', f'{source}\nencoding = "ascii"')
+    message = load_error(tmp_path, text, env=env)
+    key = source.split(" ")[0]
+    assert f'routers[0].{key}: expected a password that encoding "ascii" can carry' in message
+    assert '"core-1"' in message
+    pieces = {NON_ASCII[i : i + 4] for i in range(len(NON_ASCII) - 3)}
+    for piece in (*pieces, "ö", "\\xf6", "xf6", "u00f6", "position"):
+        assert piece not in message
+    # The same password is fine where the encoding carries it.
+    fine = text.replace('encoding = "ascii"', 'encoding = "latin-1"')
+    assert load_settings(write(tmp_path, fine), env=env).routers[0].password == Secret(NON_ASCII)
