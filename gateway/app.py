@@ -26,6 +26,7 @@ from gateway.hub import CLOSE_GOING_AWAY, Hub
 from gateway.keys import APP
 from gateway.metrics import Metrics
 from gateway.poller import IDLE_LOGOUT, Clock, Poller
+from gateway.redact import install_filter
 from gateway.routeros import Connector, connect_librouteros
 from gateway.state import AppState
 from gateway.views import WEB_ROOT, add_routes
@@ -42,7 +43,12 @@ def create_app(
     heartbeat: float = HEARTBEAT,
     idle_logout: float = IDLE_LOGOUT,
 ) -> web.Application:
-    """Build the gateway app. ``connect``, ``clock`` and the periods are seams for tests."""
+    """Build the gateway app. ``connect``, ``clock`` and the periods are seams for tests.
+
+    Whoever runs the app may keep aiohttp's access log on; its request lines carry ``?token=``,
+    so the app redacts that logger's records (``gateway.redact``) wherever they are written.
+    """
+    install_filter(logging.getLogger("aiohttp.access"))
     app = web.Application()
     state = AppState(
         settings=settings,

@@ -23,6 +23,7 @@ from gateway.emulator.device import Device, Version, sized_config
 from gateway.emulator.server import OVER_LIMIT_MODES, RouterEmulator
 from gateway.healthcheck import add_arguments as add_healthcheck_arguments
 from gateway.healthcheck import run as run_healthcheck
+from gateway.redact import protect_handlers, settings_secrets
 
 DRAIN_HOLD: Final = 1.0
 
@@ -296,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(args, "log_level", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The last line of defence (gateway.redact): secret shapes now, known secrets once loaded.
+    protect_handlers()
     try:
         if args.command == "serve":
             if not args.config:
@@ -306,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ConfigError as exc:
                 print(f"gateway: {exc}", file=sys.stderr)
                 return 2
+            protect_handlers(settings_secrets(settings))
             asyncio.run(serve(settings))
         elif args.command == "healthcheck":
             return run_healthcheck(args)

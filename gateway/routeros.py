@@ -5,6 +5,11 @@ gateway's own three (unavailable, auth failed, protocol error), so the rest of t
 sees a library type. librouteros sends no command tags, so one connection carries one command at
 a time, and after a timeout or an error in the middle of a reply the stream is out of step: the
 connection is then discarded, never reused.
+
+librouteros logs every word it sends and receives at DEBUG, the login's ``=password=`` and
+``=response=`` included. Importing this module puts a redacting filter on the library's logger
+(see ``gateway.redact``): every path to a router goes through here, so the filter is in place
+before any word is sent, whether the gateway runs from the CLI or inside another application.
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ from librouteros.exceptions import (
 )
 
 from gateway.config import RouterSettings
+from gateway.redact import install_filter
 
 logger = logging.getLogger(__name__)
+
+# Before any session can exist: the library logs login words (see the module docstring).
+install_filter(logging.getLogger("librouteros"))
 
 Row = Mapping[str, object]
 
