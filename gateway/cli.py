@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Final
@@ -21,6 +22,7 @@ from gateway.demo import demo_settings, running_demo_routers
 from gateway.emulator.control import create_control_app
 from gateway.emulator.device import Device, Version, sized_config
 from gateway.emulator.server import OVER_LIMIT_MODES, RouterEmulator
+from gateway.emulator.tls import Certificate, TlsSetupError, anonymous_context, make_certificate
 from gateway.healthcheck import add_arguments as add_healthcheck_arguments
 from gateway.healthcheck import run as run_healthcheck
 from gateway.redact import protect_handlers, settings_secrets
@@ -56,7 +58,27 @@ def _emulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8728, help="API port (0 picks a free one)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="API port: 8728, or 8729 with TLS (0 picks a free one)",
+    )
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve api-ssl with a certificate: --tls-cert/--tls-key, or a generated "
+        "self-signed one (needs the cryptography package); prints its SHA-256 fingerprint",
+    )
+    tls.add_argument(
+        "--tls-anonymous",
+        action="store_true",
+        help="serve api-ssl without a certificate, like a router with none set: TLS 1.2, "
+        "anonymous Diffie-Hellman suites only",
+    )
+    p.add_argument("--tls-cert", default=None, help="PEM certificate (chain) for --tls")
+    p.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     p.add_argument("--username", default="admin", help="the API user's name")
     p.add_argument("--password", default="admin", help="the API user's password")
     p.add_argument(
@@ -248,7 +270,30 @@ def emulated_version(ros_version: str | None, legacy_login: bool) -> Version:
     return version
 
 
+def emulator_tls(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str]:
+    """The emulator's TLS context from ``--tls*`` options, and a line describing it.
+
+    Raises TlsSetupError (files unreadable or unusable, or no ``cryptography`` to generate a
+    certificate with).
+    """
+    if args.tls_anonymous:
+        return anonymous_context(), "api-ssl without a certificate (anonymous DH, TLS 1.2)"
+    if not args.tls:
+        return None, ""
+    if args.tls_cert is not None:
+        certificate = Certificate.from_files(args.tls_cert, args.tls_key)
+        what = args.tls_cert
+    else:
+        names = sorted({args.host, "127.0.0.1", "localhost"})
+        certificate = make_certificate(args.identity, names)
+        what = f"a self-signed certificate for {', '.join(names)}"
+    return certificate.server_context(), (
+        f"api-ssl with {what}, SHA-256 fingerprint {certificate.fingerprint}"
+    )
+
+
 async def run_emulator(args: argparse.Namespace) -> None:
+    tls, tls_line = emulator_tls(args)
     config = sized_config(
         args.interfaces,
         args.pppoe,
@@ -261,11 +306,12 @@ async def run_emulator(args: argparse.Namespace) -> None:
     emulator = RouterEmulator(
         Device(config),
         host=args.host,
-        port=args.port,
+        port=args.port if args.port is not None else (8728 if tls is None else 8729),
         username=args.username,
         password=args.password,
         max_sessions=args.max_sessions,
         over_limit=args.over_limit,
+        tls=tls,
     )
     stop = _stop_event()
     await emulator.start()
@@ -276,6 +322,8 @@ async def run_emulator(args: argparse.Namespace) -> None:
         f"({len(emulator.device.interfaces)} interfaces, user {args.username!r}, {login})",
         flush=True,
     )
+    if tls_line:
+        print(tls_line, flush=True)
     try:
         if args.control_port is not None:
             runner = web.AppRunner(create_control_app(emulator), access_log=None)
@@ -289,6 +337,15 @@ async def run_emulator(args: argparse.Namespace) -> None:
         if runner is not None:
             await runner.cleanup()
         await emulator.stop()
+
+
+def _tls_options_problem(args: argparse.Namespace) -> str:
+    """What is wrong with the ``--tls*`` options together, or ``""``."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        return "--tls-cert and --tls-key go together"
+    if args.tls_cert is not None and not args.tls:
+        return "--tls-cert and --tls-key need --tls (--tls-anonymous serves no certificate)"
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -338,7 +395,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            asyncio.run(run_emulator(args))
+            problem = _tls_options_problem(args)
+            if problem:
+                print(f"gateway emulate: {problem}", file=sys.stderr)
+                return 2
+            try:
+                asyncio.run(run_emulator(args))
+            except TlsSetupError as exc:
+                print(f"gateway emulate: TLS: {exc}", file=sys.stderr)
+                return 2
     except KeyboardInterrupt:
         pass
     return 0

@@ -48,7 +48,7 @@ def emulator(interfaces: int = 8, pppoe: int = 0, **kw: Any) -> RouterEmulator:
     return RouterEmulator(device, password=PASSWORD, **kw)
 
 
-_EMULATOR_ARGS = {"max_sessions", "over_limit", "write_chunk", "username"}
+_EMULATOR_ARGS = {"max_sessions", "over_limit", "write_chunk", "username", "tls"}
 
 
 def gateway_settings(

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import struct
 from collections import Counter
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ FAULT_TRAP: Final = (
 )
 FAULT_FATAL: Final = "not enough resources"
 OVER_LIMIT_FATAL: Final = "too many sessions"
+
+TLS_HANDSHAKE_TIMEOUT: Final = 10.0
+"""Seconds a client gets to finish the TLS handshake before the connection is dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,10 @@ class RouterEmulator:
 
     Use ``await start()`` / ``await stop()`` (or ``async with``). Everything a test needs is a
     method: ``set_fault``, ``clear_fault``, ``reboot``, ``reset_counters``, ``stats``.
+
+    With ``tls`` (a server context from ``gateway.emulator.tls``) it serves api-ssl: the API
+    inside TLS, as a router does on port 8729. A client that fails the handshake never reaches
+    the API and is not counted as a connection.
     """
 
     def __init__(
@@ -102,6 +110,7 @@ class RouterEmulator:
         max_sessions: int = 20,
         over_limit: OverLimit = "close",
         write_chunk: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.device = device or Device()
         try:
@@ -118,6 +127,7 @@ class RouterEmulator:
         self.over_limit: OverLimit = over_limit
         # When > 0, replies are written in pieces of this many bytes (to exercise split reads).
         self.write_chunk = write_chunk
+        self.tls = tls
         self.encoding = self.device.config.encoding
         self._port = port
         self._server: asyncio.Server | None = None
@@ -152,7 +162,12 @@ class RouterEmulator:
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(
-            self._handle, self.host, self._port, reuse_address=True
+            self._handle,
+            self.host,
+            self._port,
+            reuse_address=True,
+            ssl=self.tls,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self.tls is not None else None,
         )
         self._port = self._server.sockets[0].getsockname()[1]
 

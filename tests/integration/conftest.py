@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -75,8 +76,10 @@ class Routers:
         max_sessions: int = 20,
         over_limit: OverLimit = "close",
         write_chunk: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> RouterEmulator:
-        """A listening emulator (8 interfaces, RouterOS 7.18.2 unless ``config`` says otherwise).
+        """A listening emulator (8 interfaces, RouterOS 7.18.2 unless ``config`` says otherwise);
+        api-ssl with ``tls`` (a server context from ``gateway.emulator.tls``).
 
         The version decides the login: the MD5 challenge only before 6.43.
         """
@@ -86,6 +89,7 @@ class Routers:
             max_sessions=max_sessions,
             over_limit=over_limit,
             write_chunk=write_chunk,
+            tls=tls,
         )
         await emulator.start()
         self._started.append(emulator)

@@ -311,7 +311,7 @@ async def test_help_documents_every_option() -> None:
     assert process.returncode == 0
     text = " ".join(stdout.decode().split())
     options = _emulate_options()
-    assert len(options) == 16
+    assert len(options) == 20
     for action in options:
         assert action.help, f"{action.option_strings[0]} has no help"
         assert action.option_strings[0] in text

@@ -62,7 +62,7 @@ def test_bad_tokens_are_refused_with_a_reason(make: object, reason: str) -> None
 def test_other_algorithms_are_refused() -> None:
     """A token signed with 'none' is never accepted."""
     unsigned = jwt.encode(
-        {"sub": "x", "exp": int(time.time()) + 60, "routers": "*"}, None, algorithm="none"
+        {"sub": "x", "exp": int(time.time()) + 60, "routers": "*"}, "", algorithm="none"
     )
     with pytest.raises(AuthError, match="invalid"):
         authorise(JWT, unsigned)
