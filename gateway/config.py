@@ -15,9 +15,10 @@ import json
 import math
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, NoReturn, TypeVar, cast, get_args
 from urllib.parse import urlsplit
@@ -54,6 +55,7 @@ DEFAULT_JWT_SECRET_ENV: Final = "GATEWAY_JWT_SECRET"
 """Where the JWT secret is read from in ``jwt`` mode when ``[auth]`` names no source."""
 
 _ROUTER_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]+")
 
 _API_PORT: Final = 8728
@@ -164,6 +166,13 @@ class RouterSettings:
     poller asks :meth:`effective_interval` / :meth:`effective_timeout`, so an environment override
     of ``[poll]`` still reaches every router that did not set its own. ``interfaces`` are name
     globs, empty for every interface.
+
+    TLS (``tls = true``, api-ssl): with neither ``tls_ca_file`` nor ``tls_fingerprint`` the
+    router is not authenticated and anonymous Diffie-Hellman is accepted (api-ssl without a
+    certificate). ``tls_ca_file`` is the file's resolved path and ``tls_ca_pem`` its
+    certificates, read at load; the router's certificate must chain to one of them and name
+    ``host``. ``tls_fingerprint`` is the SHA-256 of the router's own certificate (64 lower-case
+    hex digits, no colons). With either, anonymous TLS is refused. Both need ``tls``.
     """
 
     id: str
@@ -178,6 +187,14 @@ class RouterSettings:
     timeout: float | None = None
     interfaces: tuple[str, ...] = ()
     login_method: LoginMethod = "plain"
+    tls_ca_file: str | None = None
+    tls_ca_pem: str | None = field(default=None, repr=False)
+    tls_fingerprint: str | None = None
+
+    @property
+    def authenticates_router(self) -> bool:
+        """Whether the router must prove who it is (a CA file or a pinned fingerprint)."""
+        return self.tls_ca_pem is not None or self.tls_fingerprint is not None
 
     def effective_interval(self, poll: PollSettings) -> float:
         """Seconds between polls of this router: its own ``interval``, else ``poll.interval``."""
@@ -206,7 +223,8 @@ class Settings:
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] = os.environ) -> Settings:
     """Read the TOML file at ``path``, apply ``GATEWAY_*`` overrides from ``env``, check it all.
 
-    Relative ``password_file`` / ``jwt_secret_file`` paths are relative to the file's directory.
+    Relative ``password_file`` / ``jwt_secret_file`` / ``tls_ca_file`` paths are relative to the
+    file's directory.
     Raises :class:`ConfigError` naming ``path`` for every problem, including an unreadable file and
     TOML syntax errors (with their line and column).
     """
@@ -234,8 +252,8 @@ def settings_from_dict(
     """Check ``data`` (a parsed TOML document) plus ``GATEWAY_*`` overrides from ``env``.
 
     ``source`` names the configuration in error messages (the file name, or e.g. ``"demo"``).
-    Relative secret file paths are resolved against ``base_dir`` (the working directory when
-    ``None``). Raises :class:`ConfigError`; ``data`` is not modified.
+    Relative file paths (secrets, ``tls_ca_file``) are resolved against ``base_dir`` (the
+    working directory when ``None``). Raises :class:`ConfigError`; ``data`` is not modified.
     """
     ctx = _Context(source, env, Path(base_dir) if base_dir is not None else None)
     if not isinstance(data, Mapping):
@@ -428,6 +446,8 @@ _ROUTER_KEYS: Final = (
     "timeout",
     "interfaces",
     "login_method",
+    "tls_ca_file",
+    "tls_fingerprint",
 )
 
 _PASSWORD_SOURCES: Final = ("password_env", "password_file", "password")
@@ -470,6 +490,8 @@ def _router(table: _Table) -> RouterSettings:
         table.fail("encoding", f"expected a known text encoding, got {_show(encoding)}")
     interfaces = table.strings("interfaces", ())
     password = _router_password(table, router_id, encoding)
+    ca_file, ca_pem = _router_ca(table, tls)
+    fingerprint = _router_fingerprint(table, tls)
     return RouterSettings(
         id=router_id,
         name=table.string("name", router_id),
@@ -483,7 +505,55 @@ def _router(table: _Table) -> RouterSettings:
         timeout=table.optional_number("timeout"),
         interfaces=interfaces,
         login_method=table.choice("login_method", get_args(LoginMethod), "plain"),
+        tls_ca_file=ca_file,
+        tls_ca_pem=ca_pem,
+        tls_fingerprint=fingerprint,
     )
+
+
+def _router_ca(table: _Table, tls: bool) -> tuple[str | None, str | None]:
+    """``tls_ca_file``: its resolved path and its certificates (PEM), or ``(None, None)``."""
+    name = table.optional_string("tls_ca_file")
+    if name is None:
+        return None, None
+    if not tls:
+        table.fail("tls_ca_file", "needs tls = true (the certificate is checked only over api-ssl)")
+    path = table.resolve(name)
+    try:
+        pem = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        table.fail("tls_ca_file", f"cannot read {_quote(str(path))}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        table.fail("tls_ca_file", f"{_quote(str(path))} is not a PEM file (not text)")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        table.fail(
+            "tls_ca_file",
+            f"expected PEM certificates (-----BEGIN CERTIFICATE-----) in {_quote(str(path))}, "
+            "found none that load",
+        )
+    return str(path), pem
+
+
+def _router_fingerprint(table: _Table, tls: bool) -> str | None:
+    """``tls_fingerprint`` as 64 lower-case hex digits, or None."""
+    text = table.optional_string("tls_fingerprint")
+    if text is None:
+        return None
+    if not tls:
+        table.fail(
+            "tls_fingerprint", "needs tls = true (the fingerprint is checked only over api-ssl)"
+        )
+    digits = text.strip().replace(":", "").lower()
+    if not _SHA256_HEX.fullmatch(digits):
+        sha1 = " (that is the length of a SHA-1 fingerprint)" if len(digits) == 40 else ""
+        table.fail(
+            "tls_fingerprint",
+            "expected the certificate's SHA-256 fingerprint, 64 hex digits with or without "
+            f"colons, got {_show(text)}{sha1}",
+        )
+    return digits
 
 
 def _router_password(table: _Table, router_id: str, encoding: str) -> Secret:
@@ -687,10 +757,15 @@ class _Table:
             self.fail(key, f"environment variable {_quote(variable)} is not set ({for_what})")
         return Secret(self.ctx.env[variable])
 
-    def read_secret_file(self, key: str, file_name: str, *, for_what: str) -> Secret:
+    def resolve(self, file_name: str) -> Path:
+        """A file named in the configuration: relative paths are relative to its directory."""
         path = Path(file_name)
         if not path.is_absolute() and self.ctx.base_dir is not None:
             path = self.ctx.base_dir / path
+        return path
+
+    def read_secret_file(self, key: str, file_name: str, *, for_what: str) -> Secret:
+        path = self.resolve(file_name)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:

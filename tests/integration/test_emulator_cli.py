@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import librouteros
@@ -20,7 +21,10 @@ from librouteros.exceptions import FatalError, TrapError
 from librouteros.login import async_token
 
 from gateway.cli import build_parser
+from gateway.config import settings_from_dict
 from gateway.emulator.server import OVER_LIMIT_FATAL
+from gateway.emulator.tls import make_certificate
+from gateway.routeros import RouterClient
 from tests.integration.conftest import CLIENT_TIMEOUT, DEADLINE, rows_of
 from tests.timing import seconds, within
 
@@ -317,3 +321,76 @@ async def test_help_documents_every_option() -> None:
         assert action.option_strings[0] in text
         assert " ".join(action.help.split()) in text, action.option_strings[0]
         assert f"(default: {action.default})" in text, action.option_strings[0]
+
+
+async def _interfaces_over_api_ssl(port: int, **tls: object) -> int:
+    """Poll the emulator at ``port`` once through the gateway's own api-ssl client."""
+    entry = {"id": "cli", "host": "127.0.0.1", "port": port, "username": "admin", "tls": True}
+    settings = settings_from_dict({"routers": [{**entry, "password": "admin", **tls}]}, source="t")
+    client = RouterClient(settings.routers[0], CLIENT_TIMEOUT)
+    try:
+        return len(await within(client.print_interfaces(["name"]), DEADLINE))
+    finally:
+        await client.close()
+
+
+async def test_tls_anonymous_serves_api_ssl_without_a_certificate() -> None:
+    """``--tls-anonymous`` serves api-ssl like a router without a certificate: tls = true works."""
+    async with emulate("--tls-anonymous") as emulated:
+        assert "api-ssl without a certificate" in await emulated.line()
+        assert await _interfaces_over_api_ssl(emulated.port) == 9
+        assert await emulated.terminate() == 0
+
+
+async def test_tls_prints_the_fingerprint_of_its_generated_certificate() -> None:
+    """``--tls`` generates a certificate and prints the fingerprint a gateway can pin."""
+    async with emulate("--tls") as emulated:
+        line = await emulated.line()
+        found = re.search(r"SHA-256 fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})$", line.strip())
+        assert found, line
+        pinned = found[1]
+        assert await _interfaces_over_api_ssl(emulated.port, tls_fingerprint=pinned) == 9
+        assert await emulated.terminate() == 0
+
+
+async def test_tls_serves_a_given_certificate(tmp_path: Path) -> None:
+    """``--tls --tls-cert --tls-key`` presents that certificate (its fingerprint is printed)."""
+    certificate = make_certificate("edge-1")
+    (tmp_path / "cert.pem").write_bytes(certificate.cert_pem)
+    (tmp_path / "key.pem").write_bytes(certificate.key_pem)
+    options = ("--tls", f"--tls-cert={tmp_path / 'cert.pem'}", f"--tls-key={tmp_path / 'key.pem'}")
+    async with emulate(*options) as emulated:
+        assert certificate.fingerprint in await emulated.line()
+        pinned = certificate.fingerprint
+        assert await _interfaces_over_api_ssl(emulated.port, tls_fingerprint=pinned) == 9
+        assert await emulated.terminate() == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--tls", "--tls-cert=/nonexistent.pem"], "--tls-cert and --tls-key go together"),
+        (["--tls-cert=a.pem", "--tls-key=b.pem"], "need --tls"),
+        (["--tls", "--tls-anonymous"], "not allowed with argument"),
+        (["--tls", "--tls-cert=/nonexistent.pem", "--tls-key=/nonexistent.key"], "cannot read"),
+    ],
+    ids=["cert-without-key", "cert-without-tls", "both-modes", "unreadable-cert"],
+)
+async def test_contradictory_or_unusable_tls_options_exit_2(
+    options: list[str], expected: str
+) -> None:
+    """Contradictory or unusable TLS options exit 2 with a message naming the problem."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "emulate",
+        "--port",
+        "0",
+        *options,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await within(process.communicate(), STARTUP)
+    assert process.returncode == 2
+    assert expected in stderr.decode()

@@ -19,6 +19,7 @@ from gateway.config import (
     settings_from_dict,
 )
 from gateway.core.frames import InterfaceFilter
+from gateway.emulator.tls import make_certificate
 
 PASSWORD = "s3cr3t-router-pw"
 JWT_SECRET = "jwt-signing-key-0123456789"
@@ -129,6 +130,9 @@ def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
                 timeout=None,
                 interfaces=(),
                 login_method="plain",
+                tls_ca_file=None,
+                tls_ca_pem=None,
+                tls_fingerprint=None,
             ),
         ),
     )
@@ -208,6 +212,80 @@ def test_none_mode_needs_no_jwt_secret(tmp_path: Path) -> None:
     """Without auth, a missing JWT secret variable is not an error."""
     text = '[auth]\nmode = "none"\njwt_secret_env = "NOT_SET"\n' + ROUTER
     assert load_settings(write(tmp_path, text), env=ENV).auth == AuthSettings("none", None)
+
+
+TLS_ROUTER = ROUTER + "tls = true\n"
+FINGERPRINT = "0123456789abcdef" * 4
+
+
+def test_tls_alone_authenticates_nothing(tmp_path: Path) -> None:
+    """tls = true alone means api-ssl on 8729 with no check of who the router is."""
+    (router,) = load_settings(write(tmp_path, TLS_ROUTER), env=ENV).routers
+    assert (router.tls, router.port) == (True, 8729)
+    assert (router.tls_ca_file, router.tls_ca_pem, router.tls_fingerprint) == (None, None, None)
+    assert not router.authenticates_router
+
+
+def test_tls_ca_file_is_read_at_start_up_relative_to_the_config(tmp_path: Path) -> None:
+    """A CA file next to the config is loaded at start-up; the router must then prove itself."""
+    certificate = make_certificate("router")
+    (tmp_path / "ca.pem").write_bytes(certificate.cert_pem)
+    text = TLS_ROUTER + 'tls_ca_file = "ca.pem"\n'
+    (router,) = load_settings(write(tmp_path, text), env=ENV).routers
+    assert router.tls_ca_file == str(tmp_path / "ca.pem")
+    assert router.tls_ca_pem == certificate.cert_pem.decode()
+    assert router.authenticates_router
+    assert "BEGIN CERTIFICATE" not in repr(router)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        FINGERPRINT,
+        FINGERPRINT.upper(),
+        ":".join(FINGERPRINT[i : i + 2] for i in range(0, 64, 2)).upper(),
+        f"  {FINGERPRINT}\t",
+    ],
+    ids=["lower", "upper", "colons", "spaces-around"],
+)
+def test_tls_fingerprint_is_read_in_any_common_spelling(tmp_path: Path, written: str) -> None:
+    """A SHA-256 fingerprint in either case, with or without colons, is the same pin."""
+    text = TLS_ROUTER + f'tls_fingerprint = "{written}"\n'
+    (router,) = load_settings(write(tmp_path, text), env=ENV).routers
+    assert router.tls_fingerprint == FINGERPRINT
+    assert router.authenticates_router
+
+
+def test_unreadable_tls_ca_file_names_the_key_and_path(tmp_path: Path) -> None:
+    """A CA file that cannot be read stops start-up, naming the key and the path."""
+    message = load_error(tmp_path, TLS_ROUTER + 'tls_ca_file = "missing.pem"\n')
+    assert "routers[0].tls_ca_file: cannot read" in message
+    assert str(tmp_path / "missing.pem") in message
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"not a certificate\n",
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    ],
+    ids=["empty", "text", "broken-pem"],
+)
+def test_tls_ca_file_without_certificates_names_the_key(tmp_path: Path, content: bytes) -> None:
+    """A CA file with no loadable certificate stops start-up, naming the key and the path."""
+    (tmp_path / "ca.pem").write_bytes(content)
+    message = load_error(tmp_path, TLS_ROUTER + 'tls_ca_file = "ca.pem"\n')
+    assert "routers[0].tls_ca_file: expected PEM certificates" in message
+    assert str(tmp_path / "ca.pem") in message
+
+
+def test_binary_tls_ca_file_names_the_key(tmp_path: Path) -> None:
+    """A DER (binary) file given as tls_ca_file is reported as not PEM."""
+    (tmp_path / "ca.der").write_bytes(make_certificate("router").der)
+    message = load_error(tmp_path, TLS_ROUTER + 'tls_ca_file = "ca.der"\n')
+    assert "routers[0].tls_ca_file:" in message
+    assert "is not a PEM file (not text)" in message
 
 
 ERROR_CASES = [
@@ -341,6 +419,44 @@ ERROR_CASES = [
         ROUTER + 'tls = "yes"\n',
         ['routers[0].tls: expected true or false, got "yes"'],
         id="tls-text",
+    ),
+    pytest.param(
+        TLS_ROUTER + 'tls_fingerprint = "AB:CD:EF"\n',
+        [
+            "routers[0].tls_fingerprint: expected the certificate's SHA-256 fingerprint, "
+            '64 hex digits with or without colons, got "AB:CD:EF"'
+        ],
+        id="fingerprint-short",
+    ),
+    pytest.param(
+        TLS_ROUTER + f'tls_fingerprint = "{"zz" * 32}"\n',
+        ["routers[0].tls_fingerprint: expected the certificate's SHA-256 fingerprint"],
+        id="fingerprint-not-hex",
+    ),
+    pytest.param(
+        TLS_ROUTER + f'tls_fingerprint = "{"ab" * 20}"\n',
+        ["routers[0].tls_fingerprint: expected", "the length of a SHA-1 fingerprint"],
+        id="fingerprint-sha1",
+    ),
+    pytest.param(
+        TLS_ROUTER + "tls_fingerprint = 42\n",
+        ["routers[0].tls_fingerprint: expected a non-empty string, got 42"],
+        id="fingerprint-not-text",
+    ),
+    pytest.param(
+        ROUTER + f'tls_fingerprint = "{FINGERPRINT}"\n',
+        ["routers[0].tls_fingerprint: needs tls = true"],
+        id="fingerprint-without-tls",
+    ),
+    pytest.param(
+        ROUTER + 'tls_ca_file = "ca.pem"\n',
+        ["routers[0].tls_ca_file: needs tls = true"],
+        id="ca-file-without-tls",
+    ),
+    pytest.param(
+        TLS_ROUTER + 'tls_ca_file = ""\n',
+        ['routers[0].tls_ca_file: expected a non-empty string, got ""'],
+        id="ca-file-empty-name",
     ),
     pytest.param(
         ROUTER + 'interfaces = "ether1"\n',

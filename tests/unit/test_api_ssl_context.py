@@ -1,0 +1,59 @@
+"""The TLS client context for api-ssl: what it offers and checks, by how the router is trusted."""
+
+from __future__ import annotations
+
+import ssl
+
+from gateway.config import RouterSettings, Secret
+from gateway.emulator.tls import make_certificate
+from gateway.routeros import client_tls_context
+
+# What RouterOS api-ssl without a certificate offers (anonymous DH, TLS 1.2).
+ROUTER_ANONYMOUS_SUITES = ("ADH-AES256-GCM-SHA384", "ADH-AES128-GCM-SHA256", "ADH-AES128-SHA256")
+
+
+def router(**tls: object) -> RouterSettings:
+    return RouterSettings(
+        id="core",
+        name="core",
+        host="192.0.2.1",
+        port=8729,
+        username="monitor",
+        password=Secret("pw"),
+        tls=True,
+        **tls,  # type: ignore[arg-type]
+    )
+
+
+def suites(context: ssl.SSLContext) -> dict[str, str]:
+    """Offered suite name -> its authentication ("auth-null" for anonymous)."""
+    return {c["name"]: c["auth"] for c in context.get_ciphers()}
+
+
+def test_tls_alone_offers_the_anonymous_suites_of_routers_without_a_certificate() -> None:
+    """tls = true alone offers anonymous DH (and certificate suites), checks nothing, TLS 1.2+."""
+    context = client_tls_context(router())
+    offered = suites(context)
+    for name in ROUTER_ANONYMOUS_SUITES:
+        assert offered.get(name) == "auth-null", name
+    assert "ECDHE-RSA-AES256-GCM-SHA384" in offered
+    assert context.verify_mode == ssl.CERT_NONE
+    assert not context.check_hostname
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_a_ca_file_verifies_chain_and_host_and_refuses_anonymous_suites() -> None:
+    """With tls_ca_file: chain and host name verified, no anonymous suite offered."""
+    pem = make_certificate("router").cert_pem.decode()
+    context = client_tls_context(router(tls_ca_file="/etc/ca.pem", tls_ca_pem=pem))
+    assert "auth-null" not in suites(context).values()
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert context.cert_store_stats()["x509"] == 1
+
+
+def test_a_pinned_fingerprint_refuses_anonymous_suites() -> None:
+    """With only tls_fingerprint: no anonymous suite offered (the pin is checked after)."""
+    context = client_tls_context(router(tls_fingerprint="ab" * 32))
+    assert "auth-null" not in suites(context).values()
+    assert context.verify_mode == ssl.CERT_NONE
