@@ -1,8 +1,9 @@
 """Viewer authorisation: HS256 JWTs minted by the billing system (``[auth] mode = "jwt"``).
 
 A token names the routers its holder may see (``routers``: a list of ids, or ``"*"``) and,
-optionally, per router the interfaces (``interfaces``: router id -> name globs), so a customer
-sees only its own PPPoE interface. In mode ``none`` every viewer sees everything.
+optionally, per router the interfaces (``interfaces``: router id -> a list of name globs and
+``{"exact": name}`` entries, see ``name_patterns``), so a customer sees only its own PPPoE
+interface. In mode ``none`` every viewer sees everything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import jwt
 
 from gateway.config import AuthSettings
-from gateway.core.frames import InterfaceFilter
+from gateway.core.frames import InterfaceFilter, name_patterns
 
 __all__ = ["EVERYTHING", "AuthError", "Grant", "authorise"]
 
@@ -54,10 +55,11 @@ def _grant(claims: Mapping[str, object]) -> Grant:
     raw = claims.get("interfaces", {})
     if not isinstance(raw, dict):
         raise AuthError('token claim "interfaces" must map router ids to lists of name globs')
-    for router, globs in raw.items():
-        if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
-            raise AuthError(f'token claim "interfaces.{router}" must be a list of name globs')
-        interfaces[router] = InterfaceFilter.of(globs)
+    for router, entries in raw.items():
+        try:
+            interfaces[router] = InterfaceFilter.of(name_patterns(entries))
+        except ValueError as exc:
+            raise AuthError(f'token claim "interfaces.{router}": {exc}') from None
     subject = claims.get("sub")
     exp = claims.get("exp")
     return Grant(

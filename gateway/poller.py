@@ -13,14 +13,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from gateway.config import PollSettings, RouterSettings
 from gateway.core.backoff import Backoff, auth_failure_delay
 from gateway.core.frames import status_frame, traffic_frame
-from gateway.core.model import PROPLIST, RouterState, RowError, Sample, parse_interface_row
+from gateway.core.model import (
+    PROPLIST,
+    InterfaceSample,
+    RouterState,
+    RowError,
+    Sample,
+    parse_interface_row,
+)
 from gateway.core.rates import compute_rates
+from gateway.core.text import has_escapes
 from gateway.hub import Topic
 from gateway.metrics import Metrics
 from gateway.routeros import (
@@ -92,6 +100,9 @@ class Poller:
         self.error: str | None = None
         self.since = wall()
         self.last_poll_ts: float | None = None
+        # Set once a name that did not decode in the router's encoding has been reported: the
+        # warning is once per router for the life of the process, not once per tick.
+        self._text_checked = False
         self._up = metrics.router_up.labels(router.id)
         self._ok = metrics.router_requests.labels(router.id, "ok")
         self._timeouts = metrics.router_requests.labels(router.id, "timeout")
@@ -172,11 +183,8 @@ class Poller:
         try:
             rows = await self.client.print_interfaces(PROPLIST)
             at = self._clock()
-            samples = tuple(
-                s
-                for s in (parse_interface_row(r) for r in rows)
-                if s is not None and self._filter.matches(s.name)
-            )
+            parsed = [s for s in (parse_interface_row(r) for r in rows) if s is not None]
+            samples = tuple(s for s in parsed if self._filter.matches(s.name))
         except RouterAuthFailed as exc:
             self._errors.inc()
             self._fail(str(exc))
@@ -191,6 +199,8 @@ class Poller:
             return self._backoff.next_delay()
         self._ok.inc()
         self._duration.observe(at - started)
+        if not self._text_checked:
+            self._check_text(parsed)
         self._backoff.reset()
         sample = Sample(at, samples)
         rates = compute_rates(self._previous, sample)
@@ -205,6 +215,24 @@ class Poller:
         self.metrics.frame_encode.inc(self.topic.encodes - before)
         self.metrics.frames_sent.inc(written)
         return None
+
+    def _check_text(self, samples: Sequence[InterfaceSample]) -> None:
+        """Warn, once per router, when names carry bytes that the ``encoding`` setting does not
+        decode (they reach viewers escaped, see ``gateway.core.text``): the setting is wrong."""
+        odd = next((s for s in samples if has_escapes(s.name) or has_escapes(s.type)), None)
+        if odd is None:
+            return
+        self._text_checked = True
+        logger.warning(
+            '%s: interface %s is shown as "%s": bytes of its name that do not decode as %s '
+            "(this router's encoding setting) are shown as \ufffd\\xNN. Set encoding for "
+            'router %s in the config to its code page (e.g. "cp1252", "cp1251", "latin-1").',
+            self.router.id,
+            odd.id,
+            _printable(odd.name if has_escapes(odd.name) else odd.type),
+            self.router.encoding,
+            self.router.id,
+        )
 
     def _fail(self, error: str) -> None:
         self._set_state("down", error)
@@ -222,3 +250,8 @@ class Poller:
         else:
             logger.info("%s: %s", self.router.id, state)
         self.topic.publish_status(status_frame(self.router.id, state, error, self.since))
+
+
+def _printable(text: str) -> str:
+    """Text for one log line: control characters (a newline in a name) written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

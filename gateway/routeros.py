@@ -15,6 +15,12 @@ librouteros logs every word it sends and receives at DEBUG, the login's ``=passw
 ``=response=`` included. Importing this module puts a redacting filter on the library's logger
 (see ``gateway.redact``): every path to a router goes through here, so the filter is in place
 before any word is sent, whether the gateway runs from the CLI or inside another application.
+
+Router text is read exactly (:class:`ExactApi`): librouteros' own reader drops bytes that do not
+decode and turns values into Python types by their look (``yes`` into ``True``, ``007`` stays
+text but ``7`` becomes ``7``), so two different interface names could reach viewers as one, and
+a name could come back as another word. Here every value is the router's text, decoded by
+:func:`gateway.core.text.decode_word`.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ import hmac
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Final
+from typing import Final, cast
 
 import librouteros
+from librouteros.api import AsyncApi
 from librouteros.connections import AsyncSocketTransport
 from librouteros.exceptions import (
     ConnectionClosed,
@@ -37,9 +44,11 @@ from librouteros.exceptions import (
     ProtocolError,
     TrapError,
 )
-from librouteros.protocol import AsyncApiProtocol
+from librouteros.protocol import AsyncApiProtocol, decode_length, determine_length
+from librouteros.types import ReplyDict, ROSType
 
 from gateway.config import RouterSettings
+from gateway.core.text import decode_word, split_attribute
 from gateway.redact import install_filter
 
 logger = logging.getLogger(__name__)
@@ -47,7 +56,8 @@ logger = logging.getLogger(__name__)
 # Before any session can exist: the library logs login words (see the module docstring).
 install_filter(logging.getLogger("librouteros"))
 
-Row = Mapping[str, object]
+Row = Mapping[str, str]
+"""One reply row: attribute name to the value exactly as the router sent it (always text)."""
 
 # What real routers answer to bad credentials (6.45+/v7, and the pre-6.43 challenge login).
 _AUTH_TRAPS: Final = ("invalid user name or password", "cannot log in")
@@ -78,8 +88,10 @@ class RouterTlsError(RouterError):
     not verify, or its fingerprint differs). The password was not sent."""
 
 
-Connector = Callable[[RouterSettings, float], Awaitable[librouteros.api.AsyncApi]]
-"""Opens and logs in one session to a router within the deadline it is given (seconds).
+Connector = Callable[[RouterSettings, float], Awaitable[AsyncApi]]
+"""Opens and logs in one session (librouteros ``AsyncApi``) to a router within the deadline it is
+given (seconds). :class:`RouterClient` reads every reply through :class:`ExactApi`, whichever
+connector opened the session.
 
 It raises a RouterError when it can say what went wrong, anything else for the caller to
 translate.
@@ -88,6 +100,37 @@ translate.
 CONNECT_BACKSTOP: Final = 0.5
 """Seconds past the deadline after which the client gives up on a connector that does not keep
 its own deadline. The default connector keeps it, and says which step ran out of time."""
+
+
+class ExactProtocol(AsyncApiProtocol):  # type: ignore[misc]  # librouteros ships no types
+    """librouteros' protocol with a reader that loses nothing: see :func:`decode_word`."""
+
+    async def readWord(self) -> str:
+        first = await self.transport.read(1)
+        if first == b"\x00":
+            return ""  # the end of a sentence
+        prefix = first + await self.transport.read(determine_length(first))
+        return decode_word(await self.transport.read(decode_length(prefix)), self.encoding)
+
+
+class ExactApi(AsyncApi):  # type: ignore[misc]  # librouteros ships no types
+    """librouteros' ``AsyncApi`` whose replies are the router's text, word for word.
+
+    Every attribute value is a ``str`` exactly as sent (no ``True`` for ``yes``, no ``int`` for
+    ``0``), decoded without loss by :class:`ExactProtocol`. Connection, login, commands, traps
+    and ``!fatal`` are librouteros' own. Pass it as ``async_connect(subclass=ExactApi)``.
+    """
+
+    def __init__(self, protocol: AsyncApiProtocol) -> None:
+        if not isinstance(protocol, ExactProtocol):
+            # async_connect builds its own protocol: read the same transport through ours.
+            protocol = ExactProtocol(protocol.transport, protocol.encoding, protocol.timeout)
+        super().__init__(protocol)
+
+    async def readSentence(self) -> tuple[str, ReplyDict]:
+        reply_word, words = await self.protocol.readSentence()
+        attributes: dict[str, ROSType] = dict(split_attribute(word) for word in words)
+        return reply_word, attributes
 
 
 def _raise_lost_cancellation() -> None:
@@ -275,12 +318,13 @@ def _step_timeout(router: RouterSettings, step: str, timeout: float) -> RouterTi
     return RouterTimeout(f"{where}: no answer to {what} within {timeout:g} s")
 
 
-async def connect_librouteros(router: RouterSettings, timeout: float) -> librouteros.api.AsyncApi:
+async def connect_librouteros(router: RouterSettings, timeout: float) -> AsyncApi:
     """Open and log in one API session (the default connector), all within ``timeout`` seconds.
 
     Steps: TCP connect; with ``tls``, the TLS handshake and the fingerprint check; login. An
     error names the step that failed or ran out of time. The password is sent only in the last
-    step, so never to a router that failed the TLS checks.
+    step, so never to a router that failed the TLS checks. Replies are read as exact text
+    (:class:`ExactApi`).
 
     A password that the router's ``encoding`` cannot carry is refused before connecting, with
     :class:`RouterAuthFailed` and none of its text (librouteros would raise an encoding error
@@ -320,9 +364,7 @@ async def connect_librouteros(router: RouterSettings, timeout: float) -> librout
                     )
             step = "login"
             transport = AsyncSocketTransport(reader=reader, writer=writer)
-            api = librouteros.api.AsyncApi(
-                protocol=AsyncApiProtocol(transport, router.encoding, timeout)
-            )
+            api = ExactApi(ExactProtocol(transport, router.encoding, timeout))
             login = _login_token if router.login_method == "token" else _login
             await login(api, router.username, password)
             logged_in = True
@@ -354,7 +396,7 @@ class RouterClient:
         self._where = f"{router.host}:{router.port}"
         # The live session, or None. Only the caller of print_interfaces()/close() touches it,
         # and the lock below keeps that to one at a time.
-        self._api: librouteros.api.AsyncApi | None = None
+        self._api: AsyncApi | None = None
         # One command in flight per connection: librouteros cannot match replies to requests.
         self._lock = asyncio.Lock()
 
@@ -363,7 +405,10 @@ class RouterClient:
         return self._api is not None
 
     async def run(self, command: str, *words: str) -> list[Row]:
-        """Run one command (connecting and logging in first if needed) and return its rows."""
+        """Run one command (connecting and logging in first if needed) and return its rows.
+
+        Rows map attribute names to the router's text (see :class:`ExactApi`).
+        """
         async with self._lock:
             api = await self._ensure_session()
             in_step = False
@@ -372,7 +417,8 @@ class RouterClient:
                     rows = [row async for row in api.rawCmd(command, *words)]
                 in_step = True
                 _raise_lost_cancellation()
-                return rows
+                # The session is an ExactApi (_ensure_session): every value is a str already.
+                return cast(list[Row], rows)
             except TimeoutError:
                 raise RouterTimeout(
                     f"{self._where}: no reply to {command} within {self.timeout:g} s"
@@ -393,7 +439,7 @@ class RouterClient:
         """``/interface/print`` of only the named properties, in one request."""
         return await self.run("/interface/print", f"=.proplist={','.join(proplist)}")
 
-    async def _ensure_session(self) -> librouteros.api.AsyncApi:
+    async def _ensure_session(self) -> AsyncApi:
         if self._api is not None:
             return self._api
         try:
@@ -418,6 +464,9 @@ class RouterClient:
         except Exception as exc:  # noqa: BLE001 - the translation boundary, re-raised as ours
             raise self._translate(exc, "login") from None
         _raise_lost_cancellation()
+        if not isinstance(self._api, ExactApi):
+            # Another connector's plain librouteros session: read its replies exactly all the same.
+            self._api = ExactApi(self._api.protocol)
         logger.debug("%s: logged in", self.router.id)
         return self._api
 

@@ -21,7 +21,13 @@ import orjson
 from aiohttp import WSMessage, WSMsgType, web
 
 from gateway.auth import AuthError, Grant, authorise
-from gateway.core.frames import ErrorCode, InterfaceFilter, error_frame, hello_frame
+from gateway.core.frames import (
+    ErrorCode,
+    InterfaceFilter,
+    error_frame,
+    hello_frame,
+    name_patterns,
+)
 from gateway.hub import CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER, Sink, encode_message
 from gateway.keys import APP
 from gateway.state import AppState
@@ -41,6 +47,8 @@ MAX_MESSAGE: Final = 64 * 1024
 
 MAX_SUBSCRIPTIONS: Final = 64
 MAX_GLOBS: Final = 256
+MAX_NAME: Final = 256
+"""Longest glob or exact name in a subscription's ``interfaces`` (RouterOS names are shorter)."""
 CLOSE_TIMEOUT: Final = 2.0
 """How long a closing handshake may take before the socket is dropped (and its memory freed)."""
 
@@ -181,17 +189,12 @@ class Viewer(Sink):
         if unknown:
             raise BadMessage("bad_request", f"unknown field(s) {sorted(unknown)} in subscribe")
         flt = self.grant.interface_filter(router)
-        globs = message.get("interfaces")
-        if globs is not None:
-            if (
-                not isinstance(globs, list)
-                or len(globs) > MAX_GLOBS
-                or not all(isinstance(g, str) and 0 < len(g) <= 256 for g in globs)
-            ):
-                raise BadMessage(
-                    "bad_request",
-                    f'"interfaces" must be a list of up to {MAX_GLOBS} name globs',
-                )
+        entries = message.get("interfaces")
+        if entries is not None:
+            try:
+                globs = name_patterns(entries, max_entries=MAX_GLOBS, max_length=MAX_NAME)
+            except ValueError as exc:
+                raise BadMessage("bad_request", f'"interfaces": {exc}') from None
             flt = flt.intersect(InterfaceFilter.of(globs))
         if flt.is_all:
             flt = _ALL

@@ -24,6 +24,8 @@ __all__ = [
     "filter_traffic",
     "hello_frame",
     "is_stale",
+    "literal_glob",
+    "name_patterns",
     "status_frame",
     "traffic_frame",
 ]
@@ -33,6 +35,11 @@ PROTOCOL_VERSION: Final = 1
 
 # The characters that make a glob more than a literal name (see fnmatch).
 _MAGIC: Final = re.compile(r"[*?\[]")
+# One of them written as a literal, the way literal_glob writes it: [*], [?] or [[].
+_ESCAPED: Final = re.compile(r"\[([*?\[])\]")
+
+EXACT: Final = "exact"
+"""The key of an exact-name entry in a name filter list: ``{"exact": "ether1 [WAN]"}``."""
 
 ErrorCode = Literal["bad_request", "unknown_router", "forbidden", "too_many_subscriptions"]
 """The ``code`` of an ``error`` frame; the connection stays open after any of them."""
@@ -162,6 +169,7 @@ class InterfaceFilter:
         """The filter a name passes when any of ``globs`` matches it.
 
         An empty ``globs`` matches nothing; callers that mean "no restriction" use :meth:`all`.
+        Exact names enter as :func:`literal_glob` globs (:func:`name_patterns` reads both kinds).
         """
         return cls((tuple(globs),))
 
@@ -177,6 +185,54 @@ class InterfaceFilter:
     def intersect(self, other: InterfaceFilter) -> InterfaceFilter:
         """The filter a name passes only when it passes both ``self`` and ``other``."""
         return InterfaceFilter(self.clauses + other.clauses)
+
+
+def literal_glob(name: str) -> str:
+    """The glob that matches ``name`` and no other name.
+
+    ``*``, ``?`` and ``[`` are each written as a one-character class (``[*]``, ``[?]``,
+    ``[[]``); every other character (``]``, ``\\``, ``<``, spaces, quotes, anything non-ASCII)
+    is already literal in a glob. ``literal_glob("ether1 [WAN]")`` is ``"ether1 [[]WAN]"``.
+    """
+    return _MAGIC.sub(lambda match: f"[{match.group()}]", name)
+
+
+def name_patterns(
+    entries: object, *, max_entries: int | None = None, max_length: int | None = None
+) -> tuple[str, ...]:
+    """Read a name filter list as clients write it, as globs for :meth:`InterfaceFilter.of`.
+
+    ``entries`` must be a list; each entry is either a string, a glob a user typed as a pattern
+    (``"<pppoe-*>"``), or ``{"exact": "name"}``, a name picked from a list, which matches that
+    name only, whatever characters it holds (``{"exact": "ether1 [WAN]"}`` matches
+    ``ether1 [WAN]``, never ``ether1 W``). Strings and names must be non-empty and at most
+    ``max_length`` characters; the list at most ``max_entries`` long.
+
+    Raises ``ValueError`` saying what is wrong, for the caller to prefix with where it was.
+    """
+    if not isinstance(entries, list):
+        raise ValueError(f'expected a list of name globs and {{"{EXACT}": name}} objects')
+    if max_entries is not None and len(entries) > max_entries:
+        raise ValueError(f"at most {max_entries} entries, got {len(entries)}")
+    globs = []
+    for entry in entries:
+        exact = isinstance(entry, dict) and entry.keys() == {EXACT}
+        text = entry[EXACT] if exact else entry
+        if not isinstance(text, str) or not text:
+            raise ValueError(
+                f'each entry must be a name glob (a non-empty string) or {{"{EXACT}": name}}, '
+                f"got {_show(entry)}"
+            )
+        if max_length is not None and len(text) > max_length:
+            raise ValueError(f"a name or glob is at most {max_length} characters long")
+        globs.append(literal_glob(text) if exact else text)
+    return tuple(globs)
+
+
+def _show(value: object) -> str:
+    """A client's value for an error message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def filter_traffic(frame: dict[str, object], flt: InterfaceFilter) -> dict[str, object]:
@@ -225,15 +281,26 @@ def _canonical(clauses: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:
 def _implies(narrow: tuple[str, ...], wide: tuple[str, ...]) -> bool:
     """Whether every name matching a glob of ``narrow`` also matches a glob of ``wide``.
 
-    Decided only where it is cheap and certain: a glob that is in both, or a literal name (no
-    ``*``, ``?``, ``[``) that a glob of ``wide`` matches. Otherwise "no", which only costs an
-    extra clause, never a wrong answer.
+    Decided only where it is cheap and certain: a glob that is in both, or a glob that matches
+    one name only (see :func:`_literal`) that a glob of ``wide`` matches. Otherwise "no", which
+    only costs an extra clause, never a wrong answer.
     """
-    return all(
-        glob in wide
-        or (not _MAGIC.search(glob) and any(fnmatch.fnmatchcase(glob, pattern) for pattern in wide))
-        for glob in narrow
-    )
+    return all(glob in wide or _literal_matches(glob, wide) for glob in narrow)
+
+
+def _literal_matches(glob: str, wide: tuple[str, ...]) -> bool:
+    name = _literal(glob)
+    return name is not None and any(fnmatch.fnmatchcase(name, pattern) for pattern in wide)
+
+
+def _literal(glob: str) -> str | None:
+    """The one name ``glob`` matches when it is a name (possibly written by
+    :func:`literal_glob`), else None."""
+    # split() alternates text between escapes and the escaped characters.
+    parts = _ESCAPED.split(glob)
+    if any(_MAGIC.search(text) for text in parts[::2]):
+        return None
+    return "".join(parts)
 
 
 def _compile(globs: tuple[str, ...]) -> re.Pattern[str]:

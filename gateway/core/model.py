@@ -1,11 +1,9 @@
 """What the poller reads from a router, and the rates derived from it.
 
-RouterOS answers ``/interface/print`` with one row per interface. librouteros has already turned
-each value into a Python type by the time a row reaches us: ``yes``/``true`` become ``True``,
-``no``/``false`` become ``False``, canonical integers become ``int`` and everything else stays
-``str``. That conversion looks at the value, not at the field, so an interface named ``1234``
-arrives as the integer ``1234`` and one named ``no`` as ``False``. :func:`parse_interface_row`
-undoes that for the text fields and checks the rest.
+RouterOS answers ``/interface/print`` with one row per interface. Rows reach us as the router's
+text, every value a ``str`` exactly as sent (``gateway.routeros.ExactApi``): an interface named
+``1234``, ``no`` or ``1e3`` keeps that name, and the parser, which knows each field, reads
+``running=true`` as a flag and ``rx-byte=123`` as a counter.
 """
 
 from __future__ import annotations
@@ -51,8 +49,8 @@ others, and one short reply covers every interface.
 
 _COUNTERS: Final = ("rx-byte", "tx-byte", "rx-packet", "tx-packet")
 
-# Digits only: no sign, no spaces, no underscores (which int() would accept). librouteros leaves
-# a counter as text when it is not canonical (leading zeros), and that text is still a counter.
+# Digits only: no sign, no spaces, no underscores (which int() would accept). Leading zeros are
+# still a counter.
 _DECIMAL: Final = re.compile(r"[0-9]+")
 
 _TRUE_WORDS: Final = frozenset({"true", "yes"})
@@ -124,19 +122,20 @@ class InterfaceRate:
     tx_pps: float | None
 
 
-def parse_interface_row(row: Mapping[str, object]) -> InterfaceSample | None:
-    """Turn one librouteros row into a sample, or ``None`` for a row that names no interface.
+def parse_interface_row(row: Mapping[str, str]) -> InterfaceSample | None:
+    """Turn one reply row (attribute -> the router's text) into a sample, or ``None`` for a row
+    that names no interface.
 
     - ``.id`` or ``name`` missing: ``None`` (the caller skips the row; RouterOS only sends such
       rows when the proplist is wrong, and one odd row must not cost the whole poll).
-    - ``name``, ``type``, ``.id``: always text, whatever librouteros made of them (``1234`` ->
-      ``"1234"``; a boolean goes back to ``"yes"``/``"no"``, the words RouterOS itself uses, since
-      librouteros does not say whether it read ``yes`` or ``true``). A missing ``type`` is ``""``.
-    - ``running``, ``disabled``: a bool, or the words true/false/yes/no in any case; missing is
-      ``False``. Anything else raises :class:`RowError`.
-    - counters: a non-negative int or a string of decimal digits; missing is 0. Anything else
-      (including a bool, which Python counts as an int) raises :class:`RowError` naming the field
-      and the value.
+    - ``name``, ``type``, ``.id``: the text as sent, never converted (``"007"``, ``"yes"``,
+      ``" x "`` stay so). A missing ``type`` is ``""``.
+    - ``running``, ``disabled``: the words true/false/yes/no in any case; missing is ``False``.
+    - counters: a string of decimal digits (leading zeros allowed); missing is 0.
+
+    Raises :class:`RowError`, naming the field and the value, for a flag or counter that is not
+    one of those, and for a value that is not text at all (a client that converted it, so its
+    original text is unknown: better a clear error than a wrong name shown to a viewer).
     """
     row_id = row.get(".id")
     name = row.get("name")
@@ -144,9 +143,9 @@ def parse_interface_row(row: Mapping[str, object]) -> InterfaceSample | None:
         return None
     rx_byte, tx_byte, rx_packet, tx_packet = (_counter(row, field) for field in _COUNTERS)
     return InterfaceSample(
-        id=_text(row_id),
-        name=_text(name),
-        type=_text(row.get("type", "")),
+        id=_text(row, ".id"),
+        name=_text(row, "name"),
+        type=_text(row, "type"),
         running=_flag(row, "running"),
         disabled=_flag(row, "disabled"),
         rx_byte=rx_byte,
@@ -156,18 +155,15 @@ def parse_interface_row(row: Mapping[str, object]) -> InterfaceSample | None:
     )
 
 
-def _text(value: object) -> str:
-    """Give back the text RouterOS sent for a field librouteros may have converted."""
-    # bool before str(): str(True) is "True", a word RouterOS never sends.
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def _flag(row: Mapping[str, object], field: str) -> bool:
-    value = row.get(field, False)
-    if isinstance(value, bool):
+def _text(row: Mapping[str, str], field: str) -> str:
+    value: object = row.get(field, "")
+    if isinstance(value, str):
         return value
+    raise RowError(field, value, "text")
+
+
+def _flag(row: Mapping[str, str], field: str) -> bool:
+    value: object = row.get(field, "false")
     if isinstance(value, str):
         word = value.lower()
         if word in _TRUE_WORDS:
@@ -177,11 +173,8 @@ def _flag(row: Mapping[str, object], field: str) -> bool:
     raise RowError(field, value, "true/false/yes/no")
 
 
-def _counter(row: Mapping[str, object], field: str) -> int:
-    value = row.get(field, 0)
-    # bool is a subclass of int: a counter that reads "yes" is garbage, not 1.
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
+def _counter(row: Mapping[str, str], field: str) -> int:
+    value: object = row.get(field, "0")
     if isinstance(value, str) and _DECIMAL.fullmatch(value):
         try:
             return int(value)

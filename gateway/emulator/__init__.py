@@ -1,6 +1,14 @@
 """A RouterOS API emulator that speaks the real binary protocol, with switchable faults."""
 
-from gateway.emulator.device import Device, DeviceConfig, Version, sized_config
+from gateway.emulator.device import Device, DeviceConfig, NamedInterface, Version, sized_config
 from gateway.emulator.server import Fault, RouterEmulator
 
-__all__ = ["Device", "DeviceConfig", "Fault", "RouterEmulator", "Version", "sized_config"]
+__all__ = [
+    "Device",
+    "DeviceConfig",
+    "Fault",
+    "NamedInterface",
+    "RouterEmulator",
+    "Version",
+    "sized_config",
+]

@@ -201,6 +201,23 @@ class PppoeSession:
 
 
 @dataclass(frozen=True, slots=True)
+class NamedInterface:
+    """One interface with a chosen name (and optionally a chosen ``.id``), for a test or a demo.
+
+    ``name`` is the text the router stores; on the wire it is encoded in the device's
+    ``encoding``, and a lone surrogate (U+DC80 to U+DCFF) stands for one raw byte (so a name can
+    carry bytes that are not valid in any encoding). ``number`` is the numeric part of ``.id``
+    (``4`` is ``*4``); None takes the next free one. It carries a steady 1 Mbit/s down and
+    0.5 Mbit/s up until ``Device.set_traffic`` says otherwise.
+    """
+
+    name: str
+    type: str = "ether"
+    number: int | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceConfig:
     """What the router looks like. Counts are the numbers of interfaces of each kind."""
 
@@ -219,6 +236,8 @@ class DeviceConfig:
     non_ascii_name: bool = True
     seed: int = 1
     board: str = "CCR2004-1G-12S+2XS"
+    # Interfaces named one by one, after the generated ones (and ``lo``), before PPPoE customers.
+    named: tuple[NamedInterface, ...] = ()
 
 
 # Names with characters outside ASCII, as Winbox users type them; the first that the configured
@@ -356,11 +375,28 @@ class Device:
                 last_link_up=now_wall,
             )
             self.interfaces[lo.id] = lo
+        for spec in cfg.named:
+            self._add_named(spec, now_wall)
         now = self._clock()
         for i in range(cfg.pppoe):
             session = PppoeSession(f"user{i + 1:04d}", None, now)
             self._dial(session, now, first=True)
             self.sessions.append(session)
+
+    def _add_named(self, spec: NamedInterface, now_wall: float) -> None:
+        number = self._next_number if spec.number is None else spec.number
+        if number < 1 or f"*{number:X}" in self.interfaces:
+            raise ValueError(f"interface {spec.name!r}: .id *{number:X} is taken or invalid")
+        iface = Interface(
+            number,
+            spec.name,
+            spec.type,
+            Traffic(1e6, 5e5, steady=True, seed=number),
+            comment=spec.comment,
+            last_link_up=now_wall,
+        )
+        self._next_number = max(self._next_number, number + 1)
+        self.interfaces[iface.id] = iface
 
     def _session_length(self) -> float:
         if self.config.pppoe_session <= 0:

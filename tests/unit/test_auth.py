@@ -34,6 +34,15 @@ def test_token_limits_routers_and_interfaces() -> None:
     assert grant.subject == "cust-42"
 
 
+def test_token_with_an_exact_name_shows_that_interface_only() -> None:
+    """A token naming a customer's interface exactly never shows a look-alike, glob characters
+    and all."""
+    grant = authorise(JWT, token(interfaces={"core-1": [{"exact": "<pppoe-alice[1]>"}]}))
+    flt = grant.interface_filter("core-1")
+    assert flt.matches("<pppoe-alice[1]>")
+    assert not flt.matches("<pppoe-alice1>")
+
+
 def test_wildcard_routers() -> None:
     """``"routers": "*"`` grants every router, whole."""
     grant = authorise(JWT, token(routers="*"))
@@ -51,6 +60,7 @@ def test_wildcard_routers() -> None:
         (lambda: jwt.encode({"sub": "x", "exp": int(time.time()) + 60}, SECRET), "routers"),
         (lambda: token(routers="core-1"), "routers"),
         (lambda: token(interfaces={"core-1": "x"}), "interfaces.core-1"),
+        (lambda: token(interfaces={"core-1": [{"exact": 1}]}), "interfaces.core-1"),
     ],
 )
 def test_bad_tokens_are_refused_with_a_reason(make: object, reason: str) -> None:

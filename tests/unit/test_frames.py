@@ -13,6 +13,8 @@ from gateway.core.frames import (
     filter_traffic,
     hello_frame,
     is_stale,
+    literal_glob,
+    name_patterns,
     status_frame,
     traffic_frame,
 )
@@ -263,3 +265,93 @@ def test_intersection_means_both_pass(
     assert combined.matches(name) == (a.matches(name) and b.matches(name) and c.matches(name))
     assert combined == c.intersect(b.intersect(a))
     assert hash(combined) == hash(c.intersect(a).intersect(b))
+
+
+# Every character RouterOS lets an interface name hold that means something to a glob or a
+# shell, plus quotes, backslashes and non-ASCII text.
+TRICKY_NAMES = [
+    "ether1 [WAN]",
+    "ether1 W",
+    "ether1 [[]WAN]",
+    "vlan[10]",
+    "vlan1",
+    "a*b",
+    "aXb",
+    "a?b",
+    "a[!x]b",
+    "a[b",
+    "]",
+    "[]",
+    "back\\slash",
+    "<pppoe-a[1]>",
+    "<pppoe-a1>",
+    '"quoted"',
+    "it's",
+    "ether-café",
+    "ether-東京",
+    " x ",
+    "*",
+    "?",
+    "[*]",
+]
+
+
+@pytest.mark.parametrize("name", TRICKY_NAMES)
+def test_an_exact_name_matches_itself_and_nothing_else(name: str) -> None:
+    """{"exact": name} selects that interface only, whatever glob characters its name holds."""
+    flt = InterfaceFilter.of(name_patterns([{"exact": name}]))
+    assert [other for other in TRICKY_NAMES if flt.matches(other)] == [name]
+
+
+def test_a_bracketed_name_used_as_a_glob_matches_another_interface() -> None:
+    """The fault exact names fix: ether1 [WAN] as a glob selects ether1 W, not itself."""
+    glob = InterfaceFilter.of(name_patterns(["ether1 [WAN]"]))
+    assert glob.matches("ether1 W")
+    assert not glob.matches("ether1 [WAN]")
+
+
+@given(st.text(min_size=1, max_size=12), st.text(max_size=12))
+def test_literal_glob_matches_exactly_one_name(name: str, other: str) -> None:
+    """For any name, its literal glob matches the name and no different text."""
+    flt = InterfaceFilter.of([literal_glob(name)])
+    assert flt.matches(name)
+    assert flt.matches(other) == (other == name)
+
+
+def test_globs_and_exact_names_mix_in_one_list() -> None:
+    """A list may hold typed patterns and picked names side by side; a name passes either."""
+    flt = InterfaceFilter.of(name_patterns(["<pppoe-*>", {"exact": "ether1 [WAN]"}]))
+    assert flt.matches("<pppoe-alice>")
+    assert flt.matches("ether1 [WAN]")
+    assert not flt.matches("ether1 W")
+
+
+def test_exact_entries_share_a_filter_with_the_same_plain_glob() -> None:
+    """An exact name without glob characters is the same filter as the name written as a glob,
+    and narrowing an exact token by a wider glob keeps the token's filter (one encoding)."""
+    assert InterfaceFilter.of(name_patterns([{"exact": "ether1"}])) == InterfaceFilter.of(
+        ["ether1"]
+    )
+    token = InterfaceFilter.of(name_patterns([{"exact": "<pppoe-a[1]>"}]))
+    assert token.intersect(InterfaceFilter.of(["<pppoe-*>"])) == token
+    assert token.intersect(token) == token
+
+
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [
+        ("ether1", "expected a list"),
+        ([1], "got 1"),
+        ([""], "non-empty"),
+        ([{"exact": ""}], "non-empty"),
+        ([{"exact": 5}], "exact"),
+        ([{"exact": "a", "glob": "b"}], "exact"),
+        ([{"name": "a"}], "exact"),
+        (["x" * 300], "at most 256 characters"),
+        (["a"] * 300, "at most 256 entries"),
+    ],
+)
+def test_bad_name_lists_are_refused_saying_why(entries: object, reason: str) -> None:
+    """A list that is not globs and {"exact": name} entries is refused with the reason."""
+    with pytest.raises(ValueError, match=reason):
+        name_patterns(entries, max_entries=256, max_length=256)

@@ -1,4 +1,4 @@
-"""Reading ``/interface/print`` rows as librouteros delivers them."""
+"""Reading ``/interface/print`` rows: every value the router's text, exactly as sent."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from gateway.core.model import PROPLIST, InterfaceSample, RowError, parse_interf
 
 
 def test_typical_row_becomes_a_sample() -> None:
-    """A row with librouteros' converted values becomes a sample with the same numbers."""
-    row: dict[str, object] = {
+    """A row of the router's text becomes a sample with the same numbers and flags."""
+    row = {
         ".id": "*1",
         "name": "ether1",
         "type": "ether",
-        "running": True,
-        "disabled": False,
-        "rx-byte": 123456789,
-        "tx-byte": 987654321,
-        "rx-packet": 1000,
-        "tx-packet": 2000,
+        "running": "true",
+        "disabled": "false",
+        "rx-byte": "123456789",
+        "tx-byte": "987654321",
+        "rx-packet": "1000",
+        "tx-packet": "2000",
     }
     assert parse_interface_row(row) == InterfaceSample(
         id="*1",
@@ -33,24 +33,30 @@ def test_typical_row_becomes_a_sample() -> None:
     )
 
 
-def test_numeric_name_stays_text() -> None:
-    """An interface named 1234 (which librouteros turns into an int) keeps its name "1234"."""
-    sample = parse_interface_row({".id": "*2", "name": 1234, "type": "vlan"})
+@pytest.mark.parametrize(
+    "text",
+    ["1234", "007", "0", "-1", "1e3", "yes", "no", "true", "False", " x ", " ", "", "None"],
+)
+def test_text_fields_are_kept_exactly(text: str) -> None:
+    """A name or type that looks like a number, a boolean or blank is shown exactly as sent."""
+    sample = parse_interface_row({".id": "*2", "name": text, "type": text})
     assert sample is not None
-    assert sample.name == "1234"
+    assert (sample.name, sample.type) == (text, text)
 
 
-def test_boolean_looking_name_is_shown_as_routeros_writes_it() -> None:
-    """An interface named "no" (turned into False by librouteros) is shown as "no", not "False"."""
-    sample = parse_interface_row({".id": "*3", "name": False, "type": True})
-    assert sample is not None
-    assert (sample.name, sample.type) == ("no", "yes")
+@pytest.mark.parametrize(("field", "value"), [("name", 1234), ("type", True), (".id", 7)])
+def test_a_converted_text_field_is_an_error_not_a_guess(field: str, value: object) -> None:
+    """A text field that some client already converted is reported, never shown as a guess."""
+    row: dict[str, object] = {".id": "*2", "name": "ether1", "type": "ether", field: value}
+    with pytest.raises(RowError) as caught:
+        parse_interface_row(row)  # type: ignore[arg-type]  # what a converting client sends
+    assert caught.value.field == field
 
 
 def test_unrelated_fields_are_ignored() -> None:
     """Fields outside the proplist (mtu=auto, comments) do not disturb the sample."""
     sample = parse_interface_row(
-        {".id": "*4", "name": "bridge", "mtu": "auto", "comment": 42, "rx-byte": 5}
+        {".id": "*4", "name": "bridge", "mtu": "auto", "comment": "42", "rx-byte": "5"}
     )
     assert sample is not None
     assert sample.rx_byte == 5
@@ -74,7 +80,7 @@ def test_missing_flags_and_counters_default() -> None:
 
 
 def test_counter_with_leading_zeros_is_a_number() -> None:
-    """A counter librouteros left as text ("007") still counts."""
+    """A counter with leading zeros ("007") still counts."""
     sample = parse_interface_row({".id": "*1", "name": "e", "rx-byte": "007", "tx-byte": "12"})
     assert sample is not None
     assert (sample.rx_byte, sample.tx_byte) == (7, 12)
@@ -82,13 +88,13 @@ def test_counter_with_leading_zeros_is_a_number() -> None:
 
 def test_counters_near_two_to_the_64_are_kept_exactly() -> None:
     """64-bit counters keep every digit."""
-    sample = parse_interface_row({".id": "*1", "name": "e", "rx-byte": 2**64 - 1})
+    sample = parse_interface_row({".id": "*1", "name": "e", "rx-byte": str(2**64 - 1)})
     assert sample is not None
     assert sample.rx_byte == 2**64 - 1
 
 
 @pytest.mark.parametrize("row", [{"name": "ether1"}, {".id": "*1"}, {}])
-def test_row_without_id_or_name_is_skipped(row: dict[str, object]) -> None:
+def test_row_without_id_or_name_is_skipped(row: dict[str, str]) -> None:
     """A row that names no interface yields nothing instead of an error."""
     assert parse_interface_row(row) is None
 
@@ -98,8 +104,9 @@ def test_row_without_id_or_name_is_skipped(row: dict[str, object]) -> None:
     [
         ("rx-byte", "12abc"),
         ("tx-byte", "-5"),
-        ("rx-packet", -1),
-        ("tx-packet", True),
+        ("rx-packet", "+1"),
+        ("tx-packet", "yes"),
+        ("rx-packet", 5),
         ("rx-byte", "1.5"),
         ("tx-byte", " 12"),
     ],
@@ -107,7 +114,7 @@ def test_row_without_id_or_name_is_skipped(row: dict[str, object]) -> None:
 def test_bad_counter_names_the_field(field: str, value: object) -> None:
     """A counter that is not a non-negative integer is reported with its field and value."""
     with pytest.raises(RowError) as caught:
-        parse_interface_row({".id": "*1", "name": "e", field: value})
+        parse_interface_row({".id": "*1", "name": "e", field: value})  # type: ignore[dict-item]
     assert caught.value.field == field
     assert caught.value.value == value
     assert field in str(caught.value)

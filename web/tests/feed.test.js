@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { Feed } from "../static/js/feed.js";
+import { exactName, Feed } from "../static/js/feed.js";
 
 /** A traffic frame as the gateway sends it; rates derived from `seq` so values are checkable. */
 function frame(router, seq, names, { ts = 1000 + seq, interval = 1 } = {}) {
@@ -36,6 +36,8 @@ const status = (router, state = "up") => ({
   since: 999,
 });
 const history = (router, frames, reset = false) => ({ type: "history", router, reset, frames });
+/** The `interfaces` of a chart step: every charted name, matched exactly. */
+const exact = (...names) => names.map(exactName);
 const only = (f, names) => ({
   ...f,
   interfaces: f.interfaces.filter((i) => names.includes(i.name)),
@@ -67,7 +69,8 @@ function serve(h, router, ring, { reset = false } = {}) {
     if (message.type !== "subscribe") continue;
     h.feed.handle(status(router));
     if (message.interfaces) {
-      h.feed.handle(history(router, ring.map((f) => only(f, message.interfaces))));
+      const names = message.interfaces.map((entry) => entry.exact);
+      h.feed.handle(history(router, ring.map((f) => only(f, names))));
     } else {
       const since = message.since ?? -1;
       h.feed.handle(history(router, ring.filter((f) => f.seq > since), reset));
@@ -83,7 +86,7 @@ describe("subscription steps", () => {
     h.feed.want("r1", ["ether1", "sfp1"]);
     const ring = [1, 2, 3, 4].map((seq) => frame("r1", seq, ALL));
     assert.deepEqual(h.take(), [
-      { type: "subscribe", router: "r1", interfaces: ["ether1", "sfp1"] },
+      { type: "subscribe", router: "r1", interfaces: exact("ether1", "sfp1") },
     ]);
     h.feed.handle(status("r1"));
     h.feed.handle(history("r1", ring.map((f) => only(f, ["ether1", "sfp1"]))));
@@ -104,9 +107,27 @@ describe("subscription steps", () => {
     h.feed.opened();
     h.feed.want("r1", []);
     const ring = [5, 6, 7].map((seq) => frame("r1", seq, ALL));
-    assert.deepEqual(serve(h, "r1", ring), [{ type: "subscribe", router: "r1", interfaces: [] }]);
+    assert.deepEqual(serve(h, "r1", ring), [{ type: "subscribe", router: "r1", interfaces: exact() }]);
     assert.deepEqual(serve(h, "r1", ring), [{ type: "subscribe", router: "r1", since: 6 }]);
     assert.equal(h.feed.routers.get("r1").latest.seq, 7);
+  });
+
+  test("charted names are asked for as exact names, glob characters and all", () => {
+    const h = harness();
+    h.feed.opened();
+    const names = ["ether1 [WAN]", "a*b?", "<pppoe-x>"];
+    h.feed.want("r1", names);
+    const ring = [1, 2, 3].map((seq) => frame("r1", seq, [...names, "ether1 W", "aXbY"]));
+    assert.deepEqual(serve(h, "r1", ring), [
+      {
+        type: "subscribe",
+        router: "r1",
+        interfaces: [{ exact: "ether1 [WAN]" }, { exact: "a*b?" }, { exact: "<pppoe-x>" }],
+      },
+    ]);
+    const feed = h.feed.routers.get("r1");
+    assert.equal(feed.series.points.length, 3, "the window starts with the ring's history");
+    for (const point of feed.series.points) assert.deepEqual([...point.rates.keys()], names);
   });
 
   test("an empty ring resumes the full step from 0", () => {
@@ -146,7 +167,7 @@ describe("subscription steps", () => {
     const feed = h.feed.routers.get("r1");
     h.feed.want("r1", ["ether1", "<pppoe-a>"]);
     assert.deepEqual(h.take(), [
-      { type: "subscribe", router: "r1", interfaces: ["<pppoe-a>"] },
+      { type: "subscribe", router: "r1", interfaces: exact("<pppoe-a>") },
     ]);
     ring.push(frame("r1", 4, ALL));
     h.feed.handle(status("r1"));
@@ -179,7 +200,7 @@ describe("subscription steps", () => {
     for (let seq = 3; seq <= 9; seq++) ring.push(frame("r1", seq, ALL));
     h.feed.want("r1", ["ether1"]);
     assert.deepEqual(serve(h, "r1", ring), [
-      { type: "subscribe", router: "r1", interfaces: ["ether1"] },
+      { type: "subscribe", router: "r1", interfaces: exact("ether1") },
     ]);
     assert.deepEqual(serve(h, "r1", ring), [{ type: "subscribe", router: "r1", since: 8 }]);
     assert.deepEqual(
@@ -245,7 +266,7 @@ describe("reconnects and restarts", () => {
     // The new process polled while this page was away: its seqs start at 1, its times go on.
     const after = [1, 2, 3].map((seq) => frame("r1", seq, ALL, { ts: 1010 + seq }));
     h.connect();
-    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", interfaces: ["ether1"] }]);
+    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", interfaces: exact("ether1") }]);
     h.feed.handle(status("r1"));
     h.feed.handle(history("r1", after.map((f) => only(f, ["ether1"]))));
     // The full step resumes from the new process's seqs, never from the old ones.
@@ -277,7 +298,7 @@ describe("reconnects and restarts", () => {
     h.feed.want("r2", null);
     assert.deepEqual(h.take(), []);
     h.connect();
-    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", interfaces: ["ether1"] }]);
+    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", interfaces: exact("ether1") }]);
   });
 
   test("hello lists the routers", () => {

@@ -10,7 +10,9 @@
  * needs every interface but only the latest frame. So each router is subscribed in two steps,
  * both within the contract:
  *
- * 1. "chart": `subscribe` with `interfaces` = the charted names still missing their history.
+ * 1. "chart": `subscribe` with `interfaces` = the charted names still missing their history,
+ *    each as `{"exact": name}`: a name the user picked matches that interface only, even when it
+ *    holds glob characters (`ether1 [WAN]` as a glob would match `ether1 W` and not itself).
  *    The answer's `history` is the whole ring, filtered: a few hundred KB at most.
  * 2. "full": `subscribe` again without a filter and with `since` = the last `seq` seen, so the
  *    backfill is only the latest frame or two, and the live frames that follow are complete.
@@ -31,6 +33,9 @@ import { Series } from "./series.js";
 
 /** Interfaces one chart shows at most: beyond this the lines are unreadable anyway. */
 export const MAX_CHARTED = 8;
+
+/** A subscribe `interfaces` entry that matches `name` literally (a glob would not). */
+export const exactName = (name) => ({ exact: name });
 
 export class RouterFeed {
   constructor(id) {
@@ -249,7 +254,7 @@ export class Feed {
       // Charted names that are not re-fetched now lose the full stream for a moment: the
       // full step resumes from the last complete frame so they keep every point.
       if (feed.filter === "all" && feed.lastFullSeq !== null) feed.resumeFrom = feed.lastFullSeq;
-      this._subscribe(feed, "chart", { interfaces: missing }, missing);
+      this._subscribe(feed, "chart", { interfaces: missing.map(exactName) }, missing);
     } else if (feed.filter !== "all") {
       // Only the latest frame is needed in full (the top talkers); the chart has the rest.
       const since = feed.resumeFrom ?? Math.max(0, (feed.lastSeq ?? 0) - 1);
