@@ -219,7 +219,7 @@ class Poller:
     def _check_text(self, samples: Sequence[InterfaceSample]) -> None:
         """Warn, once per router, when names carry bytes that the ``encoding`` setting does not
         decode (they reach viewers escaped, see ``gateway.core.text``): the setting is wrong."""
-        odd = next((s for s in samples if has_escapes(s.name) or has_escapes(s.type)), None)
+        odd = next((s for s in samples if has_escapes(s.name)), None)
         if odd is None:
             return
         self._text_checked = True
@@ -229,7 +229,7 @@ class Poller:
             'router %s in the config to its code page (e.g. "cp1252", "cp1251", "latin-1").',
             self.router.id,
             odd.id,
-            _printable(odd.name if has_escapes(odd.name) else odd.type),
+            _printable(odd.name),
             self.router.encoding,
             self.router.id,
         )

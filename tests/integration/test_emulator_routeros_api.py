@@ -11,7 +11,7 @@ import re
 import pytest
 from routeros_api.exceptions import RouterOsApiCommunicationError, RouterOsApiParsingError
 
-from gateway.emulator.device import Version, sized_config
+from gateway.emulator.device import Device, DeviceConfig, NamedInterface, Version, sized_config
 from gateway.emulator.server import RouterEmulator
 from gateway.emulator.session import BAD_LOGIN, BAD_LOGIN_LEGACY, NO_SUCH_INTERFACE
 from tests.integration.conftest import Clients, Routers, in_thread
@@ -178,6 +178,32 @@ async def test_non_ascii_name(clients: Clients, routers: Routers, encoding: str,
     assert [row["name"] for row in rows] == [name]
     raw = await in_thread(lambda: api.get_binary_resource("/interface").get(type="vlan"))
     assert raw[0]["name"] == "ether-café".encode(encoding)
+
+
+async def test_named_interfaces_carry_their_ids_and_bytes(
+    clients: Clients, routers: Routers
+) -> None:
+    """``DeviceConfig(named=...)`` rows have the chosen ``.id``s and the name's bytes in the
+    device's encoding; a lone surrogate stands for one raw byte."""
+    named = (
+        NamedInterface("<pppoe-nuñez>", "pppoe-in", number=4),
+        NamedInterface("<pppoe-nuez>", "pppoe-in", number=5),
+        NamedInterface("raw-\udcff", comment="any byte"),
+    )
+    config = DeviceConfig(
+        ethernet=1, sfp=0, bridge=False, non_ascii_name=False, encoding="latin-1", named=named
+    )
+    router = await routers.start(config)
+    api = await clients.routeros_api(router)
+    rows = await in_thread(lambda: api.get_binary_resource("/interface").get())
+    by_id = {row["id"]: row for row in rows}
+    assert by_id[b"*4"]["name"] == b"<pppoe-nu\xf1ez>"
+    assert by_id[b"*4"]["type"] == b"pppoe-in"
+    assert by_id[b"*5"]["name"] == b"<pppoe-nuez>"
+    assert by_id[b"*6"]["name"] == b"raw-\xff"
+    assert by_id[b"*6"]["comment"] == b"any byte"
+    with pytest.raises(ValueError, match=r"\*4 is taken"):
+        Device(DeviceConfig(named=(named[0], named[0])))
 
 
 async def test_replies_split_into_tiny_writes(clients: Clients, routers: Routers) -> None:
