@@ -17,6 +17,7 @@ from typing import Final, Literal
 from gateway.core.model import InterfaceRate, RouterState
 
 __all__ = [
+    "EXACT",
     "PROTOCOL_VERSION",
     "ErrorCode",
     "InterfaceFilter",
