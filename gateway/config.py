@@ -24,6 +24,7 @@ from typing import Final, Literal, NoReturn, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 from gateway.core.frames import InterfaceFilter
+from gateway.core.origins import OriginError, normalise_origin
 
 __all__ = [
     "DEFAULT_JWT_SECRET_ENV",
@@ -106,8 +107,9 @@ class Secret:
 class ServerSettings:
     """``[server]``: where the gateway listens and whom it serves.
 
-    ``allowed_origins`` are normalised to lower-case ``scheme://host[:port]``; empty means only
-    same-origin browsers may open a websocket. ``port`` 0 asks the OS for a free port (tests).
+    ``allowed_origins`` are normalised as browsers send ``Origin`` (lower case, no default
+    port; see ``gateway.core.origins``); empty means only same-origin browsers may open a
+    websocket. ``port`` 0 asks the OS for a free port (tests).
     """
 
     host: str = "0.0.0.0"
@@ -364,21 +366,23 @@ def _server(table: _Table) -> ServerSettings:
 
 
 def _origin(table: _Table, index: int, value: str) -> str:
-    parts = urlsplit(value)
-    if (
-        parts.scheme.lower() not in ("http", "https")
-        or not parts.netloc
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-        or parts.username is not None
-    ):
+    """One ``allowed_origins`` entry in the form browsers send (see ``normalise_origin``)."""
+    key = f"allowed_origins[{index}]"
+    expected = 'expected an origin like "https://example.com"'
+    try:
+        origin = normalise_origin(value)
+    except OriginError as exc:
+        table.fail(key, f"{expected}, got {_show(value)} ({exc})")
+    scheme = origin.partition("://")[0]
+    if scheme in ("ws", "wss"):
+        # Browsers send the page's origin, never the websocket's URL: this could never match.
+        page = {"ws": "http", "wss": "https"}[scheme]
         table.fail(
-            f"allowed_origins[{index}]",
-            f'expected an origin like "https://example.com", got {_show(value)}',
+            key,
+            f"{expected} (the address of the page, {page}://..., not of the websocket), "
+            f"got {_show(value)}",
         )
-    # Browsers send Origin in lower case without a trailing slash; compare like with like.
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return origin
 
 
 def _auth(table: _Table) -> AuthSettings:

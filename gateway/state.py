@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from gateway.config import Settings
+from gateway.core.once import FirstSeen
 from gateway.hub import Hub
 from gateway.metrics import Metrics
 
 if TYPE_CHECKING:
     from gateway.poller import Poller
     from gateway.ws import Viewer
+
+REFUSED_ORIGINS_LOGGED: Final = 1000
+"""Distinct refused websocket origins logged at WARNING (each once); later ones only at DEBUG."""
 
 
 @dataclass(slots=True)
@@ -30,3 +34,9 @@ class AppState:
     draining: bool = False
     # Seconds between heartbeats (websocket pings and heartbeat messages), told in hello.
     heartbeat: float = 20.0
+    # The websocket origins refused so far, each logged once. Bounded: a client can send any
+    # number of distinct Origin headers. A key is at most about 270 characters (a refused
+    # origin is normalised, with a host of at most 253, or cut to 200), so under 0.5 MB in all.
+    refused_origins: FirstSeen[str] = field(
+        default_factory=lambda: FirstSeen(REFUSED_ORIGINS_LOGGED)
+    )

@@ -15,7 +15,6 @@ import logging
 import socket
 import time
 from typing import Final
-from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import WSMessage, WSMsgType, web
@@ -28,6 +27,7 @@ from gateway.core.frames import (
     hello_frame,
     name_patterns,
 )
+from gateway.core.origins import judge_origin
 from gateway.hub import CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER, Sink, encode_message
 from gateway.keys import APP
 from gateway.state import AppState
@@ -265,15 +265,30 @@ class Viewer(Sink):
         transport.abort()
 
 
-def _origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
+def _origin_allowed(state: AppState, request: web.Request) -> bool:
+    """Whether this websocket's page may connect (``judge_origin``); a refusal is logged once
+    per origin at WARNING, naming the origin and the setting that would allow it."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser (scripts, load tests, other services)
-    origin = origin.lower().rstrip("/")
-    if allowed:
-        return origin in allowed
-    parts = urlsplit(origin)
-    return parts.netloc == request.host.lower()
+    refusal = judge_origin(
+        origin, request.headers.get("Host"), state.settings.server.allowed_origins
+    )
+    if refusal is None:
+        return True
+    seen = state.refused_origins
+    if seen.first(refusal.origin):
+        logger.warning(
+            "websocket refused with %d: origin %s %s", CLOSE_POLICY, refusal.origin, refusal.reason
+        )
+        if seen.full:
+            logger.warning(
+                "%d distinct origins refused; further new ones are logged at DEBUG only",
+                seen.limit,
+            )
+    else:
+        logger.debug("websocket refused with %d: origin %s", CLOSE_POLICY, refusal.origin)
+    return False
 
 
 def _tune_socket(request: web.Request, heartbeat: float) -> None:
@@ -304,7 +319,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if state.draining:
         await ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
         return ws
-    if not _origin_allowed(request, state.settings.server.allowed_origins):
+    if not _origin_allowed(state, request):
         await ws.close(code=CLOSE_POLICY, message=b"origin not allowed")
         return ws
     try:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import aiohttp
 import jwt
 import orjson
+import pytest
 
 from gateway.config import Settings, settings_from_dict
+from gateway.core.once import FirstSeen
 from gateway.emulator.server import RouterEmulator
 from tests.harness import (
     PASSWORD,
@@ -127,6 +130,87 @@ async def test_foreign_origin_is_refused_and_scripts_are_not() -> None:
         await ws.close()
         ws = await gw.viewer()
         await ws.close()
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The gateway's warnings about refused websocket origins, as logged."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "gateway.ws" and r.levelno == logging.WARNING
+    ]
+
+
+async def test_origins_are_normalised_and_each_refusal_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Origins match however they are written; each refused origin is one warning, not one a try."""
+    caplog.set_level(logging.DEBUG, logger="gateway.ws")
+    core = emulator()
+    origins = ["https://noc.example.net:443", "HTTP://Dash.Example.NET:80/"]
+    async with (
+        running(core),
+        gateway(gateway_settings({"core": core}, allowed_origins=origins)) as gw,
+    ):
+        # What browsers send: lower case, no default port.
+        for origin in ("https://noc.example.net", "http://dash.example.net"):
+            ws = await gw.http.ws_connect(gw.url("/ws"), origin=origin)
+            assert (await receive(ws))["type"] == "hello", origin
+            await ws.close()
+        for _ in range(3):
+            ws = await gw.http.ws_connect(gw.url("/ws"), origin="https://evil.example.com")
+            assert await close_code(ws) == 1008
+        ws = await gw.http.ws_connect(gw.url("/ws"), origin="HTTPS://Evil.Example.com:443")
+        assert await close_code(ws) == 1008
+        [warning] = refusals(caplog)
+        assert "origin https://evil.example.com" in warning
+        assert "server.allowed_origins" in warning
+        assert "https://noc.example.net, http://dash.example.net" in warning
+
+        # A client inventing origins cannot grow the memory (or the log) without bound.
+        gw.state.refused_origins = FirstSeen(3)
+        for i in range(6):
+            ws = await gw.http.ws_connect(gw.url("/ws"), origin=f"https://x{i}.example.com")
+            assert await close_code(ws) == 1008
+        later = refusals(caplog)[1:]
+        assert [("x0" in m, "x1" in m, "x2" in m) for m in later[:3]] == [
+            (True, False, False),
+            (False, True, False),
+            (False, False, True),
+        ]
+        assert len(later) == 4
+        assert "further new ones are logged at DEBUG only" in later[3]
+
+
+async def test_same_origin_behind_a_tls_proxy() -> None:
+    """With no allowlist, the page's own site may connect whether or not the proxy sends :443."""
+    core = emulator()
+    async with running(core), gateway(gateway_settings({"core": core})) as gw:
+        for host in ("noc.example.net", "noc.example.net:443", "NOC.example.net"):
+            ws = await gw.http.ws_connect(
+                gw.url("/ws"), origin="https://noc.example.net", headers={"Host": host}
+            )
+            assert (await receive(ws))["type"] == "hello", host
+            await ws.close()
+        refused: list[tuple[str, dict[str, str]]] = [
+            # A plain-http page is another origin than the https site on 443.
+            ("http://noc.example.net", {"Host": "noc.example.net:443"}),
+            ("https://noc.example.net:8443", {"Host": "noc.example.net:443"}),
+            # Forwarded headers are anyone's to send: they never make an origin "same".
+            (
+                "https://evil.example.com",
+                {
+                    "Host": "noc.example.net",
+                    "X-Forwarded-Host": "evil.example.com",
+                    "X-Forwarded-Proto": "https",
+                    "Forwarded": "host=evil.example.com;proto=https",
+                },
+            ),
+            ("null", {"Host": "noc.example.net"}),
+        ]
+        for origin, headers in refused:
+            ws = await gw.http.ws_connect(gw.url("/ws"), origin=origin, headers=headers)
+            assert await close_code(ws) == 1008, origin
 
 
 async def test_connection_limit_answers_1013() -> None:

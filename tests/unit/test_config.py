@@ -416,6 +416,29 @@ ERROR_CASES = [
         id="origin-without-scheme",
     ),
     pytest.param(
+        '[server]\nallowed_origins = ["wss://noc.example.com"]\n' + ROUTER,
+        [
+            "server.allowed_origins[0]: expected an origin like",
+            "(the address of the page, https://..., not of the websocket)",
+        ],
+        id="origin-websocket-url",
+    ),
+    pytest.param(
+        '[server]\nallowed_origins = ["null"]\n' + ROUTER,
+        ["server.allowed_origins[0]: expected an origin like", "opaque origin"],
+        id="origin-null",
+    ),
+    pytest.param(
+        '[server]\nallowed_origins = ["https://noc.example.com/dashboard"]\n' + ROUTER,
+        ["server.allowed_origins[0]: expected an origin like", "no path"],
+        id="origin-with-path",
+    ),
+    pytest.param(
+        '[server]\nallowed_origins = ["https://noc.example.com:99999"]\n' + ROUTER,
+        ["server.allowed_origins[0]: expected an origin like", "port from 1 to 65535"],
+        id="origin-bad-port",
+    ),
+    pytest.param(
         ROUTER + 'tls = "yes"\n',
         ['routers[0].tls: expected true or false, got "yes"'],
         id="tls-text",
@@ -656,6 +679,28 @@ def test_environment_overrides_file_values(tmp_path: Path) -> None:
     assert settings.routers[0].effective_interval(settings.poll) == 0.5
     assert settings.cluster.redis_url == "redis://redis:6379/1"
     assert settings.auth == AuthSettings("jwt", Secret(JWT_SECRET))
+
+
+def test_allowed_origins_load_in_the_form_browsers_send(tmp_path: Path) -> None:
+    """Origins load as browsers send them: lower case, default port and trailing slash gone."""
+    origins = [
+        "https://noc.example.net:443",
+        "HTTP://Dash.Example.NET:80/",
+        "http://localhost:3000",
+        "https://noc.example.net:8443",
+        "http://[0:0::1]:80",
+        "https://bücher.example.",
+    ]
+    text = f"[server]\nallowed_origins = {origins!r}\n".replace("'", '"') + ROUTER
+    settings = load_settings(write(tmp_path, text), env=ENV)
+    assert settings.server.allowed_origins == (
+        "https://noc.example.net",
+        "http://dash.example.net",
+        "http://localhost:3000",
+        "https://noc.example.net:8443",
+        "http://[::1]",
+        "https://xn--bcher-kva.example",
+    )
 
 
 def test_environment_secret_source_replaces_file_source(tmp_path: Path) -> None:
