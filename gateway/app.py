@@ -22,6 +22,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.config import Settings
+from gateway.faults import UnexpectedErrors
 from gateway.hub import CLOSE_GOING_AWAY, Hub
 from gateway.keys import APP
 from gateway.metrics import Metrics
@@ -88,9 +89,18 @@ def create_app(
     async def heartbeats(app: web.Application) -> AsyncIterator[None]:
         # Owned here: one task sends the heartbeat message to every viewer each period.
         async def beat() -> None:
+            # A fault in one beat is logged (a traceback once per kind) and the next beat, one
+            # period later, tries again: without heartbeats every idle viewer's page would
+            # give up on a healthy connection.
+            unexpected = UnexpectedErrors(logger, "heartbeat")
             while True:
                 await asyncio.sleep(heartbeat)
-                state.hub.heartbeat(time.time())
+                try:
+                    state.hub.heartbeat(time.time())
+                except Exception as exc:  # noqa: BLE001 - the heartbeat outlives any bug below
+                    unexpected.report(exc)
+                else:
+                    unexpected.recovered()
 
         task = asyncio.create_task(beat(), name="heartbeats")
         yield

@@ -17,6 +17,7 @@ from typing import Final
 from gateway.config import Settings, settings_from_dict
 from gateway.emulator.device import Device, Version, sized_config
 from gateway.emulator.server import Fault, RouterEmulator
+from gateway.faults import UnexpectedErrors
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +74,14 @@ def demo_settings(
 
 
 async def _misbehave(emulator: RouterEmulator, rng: random.Random) -> None:
+    unexpected = UnexpectedErrors(logger, "demo fault schedule")
     while True:
         await asyncio.sleep(rng.uniform(*FLAKY_EVERY))
         mode = rng.choice(("hang", "drop", "hang"))
-        await emulator.set_fault(Fault(mode, duration=rng.uniform(*FLAKY_FOR)))  # type: ignore[arg-type]
+        try:
+            await emulator.set_fault(Fault(mode, duration=rng.uniform(*FLAKY_FOR)))  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - the schedule outlives one failed fault
+            unexpected.report(exc)
 
 
 @contextlib.asynccontextmanager

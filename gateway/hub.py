@@ -402,13 +402,23 @@ class Hub:
         thus costs nothing per traffic frame. Every other viewer gets one write, the same bytes
         for all: a websocket ping and the ``heartbeat`` message. A viewer pinged at the
         previous beat that has sent nothing since (not even the pong) is dead and dropped.
+
+        An exception from one viewer does not cost the others their heartbeat: the pass goes on,
+        and the first such exception is raised at its end (for the caller to log).
         """
         mono = self._clock()
         fresh_after = mono - (mono - self._last_beat) / 2
         self._last_beat = mono
         frame = PING + encode_message({"type": "heartbeat", "ts": round(now, 3)})
+        failure: Exception | None = None
         for sink in list(self.sinks):
-            if sink.awaiting_pong:
-                sink.dead()
-            elif sink.fed_at <= fresh_after and sink.write(frame):
-                sink.awaiting_pong = True
+            try:
+                if sink.awaiting_pong:
+                    sink.dead()
+                elif sink.fed_at <= fresh_after and sink.write(frame):
+                    sink.awaiting_pong = True
+            except Exception as exc:  # noqa: BLE001 - raised after the pass, see above
+                if failure is None:
+                    failure = exc
+        if failure is not None:
+            raise failure

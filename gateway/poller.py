@@ -29,6 +29,7 @@ from gateway.core.model import (
 )
 from gateway.core.rates import compute_rates
 from gateway.core.text import has_escapes
+from gateway.faults import UnexpectedErrors
 from gateway.hub import Topic
 from gateway.metrics import Metrics
 from gateway.routeros import (
@@ -79,6 +80,9 @@ class Poller:
         self._clock = clock
         self._wall = wall
         self._backoff = Backoff(poll.backoff_initial, poll.backoff_max)
+        # Errors the loop has no handling for (bugs, or a library raising something new): each
+        # kind is logged with its traceback once until a poll succeeds again.
+        self._unexpected = UnexpectedErrors(logger, f"{router.id}: poll loop")
         # The loop task; created by start(), cancelled and awaited by stop().
         self._task: asyncio.Task[None] | None = None
         # Set when demand appears (a subscriber or a REST read); the idle loop waits on it.
@@ -145,20 +149,39 @@ class Poller:
         await self.client.close()
 
     async def _run(self) -> None:
+        """Poll while wanted, idle otherwise, until cancelled; nothing else ends it.
+
+        An unexpected error anywhere in a cycle (a bug, a library raising something new) is
+        logged, the router is reported ``down``, and the loop backs off and looks at demand
+        again, so a viewer never watches a router that looks ``up`` while nobody polls it.
+        Cancellation (``stop()``) is never caught here.
+        """
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._wanted():
-                await self._poll_while_wanted()
-                self._set_state("idle", None)
-            if not self._wake.is_set() and self.client.connected:
-                # Nobody watches: keep the session a while for a returning viewer, then log out.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.idle_logout):
-                        await self._wake.wait()
-                if not self._wake.is_set():
-                    await self.client.close()
-                    logger.info("%s: logged out after %g s idle", self.router.id, self.idle_logout)
+            try:
+                await self._cycle()
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any bug below it
+                self._unexpected.report(exc)
+                self._internal_error(exc)
+            else:
+                continue
+            await asyncio.sleep(self._backoff.next_delay())
+            self._wake.set()  # look at demand again: viewers may still be waiting
+
+    async def _cycle(self) -> None:
+        """Wait for demand, poll while it lasts, then keep the session a while and log out."""
+        await self._wake.wait()
+        self._wake.clear()
+        if self._wanted():
+            await self._poll_while_wanted()
+            self._set_state("idle", None)
+        if not self._wake.is_set() and self.client.connected:
+            # Nobody watches: keep the session a while for a returning viewer, then log out.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.idle_logout):
+                    await self._wake.wait()
+            if not self._wake.is_set():
+                await self.client.close()
+                logger.info("%s: logged out after %g s idle", self.router.id, self.idle_logout)
 
     async def _poll_while_wanted(self) -> None:
         if not self.client.connected and self.state != "down":
@@ -176,7 +199,22 @@ class Poller:
             await asyncio.sleep(delay)
 
     async def _poll_once(self) -> float | None:
-        """One request. Returns None on success, or how long to back off."""
+        """One request. Returns None on success, or how long to back off.
+
+        Router errors are expected and reported as they are; anything else raised while
+        polling, parsing or publishing is a fault of ours: logged with its traceback (once per
+        kind), reported to viewers as ``down`` with ``internal error: <type>`` (never the
+        exception's text, which may quote anything), and retried after a back-off.
+        """
+        try:
+            return await self._poll()
+        except Exception as exc:  # noqa: BLE001 - the loop outlives any bug below it
+            self._unexpected.report(exc)
+            self._internal_error(exc)
+            return self._backoff.next_delay()
+
+    async def _poll(self) -> float | None:
+        """The request, parsing and publishing of one tick; router errors handled here."""
         started = self._clock()
         if not self.client.connected:
             self._previous = None
@@ -214,6 +252,7 @@ class Poller:
         written = self.topic.publish(frame)
         self.metrics.frame_encode.inc(self.topic.encodes - before)
         self.metrics.frames_sent.inc(written)
+        self._unexpected.recovered()
         return None
 
     def _check_text(self, samples: Sequence[InterfaceSample]) -> None:
@@ -236,6 +275,13 @@ class Poller:
 
     def _fail(self, error: str) -> None:
         self._set_state("down", error)
+
+    def _internal_error(self, exc: Exception) -> None:
+        """Report an unexpected error to viewers as ``down``; never raises (it runs in a guard)."""
+        try:
+            self._fail(f"internal error: {type(exc).__name__}")
+        except Exception as again:  # noqa: BLE001 - reporting must not end the loop either
+            self._unexpected.report(again)
 
     def _set_state(self, state: RouterState, error: str | None) -> None:
         """Publish and log a state change; repeating the same state and error does nothing."""

@@ -49,6 +49,7 @@ from librouteros.types import ReplyDict, ROSType
 
 from gateway.config import RouterSettings
 from gateway.core.text import decode_word, split_attribute
+from gateway.faults import UnexpectedErrors
 from gateway.redact import install_filter
 
 logger = logging.getLogger(__name__)
@@ -399,6 +400,9 @@ class RouterClient:
         self._api: AsyncApi | None = None
         # One command in flight per connection: librouteros cannot match replies to requests.
         self._lock = asyncio.Lock()
+        # Library errors we have no translation for: a traceback once per kind until a command
+        # succeeds again, not one per poll.
+        self._unexpected = UnexpectedErrors(logger, f"{router.id}: router session")
 
     @property
     def connected(self) -> bool:
@@ -417,6 +421,7 @@ class RouterClient:
                     rows = [row async for row in api.rawCmd(command, *words)]
                 in_step = True
                 _raise_lost_cancellation()
+                self._unexpected.recovered()
                 # The session is an ExactApi (_ensure_session): every value is a str already.
                 return cast(list[Row], rows)
             except TimeoutError:
@@ -496,7 +501,7 @@ class RouterClient:
             )
         if isinstance(exc, ProtocolError | LibRouterosError | ValueError | UnicodeError):
             return RouterProtocolError(f"{where}: unreadable reply during {doing}: {exc}")
-        logger.exception("%s: unexpected error during %s", self.router.id, doing)
+        self._unexpected.report(exc, doing)
         return RouterProtocolError(f"{where}: unexpected {type(exc).__name__} during {doing}")
 
     def _discard(self) -> None:

@@ -20,6 +20,7 @@ from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import RouterEmulator
 from gateway.keys import APP
 from gateway.poller import Clock
+from gateway.routeros import Connector, connect_librouteros
 from gateway.state import AppState
 from tests.timing import seconds
 
@@ -153,9 +154,12 @@ async def gateway(
     clock: Clock = time.monotonic,
     heartbeat: float = 20.0,
     idle_logout: float = 60.0,
+    connect: Connector = connect_librouteros,
 ) -> AsyncIterator[Gateway]:
     """Run the gateway on a real loopback port until the block ends."""
-    app = create_app(settings, clock=clock, heartbeat=heartbeat, idle_logout=idle_logout)
+    app = create_app(
+        settings, clock=clock, heartbeat=heartbeat, idle_logout=idle_logout, connect=connect
+    )
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     connector = aiohttp.TCPConnector(limit=0)

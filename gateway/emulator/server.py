@@ -231,7 +231,12 @@ class RouterEmulator:
         assert fault.duration is not None
         await asyncio.sleep(fault.duration)
         if self._fault is fault:
-            await self.set_fault(Fault())
+            try:
+                await self.set_fault(Fault())
+            except Exception:
+                # E.g. the port was taken while "refuse" had it closed: say so, or the fault
+                # would seem to last for ever.
+                logger.exception("could not end fault %s", fault.mode)
 
     async def reboot(self) -> None:
         """Restart the router: sessions drop, counters and uptime restart."""
@@ -285,6 +290,10 @@ class RouterEmulator:
             await self._serve(conn, reader)
         except (ConnectionError, CodecError) as exc:
             logger.debug("connection ended: %s", exc)
+        except Exception:
+            # A bug of ours ends this connection (as a crashed router process would), never
+            # silently: the server and the other connections carry on.
+            logger.exception("connection handler failed; closing the connection")
         finally:
             await self._end_stream(conn, notify=False)
             self._connections.discard(conn)
@@ -349,15 +358,27 @@ class RouterEmulator:
         return not reply.close
 
     async def _run_stream(self, conn: Connection, stream: Stream) -> None:
-        while True:
-            await asyncio.sleep(stream.interval)
-            if self._fault.mode == "hang":
-                continue
-            rows = stream.rows()
-            if stream.tag is not None:
-                for words in rows:
-                    words.append(f".tag={stream.tag}")
-            await self._send(conn, rows)
+        """Send a streaming command's rows each interval until cancelled (by ``_end_stream``).
+
+        It ends by itself only when the connection fails: a lost peer quietly (the read loop
+        sees it too), anything else with its traceback logged and the connection closed. It
+        never raises, so whoever cancels and awaits it is not hit by its error.
+        """
+        try:
+            while True:
+                await asyncio.sleep(stream.interval)
+                if self._fault.mode == "hang":
+                    continue
+                rows = stream.rows()
+                if stream.tag is not None:
+                    for words in rows:
+                        words.append(f".tag={stream.tag}")
+                await self._send(conn, rows)
+        except ConnectionError as exc:
+            logger.debug("stream ended: %s", exc)
+        except Exception:
+            logger.exception("streaming reply failed; closing the connection")
+            conn.writer.transport.abort()
 
     async def _end_stream(
         self, conn: Connection, *, notify: bool, cancel_reply: list[Words] | None = None

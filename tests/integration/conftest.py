@@ -77,13 +77,17 @@ class Routers:
         over_limit: OverLimit = "close",
         write_chunk: int = 0,
         tls: ssl.SSLContext | None = None,
+        device_type: type[Device] = Device,
     ) -> RouterEmulator:
         """A listening emulator (8 interfaces, RouterOS 7.18.2 unless ``config`` says otherwise);
         api-ssl with ``tls`` (a server context from ``gateway.emulator.tls``).
 
-        The version decides the login: the MD5 challenge only before 6.43.
+        The version decides the login: the MD5 challenge only before 6.43. ``device_type`` may
+        be a subclass of ``Device`` that injects a fault of its own.
         """
-        device = Device(config or sized_config(8), clock=self.clock.monotonic, wall=self.clock.wall)
+        device = device_type(
+            config or sized_config(8), clock=self.clock.monotonic, wall=self.clock.wall
+        )
         emulator = RouterEmulator(
             device,
             max_sessions=max_sessions,

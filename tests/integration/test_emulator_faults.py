@@ -7,6 +7,7 @@ a timeout, a closed connection, a refused connection, a ``!trap`` and a ``!fatal
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from routeros_api.exceptions import (
     RouterOsApiParsingError,
 )
 
+from gateway.emulator.device import Device, Interface
 from gateway.emulator.server import (
     FAULT_FATAL,
     FAULT_TRAP,
@@ -38,7 +40,7 @@ from tests.integration.conftest import (
     in_thread,
     rows_of,
 )
-from tests.timing import eventually, seconds
+from tests.timing import eventually, seconds, within
 
 Errors = type[BaseException] | tuple[type[BaseException], ...]
 Print = Callable[[str], Awaitable[list[Row]]]
@@ -318,3 +320,79 @@ async def test_timed_fault_clears_itself(clients: Clients, router: RouterEmulato
         lambda: router.fault.mode == "none", timeout=seconds(3), message="the fault expired"
     )
     assert await rows_of(api("/system/identity/print")) == [{"name": "MikroTik"}]
+
+
+class BrokenDevice(Device):
+    """A device whose rows raise while ``broken`` is set: a bug in the emulator's own code."""
+
+    broken = False
+
+    def interface_row(self, iface: Interface) -> dict[str, str]:
+        if self.broken:
+            raise KeyError("rx-byte")
+        return super().interface_row(iface)
+
+    def monitor_row(self, iface: Interface) -> dict[str, str]:
+        if self.broken:
+            raise KeyError("rx-bits-per-second")
+        return super().monitor_row(iface)
+
+
+def emulator_tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r for r in caplog.records if r.name == "gateway.emulator.server" and r.exc_info is not None
+    ]
+
+
+async def test_a_bug_in_a_reply_closes_that_connection_loudly(
+    caplog: pytest.LogCaptureFixture, clients: Clients, routers: Routers
+) -> None:
+    """A bug while answering closes that one connection with its traceback logged; others go on."""
+    router = await routers.start(device_type=BrokenDevice)
+    device = router.device
+    assert isinstance(device, BrokenDevice)
+    api = await clients.async_connect(router)
+    other = await clients.async_connect(router)
+    device.broken = True
+    with pytest.raises(ConnectionClosed):
+        await rows_of(api("/interface/print"))
+    [record] = emulator_tracebacks(caplog)
+    assert "connection handler failed" in record.getMessage()
+    device.broken = False
+    assert await rows_of(other("/interface/print"))
+    await eventually(
+        lambda: router.stats()["active_sessions"] == 1,
+        timeout=seconds(2),
+        message="the broken connection is gone",
+    )
+
+
+async def test_a_bug_in_a_stream_closes_that_connection_loudly(
+    caplog: pytest.LogCaptureFixture, clients: Clients, routers: Routers
+) -> None:
+    """A streaming reply that hits a bug ends its connection at once, never leaving it hanging."""
+    router = await routers.start(device_type=BrokenDevice)
+    device = router.device
+    assert isinstance(device, BrokenDevice)
+    api = await clients.async_connect(router, timeout=DEADLINE)
+    protocol = api.protocol
+    await protocol.writeSentence("/interface/monitor-traffic", "=interface=ether1", "=interval=0.1")
+    reply, _ = await within(protocol.readSentence(), DEADLINE)
+    assert reply == "!re"
+    device.broken = True
+    watch = Stopwatch()
+
+    async def read_until_closed() -> None:
+        while True:
+            await within(protocol.readSentence(), DEADLINE)
+
+    with pytest.raises(ConnectionClosed):
+        await read_until_closed()
+    assert_at_once(watch)
+    [record] = emulator_tracebacks(caplog)
+    assert "streaming reply failed" in record.getMessage()
+    await eventually(
+        lambda: router.stats()["active_sessions"] == 0,
+        timeout=seconds(2),
+        message="the broken connection is gone",
+    )

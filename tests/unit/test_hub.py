@@ -8,7 +8,15 @@ import orjson
 import pytest
 
 from gateway.core.frames import InterfaceFilter
-from gateway.hub import BEHIND_BYTES, BEHIND_SECONDS, SKIP_BYTES, Sink, Topic, ws_text_frame
+from gateway.hub import (
+    BEHIND_BYTES,
+    BEHIND_SECONDS,
+    SKIP_BYTES,
+    Hub,
+    Sink,
+    Topic,
+    ws_text_frame,
+)
 
 
 class FakeTransport:
@@ -250,3 +258,32 @@ def test_a_viewer_that_stops_reading_after_a_backfill_is_behind() -> None:
         clock.now = float(second)
         sink.write(b"live frame", droppable=True)
     assert sink.behind
+
+
+class RaisingTransport(FakeTransport):
+    """A transport whose write raises while ``fault`` is set (a bug below the hub)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fault = True
+
+    def write(self, data: bytes) -> None:
+        if self.fault:
+            raise RuntimeError("write failed")
+        super().write(data)
+
+
+def test_heartbeat_reaches_every_viewer_past_one_that_raises() -> None:
+    """One viewer whose write raises costs no other viewer its heartbeat; the error surfaces."""
+    hub = Hub(["r"], 3, clock=Clock())
+    broken = RaisingTransport()
+    hub.sinks[Sink(broken, lambda: None)] = None
+    fine = [FakeTransport() for _ in range(3)]
+    for t in fine:
+        hub.sinks[Sink(t, lambda: None)] = None
+    with pytest.raises(RuntimeError, match="write failed"):
+        hub.heartbeat(1000.0)
+    assert all(len(t.writes) == 1 for t in fine)
+    broken.fault = False
+    hub.heartbeat(1001.0)
+    assert len(broken.writes) == 1
