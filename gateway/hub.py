@@ -141,10 +141,13 @@ class Sink:
         # Backfill bytes still allowed above the limit; shrinks as the backlog drains.
         self._allowance = 0
         self.behind = False
+        # Traffic frames skipped for this viewer while its socket was backed up.
         self.dropped = 0
 
-    def write(self, frame: bytes, droppable: bool = False, backfill: bool = False) -> bool:
-        """Write one frame. Returns True if it was written.
+    def write(self, frame: bytes, droppable: bool = False, backfill: bool = False) -> bool | None:
+        """Write one frame. Returns True if it was written, None if it was skipped (a droppable
+        frame while the socket is backed up; counted in ``dropped``), False if the sink takes
+        nothing more (behind, or its transport is closing).
 
         ``droppable`` frames (live traffic) are skipped while the socket is backed up (the next
         frame will be newer); others (status, history, errors) are always queued, as a viewer
@@ -170,7 +173,7 @@ class Sink:
             if droppable and excess > SKIP_BYTES:
                 self.dropped += 1
                 self._unsent_after = unsent
-                return False
+                return None
         else:
             if self._allowance or self._unsent_after or self.stuck_since is not None:
                 self.stuck_since = None  # it drained: whatever was waiting has gone
@@ -259,8 +262,10 @@ class Topic:
         self._count = 0
         # Woken by every traffic frame; REST reads wait on it for the first poll.
         self._new_frame = asyncio.Event()
+        # Running totals since start, read by the poller for the frame metrics after each publish.
         self.encodes = 0
         self.frames_sent = 0
+        self.frames_dropped = 0
 
     @property
     def latest(self) -> Frame | None:
@@ -276,7 +281,10 @@ class Topic:
     # -- producer side ------------------------------------------------------------------------
 
     def publish(self, data: dict[str, object]) -> int:
-        """Publish a traffic frame to every subscriber; returns how many frames were written."""
+        """Publish a traffic frame to every subscriber; returns how many frames were written.
+
+        Frames skipped for backed-up subscribers are added to ``frames_dropped``.
+        """
         payload = orjson.dumps(data)
         self.encodes += 1
         seq = data["seq"]
@@ -284,7 +292,7 @@ class Topic:
         assert isinstance(seq, int)
         assert isinstance(ts, float)
         self.history.append(Frame(seq, ts, data, payload))
-        written = 0
+        written = dropped = 0
         now = self._clock()
         # Iterate over snapshots: a sink's on_behind callback may end a subscription.
         for flt, sinks in tuple(self._groups.items()):
@@ -295,10 +303,16 @@ class Topic:
                 self.encodes += 1
             frame = ws_text_frame(body)
             for sink in tuple(sinks):
-                if sink.write(frame, True):  # droppable; positional: this loop is the hot path
+                # Droppable; positional: this loop is the hot path. A written frame (nearly
+                # every one) costs one local store more than a plain `if sink.write(...)`.
+                result = sink.write(frame, True)
+                if result:
                     sink.fed_at = now
                     written += 1
+                elif result is None:
+                    dropped += 1
         self.frames_sent += written
+        self.frames_dropped += dropped
         self._new_frame.set()
         self._new_frame = asyncio.Event()
         return written

@@ -248,10 +248,13 @@ class Poller:
         self.last_poll_ts = ts
         self._set_state("up", None)
         frame = traffic_frame(self.router.id, self.seq, ts, self.interval, False, rates)
-        before = self.topic.encodes
-        written = self.topic.publish(frame)
-        self.metrics.frame_encode.inc(self.topic.encodes - before)
+        topic = self.topic
+        encodes, dropped = topic.encodes, topic.frames_dropped
+        written = topic.publish(frame)
+        self.metrics.frame_encode.inc(topic.encodes - encodes)
         self.metrics.frames_sent.inc(written)
+        if topic.frames_dropped != dropped:
+            self.metrics.frames_dropped.inc(topic.frames_dropped - dropped)
         self._unexpected.recovered()
         return None
 

@@ -21,6 +21,7 @@ from tests.harness import (
     running,
     subscribe,
 )
+from tests.integration.gwhelpers import metric
 from tests.timing import eventually, seconds
 
 INTERVAL = 0.25
@@ -115,3 +116,28 @@ async def test_stalled_viewers_are_closed_and_readers_are_unaffected() -> None:
             sock.close()
         for ws in readers:
             await ws.close()
+
+
+async def test_frames_skipped_for_a_backed_up_viewer_are_counted() -> None:
+    """gateway_frames_dropped_total counts the live frames a viewer that stopped reading missed."""
+    emu = emulator(interfaces=300)
+    async with running(emu), gateway(gateway_settings({"core": emu}, {"interval": 0.1})) as gw:
+        reader = await gw.viewer()
+        await subscribe(reader, "core")
+        _, writer, sock = await stalled_viewer(gw, "core")
+        try:
+
+            def dropped() -> float:
+                value = gw.state.metrics.registry.get_sample_value("gateway_frames_dropped_total")
+                return 0.0 if value is None else value
+
+            await eventually(lambda: dropped() >= 3, timeout=seconds(10), message="3 drops")
+            # The metric is the viewers' own tally, read in one go (no poll in between).
+            assert dropped() == sum(v.dropped for v in gw.state.viewers)
+            async with gw.http.get(gw.url("/metrics")) as response:
+                text = await response.text()
+            assert metric(text, "gateway_frames_dropped_total") >= 3
+        finally:
+            writer.close()
+            sock.close()
+            await reader.close()

@@ -166,6 +166,28 @@ def test_backed_up_viewer_skips_frames_latest_wins() -> None:
     assert t.messages()[-1]["seq"] == 2
 
 
+def test_skipped_frames_are_counted_per_topic() -> None:
+    """Frames skipped for backed-up viewers add up in the topic's total, and only those."""
+    topic = Topic("r", history=3)
+    backed_up = [FakeTransport() for _ in range(3)]
+    sinks = [Sink(t, lambda: None, clock=Clock()) for t in backed_up]
+    for sink in sinks:
+        topic.subscribe(sink, InterfaceFilter.all())
+    topic.subscribe(Sink(FakeTransport(), lambda: None), InterfaceFilter.of(["ether*"]))
+    closing = FakeTransport()
+    topic.subscribe(Sink(closing, lambda: None), InterfaceFilter.all())
+    closing.closing = True  # gone, not backed up: nothing is skipped for it
+    for t in backed_up:
+        t.backlog = SKIP_BYTES + 1024
+    assert topic.publish(traffic(1)) == 1
+    assert topic.publish(traffic(2)) == 1
+    assert topic.frames_dropped == 6 == sum(s.dropped for s in sinks)
+    for t in backed_up:
+        t.backlog = 0
+    assert topic.publish(traffic(3)) == 4
+    assert topic.frames_dropped == 6
+
+
 def test_viewer_behind_by_bytes_is_cut_off_once() -> None:
     """A viewer with 1 MiB unsent is reported behind once and gets nothing more."""
     calls: list[int] = []
