@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck jstest pytest loadtest loadtest-ci emulate bench bench-emulator image clean
+.PHONY: run test lint typecheck jstest pytest loadtest loadtest-ci emulate bench bench-emulator image screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-emulator: $(STAMP)
 # here, podman build --network=none. With a registry at hand, `docker build .` is all it takes.
 image: $(STAMP)
 	$(BIN)/python -m tests.deploy.podman $(IMAGE)
+
+# Rewrite the README's screenshot (docs/dashboard.png) from the browser test that drives the demo.
+screenshot: $(STAMP)
+	GATEWAY_UPDATE_SCREENSHOT=1 $(BIN)/pytest tests/browser/test_dashboard.py -k opens_live
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis wheelhouse
