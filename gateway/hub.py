@@ -6,24 +6,28 @@ without awaiting anything (straight to its socket while nothing waits in its tra
 viewer that cannot keep up does not slow the others: while its socket is backed up, new traffic
 frames for it are skipped (the latest wins), and one that stays behind is closed with 4408 and
 its buffers are freed. Keepalive costs the hot path nothing: see ``Hub.heartbeat``.
+
+No message is 1 MiB or larger (``MESSAGE_LIMIT``): a backfill arrives as several ``history``
+messages (``history_chunks``), and a subscriber may ask for less of it (``Topic.subscribe``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 import orjson
 
-from gateway.core.frames import InterfaceFilter, filter_traffic
+from gateway.core.frames import InterfaceFilter, filter_history, filter_traffic
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,16 @@ BEHIND_SECONDS: Final = 10.0
 # Above this much unsent data, traffic frames for the subscriber are skipped (latest wins):
 # the socket is backed up, so a newer frame will serve the viewer better than a queue of old ones.
 SKIP_BYTES: Final = 256 * 1024
+
+MESSAGE_LIMIT: Final = 1024 * 1024
+"""Every message the gateway writes has a payload smaller than this (1 MiB), whatever the
+history: client libraries refuse larger ones by default (python-websockets at 1 MiB, aiohttp
+from exactly ``max_msg_size`` on). The one exception is a single traffic frame of this size or
+more (about 6,400 interfaces at ~160 bytes a row), which is never split: see ``Topic.publish``."""
+
+# Encoded histories kept per topic until the next frame, keyed by what they contain (see
+# Topic._history_chunks): enough for the few distinct requests of a burst of subscribes.
+_CHUNK_CACHE: Final = 4
 
 CLOSE_SLOW_CONSUMER: Final = 4408
 CLOSE_GOING_AWAY: Final = 1001
@@ -48,17 +62,68 @@ _EVERY: Final = InterfaceFilter.all()
 
 def ws_text_frame(payload: bytes) -> bytes:
     """A complete, unmasked, final websocket text frame carrying ``payload`` (server to client)."""
-    n = len(payload)
+    return _text_header(len(payload)) + payload
+
+
+def _text_header(n: int) -> bytes:
+    """The header of an unmasked, final websocket text frame with an ``n``-byte payload."""
     if n < 126:
-        return bytes((0x81, n)) + payload
+        return bytes((0x81, n))
     if n < 65536:
-        return struct.pack("!BBH", 0x81, 126, n) + payload
-    return struct.pack("!BBQ", 0x81, 127, n) + payload
+        return struct.pack("!BBH", 0x81, 126, n)
+    return struct.pack("!BBQ", 0x81, 127, n)
 
 
 def encode_message(message: object) -> bytes:
     """One JSON message as a ready-to-write websocket frame."""
     return ws_text_frame(orjson.dumps(message))
+
+
+def history_chunks(
+    router: str, reset: bool, frames: Sequence[bytes], limit: int = MESSAGE_LIMIT
+) -> list[bytes]:
+    """The ``history`` messages carrying ``frames`` (encoded traffic frames, oldest first), as
+    ready-to-write websocket frames, each with a JSON payload smaller than ``limit`` bytes.
+
+    Each message is ``{"type":"history","router","reset","more","frames":[...]}``; ``more`` is
+    true on every message but the last, and ``reset`` is the same on all. Frames stay in order
+    and are never split: one that does not fit under ``limit`` by itself travels alone (and that
+    message is larger than ``limit``). No frames gives one message with an empty list. The frames
+    are spliced in as they are, never decoded and encoded again.
+    """
+    open_more, open_last = (
+        orjson.dumps({"type": "history", "router": router, "reset": reset, "more": more})[:-1]
+        + b',"frames":['
+        for more in (True, False)
+    )
+    close = b"]}"
+    # Sized with the longer opening ("false"), so a group fits whichever message it ends up in.
+    room = limit - len(open_last) - len(close)
+    groups: list[list[bytes]] = []
+    group: list[bytes] = []
+    size = 0
+    for frame in frames:
+        extra = len(frame) + (1 if group else 0)  # a comma between frames
+        if group and size + extra >= room:
+            groups.append(group)
+            group, size, extra = [], 0, len(frame)
+        group.append(frame)
+        size += extra
+    groups.append(group)
+    last = len(groups) - 1
+    return [_splice(open_last if i == last else open_more, g, close) for i, g in enumerate(groups)]
+
+
+def _splice(head: bytes, parts: list[bytes], tail: bytes) -> bytes:
+    """``ws_text_frame(head + b",".join(parts) + tail)``, copying the parts once, not twice."""
+    size = len(head) + sum(map(len, parts)) + max(len(parts) - 1, 0) + len(tail)
+    pieces = [_text_header(size), head]
+    for i, part in enumerate(parts):
+        if i:
+            pieces.append(b",")
+        pieces.append(part)
+    pieces.append(tail)
+    return b"".join(pieces)
 
 
 class Transport(Protocol):
@@ -94,9 +159,9 @@ class Sink:
     connection, is a subclass that overrides them instead.
 
     "Behind" is DESIGN.md's rule: more than 1 MiB unsent, or nothing accepted for 10 s. A backfill
-    (``write(..., backfill=True)``) may be larger than 1 MiB on its own; those bytes are allowed
-    on top of the limit until they have drained, so a big history on a slow link is not mistaken
-    for a stalled viewer while the viewer is still taking data.
+    (``write(..., backfill=True)``, once per history message) may be much larger than 1 MiB in
+    all; its bytes are allowed on top of the limit until they have drained, so a big history on
+    a slow link is not mistaken for a stalled viewer while the viewer is still taking data.
     """
 
     __slots__ = (
@@ -241,13 +306,28 @@ class Topic:
     """One router's channel: the latest frame, a history ring, the status, the subscribers."""
 
     def __init__(
-        self, router: str, history: int, *, clock: Callable[[], float] = time.monotonic
+        self,
+        router: str,
+        history: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.router = router
         # This router's id as a 1-tuple, for the viewers that watch only it to share.
         self.only = (router,)
         self._clock = clock
+        # Unix time, as in a frame's ts: what a subscribe's "history_seconds" counts back from.
+        self._wall = wall
         self.history: deque[Frame] = deque(maxlen=history)
+        # Encoded history messages by (filter, index of the first frame, reset), so a burst of
+        # subscribers asking for the same history (a reconnect storm) shares one encoding and
+        # costs no copy each. Valid until the ring changes: cleared by publish(), and by
+        # forget_backfills() at each heartbeat, so a router that stopped publishing does not
+        # hold a copy of its ring; at most _CHUNK_CACHE entries (oldest dropped first).
+        self._chunk_cache: dict[tuple[InterfaceFilter, int, bool], list[bytes]] = {}
+        # Whether a frame too big for one message was logged (once per topic, not per tick).
+        self._warned_size = False
         # The current status message, encoded; sent to each new subscriber before the history.
         self.status: dict[str, object] | None = None
         self._status_frame: bytes | None = None
@@ -292,6 +372,20 @@ class Topic:
         assert isinstance(seq, int)
         assert isinstance(ts, float)
         self.history.append(Frame(seq, ts, data, payload))
+        self._chunk_cache.clear()
+        if len(payload) >= MESSAGE_LIMIT and not self._warned_size:
+            # One poll is one message: splitting it would show viewers half a router. Only the
+            # interface filters (the router's `interfaces` setting, a subscription's or a
+            # token's) make such a frame smaller.
+            self._warned_size = True
+            logger.warning(
+                "%s: a traffic frame of %d bytes (%d interfaces) is over the 1 MiB message "
+                "limit of websocket clients; narrow the router's `interfaces` setting or "
+                "subscribe with an `interfaces` filter",
+                self.router,
+                len(payload),
+                len(data["interfaces"]) if isinstance(data["interfaces"], list) else 0,
+            )
         written = dropped = 0
         now = self._clock()
         # Iterate over snapshots: a sink's on_behind callback may end a subscription.
@@ -325,6 +419,10 @@ class Topic:
             for sink in tuple(group):
                 sink.write(frame)
 
+    def forget_backfills(self) -> None:
+        """Drop the encoded histories kept for subscribers to share (see ``_chunk_cache``)."""
+        self._chunk_cache.clear()
+
     async def wait_frame(self, timeout: float) -> Frame | None:
         """Wait up to ``timeout`` for the next traffic frame; None if none came."""
         event = self._new_frame
@@ -335,17 +433,32 @@ class Topic:
 
     # -- viewer side --------------------------------------------------------------------------
 
-    def subscribe(self, sink: Sink, flt: InterfaceFilter, since: int | None = None) -> None:
+    def subscribe(
+        self,
+        sink: Sink,
+        flt: InterfaceFilter,
+        since: int | None = None,
+        *,
+        frames: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
         """Add a subscriber: it gets the status, then the history, then live frames, in order.
 
-        All three are written before this returns (no await), so no live frame can slip in
-        between the backfill and the live stream, and none is sent twice.
+        The history is the ring's frames (after ``since``, when given), of which only the last
+        ``frames`` (a count; 0 for none) and only those made in the last ``seconds`` (by their
+        ``ts``, against this topic's wall clock), when given; filtered by ``flt``. It goes out
+        as one or more ``history`` messages (see ``history_chunks``), the last one with
+        ``"more": false``. Everything is written before this returns (no await), so no live
+        frame can slip in between the backfill's messages or before the live stream, and none
+        is sent twice.
         """
         self.unsubscribe(sink)
         if self._status_frame is not None:
             sink.write(self._status_frame)
-        frames, reset = self._backfill(since)
-        sink.write(self._history_message(frames, flt, reset), backfill=True)
+        start, reset = self._backfill(since, frames, seconds)
+        for chunk in self._history_chunks(flt, start, reset):
+            if sink.write(chunk, backfill=True) is False:
+                break  # it takes nothing more (behind, or closing)
         if sink.behind:
             return  # cut off already; its viewer is closing
         if not flt.is_all:
@@ -368,27 +481,63 @@ class Topic:
         self._count -= 1
         return True
 
-    def _backfill(self, since: int | None) -> tuple[Iterable[Frame], bool]:
-        frames = self.history
-        if since is None:
-            return frames, False
-        if not frames:
-            return (), since != 0
-        first, last = frames[0].seq, frames[-1].seq
-        if since > last or since < first - 1:
-            # Older than the ring (or from before a restart): everything we have, marked reset.
-            return frames, True
-        return (f for f in frames if f.seq > since), False
+    def _backfill(
+        self, since: int | None, frames: int | None, seconds: float | None
+    ) -> tuple[int, bool]:
+        """Which frames of the ring a subscriber gets: ``(index of the first one, reset)``.
 
-    def _history_message(self, frames: Iterable[Frame], flt: InterfaceFilter, reset: bool) -> bytes:
-        if flt.is_all:
-            parts = [f.json for f in frames]
-        else:
-            parts = [orjson.dumps(filter_traffic(f.data, flt)) for f in frames]
-        head = orjson.dumps({"type": "history", "router": self.router, "reset": reset})
-        # Splice the already-encoded frames in, rather than decoding and encoding them again.
-        body = head[:-1] + b',"frames":[' + b",".join(parts) + b"]}"
-        return ws_text_frame(body)
+        Always a tail of the ring (possibly empty: the index is then ``len(self.history)``).
+        ``reset`` is true when ``since`` cannot be served (older than the ring, or unknown);
+        the subscriber then gets the ring, as limited by ``frames`` and ``seconds``.
+        """
+        ring = self.history
+        count = len(ring)
+        start, reset = 0, False
+        if since is not None:
+            if not ring:
+                reset = since != 0
+            elif since > ring[-1].seq or since < ring[0].seq - 1:
+                # Older than the ring (or from before a restart): everything we have, marked reset.
+                reset = True
+            else:
+                start = count - _tail(ring, lambda f: f.seq > since)
+        if frames is not None:
+            start = max(start, count - frames)
+        if seconds is not None:
+            cutoff = self._wall() - seconds
+            start = max(start, count - _tail(ring, lambda f: f.ts >= cutoff))
+        return start, reset
+
+    def _history_chunks(self, flt: InterfaceFilter, start: int, reset: bool) -> list[bytes]:
+        """The history messages of the ring's frames from ``start`` on, filtered by ``flt``.
+
+        Encoded once per distinct request per tick: unfiltered frames are spliced in from the
+        ring's own encoding; a filtered history filters each frame, then encodes it, so its
+        frames are exactly what that filter would have made of them live.
+        """
+        key = (flt, start, reset)
+        chunks = self._chunk_cache.get(key)
+        if chunks is None:
+            frames = itertools.islice(self.history, start, None)
+            if flt.is_all:
+                parts = [f.json for f in frames]
+            else:
+                parts = [orjson.dumps(f) for f in filter_history((f.data for f in frames), flt)]
+            chunks = history_chunks(self.router, reset, parts)
+            if len(self._chunk_cache) >= _CHUNK_CACHE:
+                del self._chunk_cache[next(iter(self._chunk_cache))]
+            self._chunk_cache[key] = chunks
+        return chunks
+
+
+def _tail(ring: deque[Frame], keep: Callable[[Frame], bool]) -> int:
+    """How many frames at the end of ``ring`` satisfy ``keep``, counted back from the newest."""
+    n = 0
+    for frame in reversed(ring):
+        if not keep(frame):
+            break
+        n += 1
+    return n
 
 
 class Hub:
@@ -396,10 +545,17 @@ class Hub:
     pages' watchdogs."""
 
     def __init__(
-        self, routers: Iterable[str], history: int, *, clock: Callable[[], float] = time.monotonic
+        self,
+        routers: Iterable[str],
+        history: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
-        self.topics: dict[str, Topic] = {r: Topic(r, history, clock=clock) for r in routers}
+        self.topics: dict[str, Topic] = {
+            r: Topic(r, history, clock=clock, wall=wall) for r in routers
+        }
         # Every connected viewer's sink, subscribed or not; heartbeat() looks at all of them.
         # A dict used as an ordered set (see Topic._groups); the viewer adds and removes itself.
         self.sinks: dict[Sink, None] = {}
@@ -416,10 +572,13 @@ class Hub:
         thus costs nothing per traffic frame. Every other viewer gets one write, the same bytes
         for all: a websocket ping and the ``heartbeat`` message. A viewer pinged at the
         previous beat that has sent nothing since (not even the pong) is dead and dropped.
+        Each topic also drops the histories it kept encoded for a burst of subscribers.
 
         An exception from one viewer does not cost the others their heartbeat: the pass goes on,
         and the first such exception is raised at its end (for the caller to log).
         """
+        for topic in self.topics.values():
+            topic.forget_backfills()
         mono = self._clock()
         fresh_after = mono - (mono - self._last_beat) / 2
         self._last_beat = mono

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import time
 from typing import Final
@@ -70,6 +71,10 @@ class BadMessage(Exception):
 
 # What ends a viewer's read loop (as ``async for`` over the websocket would).
 _END: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
+# The fields a subscribe may carry.
+_SUBSCRIBE_FIELDS: Final = frozenset(
+    ("type", "router", "interfaces", "since", "history", "history_seconds")
+)
 # The filter of a whole-router subscription, shared rather than one per viewer.
 _ALL: Final = InterfaceFilter.all()
 
@@ -185,7 +190,7 @@ class Viewer(Sink):
 
     def _subscribe(self, message: dict[str, object]) -> None:
         router = self._router(message)
-        unknown = set(message) - {"type", "router", "interfaces", "since"}
+        unknown = set(message) - _SUBSCRIBE_FIELDS
         if unknown:
             raise BadMessage("bad_request", f"unknown field(s) {sorted(unknown)} in subscribe")
         flt = self.grant.interface_filter(router)
@@ -203,12 +208,28 @@ class Viewer(Sink):
             isinstance(since, bool) or not isinstance(since, int) or since < 0
         ):
             raise BadMessage("bad_request", '"since" must be a non-negative integer seq')
+        frames = message.get("history")
+        if frames is not None and (
+            isinstance(frames, bool) or not isinstance(frames, int) or frames < 0
+        ):
+            raise BadMessage(
+                "bad_request", '"history" must be a non-negative integer (frames; 0 for none)'
+            )
+        window = message.get("history_seconds")
+        if window is not None and (
+            isinstance(window, bool)
+            or not isinstance(window, int | float)
+            or not 0 <= window < math.inf
+        ):
+            raise BadMessage(
+                "bad_request", '"history_seconds" must be a non-negative number of seconds'
+            )
         if router not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
             raise BadMessage(
                 "too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} routers per connection"
             )
         topic = self.state.hub.topics[router]
-        topic.subscribe(self, flt, since)
+        topic.subscribe(self, flt, since, frames=frames, seconds=window)
         if router not in self.subscriptions:
             self._set_subscriptions((*self.subscriptions, router))
             self.state.metrics.viewers.labels(router).inc()

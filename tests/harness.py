@@ -130,13 +130,40 @@ async def receive_until(
 async def subscribe(
     ws: aiohttp.ClientWebSocketResponse, router: str, **fields: Any
 ) -> tuple[Any, Any]:
-    """Subscribe; returns the status and history messages that must come first, in that order."""
+    """Subscribe; returns the status and history messages that must come first, in that order.
+
+    The history may come in several messages; they are checked (see ``merge_history``) and
+    returned as one, with every frame.
+    """
     await ws.send_str(orjson.dumps({"type": "subscribe", "router": router, **fields}).decode())
     status = await receive(ws)
     assert status["type"] == "status", status
-    history = await receive(ws)
-    assert history["type"] == "history", history
-    return status, history
+    return status, merge_history(await receive_history(ws))
+
+
+async def receive_history(
+    ws: aiohttp.ClientWebSocketResponse, timeout: float | None = None
+) -> list[Any]:
+    """Every message of the history that comes next, through the one without ``more``."""
+    deadline = time.monotonic() + (timeout if timeout is not None else seconds(5))
+    chunks = [await receive(ws, max(deadline - time.monotonic(), 0.001))]
+    while chunks[-1].get("more"):
+        chunks.append(await receive(ws, max(deadline - time.monotonic(), 0.001)))
+    return chunks
+
+
+def merge_history(chunks: list[Any]) -> Any:
+    """The history messages of one subscribe as one message with every frame, in order.
+
+    Checks what any client may rely on: only ``history`` messages of one router, each but the
+    last with ``"more": true``, the last with ``"more": false``, all with the same ``reset``.
+    """
+    first, last = chunks[0], chunks[-1]
+    for chunk in chunks:
+        assert chunk["type"] == "history", chunk
+        assert (chunk["router"], chunk["reset"]) == (first["router"], first["reset"]), chunk
+        assert chunk["more"] is (chunk is not last), [c["more"] for c in chunks]
+    return {**last, "frames": [frame for chunk in chunks for frame in chunk["frames"]]}
 
 
 @contextlib.asynccontextmanager

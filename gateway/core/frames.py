@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -22,6 +22,7 @@ __all__ = [
     "ErrorCode",
     "InterfaceFilter",
     "error_frame",
+    "filter_history",
     "filter_traffic",
     "hello_frame",
     "is_stale",
@@ -252,6 +253,36 @@ def filter_traffic(frame: dict[str, object], flt: InterfaceFilter) -> dict[str, 
         if isinstance(interface, dict) and flt.matches(str(interface["name"]))
     ]
     return filtered
+
+
+def filter_history(
+    frames: Iterable[dict[str, object]], flt: InterfaceFilter
+) -> Iterator[dict[str, object]]:
+    """:func:`filter_traffic` of each of one router's ``frames``, in order, deciding each
+    distinct interface name once.
+
+    A backfill is hundreds of frames of the same few hundred interfaces; matching every name of
+    every frame against the filter's globs made filtering a 300-frame ring of a 300-customer
+    router cost about 50 ms per subscriber. The result is the same as filtering frame by frame.
+    """
+    verdicts: dict[str, bool] = {}
+    for frame in frames:
+        interfaces = frame["interfaces"]
+        if not isinstance(interfaces, list):
+            raise TypeError("not a traffic frame: 'interfaces' is not a list")
+        kept = []
+        for interface in interfaces:
+            if not isinstance(interface, dict):
+                continue
+            name = str(interface["name"])
+            verdict = verdicts.get(name)
+            if verdict is None:
+                verdict = verdicts[name] = flt.matches(name)
+            if verdict:
+                kept.append(interface)
+        filtered = dict(frame)
+        filtered["interfaces"] = kept
+        yield filtered
 
 
 def _round(rate: float | None) -> float | None:

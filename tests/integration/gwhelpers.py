@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 
 from gateway.emulator.server import RouterEmulator
-from tests.harness import Gateway, receive
+from tests.harness import Gateway, merge_history, receive, receive_history
 
 PRINT: Final = "/interface/print"
 """The one command the gateway sends each tick."""
@@ -41,8 +41,7 @@ async def subscribe_also(
         if status.get("router") == router:
             break
     assert status["type"] == "status", status
-    history = await receive(ws, max(deadline - time.monotonic(), 0.001))
-    assert history["type"] == "history", history
+    history = merge_history(await receive_history(ws, max(deadline - time.monotonic(), 0.001)))
     assert history["router"] == router, history
     return status, history
 

@@ -93,7 +93,13 @@ async def test_hello_status_history_and_traffic_shapes() -> None:
         assert list(status) == ["type", "router", "state", "error", "since"]
         assert status["router"] == "isp"
         assert status["state"] in ("idle", "connecting", "up")
-        assert history == {"type": "history", "router": "isp", "reset": False, "frames": []}
+        assert history == {
+            "type": "history",
+            "router": "isp",
+            "reset": False,
+            "more": False,
+            "frames": [],
+        }
         frame = await next_traffic(ws, seconds(5))
         assert list(frame) == [
             "type",
@@ -150,6 +156,14 @@ BAD_MESSAGES: Final[list[tuple[str, str]]] = [
     ('{"type": "subscribe", "router": "isp", "interfaces": [""]}', "bad_request"),
     ('{"type": "subscribe", "router": "isp", "interfaces": {"a": 1}}', "bad_request"),
     ('{"type": "subscribe", "router": "isp", "extra": 1}', "bad_request"),
+    ('{"type": "subscribe", "router": "isp", "history": -1}', "bad_request"),
+    ('{"type": "subscribe", "router": "isp", "history": "5"}', "bad_request"),
+    ('{"type": "subscribe", "router": "isp", "history": true}', "bad_request"),
+    ('{"type": "subscribe", "router": "isp", "history": 1.5}', "bad_request"),
+    ('{"type": "subscribe", "router": "isp", "history_seconds": -0.5}', "bad_request"),
+    ('{"type": "subscribe", "router": "isp", "history_seconds": "60"}', "bad_request"),
+    ('{"type": "subscribe", "router": "isp", "history_seconds": false}', "bad_request"),
+    ('{"type": "subscribe", "router": "isp", "history_seconds": [60]}', "bad_request"),
 ]
 
 
