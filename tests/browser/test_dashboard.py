@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ import aiohttp
 from gateway.emulator.server import Fault
 from tests.browser.conftest import POLL, Dashboard, Routers, ms, watching
 from tests.harness import receive_until, subscribe
-from tests.timing import eventually, seconds
+from tests.timing import eventually, seconds, stays
 
 if importlib.util.find_spec("playwright") is not None:
     # Without Playwright the `chromium` fixture skips (or, in CI, fails) every test here.
@@ -158,6 +159,47 @@ async def _opens_and_charts(dashboard: Dashboard, screenshot: Path) -> None:
     # A phone: nothing sticks out sideways.
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.wait_for_function("() => document.documentElement.scrollWidth <= 390", timeout=ms(5))
+
+
+async def test_the_page_asks_only_for_the_history_its_window_shows(dashboard: Dashboard) -> None:
+    """Every subscribe the page sends asks for no more history than its window (5 min at first,
+    15 min once chosen, for the charted names again), and no message it gets is 1 MiB or more."""
+    page, url = dashboard.page, dashboard.gateway.url
+    sent: list[dict[str, Any]] = []
+    sizes: list[int] = []
+
+    def on_socket(ws: Any) -> None:
+        ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+        ws.on("framereceived", lambda payload: sizes.append(len(payload)))
+
+    page.on("websocket", on_socket)
+    await page.goto(url)
+    view = dashboard.view(0)
+    await expect(_badge(view)).to_have_text("Live", timeout=ms(10))
+    await expect(view.locator(".stats tbody tr")).to_have_count(3)
+    subscribes = [m for m in sent if m["type"] == "subscribe"]
+    assert subscribes
+    for message in subscribes:
+        assert message.get("history") == 1 or message.get("history_seconds") == 300, message
+    charted = {entry["exact"] for m in subscribes for entry in m.get("interfaces", [])}
+    assert len(charted) == 3
+
+    def widened() -> bool:
+        return any(
+            m.get("history_seconds") == 900
+            and {entry["exact"] for entry in m.get("interfaces", [])} == charted
+            for m in sent
+        )
+
+    await view.get_by_role("button", name="15 min").click()
+    await eventually(widened, timeout=seconds(5), message="a 15-minute backfill of the chart")
+    await expect(_badge(view)).to_have_text("Live", timeout=ms(10))
+    count = len(sent)
+    await view.get_by_role("button", name="1 min").click()
+    await stays(
+        lambda: len(sent) == count, duration=seconds(1), message="no new subscribe for 1 min"
+    )
+    assert max(sizes) < 1024 * 1024
 
 
 async def test_survives_a_gateway_crash_without_a_reload(dashboard: Dashboard) -> None:

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { exactName, Feed } from "../static/js/feed.js";
+import { DEFAULT_SECONDS, exactName, Feed } from "../static/js/feed.js";
 
 /** A traffic frame as the gateway sends it; rates derived from `seq` so values are checkable. */
 function frame(router, seq, names, { ts = 1000 + seq, interval = 1 } = {}) {
@@ -35,9 +35,32 @@ const status = (router, state = "up") => ({
   error: null,
   since: 999,
 });
+/** A history as one message, the way a gateway without `more` sends it. */
 const history = (router, frames, reset = false) => ({ type: "history", router, reset, frames });
-/** The `interfaces` of a chart step: every charted name, matched exactly. */
-const exact = (...names) => names.map(exactName);
+/** A history in messages of `size` frames, all but the last marked `more`. */
+function chunked(router, frames, size, reset = false) {
+  const messages = [];
+  for (let i = 0; i === 0 || i < frames.length; i += size) {
+    const part = frames.slice(i, i + size);
+    messages.push({ type: "history", router, reset, more: i + size < frames.length, frames: part });
+  }
+  return messages;
+}
+/** The subscribes the page sends: chart step, probe (nothing charted yet), full step. */
+const W = DEFAULT_SECONDS;
+const chart = (router, names, seconds = W) => ({
+  type: "subscribe",
+  router,
+  interfaces: names.map(exactName),
+  history_seconds: seconds,
+});
+const probe = (router) => ({ type: "subscribe", router, interfaces: [], history: 1 });
+const full = (router, since, seconds = W) => ({
+  type: "subscribe",
+  router,
+  since,
+  history_seconds: seconds,
+});
 const only = (f, names) => ({
   ...f,
   interfaces: f.interfaces.filter((i) => names.includes(i.name)),
@@ -62,18 +85,27 @@ function harness() {
   };
 }
 
-/** The server's answers to a chart step (filtered ring) then a full step (frames after since). */
-function serve(h, router, ring, { reset = false } = {}) {
+/**
+ * The gateway's answers to what the page sent: a chart step (the ring filtered), a full step
+ * (frames after since), each limited by `history` / `history_seconds` (counted back from
+ * `now`, by default half a second after the newest frame), in messages of `chunk` frames.
+ */
+function serve(h, router, ring, { reset = false, chunk = Infinity, now = null } = {}) {
   const out = h.take();
+  const wall = now ?? (ring.at(-1)?.ts ?? 0) + 0.5;
   for (const message of out) {
     if (message.type !== "subscribe") continue;
     h.feed.handle(status(router));
-    if (message.interfaces) {
-      const names = message.interfaces.map((entry) => entry.exact);
-      h.feed.handle(history(router, ring.map((f) => only(f, names))));
-    } else {
-      const since = message.since ?? -1;
-      h.feed.handle(history(router, ring.filter((f) => f.seq > since), reset));
+    let frames = ring;
+    if (message.since !== undefined) frames = frames.filter((f) => f.seq > message.since);
+    if (message.history !== undefined) frames = frames.slice(frames.length - message.history);
+    if (message.history_seconds !== undefined) {
+      frames = frames.filter((f) => f.ts >= wall - message.history_seconds);
+    }
+    const names = message.interfaces?.map((entry) => entry.exact);
+    if (names) frames = frames.map((f) => only(f, names));
+    for (const part of chunked(router, frames, chunk, message.interfaces ? false : reset)) {
+      h.feed.handle(part);
     }
   }
   return out;
@@ -85,12 +117,10 @@ describe("subscription steps", () => {
     h.feed.opened();
     h.feed.want("r1", ["ether1", "sfp1"]);
     const ring = [1, 2, 3, 4].map((seq) => frame("r1", seq, ALL));
-    assert.deepEqual(h.take(), [
-      { type: "subscribe", router: "r1", interfaces: exact("ether1", "sfp1") },
-    ]);
+    assert.deepEqual(h.take(), [chart("r1", ["ether1", "sfp1"])]);
     h.feed.handle(status("r1"));
     h.feed.handle(history("r1", ring.map((f) => only(f, ["ether1", "sfp1"]))));
-    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", since: 3 }]);
+    assert.deepEqual(h.take(), [full("r1", 3)]);
     const feed = h.feed.routers.get("r1");
     assert.equal(feed.latest, null, "no unfiltered frame yet");
     h.feed.handle(history("r1", ring.slice(3)));
@@ -102,13 +132,13 @@ describe("subscription steps", () => {
     assert.deepEqual(h.take(), []);
   });
 
-  test("no charted names yet: the chart step asks for none, still learning the ring's seqs", () => {
+  test("no charted names yet: the chart step asks for the newest frame, learning the seqs", () => {
     const h = harness();
     h.feed.opened();
     h.feed.want("r1", []);
     const ring = [5, 6, 7].map((seq) => frame("r1", seq, ALL));
-    assert.deepEqual(serve(h, "r1", ring), [{ type: "subscribe", router: "r1", interfaces: exact() }]);
-    assert.deepEqual(serve(h, "r1", ring), [{ type: "subscribe", router: "r1", since: 6 }]);
+    assert.deepEqual(serve(h, "r1", ring), [probe("r1")]);
+    assert.deepEqual(serve(h, "r1", ring), [full("r1", 6)]);
     assert.equal(h.feed.routers.get("r1").latest.seq, 7);
   });
 
@@ -123,6 +153,7 @@ describe("subscription steps", () => {
         type: "subscribe",
         router: "r1",
         interfaces: [{ exact: "ether1 [WAN]" }, { exact: "a*b?" }, { exact: "<pppoe-x>" }],
+        history_seconds: W,
       },
     ]);
     const feed = h.feed.routers.get("r1");
@@ -135,7 +166,7 @@ describe("subscription steps", () => {
     h.feed.opened();
     h.feed.want("r1", ["ether1"]);
     serve(h, "r1", []);
-    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", since: 0 }]);
+    assert.deepEqual(h.take(), [full("r1", 0)]);
   });
 
   test("live frames during the chart step do not replace the top talkers", () => {
@@ -166,16 +197,14 @@ describe("subscription steps", () => {
     serve(h, "r1", ring);
     const feed = h.feed.routers.get("r1");
     h.feed.want("r1", ["ether1", "<pppoe-a>"]);
-    assert.deepEqual(h.take(), [
-      { type: "subscribe", router: "r1", interfaces: exact("<pppoe-a>") },
-    ]);
+    assert.deepEqual(h.take(), [chart("r1", ["<pppoe-a>"])]);
     ring.push(frame("r1", 4, ALL));
     h.feed.handle(status("r1"));
     h.feed.handle(history("r1", ring.map((f) => only(f, ["<pppoe-a>"]))));
     // A live frame under the narrow filter, then the full step resumes after the last full frame.
     ring.push(frame("r1", 5, ALL));
     h.feed.handle(only(ring[4], ["<pppoe-a>"]));
-    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", since: 3 }]);
+    assert.deepEqual(h.take(), [full("r1", 3)]);
     h.feed.handle(status("r1"));
     h.feed.handle(history("r1", ring.slice(3)));
     for (const point of feed.series.points) {
@@ -199,10 +228,8 @@ describe("subscription steps", () => {
     assert.equal(feed.series.points.length, 2);
     for (let seq = 3; seq <= 9; seq++) ring.push(frame("r1", seq, ALL));
     h.feed.want("r1", ["ether1"]);
-    assert.deepEqual(serve(h, "r1", ring), [
-      { type: "subscribe", router: "r1", interfaces: exact("ether1") },
-    ]);
-    assert.deepEqual(serve(h, "r1", ring), [{ type: "subscribe", router: "r1", since: 8 }]);
+    assert.deepEqual(serve(h, "r1", ring), [chart("r1", ["ether1"])]);
+    assert.deepEqual(serve(h, "r1", ring), [full("r1", 8)]);
     assert.deepEqual(
       feed.series.points.map((p) => p.seq),
       [1, 2, 3, 4, 5, 6, 7, 8, 9],
@@ -234,10 +261,7 @@ describe("subscription steps", () => {
     h.feed.handle(history("a", [only(frame("a", 1, ALL), ["ether1"])]));
     h.feed.handle(status("b"));
     h.feed.handle(history("b", [only(frame("b", 7, ALL), ["ether2"])]));
-    assert.deepEqual(h.take(), [
-      { type: "subscribe", router: "a", since: 0 },
-      { type: "subscribe", router: "b", since: 6 },
-    ]);
+    assert.deepEqual(h.take(), [full("a", 0), full("b", 6)]);
   });
 
   test("an error answer marks the router refused and stops asking", () => {
@@ -250,6 +274,104 @@ describe("subscription steps", () => {
     assert.equal(feed.refused.code, "unknown_router");
     assert.equal(feed.subscribed, false);
     assert.deepEqual(h.take(), []);
+  });
+});
+
+describe("history in several messages, and only the window shown", () => {
+  test("a history in several messages is one answer, complete with the last message", () => {
+    const kinds = [];
+    const sent = [];
+    const feed = new Feed({
+      send: (m) => (sent.push(m), true),
+      onChange: (kind) => kinds.push(kind),
+    });
+    feed.opened();
+    feed.want("r1", ["ether1"]);
+    assert.deepEqual(sent.splice(0), [chart("r1", ["ether1"])]);
+    const ring = [1, 2, 3, 4, 5].map((seq) => frame("r1", seq, ALL));
+    const parts = chunked("r1", ring.map((f) => only(f, ["ether1"])), 2);
+    assert.deepEqual(
+      parts.map((m) => m.more),
+      [true, true, false],
+    );
+    feed.handle(status("r1"));
+    const r1 = feed.routers.get("r1");
+    for (const part of parts.slice(0, -1)) {
+      feed.handle(part);
+      // Not answered yet: no next step, no filter, still pending.
+      assert.deepEqual(sent, []);
+      assert.equal(r1.filter, null);
+      assert.equal(r1.pending, 1);
+    }
+    assert.equal(r1.series.points.length, 4, "the frames so far are recorded already");
+    feed.handle(parts.at(-1));
+    assert.deepEqual(sent.splice(0), [full("r1", 4)]);
+    assert.deepEqual([...r1.filter], ["ether1"]);
+    assert.equal(kinds.filter((k) => k === "history").length, 1);
+    // The full step's answer in messages of one frame each.
+    for (const part of chunked("r1", ring.slice(3), 1)) feed.handle(part);
+    assert.equal(r1.filter, "all");
+    assert.equal(r1.latest.seq, 5);
+    assert.deepEqual(
+      r1.series.points.map((p) => p.seq),
+      [1, 2, 3, 4, 5],
+    );
+    assert.equal(kinds.filter((k) => k === "history").length, 2);
+    assert.deepEqual(sent, []);
+  });
+
+  test("several routers' histories in several messages each go to their own subscribes", () => {
+    const h = harness();
+    h.feed.want("a", ["ether1"]);
+    h.feed.want("b", ["ether2"]);
+    h.feed.opened();
+    h.take();
+    const ringA = [1, 2, 3].map((seq) => only(frame("a", seq, ALL), ["ether1"]));
+    const ringB = [7, 8].map((seq) => only(frame("b", seq, ALL), ["ether2"]));
+    h.feed.handle(status("a"));
+    for (const part of chunked("a", ringA, 1)) h.feed.handle(part);
+    h.feed.handle(status("b"));
+    for (const part of chunked("b", ringB, 1)) h.feed.handle(part);
+    assert.deepEqual(h.take(), [full("a", 2), full("b", 7)]);
+    assert.equal(h.feed.routers.get("a").series.points.length, 3);
+    assert.equal(h.feed.routers.get("b").series.points.length, 2);
+  });
+
+  test("the page asks for its window's history only, and more when the window grows", () => {
+    const h = harness();
+    h.feed.opened();
+    h.feed.want("r1", ["ether1"], 60);
+    // Ten minutes of frames, one every 10 s.
+    const ring = Array.from({ length: 60 }, (_, i) => frame("r1", i + 1, ALL, { ts: 10 * i }));
+    assert.deepEqual(serve(h, "r1", ring), [chart("r1", ["ether1"], 60)]);
+    const feed = h.feed.routers.get("r1");
+    assert.deepEqual(
+      feed.series.points.map((p) => p.seq),
+      [55, 56, 57, 58, 59, 60],
+    );
+    assert.deepEqual(serve(h, "r1", ring), [full("r1", 59, 60)]);
+    // A narrower window needs nothing new; a wider one backfills the charted names again.
+    h.feed.want("r1", ["ether1"], 60);
+    assert.deepEqual(h.take(), []);
+    h.feed.want("r1", ["ether1"], 900);
+    assert.deepEqual(serve(h, "r1", ring), [chart("r1", ["ether1"], 900)]);
+    assert.equal(feed.series.points.length, 60);
+    assert.deepEqual(serve(h, "r1", ring), [full("r1", 60, 900)]);
+    h.feed.want("r1", ["ether1"], 300);
+    assert.deepEqual(h.take(), []);
+    // A newly charted name gets the window now wanted, the others keep what they have.
+    h.feed.want("r1", ["ether1", "sfp1"], 300);
+    assert.deepEqual(h.take(), [chart("r1", ["sfp1"], 300)]);
+  });
+
+  test("a gateway without `more` still answers each subscribe with its one message", () => {
+    const h = harness();
+    h.feed.opened();
+    h.feed.want("r1", ["ether1"]);
+    h.take();
+    h.feed.handle(status("r1"));
+    h.feed.handle(history("r1", [only(frame("r1", 1, ALL), ["ether1"])]));
+    assert.deepEqual(h.take(), [full("r1", 0)]);
   });
 });
 
@@ -266,11 +388,11 @@ describe("reconnects and restarts", () => {
     // The new process polled while this page was away: its seqs start at 1, its times go on.
     const after = [1, 2, 3].map((seq) => frame("r1", seq, ALL, { ts: 1010 + seq }));
     h.connect();
-    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", interfaces: exact("ether1") }]);
+    assert.deepEqual(h.take(), [chart("r1", ["ether1"])]);
     h.feed.handle(status("r1"));
     h.feed.handle(history("r1", after.map((f) => only(f, ["ether1"]))));
     // The full step resumes from the new process's seqs, never from the old ones.
-    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", since: 2 }]);
+    assert.deepEqual(h.take(), [full("r1", 2)]);
     h.feed.handle(status("r1"));
     h.feed.handle(history("r1", after.slice(2)));
     h.feed.handle(frame("r1", 4, ALL, { ts: 1014 }));
@@ -298,7 +420,7 @@ describe("reconnects and restarts", () => {
     h.feed.want("r2", null);
     assert.deepEqual(h.take(), []);
     h.connect();
-    assert.deepEqual(h.take(), [{ type: "subscribe", router: "r1", interfaces: exact("ether1") }]);
+    assert.deepEqual(h.take(), [chart("r1", ["ether1"])]);
   });
 
   test("hello lists the routers", () => {

@@ -4,22 +4,26 @@
  * `handle()`, and socket.js says when a connection opens or closes.
  *
  * Keeping the page light. A router with 300 PPPoE customers sends ~45 KB per frame, and its
- * history ring (300 frames) would be ~13 MB: far too much to pull on every page load, and more
- * than a viewer on a slow link can take before the gateway's slow-consumer limit (1 MiB unsent)
- * closes it. The chart needs history only for the few charted interfaces; the top-talkers table
- * needs every interface but only the latest frame. So each router is subscribed in two steps,
- * both within the contract:
+ * history ring (300 frames) would be ~14 MB: far too much to pull on every page load, and more
+ * than a viewer on a slow link should have to take. The chart needs history only for the few
+ * charted interfaces, and only as far back as its window; the top-talkers table needs every
+ * interface but only the latest frame. So each router is subscribed in two steps, both within
+ * the contract, and both ask for no more than the widest window shown (`history_seconds`):
  *
- * 1. "chart": `subscribe` with `interfaces` = the charted names still missing their history,
- *    each as `{"exact": name}`: a name the user picked matches that interface only, even when it
- *    holds glob characters (`ether1 [WAN]` as a glob would match `ether1 W` and not itself).
- *    The answer's `history` is the whole ring, filtered: a few hundred KB at most.
+ * 1. "chart": `subscribe` with `interfaces` = the charted names still missing their history
+ *    for that window, each as `{"exact": name}`: a name the user picked matches that interface
+ *    only, even when it holds glob characters (`ether1 [WAN]` as a glob would match `ether1 W`
+ *    and not itself). The answer is the window's frames, filtered: a few hundred KB at most.
+ *    With no such name (nothing charted yet) it asks for the newest frame only (`history: 1`),
+ *    which tells the ring's seqs.
  * 2. "full": `subscribe` again without a filter and with `since` = the last `seq` seen, so the
  *    backfill is only the latest frame or two, and the live frames that follow are complete.
  *
- * The gateway answers subscribes in order (a `status` then a `history`, or an `error`), so one
+ * The gateway answers subscribes in order (a `status`, then the history, or an `error`), so one
  * FIFO of pending subscribes tells which request each answer belongs to and therefore which
- * filter the live frames after it carry.
+ * filter the live frames after it carry. A history may come in several `history` messages (each
+ * under 1 MiB), every one but the last with `more: true`: their frames are recorded as they
+ * come, and the answer is complete, and the next step taken, with the last one.
  *
  * Resume. After a reconnect the chart step asks for the whole (filtered) ring again rather than
  * frames after an old `seq`: a restarted gateway starts `seq` at 1, so an old `seq` can point
@@ -37,6 +41,9 @@ export const MAX_CHARTED = 8;
 /** A subscribe `interfaces` entry that matches `name` literally (a glob would not). */
 export const exactName = (name) => ({ exact: name });
 
+/** History asked for when no window is given, in seconds: the default 5-minute window. */
+export const DEFAULT_SECONDS = 300;
+
 export class RouterFeed {
   constructor(id) {
     this.id = id;
@@ -44,6 +51,8 @@ export class RouterFeed {
     this.wanted = false;
     /** Interfaces whose history the chart needs (the union over this router's views). */
     this.tracked = new Set();
+    /** How far back the chart needs history, in seconds (the widest window of its views). */
+    this.seconds = DEFAULT_SECONDS;
     this.series = new Series();
     /** The latest `status` message, or null. */
     this.status = null;
@@ -66,8 +75,8 @@ export class RouterFeed {
     this.filter = null;
     /** Subscribes sent and not answered yet. Nothing more is sent until they are. */
     this.pending = 0;
-    /** Names whose ring history arrived on this subscription. */
-    this.backfilled = new Set();
+    /** Name -> seconds of history that arrived for it on this subscription. */
+    this.backfilled = new Map();
     /** Whether a chart step was answered on this subscription (it tells the ring's seqs). */
     this.charted = false;
     /** Highest seq seen on this connection (any filter), and of an unfiltered frame. */
@@ -128,18 +137,21 @@ export class Feed {
 
   /**
    * Declare the demand for a router: `names` to chart (an array, possibly empty), or null when
-   * no running view shows it (the router is then unsubscribed, so it is not polled for us).
+   * no running view shows it (the router is then unsubscribed, so it is not polled for us);
+   * `seconds`, how far back the chart shows (the widest window of the router's views).
    */
-  want(id, names) {
+  want(id, names, seconds = DEFAULT_SECONDS) {
     const feed = this.router(id);
     const wanted = names !== null;
     const tracked = new Set(names ?? feed.tracked);
     const same =
       wanted === feed.wanted &&
+      (!wanted || seconds === feed.seconds) &&
       tracked.size === feed.tracked.size &&
       [...tracked].every((name) => feed.tracked.has(name));
     if (same) return;
     feed.wanted = wanted;
+    if (wanted) feed.seconds = seconds;
     if (wanted) feed.refused = null;
     for (const name of feed.tracked) {
       // A name no longer charted stops being recorded: drop its points, or its line would
@@ -185,7 +197,7 @@ export class Feed {
         break;
       }
       case "history":
-        this._answered(message);
+        this._history(message);
         break;
       case "traffic":
         this._traffic(message);
@@ -210,17 +222,29 @@ export class Feed {
     this.onChange("frame", feed.id);
   }
 
-  _answered(message) {
-    const entry = this._pending.shift();
+  /**
+   * One message of a subscribe's history. Its frames are recorded at once (they are merged by
+   * poll time, so order and repeats do not matter); the subscribe is answered, and the next
+   * step taken, only with the last message (`more` not true): a gateway sends nothing else for
+   * this connection in between, and an older gateway's single message is always the last.
+   */
+  _history(message) {
+    const entry = this._pending[0];
     const feed = this.routers.get(message.router);
+    const full = entry?.kind !== "chart";
+    if (feed !== undefined) {
+      for (const frame of message.frames ?? []) feed._record(frame, full);
+    }
+    if (message.more === true) return;
+    this._pending.shift();
     if (feed === undefined) return;
     feed.pending = Math.max(0, feed.pending - 1);
-    const full = entry?.kind !== "chart";
     feed.filter = full ? "all" : new Set(entry.names);
-    for (const frame of message.frames ?? []) feed._record(frame, full);
     if (!full) {
       feed.charted = true;
-      for (const name of entry.names) feed.backfilled.add(name);
+      for (const name of entry.names) {
+        feed.backfilled.set(name, Math.max(feed.backfilled.get(name) ?? 0, entry.seconds));
+      }
     } else {
       feed.resumeFrom = null;
     }
@@ -249,23 +273,30 @@ export class Feed {
       }
       return;
     }
-    const missing = [...feed.tracked].filter((name) => !feed.backfilled.has(name));
+    const seconds = feed.seconds;
+    const missing = [...feed.tracked].filter(
+      (name) => (feed.backfilled.get(name) ?? -1) < seconds,
+    );
     if (!feed.charted || missing.length > 0) {
       // Charted names that are not re-fetched now lose the full stream for a moment: the
       // full step resumes from the last complete frame so they keep every point.
       if (feed.filter === "all" && feed.lastFullSeq !== null) feed.resumeFrom = feed.lastFullSeq;
-      this._subscribe(feed, "chart", { interfaces: missing.map(exactName) }, missing);
+      // With no name to backfill, the newest frame is enough: it tells the ring's seqs.
+      const limit = missing.length > 0 ? { history_seconds: seconds } : { history: 1 };
+      const interfaces = missing.map(exactName);
+      this._subscribe(feed, "chart", { interfaces, ...limit }, missing, seconds);
     } else if (feed.filter !== "all") {
       // Only the latest frame is needed in full (the top talkers); the chart has the rest.
+      // The window bounds it even when `since` has left the ring (a reset sends what is kept).
       const since = feed.resumeFrom ?? Math.max(0, (feed.lastSeq ?? 0) - 1);
-      this._subscribe(feed, "full", { since }, null);
+      this._subscribe(feed, "full", { since, history_seconds: seconds }, null, seconds);
     }
   }
 
-  _subscribe(feed, kind, fields, names) {
+  _subscribe(feed, kind, fields, names, seconds) {
     if (!this.send({ type: "subscribe", router: feed.id, ...fields })) return;
     feed.subscribed = true;
     feed.pending += 1;
-    this._pending.push({ router: feed.id, kind, names });
+    this._pending.push({ router: feed.id, kind, names, seconds });
   }
 }

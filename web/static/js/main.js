@@ -80,19 +80,27 @@ function autoPick(routerId) {
   if (picked) viewsChanged();
 }
 
-/** Subscribe what running views show and unsubscribe the rest; keep the URL in step. */
+/**
+ * Subscribe what running views show and unsubscribe the rest; keep the URL in step. A router's
+ * demand is the union of its running views' interfaces, as far back as the widest of their
+ * windows: the history the gateway sends is no more than that.
+ */
 function viewsChanged() {
   const demand = new Map([...feed.routers.keys()].map((id) => [id, null]));
   for (const view of views) {
     if (view.router === null) continue;
     if (!demand.has(view.router)) demand.set(view.router, null);
     if (view.running) {
-      const names = demand.get(view.router) ?? new Set();
-      for (const name of view.interfaces ?? []) names.add(name);
-      demand.set(view.router, names);
+      const wanted = demand.get(view.router) ?? { names: new Set(), seconds: 0 };
+      for (const name of view.interfaces ?? []) wanted.names.add(name);
+      wanted.seconds = Math.max(wanted.seconds, view.window * 60);
+      demand.set(view.router, wanted);
     }
   }
-  for (const [id, names] of demand) feed.want(id, names === null ? null : [...names]);
+  for (const [id, wanted] of demand) {
+    if (wanted === null) feed.want(id, null);
+    else feed.want(id, [...wanted.names], wanted.seconds);
+  }
   const search = formatSearch(location.search, views);
   if (search !== location.search) {
     history.replaceState(history.state, "", `${location.pathname}${search}${location.hash}`);
