@@ -14,7 +14,8 @@ Nothing but ``--host`` is needed: the routers come from ``GET /api/routers``. Th
   gateway sends no traffic frames while a router is down and ``seq`` only grows on good polls,
   so a router fault is neither a gap nor a silence. On a close (1001, 4408, ...) or a lost
   connection the viewer reconnects with backoff and resubscribes with ``since`` = the last seq;
-  the history must fill the gap exactly.
+  the history (one message or several, the last without ``"more": true``) must fill the gap
+  exactly. Any message of 1 MiB or more fails the subscribe.
 - ``RestReader`` (weight 1): ``GET /api/routers/{id}/traffic`` with 2 s timeouts.
 - ``PageVisitor`` (weight 1): ``GET /`` and every asset the page names (``src=``, ``<link
   href=``, and the import map's modules), a few at a time, as a browser does.
@@ -58,6 +59,9 @@ PRINT: Final = "/interface/print"
 """The one command the gateway sends a router per poll."""
 
 WS: Final = "WS"
+
+MESSAGE_LIMIT: Final = 1024 * 1024
+"""The gateway sends no message this large (a big history comes in several messages)."""
 """Request type of everything measured on the websocket."""
 
 CLOSE_GOING_AWAY: Final = 1001
@@ -401,12 +405,16 @@ class Feed:
             status = self.next_message()
             if status.get("type") != "status":
                 raise Problem(f"expected status first after subscribe, got {status.get('type')!r}")
-            history = self.next_message()
-            if history.get("type") != "history":
-                raise Problem(f"expected history after status, got {history.get('type')!r}")
+            # The history: one message or several, every one but the last with "more": true.
+            chunks = [self.next_message()]
+            while chunks[-1].get("type") == "history" and chunks[-1].get("more") is True:
+                chunks.append(self.next_message())
+            for chunk in chunks:
+                if chunk.get("type") != "history":
+                    raise Problem(f"expected history after status, got {chunk.get('type')!r}")
             self._on_status(status)
             # A history that does not fill the gap is reported, and the stream goes on from it.
-            problem = self._check_history(history, since)
+            problem = self._check_history(chunks, since)
         except gevent.GreenletExit:
             raise
         except NETWORK_ERRORS as exc:
@@ -423,6 +431,8 @@ class Feed:
         while True:
             opcode, data = self.ws.recv_data(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_TEXT:
+                if len(data) >= MESSAGE_LIMIT:
+                    raise Problem(f"a message of {len(data)} bytes (over 1 MiB)")
                 message = orjson.loads(data)
                 if not isinstance(message, dict):
                     raise Problem("a message that is not a JSON object")
@@ -434,15 +444,22 @@ class Feed:
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 raise Problem(f"closed by the server ({_close_code(data)})")
 
-    def _check_history(self, history: dict[str, Any], since: int | None) -> Problem | None:
-        """What is wrong with a history; its frames become what this viewer has seen."""
-        frames = history.get("frames")
-        if not isinstance(frames, list):
-            return Problem("history without a frames list")
+    def _check_history(self, chunks: list[dict[str, Any]], since: int | None) -> Problem | None:
+        """What is wrong with a history (its messages, in order); its frames become what this
+        viewer has seen."""
+        frames: list[Any] = []
+        for chunk in chunks:
+            part = chunk.get("frames")
+            if not isinstance(part, list):
+                return Problem("history without a frames list")
+            if chunk.get("reset") != chunks[0].get("reset"):
+                return Problem("history messages disagree on reset")
+            frames.extend(part)
+        reset = chunks[0].get("reset")
         problem = None
-        if since is not None and history.get("reset"):
+        if since is not None and reset:
             problem = Problem("resume: history reset, frames lost")
-        expected = None if history.get("reset") else since
+        expected = None if reset else since
         for frame in frames:
             seq = frame.get("seq") if isinstance(frame, dict) else None
             if not isinstance(seq, int):

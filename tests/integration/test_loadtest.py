@@ -218,9 +218,15 @@ def _traffic(router: str, seq: int) -> dict[str, object]:
 async def _open(
     ws: web.WebSocketResponse, router: str, history: list[int], *, reset: bool = False
 ) -> None:
+    """The status, then the history as the gateway sends a big one: a message per frame (one
+    message when empty), each but the last with ``"more": true``."""
     await ws.send_json({"type": "status", "router": router, "state": "up", "error": None})
-    frames = [_traffic(router, seq) for seq in history]
-    await ws.send_json({"type": "history", "router": router, "reset": reset, "frames": frames})
+    for i, part in enumerate([history[i : i + 1] for i in range(len(history))] or [[]]):
+        more = i + 1 < len(history)
+        frames = [_traffic(router, seq) for seq in part]
+        await ws.send_json(
+            {"type": "history", "router": router, "reset": reset, "more": more, "frames": frames}
+        )
 
 
 async def _stream(ws: web.WebSocketResponse, router: str, seqs: list[int], then: int) -> None:
@@ -290,7 +296,8 @@ async def _fake_routers(request: web.Request) -> web.Response:
 
 
 async def test_seq_gaps_duplicates_and_lost_history_fail_the_run() -> None:
-    """A gap, a duplicate and a resume that loses frames are failures; a good resume is not."""
+    """A gap, a duplicate and a resume that loses frames are failures; a good resume is not,
+    its history in several messages included."""
     app = web.Application()
     app.router.add_get("/api/routers", _fake_routers)
     app.router.add_get("/ws", _fake_ws)
