@@ -4,12 +4,13 @@
 2. ``bench_router_load.py``: router requests and API sessions, seed design against the gateway.
 3. ``bench_fanout.py``: CPU, delay and memory of the gateway's fan-out against a raw-send
    floor, a naive aiohttp server and the websockets library's ``broadcast()``.
+4. ``bench_history.py``: what a subscribe's history backfill costs for a big router (seconds).
 
 Each prints its own tables (the numbers in ``loadtest/RESULTS.md`` come from these), at its
 default sizes: run a script on its own to change them. Takes about 30 minutes; the machine should
 be otherwise idle (each script prints the load average).
 
-Run: ``python loadtest/bench_all.py [--only fanout,router_load,emulator]``.
+Run: ``python loadtest/bench_all.py [--only fanout,router_load,emulator,history]``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 HERE: Final = Path(__file__).resolve().parent
-BENCHMARKS: Final = ("emulator", "router_load", "fanout")
+BENCHMARKS: Final = ("emulator", "router_load", "fanout", "history")
 
 
 def main() -> int:
