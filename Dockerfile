@@ -20,30 +20,29 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 # .dockerignore lets in only what the package is built from (and ./wheelhouse).
 COPY . .
+# The runtime's virtual environment is made here too, without pip, from those wheels only, and
+# copied whole: COPY --from is keyed by content, so a changed wheel always reaches the image.
 RUN python3 -m venv /opt/build \
-    && /opt/build/bin/pip wheel --wheel-dir /wheels .
+    && /opt/build/bin/pip wheel --wheel-dir /wheels . \
+    && python3 -m venv --without-pip /opt/gateway \
+    && /opt/build/bin/pip --python /opt/gateway/bin/python install \
+       --no-index --find-links /wheels routeros-traffic-gateway
 
-# -- runtime: a virtual environment of those wheels, a fixed non-root user, nothing else --------
+# -- runtime: that virtual environment, a fixed non-root user, nothing else ---------------------
 FROM ${BASE_IMAGE}
 ARG UID=10001
 ARG GID=10001
 LABEL org.opencontainers.image.title="routeros-traffic-gateway" \
       org.opencontainers.image.description="Realtime gateway between MikroTik routers and browser dashboards" \
       org.opencontainers.image.licenses="MIT"
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_ROOT_USER_ACTION=ignore \
-    PYTHONDONTWRITEBYTECODE=1 \
+ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-# The wheels are mounted for this step only: they never become a layer of the image. Modules
-# are compiled here, so a read-only root filesystem costs nothing at start-up.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    groupadd --system --gid "${GID}" gateway \
+# Same base, same interpreter path: the environment's python links stay valid. Its modules were
+# compiled by pip, so a read-only root filesystem costs nothing at start-up.
+COPY --from=build /opt/gateway /opt/gateway
+RUN groupadd --system --gid "${GID}" gateway \
     && useradd --system --uid "${UID}" --gid gateway --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin gateway \
-    && python3 -m venv /opt/gateway \
-    && /opt/gateway/bin/pip install --no-index --find-links /wheels routeros-traffic-gateway \
-    && /opt/gateway/bin/pip uninstall --yes pip setuptools \
     && mkdir -p /etc/gateway
 ENV PATH=/opt/gateway/bin:$PATH \
     GATEWAY_CONFIG=/etc/gateway/gateway.toml

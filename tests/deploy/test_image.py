@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import os
 import shutil
@@ -350,3 +351,23 @@ def test_wheel_ships_every_module_and_dashboard_file(image: str) -> None:
         }
     assert expected - shipped == set()
     assert not [name for name in shipped if name.startswith("gateway/web/tests")]
+
+
+def test_image_runs_this_checkouts_code(image: str) -> None:
+    """Every module in the image is byte for byte the checkout's: a rebuild never keeps a stale
+    layer of an older gateway."""
+    script = (
+        "import hashlib, pathlib, gateway; root = pathlib.Path(gateway.__file__).parent; "
+        "print('\\n'.join(f'{p.relative_to(root.parent)} '"
+        "f'{hashlib.sha256(p.read_bytes()).hexdigest()}' for p in sorted(root.rglob('*.py'))))"
+    )
+    result = podman.podman(
+        "run", "--rm", "--network=none", "--entrypoint=python3", image, "-c", script, timeout=60
+    )
+    shipped = dict(line.split() for line in result.stdout.splitlines())
+    root = podman.ROOT
+    source = {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (root / "gateway").rglob("*.py")
+    }
+    assert shipped == source
