@@ -27,8 +27,6 @@ from gateway.healthcheck import add_arguments as add_healthcheck_arguments
 from gateway.healthcheck import run as run_healthcheck
 from gateway.redact import protect_handlers, settings_secrets
 
-DRAIN_HOLD: Final = 1.0
-
 DEFAULT_VERSION: Final = "7.18.2"
 """The RouterOS version ``gateway emulate`` acts as when none is given."""
 LEGACY_VERSION: Final = "6.42.12"
@@ -236,7 +234,7 @@ async def serve(settings: Settings) -> None:
                 await drain(app)
         # Keep answering probes (503) a moment longer, so a load balancer that polls
         # readiness sees this replica leave before its listener closes.
-        await asyncio.sleep(min(DRAIN_HOLD, grace / 4))
+        await asyncio.sleep(min(settings.server.drain_hold, grace / 4))
     finally:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.1, deadline - loop.time())):

@@ -1,0 +1,431 @@
+"""Reading the configuration: a TOML file, then ``GATEWAY_<SECTION>_<KEY>`` environment overrides.
+
+Everything is checked at start-up and turned into the frozen settings of
+``gateway.config.settings``, so a typo stops the gateway with one line naming the file, the key
+and what was expected, instead of surfacing as a hung poller an hour later. Secrets (router
+passwords, the JWT secret) are read from the environment or from files, kept in ``Secret``, and
+never written into any message, ``repr`` or log line.
+
+Which keys a table accepts, how each is checked and which environment variables exist all come
+from the settings fields (``gateway.config.schema.settings_fields``): nothing here lists keys.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+from gateway.config.schema import (
+    CaFile,
+    Choice,
+    Derived,
+    EnvKind,
+    Fingerprint,
+    Flag,
+    Integer,
+    JwtSecret,
+    Number,
+    Origins,
+    RouterPassword,
+    SettingField,
+    Text,
+    Texts,
+    Url,
+    settings_fields,
+)
+from gateway.config.settings import RouterSettings, Secret, Settings, redact_url
+from gateway.config.table import ConfigError, Context, Table, quote, show, toml_problem
+from gateway.core.origins import OriginError, normalise_origin
+
+__all__ = [
+    "ENV_PREFIX",
+    "SECTIONS",
+    "accepted_keys",
+    "env_variable",
+    "load_settings",
+    "settings_from_dict",
+]
+
+ENV_PREFIX: Final = "GATEWAY_"
+"""Environment overrides are named ``GATEWAY_<SECTION>_<KEY>``, e.g. ``GATEWAY_POLL_INTERVAL``."""
+
+SECTIONS: Final[Mapping[str, type]] = {
+    name: get_args(hint)[0] if get_origin(hint) is tuple else hint
+    for name, hint in get_type_hints(Settings).items()
+}
+"""Each section's name and settings class, in :class:`Settings` order."""
+
+_ARRAYS: Final = frozenset(
+    name for name, hint in get_type_hints(Settings).items() if get_origin(hint) is tuple
+)
+"""The sections that are arrays of tables (``[[routers]]``): ``tuple`` fields of ``Settings``."""
+
+_SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
+_INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]+")
+
+
+def env_variable(section: str, key: str) -> str:
+    """The environment variable that overrides ``key`` of ``[section]``."""
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def accepted_keys(cls: type) -> tuple[str, ...]:
+    """Every TOML key a table of the settings class ``cls`` may hold, in field order."""
+    return tuple(key for spec in settings_fields(cls) for key in spec.keys)
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] = os.environ) -> Settings:
+    """Read the TOML file at ``path``, apply ``GATEWAY_*`` overrides from ``env``, check it all.
+
+    Relative ``password_file`` / ``jwt_secret_file`` / ``tls_ca_file`` paths are relative to the
+    file's directory.
+    Raises :class:`ConfigError` naming ``path`` for every problem, including an unreadable file and
+    TOML syntax errors (with their line and column).
+    """
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: {toml_problem(str(exc))}") from None
+    return settings_from_dict(data, source=source, env=env, base_dir=Path(source).parent)
+
+
+def settings_from_dict(
+    data: Mapping[str, object],
+    *,
+    source: str,
+    env: Mapping[str, str] = os.environ,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Check ``data`` (a parsed TOML document) plus ``GATEWAY_*`` overrides from ``env``.
+
+    ``source`` names the configuration in error messages (the file name, or e.g. ``"demo"``).
+    Relative file paths (secrets, ``tls_ca_file``) are resolved against ``base_dir`` (the
+    working directory when ``None``). Raises :class:`ConfigError`; ``data`` is not modified.
+    """
+    ctx = Context(source, env, Path(base_dir) if base_dir is not None else None)
+    if not isinstance(data, Mapping):
+        ctx.fail("", f"expected a table, got {show(data)}")
+    merged = _apply_env(ctx, data)
+    top = Table(ctx, "", merged, tuple(SECTIONS))
+    sections: dict[str, object] = {}
+    for name, cls in SECTIONS.items():
+        if name in _ARRAYS:
+            sections[name] = _routers(ctx, top.tables(name, accepted_keys(cls)))
+        else:
+            sections[name] = _Reader(top.table(name, accepted_keys(cls)), cls).build()
+    return Settings(**sections)  # type: ignore[arg-type]  # one value per field, built above
+
+
+# -- environment overrides ---------------------------------------------------------------------
+
+
+def _apply_env(ctx: Context, data: Mapping[str, object]) -> dict[str, object]:
+    """Return a copy of ``data`` with every ``GATEWAY_<SECTION>_<KEY>`` variable applied.
+
+    Every key of every table section has one. Values are parsed to the key's type only as far
+    as needed to be checked like file values; text that does not parse is passed on as text so
+    the check reports it (naming the variable, through ``ctx.variables``).
+    """
+    merged = dict(data)
+    for section, cls in SECTIONS.items():
+        if section in _ARRAYS:
+            continue
+        overrides: dict[str, object] = {}
+        replaced: list[str] = []
+        for spec in settings_fields(cls):
+            for key in spec.keys:
+                variable = env_variable(section, key)
+                if variable in ctx.env:
+                    overrides[key] = _parse_env(ctx.env[variable], spec.kind.env)
+                    ctx.variables[f"{section}.{key}"] = variable
+                    # The environment picks a secret's source as a whole: a deployment that
+                    # points GATEWAY_AUTH_JWT_SECRET_FILE at a mounted secret replaces the
+                    # file's jwt_secret_env.
+                    if isinstance(spec.kind, JwtSecret):
+                        replaced.extend(spec.keys)
+        if not overrides:
+            continue
+        table = merged.get(section, {})
+        if not isinstance(table, Mapping):
+            # Reported by the section check, which names the file's value.
+            continue
+        updated = {k: v for k, v in table.items() if k not in replaced}
+        updated.update(overrides)
+        merged[section] = updated
+    return merged
+
+
+def _parse_env(text: str, kind: EnvKind) -> object:
+    if kind == "int":
+        stripped = text.strip()
+        return int(stripped) if _INTEGER_TEXT.fullmatch(stripped) else text
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind == "bool":
+        return {"true": True, "false": False}.get(text.strip().lower(), text)
+    if kind == "list":
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return text
+
+
+# -- one table into one settings class ---------------------------------------------------------
+
+
+class _Reader:
+    """Reads one table into one settings class: each field once, in declaration order.
+
+    A field that depends on another (a default computed from it, a bound, a check that needs
+    it) reads that one first through :meth:`value`, so it is checked before it is used.
+    """
+
+    __slots__ = ("cls", "specs", "table", "values")
+
+    def __init__(self, table: Table, cls: type) -> None:
+        self.table = table
+        self.cls = cls
+        self.specs = {spec.name: spec for spec in settings_fields(cls)}
+        self.values: dict[str, Any] = {}
+
+    def value(self, name: str) -> Any:
+        """The checked value of the field ``name``."""
+        if name not in self.values:
+            self.values[name] = _read(self, self.specs[name])
+        return self.values[name]
+
+    def build(self) -> Any:
+        for name in self.specs:
+            self.value(name)
+        return self.cls(**self.values)
+
+
+def _read(reader: _Reader, spec: SettingField) -> object:
+    """One field's value from the table, checked by its kind."""
+    table = reader.table
+    kind = spec.kind
+    key = spec.keys[0] if spec.keys else spec.name
+    fallback = getattr(kind, "fallback", None)
+    default = fallback(reader.value) if fallback is not None else spec.default
+    match kind:
+        case Text():
+            if spec.required:
+                text: str | None = table.required_string(key)
+            elif spec.optional and default is None:
+                text = table.optional_string(key)
+            else:
+                text = table.string(key, default, allow_empty=kind.allow_empty)
+            if text is not None and kind.valid is not None and not kind.valid(text):
+                table.fail(key, f"expected {kind.expected}, got {show(text)}")
+            return text
+        case Number():
+            if spec.optional and default is None:
+                return table.optional_number(key)
+            number = table.number(key, default, allow_zero=kind.allow_zero)
+            if kind.at_least is not None and number < (least := reader.value(kind.at_least)):
+                table.fail(
+                    key, f"expected a number >= {kind.at_least} ({least}), got {show(number)}"
+                )
+            return number
+        case Integer():
+            return table.integer(key, default, minimum=kind.minimum, maximum=kind.maximum)
+        case Flag():
+            return table.boolean(key, default)
+        case Choice():
+            return table.choice(key, spec.choices, default)
+        case Origins():
+            return tuple(
+                _origin(table, f"{key}[{index}]", value)
+                for index, value in enumerate(table.strings(key, default))
+            )
+        case Texts():
+            return table.strings(key, default)
+        case Url():
+            return _url(table, key, kind)
+        case JwtSecret():
+            return _jwt_secret(reader, kind)
+        case RouterPassword():
+            return _router_password(reader, kind)
+        case CaFile():
+            return _ca_file(reader, key, kind)
+        case Fingerprint():
+            return _fingerprint(reader, key)
+        case Derived():
+            reader.value(kind.source)
+            return reader.values[spec.name]
+    raise TypeError(f"no reader for {type(kind).__name__} ({spec.name})")
+
+
+# -- kinds with checks of their own ------------------------------------------------------------
+
+
+def _origin(table: Table, key: str, value: str) -> str:
+    """One ``allowed_origins`` entry in the form browsers send (see ``normalise_origin``)."""
+    expected = 'expected an origin like "https://example.com"'
+    try:
+        origin = normalise_origin(value)
+    except OriginError as exc:
+        table.fail(key, f"{expected}, got {show(value)} ({exc})")
+    scheme = origin.partition("://")[0]
+    if scheme in ("ws", "wss"):
+        # Browsers send the page's origin, never the websocket's URL: this could never match.
+        page = {"ws": "http", "wss": "https"}[scheme]
+        table.fail(
+            key,
+            f"{expected} (the address of the page, {page}://..., not of the websocket), "
+            f"got {show(value)}",
+        )
+    return origin
+
+
+def _url(table: Table, key: str, kind: Url) -> str:
+    url = table.string(key, "", allow_empty=True)
+    if url and urlsplit(url).scheme not in kind.schemes:
+        *first, last = (f"{scheme}://" for scheme in kind.schemes)
+        # redact_url: a URL can carry a password.
+        table.fail(
+            key,
+            f'expected "" or a {", ".join(first)} or {last} URL, got {show(redact_url(url))}',
+        )
+    return url
+
+
+def _jwt_secret(reader: _Reader, kind: JwtSecret) -> Secret | None:
+    table = reader.table
+    mode = reader.value("mode")
+    sources = [key for key in kind.keys("") if key in table]
+    # Both are checked for type even in "none" mode: a typo should not wait for the day jwt is on.
+    variable = table.string(kind.env_key, kind.default_env)
+    file_name = table.optional_string(kind.file_key)
+    if mode == "none":
+        return None
+    if len(sources) > 1:
+        table.fail("", f"expected one of {kind.env_key} or {kind.file_key}, got both")
+    for_what = "the JWT secret"
+    if file_name is not None:
+        secret = table.read_secret_file(kind.file_key, file_name, for_what=for_what)
+    else:
+        secret = table.read_secret_env(kind.env_key, variable, for_what=for_what)
+    if not secret.reveal():
+        # An empty HS256 key lets anyone mint tokens.
+        table.fail(sources[0] if sources else kind.env_key, "expected a non-empty JWT secret")
+    return secret
+
+
+def _router_password(reader: _Reader, kind: RouterPassword) -> Secret:
+    """The router's password from its one source, checked to fit the router's ``encoding``.
+
+    The login sends the password (or hashes it, before 6.43) in that encoding, so a password it
+    cannot carry could never log in. The message names neither the character nor its position:
+    both are pieces of the password.
+    """
+    table = reader.table
+    router_id = reader.value("id")
+    encoding = reader.value("encoding")
+    sources = [key for key in kind.keys("") if key in table]
+    if len(sources) != 1:
+        got = " and ".join(sources) if sources else "none"
+        table.fail(
+            "",
+            f"expected exactly one of {kind.env_key}, {kind.file_key} or {kind.inline_key}, "
+            f"got {got}",
+        )
+    for_what = f"the password of router {show(router_id)}"
+    key = sources[0]
+    if key == kind.env_key:
+        secret = table.read_secret_env(key, table.required_string(key), for_what=for_what)
+    elif key == kind.file_key:
+        secret = table.read_secret_file(key, table.required_string(key), for_what=for_what)
+    else:
+        secret = Secret(table.string(key, "", allow_empty=True, secret=True))
+    try:
+        secret.reveal().encode(encoding)
+    except UnicodeEncodeError:
+        table.fail(
+            key,
+            f"expected a password that encoding {show(encoding)} can carry, got one with "
+            f"characters outside it ({for_what}; set encoding to the router's code page)",
+        )
+    return secret
+
+
+def _ca_file(reader: _Reader, key: str, kind: CaFile) -> str | None:
+    """The CA file's resolved path; its certificates (PEM) go to ``kind.pem_field``."""
+    table = reader.table
+    reader.values[kind.pem_field] = None
+    name = table.optional_string(key)
+    if name is None:
+        return None
+    if not reader.value("tls"):
+        table.fail(key, "needs tls = true (the certificate is checked only over api-ssl)")
+    path = table.resolve(name)
+    try:
+        pem = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        table.fail(key, f"cannot read {quote(str(path))}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        table.fail(key, f"{quote(str(path))} is not a PEM file (not text)")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        table.fail(
+            key,
+            f"expected PEM certificates (-----BEGIN CERTIFICATE-----) in {quote(str(path))}, "
+            "found none that load",
+        )
+    reader.values[kind.pem_field] = pem
+    return str(path)
+
+
+def _fingerprint(reader: _Reader, key: str) -> str | None:
+    """The fingerprint as 64 lower-case hex digits, or None."""
+    table = reader.table
+    text = table.optional_string(key)
+    if text is None:
+        return None
+    if not reader.value("tls"):
+        table.fail(key, "needs tls = true (the fingerprint is checked only over api-ssl)")
+    digits = text.strip().replace(":", "").lower()
+    if not _SHA256_HEX.fullmatch(digits):
+        sha1 = " (that is the length of a SHA-1 fingerprint)" if len(digits) == 40 else ""
+        table.fail(
+            key,
+            "expected the certificate's SHA-256 fingerprint, 64 hex digits with or without "
+            f"colons, got {show(text)}{sha1}",
+        )
+    return digits
+
+
+# -- routers -----------------------------------------------------------------------------------
+
+
+def _routers(ctx: Context, tables: list[Table]) -> tuple[RouterSettings, ...]:
+    if not tables:
+        ctx.fail("routers", "expected at least one [[routers]] table, got none")
+    routers: list[RouterSettings] = []
+    first_use: dict[str, int] = {}
+    for index, table in enumerate(tables):
+        router: RouterSettings = _Reader(table, RouterSettings).build()
+        if router.id in first_use:
+            table.fail(
+                "id",
+                f"expected a unique router id, got {show(router.id)} "
+                f"(already used by routers[{first_use[router.id]}])",
+            )
+        first_use[router.id] = index
+        routers.append(router)
+    return tuple(routers)

@@ -1,0 +1,341 @@
+"""The gateway's settings: every configuration key, its default, its check and what it means.
+
+This module is the contract of the configuration file. Sections ``[server]``, ``[auth]``,
+``[poll]`` and ``[cluster]`` are one table each, and every router is one ``[[routers]]`` table;
+each key of the four sections can also be set as ``GATEWAY_<SECTION>_<KEY>`` in the environment
+(README, "Configuration"). Each field is declared once, as ``name: Annotated[type, Kind("what it
+means", ...)] = default`` (``gateway.config.schema``): the list of accepted keys, the checks and
+their messages, and the environment overrides all follow from it. A new key is one new field
+here, plus its line in README's configuration block (a test checks the README names every key).
+
+Times are seconds, sizes bytes. Everything is frozen; secrets are :class:`Secret`.
+
+Tunables that stay module constants, and why: the websocket protocol's limits (``ws.py``: 64 KiB
+client messages, 64 subscriptions, 256 interface patterns of up to 256 characters; ``hub.py``:
+messages under 1 MiB) are the README's wire contract, the same on every gateway so one client
+works with all; the REST read's wait for a first poll (``views.py``, 1 s) is the README's
+promise of an answer within 1 s; ``TCP_USER_TIMEOUT`` (``ws.py``, 1.5 heartbeats) follows
+``heartbeat``; the closing handshake's bound and the viewer socket's send buffer (``ws.py``, 2 s
+and 128 KiB) protect memory and were measured with the slow-consumer limits (loadtest/RESULTS.md);
+refused credentials are retried at most once a minute (``core/backoff.py``) to keep router
+accounts from locking.
+"""
+
+import codecs
+import hmac
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Final, Literal
+from urllib.parse import urlsplit
+
+from gateway.config.schema import (
+    CaFile,
+    Choice,
+    Derived,
+    Fingerprint,
+    Flag,
+    Getter,
+    Integer,
+    JwtSecret,
+    Number,
+    Origins,
+    RouterPassword,
+    Text,
+    Texts,
+    Url,
+)
+from gateway.core.frames import InterfaceFilter
+
+__all__ = [
+    "API_PORT",
+    "API_SSL_PORT",
+    "DEFAULT_JWT_SECRET_ENV",
+    "AuthMode",
+    "AuthSettings",
+    "ClusterSettings",
+    "LoginMethod",
+    "PollSettings",
+    "RouterSettings",
+    "Secret",
+    "ServerSettings",
+    "Settings",
+    "redact_url",
+]
+
+AuthMode = Literal["none", "jwt"]
+"""``none``: anyone who can reach the gateway sees every router. ``jwt``: HS256 tokens."""
+
+LoginMethod = Literal["plain", "token"]
+"""``plain``: RouterOS 6.43 and later. ``token``: the older challenge login (MD5 of a token)."""
+
+DEFAULT_JWT_SECRET_ENV: Final = "GATEWAY_JWT_SECRET"
+"""Where the JWT secret is read from in ``jwt`` mode when ``[auth]`` names no source."""
+
+API_PORT: Final = 8728
+"""The RouterOS ``api`` service's default port."""
+API_SSL_PORT: Final = 8729
+"""The RouterOS ``api-ssl`` service's default port."""
+
+_ROUTER_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class Secret:
+    """A secret string that does not print itself.
+
+    ``repr()``, ``str()`` and f-strings give ``Secret('***')``; only :meth:`reveal` gives the
+    value, so a secret reaches a log line, an error message or a frame only by someone writing
+    ``reveal()`` on purpose. Secrets compare by value (in constant time) so settings stay
+    comparable.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        """Wrap ``value``."""
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret's value, for the one place that needs it (a login, a signature check)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """``[server]``: where the gateway listens, whom it serves, and how it treats viewers.
+
+    ``allowed_origins`` are normalised as browsers send ``Origin`` (lower case, no default
+    port; see ``gateway.core.origins``); empty means only same-origin browsers may open a
+    websocket. ``port`` 0 asks the OS for a free port (tests).
+    """
+
+    host: Annotated[str, Text("address to listen on")] = "0.0.0.0"
+    port: Annotated[
+        int, Integer("port to listen on; 0 = any free port", minimum=0, maximum=65535)
+    ] = 8080
+    allowed_origins: Annotated[
+        tuple[str, ...], Origins("pages allowed to open websockets; empty = same origin only")
+    ] = ()
+    max_connections: Annotated[
+        int, Integer("websockets at once; past it new ones are closed with 1013")
+    ] = 20000
+    shutdown_grace: Annotated[float, Number("seconds to drain on SIGTERM")] = 10.0
+    drain_hold: Annotated[
+        float,
+        Number(
+            "seconds /readyz keeps answering 503 after the viewers are closed and before the "
+            "listener closes, at most a quarter of shutdown_grace",
+            allow_zero=True,
+        ),
+    ] = 1.0
+    heartbeat: Annotated[
+        float, Number("seconds between pings to viewers that get no traffic frames")
+    ] = 20.0
+    slow_consumer_bytes: Annotated[
+        int,
+        Integer(
+            "unsent bytes (a history being taken aside) at which a viewer is closed with 4408; "
+            "keep it above the largest traffic frame (about 160 bytes an interface)"
+        ),
+    ] = 1024 * 1024
+    slow_consumer_seconds: Annotated[
+        float, Number("seconds a viewer may take nothing while data waits before 4408")
+    ] = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """``[auth]``: ``jwt_secret`` is the resolved HS256 secret, present exactly in ``jwt`` mode."""
+
+    mode: Annotated[AuthMode, Choice("who may watch: everyone, or holders of a JWT")] = "none"
+    jwt_secret: Annotated[
+        Secret | None,
+        JwtSecret("the HS256 secret: from the variable jwt_secret_env or the file jwt_secret_file"),
+    ] = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    """``[poll]``: defaults for every router, in seconds (``history`` counts frames).
+
+    ``backoff_max >= backoff_initial`` is checked at load.
+    """
+
+    interval: Annotated[float, Number("seconds between polls of one router")] = 1.0
+    timeout: Annotated[float, Number("deadline for connect, login and each command")] = 3.0
+    linger: Annotated[
+        float, Number("keep polling this long after the last viewer leaves", allow_zero=True)
+    ] = 10.0
+    history: Annotated[int, Integer("traffic frames kept per router for backfill and resume")] = 300
+    backoff_initial: Annotated[float, Number("first reconnect delay's ceiling")] = 0.5
+    backoff_max: Annotated[
+        float,
+        Number("reconnect delay's ceiling: full jitter, doubling", at_least="backoff_initial"),
+    ] = 30.0
+    idle_logout: Annotated[
+        float,
+        Number(
+            "keep the router session this long after polling stops, then log out", allow_zero=True
+        ),
+    ] = 60.0
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ClusterSettings:
+    """``[cluster]``: ``redis_url`` empty means one process with an in-memory hub.
+
+    The URL may carry a Redis password, so ``repr()`` masks it.
+    """
+
+    redis_url: Annotated[
+        str, Url("Redis for cluster mode; empty = one process", schemes=("redis", "rediss", "unix"))
+    ] = ""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether replicas coordinate through Redis."""
+        return bool(self.redis_url)
+
+    def __repr__(self) -> str:
+        return f"ClusterSettings(redis_url={redact_url(self.redis_url)!r})"
+
+
+def _api_port(get: Getter) -> int:
+    return API_SSL_PORT if get("tls") else API_PORT
+
+
+def _is_router_id(text: str) -> bool:
+    return _ROUTER_ID.fullmatch(text) is not None
+
+
+def _is_text_encoding(name: str) -> bool:
+    # encode() rather than codecs.lookup() alone: it also refuses bytes-to-bytes codecs such as
+    # "base64", which lookup() knows but which cannot encode words.
+    try:
+        "".encode(codecs.lookup(name).name)
+    except LookupError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    """One ``[[routers]]`` entry.
+
+    ``interval`` and ``timeout`` are ``None`` when the router inherits them from ``[poll]``; the
+    poller asks :meth:`effective_interval` / :meth:`effective_timeout`, so an environment override
+    of ``[poll]`` still reaches every router that did not set its own. ``interfaces`` are name
+    globs, empty for every interface.
+
+    TLS (``tls = true``, api-ssl): with neither ``tls_ca_file`` nor ``tls_fingerprint`` the
+    router is not authenticated and anonymous Diffie-Hellman is accepted (api-ssl without a
+    certificate). ``tls_ca_file`` is the file's resolved path and ``tls_ca_pem`` its
+    certificates, read at load; the router's certificate must chain to one of them and name
+    ``host``. ``tls_fingerprint`` is the SHA-256 of the router's own certificate (64 lower-case
+    hex digits, no colons). With either, anonymous TLS is refused. Both need ``tls``.
+    """
+
+    id: Annotated[
+        str,
+        Text(
+            "the router's id in URLs, frames and tokens",
+            valid=_is_router_id,
+            expected="1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        ),
+    ]
+    name: Annotated[
+        str, Text("name shown on the dashboard; default: id", fallback=lambda g: g("id"))
+    ]
+    host: Annotated[str, Text("address or DNS name of the router")]
+    port: Annotated[
+        int, Integer("API port; default 8728, or 8729 with tls", maximum=65535, fallback=_api_port)
+    ]
+    username: Annotated[str, Text("RouterOS user (a group with only the api and read policies)")]
+    password: Annotated[
+        Secret,
+        RouterPassword("from the variable password_env, the file password_file, or password"),
+    ]
+    tls: Annotated[bool, Flag("api-ssl instead of api")] = False
+    encoding: Annotated[
+        str,
+        Text(
+            "the router's code page for names and the password",
+            valid=_is_text_encoding,
+            expected="a known text encoding",
+        ),
+    ] = "utf-8"
+    interval: Annotated[float | None, Number("seconds between polls; default [poll] interval")] = (
+        None
+    )
+    timeout: Annotated[float | None, Number("deadline per step; default [poll] timeout")] = None
+    interfaces: Annotated[
+        tuple[str, ...], Texts("name globs of the interfaces to publish; empty = every one")
+    ] = ()
+    login_method: Annotated[
+        LoginMethod, Choice("plain (6.43 and later) or token (the older challenge login)")
+    ] = "plain"
+    tls_ca_file: Annotated[
+        str | None,
+        CaFile("PEM certificates the router's certificate must chain to", pem_field="tls_ca_pem"),
+    ] = None
+    tls_ca_pem: Annotated[
+        str | None, Derived("the certificates of tls_ca_file", source="tls_ca_file")
+    ] = field(default=None, repr=False)
+    tls_fingerprint: Annotated[
+        str | None, Fingerprint("SHA-256 of the router's own certificate")
+    ] = None
+
+    @property
+    def authenticates_router(self) -> bool:
+        """Whether the router must prove who it is (a CA file or a pinned fingerprint)."""
+        return self.tls_ca_pem is not None or self.tls_fingerprint is not None
+
+    def effective_interval(self, poll: PollSettings) -> float:
+        """Seconds between polls of this router: its own ``interval``, else ``poll.interval``."""
+        return poll.interval if self.interval is None else self.interval
+
+    def effective_timeout(self, poll: PollSettings) -> float:
+        """Deadline for connect, login and each command: ``timeout``, else ``poll.timeout``."""
+        return poll.timeout if self.timeout is None else self.timeout
+
+    def interface_filter(self) -> InterfaceFilter:
+        """The interfaces this router publishes (every one when ``interfaces`` is empty)."""
+        return InterfaceFilter.of(self.interfaces) if self.interfaces else InterfaceFilter.all()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration: one field per section (a table, or ``routers``, an array of
+    tables). ``routers`` is never empty and router ids are unique."""
+
+    server: ServerSettings
+    auth: AuthSettings
+    poll: PollSettings
+    cluster: ClusterSettings
+    routers: tuple[RouterSettings, ...]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable URL>"
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
