@@ -200,7 +200,11 @@ class ClusterSettings:
     """
 
     redis_url: Annotated[
-        str, Url("Redis for cluster mode; empty = one process", schemes=("redis", "rediss", "unix"))
+        str,
+        Url(
+            "Redis for cluster mode, which is not built yet (the URL is checked, then unused)",
+            schemes=("redis", "rediss", "unix"),
+        ),
     ] = ""
 
     @property

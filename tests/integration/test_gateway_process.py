@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,18 +17,18 @@ import orjson
 
 from gateway.emulator.server import RouterEmulator
 from tests.harness import PASSWORD, emulator, receive, running, subscribe
-from tests.timing import seconds
+from tests.timing import eventually, seconds
 
 GRACE = 5.0
 
 
-def _config(path: Path, emu: RouterEmulator) -> Path:
+def _config(path: Path, emu: RouterEmulator, server: str = f"shutdown_grace = {GRACE}") -> Path:
     path.write_text(
         f"""
 [server]
 host = "127.0.0.1"
 port = 0
-shutdown_grace = {GRACE}
+{server}
 
 [poll]
 interval = 0.5
@@ -105,6 +105,42 @@ async def test_sigterm_drains_viewers_and_exits_cleanly(tmp_path: Path) -> None:
             assert time.monotonic() - started <= seconds(GRACE)
         # The gateway logged out of the router on its way out.
         assert emu.commands["/quit"] == 1
+
+
+async def test_drain_hold_keeps_answering_not_ready_before_the_port_closes(
+    tmp_path: Path,
+) -> None:
+    """After SIGTERM, /readyz keeps answering 503 for server.drain_hold before the process ends,
+    so a load balancer polling readiness sees the replica leave rather than a closed port."""
+    hold = seconds(1.5)
+    # A grace of at least four holds: the hold is capped at a quarter of it.
+    server = f"shutdown_grace = {4 * hold + seconds(2)}\ndrain_hold = {hold}"
+    emu = emulator()
+    async with (
+        running(emu),
+        gateway_process(_config(tmp_path / "gw.toml", emu, server)) as (proc, url),
+    ):
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> int:
+                async with http.get(f"{url}/readyz") as response:
+                    return response.status
+
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            await eventually(lambda: _is(ready(), 503), timeout=seconds(5), message="503")
+            # The hold began after that first 503: probes in a shorter window all get answers.
+            draining = time.monotonic()
+            answers = [await ready()]
+            while time.monotonic() - draining < hold * 0.8:
+                answers.append(await ready())
+        assert set(answers) == {503}
+        assert await asyncio.wait_for(proc.wait(), seconds(10) + 4 * hold) == 0
+        assert time.monotonic() - started >= hold
+
+
+async def _is(status: Awaitable[int], expected: int) -> bool:
+    return await status == expected
 
 
 async def test_broken_config_names_file_and_key(tmp_path: Path) -> None:
