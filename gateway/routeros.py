@@ -1,15 +1,13 @@
 """RouterClient: one persistent RouterOS API session per router, over librouteros' async API.
 
 This is the only module that imports librouteros. Its exceptions are translated here into the
-gateway's own (unavailable, auth failed, protocol error, TLS failure), so the rest of the gateway
-never sees a library type. librouteros sends no command tags, so one connection carries one
+gateway's own (``gateway.router_errors``: unavailable, timeout, auth failed, protocol error, TLS
+failure; exported here too), so the rest of the gateway never sees a library type. librouteros sends no command tags, so one connection carries one
 command at a time, and after a timeout or an error in the middle of a reply the stream is out of
 step: the connection is then discarded, never reused.
 
-With ``tls`` the session runs over api-ssl. Whether the router must prove who it is (a CA file,
-a pinned certificate fingerprint) or anonymous Diffie-Hellman is accepted (api-ssl without a
-certificate) is decided per router by its settings; the password is sent only after the TLS
-checks have passed.
+With ``tls`` the session runs over api-ssl, set up by ``gateway.api_ssl`` (what is checked
+follows the router's settings); the password is sent only after the TLS checks have passed.
 
 librouteros logs every word it sends and receives at DEBUG, the login's ``=password=`` and
 ``=response=`` included. Importing this module puts a redacting filter on the library's logger
@@ -27,9 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
-import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, cast
 
@@ -47,10 +43,36 @@ from librouteros.exceptions import (
 from librouteros.protocol import AsyncApiProtocol, decode_length, determine_length
 from librouteros.types import ReplyDict, ROSType
 
+from gateway.api_ssl import NOT_API_SSL, start_tls
 from gateway.config import RouterSettings
 from gateway.core.text import decode_word, split_attribute
 from gateway.faults import UnexpectedErrors
 from gateway.redact import install_filter
+from gateway.router_errors import (
+    RouterAuthFailed,
+    RouterError,
+    RouterProtocolError,
+    RouterTimeout,
+    RouterTlsError,
+    RouterUnavailable,
+)
+
+__all__ = [
+    "CONNECT_BACKSTOP",
+    "Connector",
+    "ExactApi",
+    "ExactProtocol",
+    "RouterAuthFailed",
+    "RouterClient",
+    "RouterError",
+    "RouterProtocolError",
+    "RouterTimeout",
+    "RouterTlsError",
+    "RouterUnavailable",
+    "Row",
+    "challenge_response",
+    "connect_librouteros",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,31 +86,6 @@ Row = Mapping[str, str]
 _AUTH_TRAPS: Final = ("invalid user name or password", "cannot log in")
 
 
-class RouterError(Exception):
-    """Something went wrong talking to a router. The message never contains a secret."""
-
-
-class RouterUnavailable(RouterError):
-    """The router did not answer in time, refused or dropped the connection, or ended it."""
-
-
-class RouterTimeout(RouterUnavailable):
-    """The router did not answer within the deadline."""
-
-
-class RouterAuthFailed(RouterError):
-    """The router refused our credentials. Retrying fast would lock the account: back off."""
-
-
-class RouterProtocolError(RouterError):
-    """The router answered something we cannot use (a trap, garbage, an unexpected reply)."""
-
-
-class RouterTlsError(RouterError):
-    """api-ssl could not be set up, or the router is not the one configured (its certificate did
-    not verify, or its fingerprint differs). The password was not sent."""
-
-
 Connector = Callable[[RouterSettings, float], Awaitable[AsyncApi]]
 """Opens and logs in one session (librouteros ``AsyncApi``) to a router within the deadline it is
 given (seconds). :class:`RouterClient` reads every reply through :class:`ExactApi`, whichever
@@ -100,7 +97,8 @@ translate.
 
 CONNECT_BACKSTOP: Final = 0.5
 """Seconds past the deadline after which the client gives up on a connector that does not keep
-its own deadline. The default connector keeps it, and says which step ran out of time."""
+its own deadline. The default connector keeps it, and says which step ran out of time. Not a
+setting: it only bounds a broken connector; the deadline operators choose is ``timeout``."""
 
 
 class ExactProtocol(AsyncApiProtocol):  # type: ignore[misc]  # librouteros ships no types
@@ -207,114 +205,11 @@ async def _login_token(api: librouteros.api.AsyncApi, username: str, password: s
     [r async for r in api("/login", name=username, response=response)]
 
 
-# -- api-ssl -----------------------------------------------------------------------------------
-
-ANONYMOUS_ALLOWED_CIPHERS: Final = "HIGH:!PSK:!SRP:!aDSS:@SECLEVEL=0"
-"""TLS 1.2 suites offered when the router is not authenticated: certificate suites plus the
-anonymous DH ones (``ADH-*``, ``AECDH-*``) of api-ssl without a certificate.
-
-Not ``DEFAULT:ADH``: OpenSSL 3's ``DEFAULT`` is ``ALL:!COMPLEMENTOFDEFAULT:!eNULL``, and a ``!``
-deletes suites for good, so the anonymous ones (``COMPLEMENTOFDEFAULT``) can no longer be added
-after it: the client offers none and a router without a certificate resets the connection.
-Security level 0, because OpenSSL refuses unauthenticated suites at every higher level.
-"""
-
-AUTHENTICATED_CIPHERS: Final = "HIGH:!PSK:!SRP:!aDSS:!aNULL:!eNULL:@SECLEVEL=2"
-"""TLS 1.2 suites offered when the router must prove who it is: anonymous suites excluded. Level
-2 also makes a verified chain (``tls_ca_file``) refuse RSA keys under 2048 bits. TLS 1.3 suites
-are always authenticated."""
-
-
-def client_tls_context(router: RouterSettings) -> ssl.SSLContext:
-    """The TLS client context for ``router``'s api-ssl, by what authenticates the router.
-
-    - ``tls_ca_file``: the certificate must chain to one of the file's certificates (which may
-      be the router's own) and name ``host``; anonymous suites are refused.
-    - only ``tls_fingerprint``: no chain check (routers' certificates are mostly self-signed);
-      the pin is compared after the handshake, before login; anonymous suites are refused.
-    - neither: encryption only, nothing checked, anonymous DH allowed (TLS 1.2, since TLS 1.3
-      has no anonymous suites).
-
-    TLS 1.2 is the minimum in every case.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if router.tls_ca_pem is not None:
-        # PROTOCOL_TLS_CLIENT verifies the chain and the host name by default.
-        context.load_verify_locations(cadata=router.tls_ca_pem)
-        # A trust anchor need not be self-signed: the router's own certificate, or an
-        # intermediate, in the file is enough.
-        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-        context.set_ciphers(AUTHENTICATED_CIPHERS)
-        return context
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    if router.tls_fingerprint is not None:
-        context.set_ciphers(AUTHENTICATED_CIPHERS)
-    else:
-        context.set_ciphers(ANONYMOUS_ALLOWED_CIPHERS)
-    return context
-
-
-def _check_fingerprint(router: RouterSettings, writer: asyncio.StreamWriter) -> None:
-    """Compare the router's certificate with ``tls_fingerprint``; RouterTlsError when it differs."""
-    expected = router.tls_fingerprint
-    if expected is None:
-        return
-    where = f"{router.host}:{router.port}"
-    tls = writer.get_extra_info("ssl_object")
-    der = tls.getpeercert(binary_form=True) if isinstance(tls, ssl.SSLObject) else None
-    if der is None:
-        raise RouterTlsError(
-            f"{where}: the router presented no certificate, but tls_fingerprint is set"
-        )
-    received = hashlib.sha256(der).hexdigest()
-    if not hmac.compare_digest(received, expected):
-        raise RouterTlsError(
-            f"{where}: certificate fingerprint mismatch: the router presented SHA-256 "
-            f"{_colons(received)}, tls_fingerprint expects {_colons(expected)}"
-        )
-
-
-def _colons(hex_digest: str) -> str:
-    upper = hex_digest.upper()
-    return ":".join(upper[i : i + 2] for i in range(0, len(upper), 2))
-
-
-_NOT_API_SSL: Final = (
-    "is this the api-ssl port (usually 8729)? a plain api port (usually 8728) does not speak "
-    "TLS: set tls = false for it"
-)
-
-
-def _tls_failure(router: RouterSettings, exc: OSError) -> RouterTlsError:
-    """Explain a failed TLS handshake, with what the operator can do about it."""
-    where = f"{router.host}:{router.port}"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return RouterTlsError(
-            f"{where}: the router's certificate did not verify against tls_ca_file "
-            f"{router.tls_ca_file}: {exc.verify_message}"
-        )
-    if isinstance(exc, ssl.SSLError):
-        reason = (exc.reason or type(exc).__name__).lower().replace("_", " ")
-        what = f"TLS handshake failed ({reason})"
-    else:
-        what = "the router closed the connection during the TLS handshake"
-    if router.authenticates_router:
-        hint = (
-            "with tls_ca_file or tls_fingerprint set, anonymous TLS is refused: does api-ssl "
-            "have a certificate (/ip service set api-ssl certificate=...)?"
-        )
-    else:
-        hint = _NOT_API_SSL
-    return RouterTlsError(f"{where}: {what}: {hint}")
-
-
 def _step_timeout(router: RouterSettings, step: str, timeout: float) -> RouterTimeout:
     """The deadline ran out during ``step``: say which, and what may be wrong."""
     where = f"{router.host}:{router.port}"
     if step == "tls":
-        return RouterTimeout(f"{where}: no TLS handshake within {timeout:g} s: {_NOT_API_SSL}")
+        return RouterTimeout(f"{where}: no TLS handshake within {timeout:g} s: {NOT_API_SSL}")
     what = "the TCP connect" if step == "connect" else "login"
     return RouterTimeout(f"{where}: no answer to {what} within {timeout:g} s")
 
@@ -345,24 +240,7 @@ async def connect_librouteros(router: RouterSettings, timeout: float) -> AsyncAp
             reader, writer = await asyncio.open_connection(router.host, router.port)
             if router.tls:
                 step = "tls"
-                try:
-                    await writer.start_tls(
-                        client_tls_context(router),
-                        server_hostname=router.host,
-                        ssl_handshake_timeout=timeout,
-                    )
-                except (ssl.SSLError, ConnectionError) as exc:
-                    raise _tls_failure(router, exc) from None
-                _check_fingerprint(router, writer)
-                session = writer.get_extra_info("ssl_object")
-                if isinstance(session, ssl.SSLObject):
-                    logger.debug(
-                        "%s: api-ssl %s %s, router %s",
-                        router.id,
-                        session.version(),
-                        (session.cipher() or ("?",))[0],
-                        "authenticated" if router.authenticates_router else "not authenticated",
-                    )
+                await start_tls(writer, router, timeout)
             step = "login"
             transport = AsyncSocketTransport(reader=reader, writer=writer)
             api = ExactApi(ExactProtocol(transport, router.encoding, timeout))

@@ -1,12 +1,18 @@
-"""The TLS client context for api-ssl: what it offers and checks, by how the router is trusted."""
+"""The TLS client context for api-ssl: what it offers and checks, by how the router is trusted;
+and the boundary around the router library."""
 
 from __future__ import annotations
 
+import ast
 import ssl
+import subprocess
+import sys
+from pathlib import Path
 
+import gateway
+from gateway.api_ssl import client_tls_context
 from gateway.config import RouterSettings, Secret
 from gateway.emulator.tls import make_certificate
-from gateway.routeros import client_tls_context
 
 # What RouterOS api-ssl without a certificate offers (anonymous DH, TLS 1.2).
 ROUTER_ANONYMOUS_SUITES = ("ADH-AES256-GCM-SHA384", "ADH-AES128-GCM-SHA256", "ADH-AES128-SHA256")
@@ -57,3 +63,30 @@ def test_a_pinned_fingerprint_refuses_anonymous_suites() -> None:
     context = client_tls_context(router(tls_fingerprint="ab" * 32))
     assert "auth-null" not in suites(context).values()
     assert context.verify_mode == ssl.CERT_NONE
+
+
+def test_api_ssl_is_set_up_without_the_router_library() -> None:
+    """The TLS side of a router session loads no librouteros: only gateway.routeros uses it."""
+    probe = "import sys, gateway.api_ssl; print('librouteros' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_only_the_router_client_imports_librouteros() -> None:
+    """librouteros is imported in gateway/routeros.py alone, where its errors are translated."""
+    package = Path(gateway.__file__).parent
+    importers = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name.split(".")[0] == "librouteros" for name in names):
+                importers.add(path.relative_to(package).as_posix())
+    assert importers == {"routeros.py"}
