@@ -20,9 +20,10 @@ from gateway.app import create_app, drain
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.demo import demo_settings, running_demo_routers
 from gateway.emulator.control import create_control_app
-from gateway.emulator.device import Device, Version, sized_config
+from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import OVER_LIMIT_MODES, RouterEmulator
 from gateway.emulator.tls import Certificate, TlsSetupError, anonymous_context, make_certificate
+from gateway.emulator.version import Version
 from gateway.healthcheck import add_arguments as add_healthcheck_arguments
 from gateway.healthcheck import run as run_healthcheck
 from gateway.redact import protect_handlers, settings_secrets

@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 from gateway.config import Settings, settings_from_dict
-from gateway.emulator.device import Device, Version, sized_config
+from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import Fault, RouterEmulator
+from gateway.emulator.version import Version
 from gateway.faults import UnexpectedErrors
 
 logger = logging.getLogger(__name__)

@@ -2,9 +2,10 @@
 
 This is the only module that imports librouteros. Its exceptions are translated here into the
 gateway's own (``gateway.router_errors``: unavailable, timeout, auth failed, protocol error, TLS
-failure; exported here too), so the rest of the gateway never sees a library type. librouteros sends no command tags, so one connection carries one
-command at a time, and after a timeout or an error in the middle of a reply the stream is out of
-step: the connection is then discarded, never reused.
+failure; exported here too), so the rest of the gateway never sees a library type. librouteros
+sends no command tags, so one connection carries one command at a time, and after a timeout or
+an error in the middle of a reply the stream is out of step: the connection is then discarded,
+never reused.
 
 With ``tls`` the session runs over api-ssl, set up by ``gateway.api_ssl`` (what is checked
 follows the router's settings); the password is sent only after the TLS checks have passed.

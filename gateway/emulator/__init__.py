@@ -1,7 +1,8 @@
 """A RouterOS API emulator that speaks the real binary protocol, with switchable faults."""
 
-from gateway.emulator.device import Device, DeviceConfig, NamedInterface, Version, sized_config
+from gateway.emulator.device import Device, DeviceConfig, NamedInterface, sized_config
 from gateway.emulator.server import Fault, RouterEmulator
+from gateway.emulator.version import Version
 
 __all__ = [
     "Device",

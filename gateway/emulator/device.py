@@ -1,8 +1,11 @@
-"""The emulated router's state: interfaces, counters that advance on a clock, churn, reboot.
+"""The emulated router's state: its interfaces, counters that advance on a clock, PPPoE churn,
+reboots and the operator's actions.
 
 Pure: no sockets, no asyncio. Time is read from an injected clock, so tests can drive it by hand.
 Counters are integrated lazily: ``advance()`` (called before any read) adds the traffic of the
 time elapsed since the previous call, so a print of 2,000 interfaces costs one pass over them.
+One interface, its traffic and its printed row are ``gateway.emulator.interface``; the version
+and its formats ``gateway.emulator.version``.
 """
 
 from __future__ import annotations
@@ -11,184 +14,28 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
+
+from gateway.emulator.interface import Interface, Traffic, interface_row, monitor_row
+from gateway.emulator.version import Version, format_date, format_duration
+
+__all__ = [
+    "DEFAULT_VERSION",
+    "Clock",
+    "Device",
+    "DeviceConfig",
+    "Interface",
+    "NamedInterface",
+    "PppoeSession",
+    "Version",
+    "sized_config",
+]
 
 Clock = Callable[[], float]
 
-# Typical Ethernet mix: most bytes ride in large packets, acknowledgements are small.
-RX_PACKET_SIZE: Final = 900
-TX_PACKET_SIZE: Final = 420
-
-_MONTHS: Final = (
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "may",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "oct",
-    "nov",
-    "dec",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """A RouterOS version, e.g. ``Version(7, 18, 2)``; it selects formats and quirks."""
-
-    major: int
-    minor: int
-    patch: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> Version:
-        parts = text.split(".")
-        try:
-            numbers = [int(p) for p in parts]
-        except ValueError:
-            raise ValueError(f"version must look like 7.18.2, got {text!r}") from None
-        if not 2 <= len(numbers) <= 3 or numbers[0] not in (6, 7):
-            raise ValueError(f"version must be 6.x or 7.x (e.g. 6.49.10, 7.18.2), got {text!r}")
-        return cls(*numbers)
-
-    def __str__(self) -> str:
-        return f"{self.major}.{self.minor}" + (f".{self.patch}" if self.patch else "")
-
-    @property
-    def plain_login(self) -> bool:
-        """6.43 added ``/login =name= =password=``; older routers answer it with a challenge."""
-        return (self.major, self.minor) >= (6, 43)
-
-    @property
-    def challenge_login(self) -> bool:
-        """The MD5 challenge login works up to 6.45.0; 6.45.1 removed it ("Old API
-        authentication method will also no longer work")."""
-        return (self.major, self.minor, self.patch) < (6, 45, 1)
-
-    @property
-    def iso_dates(self) -> bool:
-        """v7.10+ prints ``2024-01-02 10:00:00``; v6 and early v7 ``jan/02/2024 10:00:00``."""
-        return (self.major, self.minor) >= (7, 10)
-
-    @property
-    def sends_empty(self) -> bool:
-        """RouterOS 7.18 added ``!empty`` for queries that return nothing."""
-        return (self.major, self.minor) >= (7, 18)
-
-    @property
-    def has_loopback(self) -> bool:
-        """v7 lists the ``lo`` loopback interface; v6 has none."""
-        return self.major >= 7
-
-    @property
-    def channel(self) -> str:
-        return "long-term" if self.major == 6 else "stable"
-
-
-def format_date(epoch: float, version: Version) -> str:
-    """A timestamp in the router's own format for its version (UTC)."""
-    t = time.gmtime(epoch)
-    if version.iso_dates:
-        return time.strftime("%Y-%m-%d %H:%M:%S", t)
-    return f"{_MONTHS[t.tm_mon - 1]}/{t.tm_mday:02d}/{t.tm_year} " + time.strftime("%H:%M:%S", t)
-
-
-def format_duration(seconds: float) -> str:
-    """RouterOS duration: ``1w2d3h4m5s`` with zero parts left out (``0s`` for zero)."""
-    rest = int(seconds)
-    parts = []
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        amount, rest = divmod(rest, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return "".join(parts) or "0s"
-
-
-@dataclass(slots=True)
-class Traffic:
-    """How busy a link is: a base rate shaped by the time of day and random bursts.
-
-    ``steady`` turns the shaping off, so tests can count on exact byte deltas.
-    """
-
-    rx_bps: float
-    tx_bps: float
-    steady: bool = False
-    # Seeds the burst pattern so every link bursts at its own moments.
-    seed: int = 0
-
-    def factor(self, wall: float) -> float:
-        if self.steady:
-            return 1.0
-        hour = (wall % 86400) / 3600
-        # Evening peak around 21:00, trough around 05:00 (ISP access traffic).
-        daily = 0.55 + 0.45 * math.cos((hour - 21) / 24 * 2 * math.pi)
-        # A burst lasts five seconds; one slot in seven bursts at 1.5x to 3x.
-        slot = int(wall // 5)
-        rng = random.Random(slot * 1_000_003 + self.seed)
-        burst = 1.5 + rng.random() * 1.5 if rng.random() < 1 / 7 else 0.8 + rng.random() * 0.4
-        return daily * burst
-
-
-@dataclass(slots=True)
-class Interface:
-    """One row of ``/interface``. ``number`` is the numeric part of ``.id`` (``*1A`` is 0x1A)."""
-
-    number: int
-    name: str
-    type: str
-    traffic: Traffic
-    mtu: int | str = 1500
-    actual_mtu: int = 1500
-    l2mtu: int | None = None
-    max_l2mtu: int | None = None
-    mac: str | None = None
-    default_name: str | None = None
-    dynamic: bool = False
-    disabled: bool = False
-    running: bool = True
-    slave: bool = False
-    comment: str | None = None
-    rx_byte: int = 0
-    tx_byte: int = 0
-    rx_packet: int = 0
-    tx_packet: int = 0
-    link_downs: int = 0
-    last_link_up: float | None = None
-    last_link_down: float | None = None
-    # Fractional bytes/packets carried between advances, so slow links still count up.
-    carry: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
-
-    @property
-    def id(self) -> str:
-        return f"*{self.number:X}"
-
-    @property
-    def moving(self) -> bool:
-        return self.running and not self.disabled
-
-    def add(self, rx_bytes: float, tx_bytes: float) -> None:
-        """Count traffic; packets follow bytes at a typical packet size."""
-        c = self.carry
-        c[0] += rx_bytes
-        c[1] += tx_bytes
-        c[2] += rx_bytes / RX_PACKET_SIZE
-        c[3] += tx_bytes / TX_PACKET_SIZE
-        whole = [int(v) for v in c]
-        self.rx_byte += whole[0]
-        self.tx_byte += whole[1]
-        self.rx_packet += whole[2]
-        self.tx_packet += whole[3]
-        self.carry = [v - w for v, w in zip(c, whole, strict=True)]
-
-    def reset_counters(self) -> None:
-        self.rx_byte = self.tx_byte = self.rx_packet = self.tx_packet = 0
-        self.link_downs = 0
-        self.carry = [0.0, 0.0, 0.0, 0.0]
+DEFAULT_VERSION: Final = Version(7, 18, 2)
+"""The version a device acts as unless its configuration says otherwise."""
 
 
 @dataclass(slots=True)
@@ -221,7 +68,7 @@ class NamedInterface:
 class DeviceConfig:
     """What the router looks like. Counts are the numbers of interfaces of each kind."""
 
-    version: Version = Version(7, 18, 2)
+    version: Version = DEFAULT_VERSION
     identity: str = "MikroTik"
     ethernet: int = 8
     sfp: int = 1
@@ -532,73 +379,12 @@ class Device:
     # -- printing -----------------------------------------------------------------------------
 
     def interface_row(self, iface: Interface) -> dict[str, str]:
-        """All attributes of one interface as the API prints them, absent ones left out."""
-        v = self.config.version
-        row: dict[str, str] = {".id": iface.id, "name": iface.name}
-        if iface.default_name:
-            row["default-name"] = iface.default_name
-        row["type"] = iface.type
-        row["mtu"] = str(iface.mtu)
-        row["actual-mtu"] = str(iface.actual_mtu)
-        if iface.l2mtu is not None:
-            row["l2mtu"] = str(iface.l2mtu)
-        if iface.max_l2mtu is not None:
-            row["max-l2mtu"] = str(iface.max_l2mtu)
-        if iface.mac is not None:
-            row["mac-address"] = iface.mac
-        if iface.last_link_down is not None:
-            row["last-link-down-time"] = format_date(iface.last_link_down, v)
-        if iface.last_link_up is not None:
-            row["last-link-up-time"] = format_date(iface.last_link_up, v)
-        row["link-downs"] = str(iface.link_downs)
-        row["rx-byte"] = str(iface.rx_byte)
-        row["tx-byte"] = str(iface.tx_byte)
-        row["rx-packet"] = str(iface.rx_packet)
-        row["tx-packet"] = str(iface.tx_packet)
-        row["rx-drop"] = "0"
-        row["tx-drop"] = "0"
-        row["tx-queue-drop"] = "0"
-        row["rx-error"] = "0"
-        row["tx-error"] = "0"
-        # Fast-path counters: on these boards everything is fast-pathed on the way in.
-        row["fp-rx-byte"] = str(iface.rx_byte)
-        row["fp-tx-byte"] = "0"
-        row["fp-rx-packet"] = str(iface.rx_packet)
-        row["fp-tx-packet"] = "0"
-        if iface.dynamic:
-            row["dynamic"] = "true"
-        if iface.slave:
-            row["slave"] = "true"
-        row["running"] = "true" if iface.running and not iface.disabled else "false"
-        row["disabled"] = "true" if iface.disabled else "false"
-        if iface.comment:
-            row["comment"] = iface.comment
-        return row
+        """All attributes of one interface as the API prints them (see ``interface_row``)."""
+        return interface_row(iface, self.config.version)
 
     def monitor_row(self, iface: Interface) -> dict[str, str]:
         """One ``monitor-traffic`` row: the current rates as plain integers."""
-        rx = tx = 0.0
-        if iface.moving:
-            f = iface.traffic.factor(self._wall())
-            rx, tx = iface.traffic.rx_bps * f, iface.traffic.tx_bps * f
-        rx_pps = int(rx / 8 / RX_PACKET_SIZE)
-        tx_pps = int(tx / 8 / TX_PACKET_SIZE)
-        return {
-            "name": iface.name,
-            "rx-packets-per-second": str(rx_pps),
-            "rx-bits-per-second": str(int(rx)),
-            "fp-rx-packets-per-second": str(rx_pps),
-            "fp-rx-bits-per-second": str(int(rx)),
-            "rx-drops-per-second": "0",
-            "rx-errors-per-second": "0",
-            "tx-packets-per-second": str(tx_pps),
-            "tx-bits-per-second": str(int(tx)),
-            "fp-tx-packets-per-second": "0",
-            "fp-tx-bits-per-second": "0",
-            "tx-drops-per-second": "0",
-            "tx-queue-drops-per-second": "0",
-            "tx-errors-per-second": "0",
-        }
+        return monitor_row(iface, self._wall())
 
     def resource_row(self) -> dict[str, str]:
         """``/system/resource/print`` in the router's version's attribute order."""

@@ -1,9 +1,9 @@
 """One API session as a pure state machine: decoded sentences in, reply sentences out.
 
-No sockets and no faults here (the server adds those); what this module answers is what a real
-router answers, per ../routeros/ notes: login (post-6.43 and the pre-6.43 challenge), the
-``/interface``, ``/system/resource`` and ``/system/identity`` menus, ``/cancel`` and ``/quit``,
-and the real traps for everything else.
+No sockets and no faults here (the server adds those); what this module answers is what real
+RouterOS 6 and 7 routers answer, word for word (README, "The RouterOS API emulator"): login
+(post-6.43 and the pre-6.43 challenge), the ``/interface``, ``/system/resource`` and
+``/system/identity`` menus, ``/cancel`` and ``/quit``, and the real traps for everything else.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gateway.emulator.codec import split_attribute
-from gateway.emulator.device import Device, Interface
+from gateway.emulator.device import Device
+from gateway.emulator.interface import Interface
 from gateway.emulator.query import QueryError, compile_query
 
 Words = list[str]

@@ -12,9 +12,10 @@ import pytest
 from librouteros.exceptions import ConnectionClosed, TrapError
 from librouteros.query import Key
 
-from gateway.emulator.device import Version, sized_config
+from gateway.emulator.device import sized_config
 from gateway.emulator.server import RouterEmulator
 from gateway.emulator.session import NO_SUCH_INTERFACE
+from gateway.emulator.version import Version
 from tests.integration.conftest import Clients, FakeClock, Routers, Row, in_thread, rows_of
 
 COUNTERS = ("name", ".id", "rx-byte", "tx-byte", "rx-packet", "tx-packet")

@@ -21,7 +21,8 @@ from routeros_api.exceptions import (
     RouterOsApiParsingError,
 )
 
-from gateway.emulator.device import Device, Interface
+from gateway.emulator.device import Device
+from gateway.emulator.interface import Interface
 from gateway.emulator.server import (
     FAULT_FATAL,
     FAULT_TRAP,

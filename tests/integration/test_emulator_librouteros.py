@@ -19,7 +19,7 @@ from librouteros.exceptions import FatalError, MultiTrapError, TrapError
 from librouteros.login import async_token, token
 from librouteros.query import And, Key, Or
 
-from gateway.emulator.device import Device, Version, sized_config
+from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import RouterEmulator
 from gateway.emulator.session import (
     BAD_LOGIN,
@@ -28,6 +28,7 @@ from gateway.emulator.session import (
     NO_SUCH_INTERFACE,
     NOT_LOGGED_IN,
 )
+from gateway.emulator.version import Version
 from tests.integration.conftest import (
     CLIENT_TIMEOUT,
     DEADLINE,

@@ -11,9 +11,10 @@ import re
 import pytest
 from routeros_api.exceptions import RouterOsApiCommunicationError, RouterOsApiParsingError
 
-from gateway.emulator.device import Device, DeviceConfig, NamedInterface, Version, sized_config
+from gateway.emulator.device import Device, DeviceConfig, NamedInterface, sized_config
 from gateway.emulator.server import RouterEmulator
 from gateway.emulator.session import BAD_LOGIN, BAD_LOGIN_LEGACY, NO_SUCH_INTERFACE
+from gateway.emulator.version import Version
 from tests.integration.conftest import Clients, Routers, in_thread
 from tests.timing import eventually, seconds
 

@@ -8,8 +8,9 @@ from typing import Any, Final
 import pytest
 
 from gateway.config import LoginMethod, Settings, settings_from_dict
-from gateway.emulator.device import Device, Version, sized_config
+from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import RouterEmulator
+from gateway.emulator.version import Version
 from tests.harness import Gateway, gateway, running
 from tests.timing import eventually, seconds
 

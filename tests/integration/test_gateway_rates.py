@@ -17,7 +17,7 @@ from typing import Any, Final
 import aiohttp
 import pytest
 
-from gateway.emulator.device import RX_PACKET_SIZE, TX_PACKET_SIZE
+from gateway.emulator.interface import RX_PACKET_SIZE, TX_PACKET_SIZE
 from gateway.emulator.server import RouterEmulator
 from tests.harness import Gateway, emulator, gateway, gateway_settings, receive, running, subscribe
 from tests.integration.gwhelpers import PollClock, prints, send

@@ -28,9 +28,10 @@ import orjson
 import pytest
 
 from gateway.config import Settings, settings_from_dict
-from gateway.emulator.device import Device, Version, sized_config
+from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import Fault, RouterEmulator
 from gateway.emulator.session import legacy_response
+from gateway.emulator.version import Version
 from tests.harness import gateway, running
 from tests.timing import eventually, seconds, within
 
