@@ -19,6 +19,8 @@ from librouteros.exceptions import FatalError, MultiTrapError, TrapError
 from librouteros.login import async_token, token
 from librouteros.query import And, Key, Or
 
+from gateway.config import settings_from_dict
+from gateway.core.model import PROPLIST
 from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import RouterEmulator
 from gateway.emulator.session import (
@@ -29,6 +31,7 @@ from gateway.emulator.session import (
     NOT_LOGGED_IN,
 )
 from gateway.emulator.version import Version
+from gateway.routeros import RouterClient
 from tests.integration.conftest import (
     CLIENT_TIMEOUT,
     DEADLINE,
@@ -228,6 +231,24 @@ async def test_proplist_and_equality_query(login: Login, router: RouterEmulator)
         {"name": "ether5", "type": "ether"},
         {"name": "sfp-sfpplus1", "type": "ether"},
     ]
+
+
+@pytest.mark.parametrize("version", [Version(6, 49, 10), Version(7, 18, 2)], ids=str)
+async def test_the_pollers_print_gets_exactly_the_fields_it_names(
+    routers: Routers, version: Version
+) -> None:
+    """The poller's one request per tick gets every interface with exactly its PROPLIST fields."""
+    router = await routers.start(sized_config(24, pppoe=5, version=version))
+    entry = {"id": "r", "host": "127.0.0.1", "port": router.port, "username": "admin"}
+    settings = settings_from_dict({"routers": [{**entry, "password": "admin"}]}, source="t", env={})
+    client = RouterClient(settings.routers[0], CLIENT_TIMEOUT)
+    try:
+        rows = await within(client.print_interfaces(PROPLIST), DEADLINE)
+    finally:
+        await client.close()
+    assert [row[".id"] for row in rows] == list(router.device.interfaces)
+    for row in rows:
+        assert sorted(row) == sorted(PROPLIST), row["name"]
 
 
 # Factories, not generators: a query generator can be used once, and each case runs twice.
