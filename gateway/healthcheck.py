@@ -15,9 +15,9 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from gateway.config import ConfigError, load_settings
+from gateway.config import ConfigError, ServerSettings, load_settings
 
-DEFAULT_PORT: Final = 8080
+DEFAULT_PORT: Final = ServerSettings().port
 _WILDCARDS: Final = frozenset(("", "0.0.0.0", "::"))
 
 

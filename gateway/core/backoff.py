@@ -17,7 +17,9 @@ AUTH_FAILURE_MIN_DELAY: Final = 60.0
 """Shortest wait, in seconds, after the router refused our credentials.
 
 Bad credentials do not fix themselves within seconds, and every failed login can count towards
-an account lock-out and writes a line to the router's log: at most one try a minute.
+an account lock-out and writes a line to the router's log: at most one try a minute. Not a
+setting: a shorter floor would only lock accounts sooner, and a longer wait can come from
+raising ``backoff_max`` (the wait is the larger of the two).
 """
 
 
