@@ -255,7 +255,7 @@ def _read(reader: _Reader, spec: SettingField) -> object:
         case Texts():
             return table.strings(key, default)
         case Url():
-            return _url(table, key, kind)
+            return _url(table, key, kind, default)
         case JwtSecret():
             return _jwt_secret(reader, kind)
         case RouterPassword():
@@ -292,8 +292,8 @@ def _origin(table: Table, key: str, value: str) -> str:
     return origin
 
 
-def _url(table: Table, key: str, kind: Url) -> str:
-    url = table.string(key, "", allow_empty=True)
+def _url(table: Table, key: str, kind: Url, default: str) -> str:
+    url = table.string(key, default, allow_empty=True)
     if url and urlsplit(url).scheme not in kind.schemes:
         *first, last = (f"{scheme}://" for scheme in kind.schemes)
         # redact_url: a URL can carry a password.
