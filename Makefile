@@ -59,4 +59,4 @@ screenshot: $(STAMP)
 	GATEWAY_UPDATE_SCREENSHOT=1 $(BIN)/pytest tests/browser/test_dashboard.py -k opens_live
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis wheelhouse
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis wheelhouse build

@@ -194,6 +194,11 @@ async def test_the_page_asks_only_for_the_history_its_window_shows(dashboard: Da
     await view.get_by_role("button", name="15 min").click()
     await eventually(widened, timeout=seconds(5), message="a 15-minute backfill of the chart")
     await expect(_badge(view)).to_have_text("Live", timeout=ms(10))
+    # The chart step's answer is followed by the full step's subscribe: let both be answered.
+    await page.wait_for_function(
+        "() => [...window.gatewayDashboard.feed.routers.values()].every((f) => f.pending === 0)",
+        timeout=ms(10),
+    )
     count = len(sent)
     await view.get_by_role("button", name="1 min").click()
     await stays(

@@ -114,15 +114,24 @@ def base_python(base: str) -> str:
 
 
 def build_wheelhouse(python: str) -> Path:
-    """Every wheel the image needs, for CPython ``python`` on x86_64 glibc, in ./wheelhouse."""
+    """The wheels of everything the package needs, for CPython ``python`` on x86_64 glibc, in
+    ./wheelhouse. Not the package's own: the image builds that from its clean source copy (a
+    wheel built here may carry stale files from an old ./build, and pip could pick either)."""
     shutil.rmtree(WHEELHOUSE, ignore_errors=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--wheel-dir", str(WHEELHOUSE), str(ROOT)],
-        check=True,
-        timeout=300,
-    )
-    (package,) = WHEELHOUSE.glob("routeros_traffic_gateway-*.whl")
+    with tempfile.TemporaryDirectory(prefix="gateway-wheel-") as tmp:
+        # Its metadata names the dependencies to download; built from the checkout, in place.
+        subprocess.run(
+            [*pip, "wheel", "--no-deps", "--wheel-dir", tmp, str(ROOT)], check=True, timeout=300
+        )
+        (package,) = Path(tmp).glob("routeros_traffic_gateway-*.whl")
+        _download(pip, python, package)
+    for own in WHEELHOUSE.glob("routeros_traffic_gateway-*.whl"):
+        own.unlink()
+    return WHEELHOUSE
+
+
+def _download(pip: list[str], python: str, package: Path) -> None:
     platforms = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
     subprocess.run(
         [
@@ -143,7 +152,6 @@ def build_wheelhouse(python: str) -> Path:
         check=True,
         timeout=600,
     )
-    return WHEELHOUSE
 
 
 def build_image(tag: str, base: str) -> str:
