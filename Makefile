@@ -7,10 +7,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck jstest pytest loadtest loadtest-ci emulate bench bench-emulator image screenshot clean
 
+# pykustomize (kustomize's Go library, bundled) renders k8s/ in the tests without kubectl. It is
+# installed apart from the test extra because its metadata asks for Python 3.14 although the
+# bundled library works on 3.11 and later (tests/deploy renders every overlay with it); pip
+# would refuse it otherwise.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,load]'
+	$(BIN)/python -m pip install --quiet --ignore-requires-python 'pykustomize==0.1.4'
 	touch $(STAMP)
 
 run: $(STAMP)
