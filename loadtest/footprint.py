@@ -48,9 +48,25 @@ from fanout_wire import cpu_ns
 from run_loadtest import START_DEADLINE, Child, spawn, started, wait_ready
 
 ROUTER: Final = "bras-1"
-CHARTED: Final = ["ether*", "sfp-*"]
-"""The interfaces a dashboard charts (it charts at most 8): their history is all it pulls."""
-PROBE_TIMEOUT: Final = aiohttp.ClientTimeout(total=60.0)
+CHARTED: Final = (
+    *(f"ether{n}" for n in range(1, 6)),
+    "sfp-sfpplus1",
+    "bridge",
+    "<pppoe-user0001>",
+)
+"""The interfaces a dashboard charts (at most 8): their history is all it pulls."""
+WINDOW: Final = 300
+"""The chart's window in seconds (the page's default): history older than that is not asked."""
+PROBE: Final = """
+import sys, time, urllib.request
+while True:
+    started = time.monotonic()
+    with urllib.request.urlopen(sys.argv[1], timeout=60) as response:
+        response.read()
+    print(time.monotonic() - started, flush=True)
+    time.sleep(0.5)
+"""
+"""The prober's program: print how long each /healthz took, every half second."""
 SILENCE: Final = 40.0
 """Seconds without a message after which a viewer gives up (the page's watchdog: 2 heartbeats)."""
 
@@ -108,19 +124,22 @@ password_env = "FOOTPRINT_ROUTER_PASSWORD"
 async def viewer(http: aiohttp.ClientSession, url: str, seen: Viewers, full: bool) -> None:
     """One websocket subscribed to the router, reading until cancelled.
 
-    It joins as the dashboard does (web/static/js/feed.js): the history of the charted
-    interfaces only, then every interface from the last ``seq`` on. With ``full`` it asks for
-    the whole history of every interface at once instead (what a naive client does). Like the
-    page's watchdog it gives up after two heartbeat periods of silence; that, a close or any
-    error is recorded in ``seen.closed``.
+    It joins as the dashboard does (web/static/js/feed.js): the last ``WINDOW`` seconds of the
+    charted interfaces, then every interface from the last ``seq`` on. With ``full`` it asks
+    for the whole history of every interface at once instead (what a naive client does). A
+    history may come in several messages; it is complete with the one marked ``"more": false``.
+    Like the page's watchdog it gives up after two heartbeat periods of silence; that, a close
+    or any error is recorded in ``seen.closed``.
     """
     try:
         async with http.ws_connect(
             f"{url}/ws", timeout=aiohttp.ClientWSTimeout(ws_receive=SILENCE), max_msg_size=0
         ) as ws:
-            first: dict[str, object] = {} if full else {"interfaces": CHARTED}
+            chart = {"interfaces": [{"exact": name} for name in CHARTED], "history_seconds": WINDOW}
+            first: dict[str, object] = {} if full else chart
             await ws.send_str(json.dumps({"type": "subscribe", "router": ROUTER, **first}))
             joined = full
+            last_seq: int | None = None
             async for message in ws:
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     continue
@@ -128,26 +147,43 @@ async def viewer(http: aiohttp.ClientSession, url: str, seen: Viewers, full: boo
                 seen.bytes += len(message.data)
                 if not message.data.startswith('{"type":"history"'):
                     continue
+                history = json.loads(message.data)
+                if history["frames"]:
+                    last_seq = history["frames"][-1]["seq"]
+                if history["more"]:
+                    continue
                 if joined:
                     seen.histories += 1
                     continue
-                frames = json.loads(message.data)["frames"]
-                since = {"since": frames[-1]["seq"]} if frames else {}
-                await ws.send_str(json.dumps({"type": "subscribe", "router": ROUTER, **since}))
+                since = {} if last_seq is None else {"since": last_seq}
+                await ws.send_str(
+                    json.dumps(
+                        {"type": "subscribe", "router": ROUTER, "history_seconds": WINDOW, **since}
+                    )
+                )
                 joined = True
             seen.closed.append(f"close code {ws.close_code}")
     except (aiohttp.ClientError, TimeoutError) as exc:
         seen.closed.append(f"{type(exc).__name__}: {exc}")
 
 
-async def prober(http: aiohttp.ClientSession, url: str, seen: Viewers) -> None:
-    """Ask /healthz twice a second, as a liveness probe would, recording how long it took."""
-    while True:
-        started = time.monotonic()
-        async with http.get(f"{url}/healthz", timeout=PROBE_TIMEOUT) as response:
-            await response.read()
-        seen.probes.append(time.monotonic() - started)
-        await asyncio.sleep(0.5)  # the probing period
+async def prober(url: str, seen: Viewers) -> None:
+    """Time /healthz twice a second, as a liveness probe would, until cancelled.
+
+    From a process of its own, like the kubelet: timed in this one, the answers would wait
+    behind the viewers' work on this process's event loop.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PROBE, f"{url}/healthz", stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    try:
+        async for line in proc.stdout:
+            seen.probes.append(float(line))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 def busiest(samples: Sequence[Sample], window: float) -> float:
@@ -211,7 +247,7 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, object]:
                 asyncio.create_task(viewer(http, url, seen, args.full_history))
                 for _ in range(args.viewers)
             ]
-            readers.append(asyncio.create_task(prober(http, url, seen)))
+            readers.append(asyncio.create_task(prober(url, seen)))
             try:
                 samples = await sample(pid, args, seen)
                 steady_probes = len(seen.probes)

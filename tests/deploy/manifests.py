@@ -231,6 +231,8 @@ def pod_settings(
         if routers is not None:
             router["host"], router["port"] = routers[router["id"]]
             router["tls"] = False
+            for key in ("tls_ca_file", "tls_fingerprint"):
+                router.pop(key, None)
     return settings_from_dict(
         config, source=f"ConfigMap {deployment.configmap['metadata']['name']}", env=deployment.env()
     )
