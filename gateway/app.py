@@ -1,7 +1,8 @@
-"""The application factory and its lifecycle.
+"""The application factory: what is built, which route serves what, and the lifecycle.
 
 Resources come up in dependency order through ``cleanup_ctx`` and go down in reverse. The
-shutdown sequence (``drain``), as DESIGN.md states it:
+shutdown sequence (``drain``, then the cleanup contexts), as the README's "Deploy" section
+states it:
 
 1. readiness turns 503 at once and no new websocket is accepted;
 2. every websocket gets close 1001 (clients reconnect, with jitter, to another replica);
@@ -13,25 +14,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from gateway import views
 from gateway.config import Settings
+from gateway.demand import Demand
 from gateway.faults import UnexpectedErrors
-from gateway.hub import CLOSE_GOING_AWAY, Hub
-from gateway.keys import APP
+from gateway.hub import Hub
+from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, SETTINGS
+from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
 from gateway.poller import IDLE_LOGOUT, Clock, Poller
 from gateway.redact import install_filter
-from gateway.routeros import Connector, connect_librouteros
-from gateway.state import AppState
-from gateway.views import WEB_ROOT, add_routes
-from gateway.ws import HEARTBEAT
+from gateway.wire import CloseCode
+from gateway.ws import HEARTBEAT, ViewerContext, WebSocketEndpoint, close_viewers
+
+if TYPE_CHECKING:
+    from gateway.routeros import Connector
 
 logger = logging.getLogger(__name__)
 
@@ -39,52 +46,80 @@ logger = logging.getLogger(__name__)
 def create_app(
     settings: Settings,
     *,
-    connect: Connector = connect_librouteros,
+    connect: Connector,
     clock: Clock = time.monotonic,
     heartbeat: float = HEARTBEAT,
     idle_logout: float = IDLE_LOGOUT,
 ) -> web.Application:
-    """Build the gateway app. ``connect``, ``clock`` and the periods are seams for tests.
+    """Build the gateway app.
+
+    ``connect`` opens a router's API session: the command line passes
+    ``gateway.routeros.connect_librouteros``; tests pass it too, or a wrapper that injects
+    faults. ``clock`` (the pollers' and their demand's), ``heartbeat`` (seconds between
+    heartbeats) and ``idle_logout`` (seconds) are seams for tests.
 
     Whoever runs the app may keep aiohttp's access log on; its request lines carry ``?token=``,
     so the app redacts that logger's records (``gateway.redact``) wherever they are written.
     """
     install_filter(logging.getLogger("aiohttp.access"))
     app = web.Application()
-    state = AppState(
-        settings=settings,
-        hub=Hub((r.id for r in settings.routers), settings.poll.history),
-        metrics=Metrics(),
-        heartbeat=heartbeat,
+    hub = Hub(
+        (r.id for r in settings.routers),
+        settings.poll.history,
+        demand=functools.partial(Demand, settings.poll.linger, clock),
     )
-    app[APP] = state
+    metrics = Metrics()
+    lifecycle = Lifecycle()
+    pollers: dict[str, Poller] = {}
+    app[SETTINGS] = settings
+    app[HUB] = hub
+    app[METRICS] = metrics
+    app[LIFECYCLE] = lifecycle
+    app[POLLERS] = pollers
+    endpoint = WebSocketEndpoint(
+        ViewerContext(
+            hub=hub,
+            routers=tuple((r.id, r.name) for r in settings.routers),
+            heartbeat=heartbeat,
+            metrics=metrics,
+        ),
+        settings.server,
+        settings.auth,
+        lifecycle,
+    )
     aiohttp_jinja2.setup(
         app,
-        loader=jinja2.FileSystemLoader(WEB_ROOT / "templates"),
+        loader=jinja2.FileSystemLoader(views.WEB_ROOT / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
     )
-    add_routes(app)
-    app.router.add_static("/static", WEB_ROOT / "static", append_version=True, name="static")
+    app.router.add_get("/", views.index)
+    app.router.add_get("/healthz", views.healthz)
+    app.router.add_get("/readyz", views.readyz)
+    app.router.add_get("/metrics", views.metrics)
+    app.router.add_get("/api/routers", views.routers)
+    app.router.add_get("/api/routers/{router}/traffic", views.traffic)
+    app.router.add_get("/ws", endpoint.handle)
+    app.router.add_static("/static", views.STATIC_ROOT, append_version=True, name="static")
 
-    async def pollers(app: web.Application) -> AsyncIterator[None]:
+    async def polling(app: web.Application) -> AsyncIterator[None]:
+        # Owned here: one poller (and its task) per router, from start-up to step 3.
         for router in settings.routers:
-            topic = state.hub.topics[router.id]
             poller = Poller(
                 router,
                 settings.poll,
-                topic,
-                state.metrics,
+                hub.topics[router.id],
+                metrics,
                 connect=connect,
                 clock=clock,
                 idle_logout=idle_logout,
             )
-            state.pollers[router.id] = poller
+            pollers[router.id] = poller
             poller.start()
-        state.ready = True
+        lifecycle.ready = True
         yield
-        state.ready = False
+        lifecycle.ready = False
         # Step 3: stop polling and log out of every router, all at once.
-        await asyncio.gather(*(p.stop() for p in state.pollers.values()))
+        await asyncio.gather(*(p.stop() for p in pollers.values()))
 
     async def heartbeats(app: web.Application) -> AsyncIterator[None]:
         # Owned here: one task sends the heartbeat message to every viewer each period.
@@ -96,7 +131,7 @@ def create_app(
             while True:
                 await asyncio.sleep(heartbeat)
                 try:
-                    state.hub.heartbeat(time.time())
+                    hub.heartbeat(time.time())
                 except Exception as exc:  # noqa: BLE001 - the heartbeat outlives any bug below
                     unexpected.report(exc)
                 else:
@@ -108,30 +143,22 @@ def create_app(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.append(pollers)
+    app.cleanup_ctx.append(polling)
     app.cleanup_ctx.append(heartbeats)
-    app.on_shutdown.append(_close_viewers)
+    app.on_shutdown.append(drain)
     return app
-
-
-async def _close_viewers(app: web.Application) -> None:
-    """Step 2: close every websocket with 1001, concurrently, each bounded."""
-    state = app[APP]
-    begin_drain(app)
-    viewers = list(state.viewers)
-    for viewer in viewers:
-        viewer.close(CLOSE_GOING_AWAY, "server shutting down")
-    closers = [v.closer for v in viewers if v.closer is not None]
-    await asyncio.gather(*closers, return_exceptions=True)
 
 
 def begin_drain(app: web.Application) -> None:
     """Step 1: readiness 503 and no new websockets, at once."""
-    state = app[APP]
-    state.draining = True
-    state.ready = False
+    lifecycle = app[LIFECYCLE]
+    lifecycle.draining = True
+    lifecycle.ready = False
 
 
 async def drain(app: web.Application) -> None:
-    """Steps 1 and 2, while the listener still answers probes (503) and reconnects (1001)."""
-    await _close_viewers(app)
+    """Steps 1 and 2: every websocket closed with 1001, concurrently, each bounded. Run by the
+    command line while the listener still answers probes (503) and reconnects (1001), and
+    again (finding nothing left) by aiohttp's shutdown."""
+    begin_drain(app)
+    await close_viewers(app[HUB], CloseCode.GOING_AWAY, "server shutting down")

@@ -27,6 +27,7 @@ from gateway.emulator.version import Version
 from gateway.healthcheck import add_arguments as add_healthcheck_arguments
 from gateway.healthcheck import run as run_healthcheck
 from gateway.redact import protect_handlers, settings_secrets
+from gateway.routeros import connect_librouteros
 
 DEFAULT_VERSION: Final = "7.18.2"
 """The RouterOS version ``gateway emulate`` acts as when none is given."""
@@ -212,7 +213,7 @@ async def serve(settings: Settings) -> None:
     stop = _stop_event()
     loop = asyncio.get_running_loop()
     grace = settings.server.shutdown_grace
-    app = create_app(settings)
+    app = create_app(settings, connect=connect_librouteros)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
     deadline = loop.time() + grace
     await runner.setup()

@@ -1,9 +1,21 @@
-"""Every ``web.AppKey`` of the gateway, in one place."""
+"""Every ``web.AppKey`` of the gateway, in one place: the few things the HTTP views share.
+
+The websocket endpoint takes what it needs when ``gateway.app`` builds it, and reads no key.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.state import AppState
+from gateway.config import Settings
+from gateway.hub import Hub
+from gateway.lifecycle import Lifecycle
+from gateway.metrics import Metrics
+from gateway.poller import Poller
 
-APP = web.AppKey("gateway", AppState)
+SETTINGS = web.AppKey("settings", Settings)
+HUB = web.AppKey("hub", Hub)
+METRICS = web.AppKey("metrics", Metrics)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+POLLERS = web.AppKey[dict[str, Poller]]("pollers")
+"""One poller per router id, created at start-up (``gateway.app``), stopped at cleanup."""

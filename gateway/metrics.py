@@ -12,7 +12,7 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
-    """Every metric of DESIGN.md, registered in ``registry``."""
+    """Every metric of the README's "Metrics" section, registered in ``registry``."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     router_requests: Counter = field(init=False)

@@ -3,8 +3,9 @@
 The poller is the only caller of its RouterClient, so exactly one request is ever in flight
 per router. A slow reply delays the next tick instead of stacking polls. Failures publish a
 ``status`` frame (on change only), then back off with full jitter; bad credentials back off at
-least a minute. With nobody watching for ``linger`` seconds the poller goes idle, and after a
-further idle period it logs out.
+least a minute. Whether anyone watches is its topic's ``Demand`` (subscribers, REST reads,
+linger), the one thing it reads from the web side; with no demand the poller goes idle, and
+after a further idle period it logs out.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from gateway.core.model import (
 from gateway.core.rates import compute_rates
 from gateway.core.text import has_escapes
 from gateway.faults import UnexpectedErrors
-from gateway.hub import Topic
 from gateway.metrics import Metrics
 from gateway.routeros import (
     Connector,
@@ -38,8 +38,8 @@ from gateway.routeros import (
     RouterClient,
     RouterError,
     RouterTimeout,
-    connect_librouteros,
 )
+from gateway.topic import Topic
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,10 @@ Clock = Callable[[], float]
 
 
 class Poller:
-    """Polls one router while there is demand, and publishes to its topic.
+    """Polls one router while its topic has demand (``Topic.demand``), and publishes to it.
 
-    Demand is a subscriber on the topic, or a REST read within the last ``linger`` seconds
-    (``touch()``). Call ``start()`` once; ``stop()`` ends the loop and logs out.
+    ``connect`` opens the router's API sessions (``gateway.routeros.connect_librouteros`` in
+    production). Call ``start()`` once; ``stop()`` ends the loop and logs out.
     """
 
     def __init__(
@@ -63,7 +63,7 @@ class Poller:
         topic: Topic,
         metrics: Metrics,
         *,
-        connect: Connector = connect_librouteros,
+        connect: Connector,
         clock: Clock = time.monotonic,
         wall: Clock = time.time,
         idle_logout: float = IDLE_LOGOUT,
@@ -71,9 +71,11 @@ class Poller:
         self.router = router
         self.interval = router.effective_interval(poll)
         self.timeout = router.effective_timeout(poll)
-        self.linger = poll.linger
         self.idle_logout = idle_logout
         self.topic = topic
+        # Whether anyone watches, and the wake-up when someone starts to: the topic's. Its clock
+        # should be this poller's (the app builds both from the same one).
+        self.demand = topic.demand
         self.metrics = metrics
         self.client = RouterClient(router, self.timeout, connect=connect)
         self._filter = router.interface_filter()
@@ -85,10 +87,6 @@ class Poller:
         self._unexpected = UnexpectedErrors(logger, f"{router.id}: poll loop")
         # The loop task; created by start(), cancelled and awaited by stop().
         self._task: asyncio.Task[None] | None = None
-        # Set when demand appears (a subscriber or a REST read); the idle loop waits on it.
-        self._wake = asyncio.Event()
-        # Monotonic time until which demand lasts without a subscriber (REST reads, linger).
-        self._demand_until = -1.0
         # The previous sample: the baseline for rates. Cleared when a polling run starts and
         # when a session opens: across an idle gap a rate would be an average over minutes, and
         # across a reconnect the router may have rebooted with counters already past the old
@@ -114,24 +112,6 @@ class Poller:
         self._duration = metrics.router_poll_seconds.labels(router.id)
         self._up.set(0)
         topic.publish_status(status_frame(router.id, self.state, None, self.since))
-
-    # -- demand -------------------------------------------------------------------------------
-
-    def touch(self) -> None:
-        """A REST read: poll now if idle, and keep polling for ``linger`` seconds."""
-        self._demand_until = max(self._demand_until, self._clock() + self.linger)
-        self._wake.set()
-
-    def wake(self) -> None:
-        """A viewer subscribed: poll now if idle."""
-        self._wake.set()
-
-    def _wanted(self) -> bool:
-        now = self._clock()
-        if self.topic.viewers:
-            self._demand_until = now + self.linger
-            return True
-        return now < self._demand_until
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -165,21 +145,22 @@ class Poller:
             else:
                 continue
             await asyncio.sleep(self._backoff.next_delay())
-            self._wake.set()  # look at demand again: viewers may still be waiting
+            self.demand.woken.set()  # look at demand again: viewers may still be waiting
 
     async def _cycle(self) -> None:
         """Wait for demand, poll while it lasts, then keep the session a while and log out."""
-        await self._wake.wait()
-        self._wake.clear()
-        if self._wanted():
+        woken = self.demand.woken
+        await woken.wait()
+        woken.clear()
+        if self.demand.wanted():
             await self._poll_while_wanted()
             self._set_state("idle", None)
-        if not self._wake.is_set() and self.client.connected:
+        if not woken.is_set() and self.client.connected:
             # Nobody watches: keep the session a while for a returning viewer, then log out.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.idle_logout):
-                    await self._wake.wait()
-            if not self._wake.is_set():
+                    await woken.wait()
+            if not woken.is_set():
                 await self.client.close()
                 logger.info("%s: logged out after %g s idle", self.router.id, self.idle_logout)
 
@@ -188,7 +169,7 @@ class Poller:
             self._set_state("connecting", None)
         next_tick = self._clock()
         self._previous = None
-        while self._wanted():
+        while self.demand.wanted():
             delay = await self._poll_once()
             if delay is None:
                 # Success: keep the cadence; after a slow reply, poll again at once, never twice.

@@ -1,4 +1,8 @@
-"""HTTP endpoints: the page, health and readiness probes, metrics, and the REST snapshots."""
+"""HTTP endpoints: the page, health and readiness probes, metrics, and the REST snapshots.
+
+Each view reads what it needs through the typed keys of ``gateway.keys``; ``gateway.app``
+registers the routes.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,8 @@ from aiohttp import web
 
 from gateway.auth import AuthError, Grant, authorise
 from gateway.core.frames import filter_traffic, is_stale
-from gateway.keys import APP
+from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, SETTINGS
 from gateway.metrics import CONTENT_TYPE
-from gateway.ws import websocket_handler
 
 FIRST_FRAME_WAIT: Final = 1.0
 """A first REST read waits this long for the first poll; it never waits on a router longer."""
@@ -93,14 +96,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: never depends on a router (an outage must not unroute healthy replicas)."""
-    state = request.app[APP]
-    if state.ready and not state.draining:
+    lifecycle = request.app[LIFECYCLE]
+    if lifecycle.serving:
         return _json({"status": "ready"})
-    return _json({"status": "draining" if state.draining else "starting"}, status=503)
+    return _json({"status": "draining" if lifecycle.draining else "starting"}, status=503)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[APP].metrics.render()
+    body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -109,7 +112,7 @@ def _grant(request: web.Request) -> Grant:
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else None
     try:
-        return authorise(request.app[APP].settings.auth, token)
+        return authorise(request.app[SETTINGS].auth, token)
     except AuthError as exc:
         raise web.HTTPUnauthorized(
             text=orjson.dumps({"error": "unauthorized", "message": str(exc)}).decode(),
@@ -119,20 +122,21 @@ def _grant(request: web.Request) -> Grant:
 
 
 async def routers(request: web.Request) -> web.Response:
-    state = request.app[APP]
+    app = request.app
+    pollers, topics = app[POLLERS], app[HUB].topics
     grant = _grant(request)
     listing = []
-    for router in state.settings.routers:
+    for router in app[SETTINGS].routers:
         if not grant.allows(router.id):
             continue
-        poller = state.pollers[router.id]
+        poller = pollers[router.id]
         listing.append(
             {
                 "id": router.id,
                 "name": router.name,
                 "interval": poller.interval,
                 "state": poller.state,
-                "viewers": state.hub.topics[router.id].viewers,
+                "viewers": topics[router.id].viewers,
                 "last_poll_ts": poller.last_poll_ts,
                 "last_error": poller.error,
             }
@@ -142,17 +146,16 @@ async def routers(request: web.Request) -> web.Response:
 
 async def traffic(request: web.Request) -> web.Response:
     """The latest frame, at once; a first read waits at most a second for the first poll."""
-    state = request.app[APP]
     grant = _grant(request)
     router = request.match_info["router"]
-    poller = state.pollers.get(router)
+    poller = request.app[POLLERS].get(router)
     if poller is None:
         return _json({"error": "unknown_router", "message": f"no router {router!r}"}, 404)
     if not grant.allows(router):
         message = f"your token does not cover router {router!r}"
         return _json({"error": "forbidden", "message": message}, 403)
-    poller.touch()
-    topic = state.hub.topics[router]
+    topic = request.app[HUB].topics[router]
+    topic.demand.touch()  # a REST read is demand: poll now, and for the linger after it
     frame = topic.latest or await topic.wait_frame(FIRST_FRAME_WAIT)
     if frame is None:
         return _json(
@@ -172,13 +175,3 @@ async def traffic(request: web.Request) -> web.Response:
     body["state"] = poller.state
     body["age_ms"] = round((now - frame.ts) * 1000)
     return _json(body)
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/", index)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/routers", routers)
-    app.router.add_get("/api/routers/{router}/traffic", traffic)
-    app.router.add_get("/ws", websocket_handler)

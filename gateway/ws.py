@@ -1,10 +1,12 @@
-"""The websocket endpoint ``/ws``: one Viewer per connection.
+"""The websocket endpoint ``/ws``: admission, then one Viewer per connection.
 
-The connection's handler reads client messages (subscribe / unsubscribe) and hands them to its
-viewer; everything a viewer sends goes out through it (a ``Sink``) as prebuilt frames,
-synchronously, so the hub never waits on it. A bad message gets an ``error`` frame and the
-connection stays open; an oversized one is closed with 1009 by aiohttp itself
-(``max_msg_size``). Keepalive: see ``Hub.heartbeat`` and ``USER_TIMEOUT``.
+The endpoint admits a connection (not draining, origin allowed, token good, under the
+connection limit), registers its viewer with the hub and runs the read loop. The viewer reads
+client messages (subscribe / unsubscribe); everything it sends goes out through it (a ``Sink``)
+as prebuilt frames, synchronously, so the hub never waits on it. A bad message gets an
+``error`` frame and the connection stays open; an oversized one is closed with 1009 by aiohttp
+itself (``max_msg_size``). Keepalive: see ``Hub.heartbeat`` and ``USER_TIMEOUT``. Close codes:
+``gateway.wire.CloseCode``.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import logging
 import math
 import socket
 import time
+from dataclasses import dataclass
 from typing import Final
 
 import orjson
 from aiohttp import WSMessage, WSMsgType, web
 
 from gateway.auth import AuthError, Grant, authorise
+from gateway.config import AuthSettings, ServerSettings
 from gateway.core.frames import (
     ErrorCode,
     InterfaceFilter,
@@ -28,10 +32,14 @@ from gateway.core.frames import (
     hello_frame,
     name_patterns,
 )
+from gateway.core.once import FirstSeen
 from gateway.core.origins import judge_origin
-from gateway.hub import CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER, Sink, encode_message
-from gateway.keys import APP
-from gateway.state import AppState
+from gateway.hub import Hub
+from gateway.lifecycle import Lifecycle
+from gateway.metrics import Metrics
+from gateway.sink import Sink, Transport
+from gateway.topic import encode_message
+from gateway.wire import CloseCode, pong_frame
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +66,8 @@ SEND_BUFFER: Final = 128 * 1024
 connection, which hides a stalled viewer for tens of seconds and costs gigabytes at 15,000
 viewers; 128 KiB still carries a dashboard's traffic across a slow link."""
 
-CLOSE_POLICY: Final = 1008
-CLOSE_TRY_AGAIN: Final = 1013
-CLOSE_BAD_TOKEN: Final = 4401
+REFUSED_ORIGINS_LOGGED: Final = 1000
+"""Distinct refused websocket origins logged at WARNING (each once); later ones only at DEBUG."""
 
 
 class BadMessage(Exception):
@@ -79,26 +86,41 @@ _SUBSCRIBE_FIELDS: Final = frozenset(
 _ALL: Final = InterfaceFilter.all()
 
 
+@dataclass(frozen=True, slots=True)
+class ViewerContext:
+    """What every viewer of one app shares: one object, so each viewer holds one reference."""
+
+    hub: Hub
+    # (id, name) of every configured router, in configuration order: the hello's list, before
+    # the viewer's token narrows it.
+    routers: tuple[tuple[str, str], ...]
+    # Seconds between heartbeats, told in hello (the page's watchdog waits two of them).
+    heartbeat: float
+    metrics: Metrics
+
+
 class Viewer(Sink):
     """One websocket client: the sink the hub writes to, its subscriptions, and the task that
     closes it.
 
     There may be 15,000 of these in one process, so each is one object holding only what it
     needs (the sink itself rather than a separate one with callbacks, slots, a tuple of router
-    ids, shared strings and filters), and its read loop is the handler's own, awaiting
-    ``receive()`` directly (no coroutine frames of its own per idle connection).
+    ids, shared strings and filters, one shared context), and its read loop is the handler's
+    own, awaiting ``receive()`` directly (no coroutine frames of its own per idle connection).
     """
 
-    __slots__ = ("_closer", "_expiry", "grant", "state", "subscriptions", "ws")
+    __slots__ = ("_closer", "_expiry", "context", "grant", "subscriptions", "ws")
 
     def __init__(
-        self, state: AppState, ws: web.WebSocketResponse, request: web.Request, grant: Grant
+        self,
+        context: ViewerContext,
+        ws: web.WebSocketResponse,
+        transport: Transport,
+        grant: Grant,
     ) -> None:
-        self.state = state
+        self.context = context
         self.ws = ws
         self.grant = grant
-        transport = request.transport
-        assert transport is not None
         super().__init__(transport)
         # The routers this viewer is subscribed to (a tuple: usually one, at most 64).
         self.subscriptions: tuple[str, ...] = ()
@@ -110,7 +132,7 @@ class Viewer(Sink):
         if grant.expires is not None:
             delay = max(0.0, grant.expires - time.time())
             self._expiry = asyncio.get_running_loop().call_later(
-                delay, self.close, CLOSE_BAD_TOKEN, "token expired"
+                delay, self.close, CloseCode.BAD_TOKEN, "token expired"
             )
 
     @property
@@ -121,14 +143,9 @@ class Viewer(Sink):
         self.write(encode_message(message))
 
     def hello(self) -> None:
-        state = self.state
-        grant = self.grant
-        self.send(
-            hello_frame(
-                [(r.id, r.name) for r in state.settings.routers if grant.allows(r.id)],
-                state.heartbeat,
-            )
-        )
+        context = self.context
+        allows = self.grant.allows
+        self.send(hello_frame([r for r in context.routers if allows(r[0])], context.heartbeat))
 
     def handle(self, msg: WSMessage) -> bool:
         """Act on one message from the peer; False when the connection is done."""
@@ -139,7 +156,7 @@ class Viewer(Sink):
         if msg.type is WSMsgType.TEXT:
             self._handle_text(msg.data)
         elif msg.type is WSMsgType.PING:
-            self.write(bytes((0x8A, len(msg.data))) + msg.data)  # pong: <= 125 bytes
+            self.write(pong_frame(msg.data))  # aiohttp took at most 125 bytes, as RFC 6455 says
         elif msg.type is WSMsgType.BINARY:
             self.send(error_frame("bad_request", "messages must be JSON text frames"))
         elif msg.type is WSMsgType.ERROR:
@@ -181,7 +198,7 @@ class Viewer(Sink):
         router = message.get("router")
         if not isinstance(router, str):
             raise BadMessage("bad_request", '"router" must be a router id (a string)')
-        topic = self.state.hub.topics.get(router)
+        topic = self.context.hub.topics.get(router)
         if topic is None:
             raise BadMessage("unknown_router", f"no router with id {router[:80]!r}")
         if not self.grant.allows(router):
@@ -228,23 +245,22 @@ class Viewer(Sink):
             raise BadMessage(
                 "too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} routers per connection"
             )
-        topic = self.state.hub.topics[router]
-        topic.subscribe(self, flt, since, frames=frames, seconds=window)
+        # The topic wakes its poller (its demand counts this subscriber).
+        self.context.hub.topics[router].subscribe(self, flt, since, frames=frames, seconds=window)
         if router not in self.subscriptions:
             self._set_subscriptions((*self.subscriptions, router))
-            self.state.metrics.viewers.labels(router).inc()
-        self.state.pollers[router].wake()
+            self.context.metrics.viewers.labels(router).inc()
 
     def _unsubscribe(self, router: str) -> None:
         if router in self.subscriptions:
             self._set_subscriptions(tuple(r for r in self.subscriptions if r != router))
-            self.state.hub.topics[router].unsubscribe(self)
-            self.state.metrics.viewers.labels(router).dec()
+            self.context.hub.topics[router].unsubscribe(self)
+            self.context.metrics.viewers.labels(router).dec()
 
     def _set_subscriptions(self, routers: tuple[str, ...]) -> None:
         # Nearly every viewer watches one router: share that topic's 1-tuple, not one each.
         if len(routers) == 1:
-            routers = self.state.hub.topics[routers[0]].only
+            routers = self.context.hub.topics[routers[0]].only
         self.subscriptions = routers
 
     def _unsubscribe_all(self) -> None:
@@ -254,8 +270,8 @@ class Viewer(Sink):
     def fell_behind(self) -> None:
         """Called by the sink while the hub iterates its subscribers: change no subscription
         here. The sink already refuses further writes; the closer task unsubscribes."""
-        self.state.metrics.slow_consumer_closes.inc()
-        self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
+        self.context.metrics.slow_consumer_closes.inc()
+        self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
 
     def died(self) -> None:
         """The peer did not answer a heartbeat ping: drop the connection without a handshake."""
@@ -263,13 +279,13 @@ class Viewer(Sink):
         self._unsubscribe_all()
         self._abort()
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: CloseCode, reason: str) -> None:
         """Start closing (once); the close handshake is bounded, then the socket is dropped."""
         if self._closer is None:
             self.behind = True  # nothing more from the hub: no frame may follow the close frame
             self._closer = asyncio.create_task(self._close(code, reason))
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: CloseCode, reason: str) -> None:
         self._unsubscribe_all()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -286,35 +302,9 @@ class Viewer(Sink):
         transport.abort()
 
 
-def _origin_allowed(state: AppState, request: web.Request) -> bool:
-    """Whether this websocket's page may connect (``judge_origin``); a refusal is logged once
-    per origin at WARNING, naming the origin and the setting that would allow it."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not a browser (scripts, load tests, other services)
-    refusal = judge_origin(
-        origin, request.headers.get("Host"), state.settings.server.allowed_origins
-    )
-    if refusal is None:
-        return True
-    seen = state.refused_origins
-    if seen.first(refusal.origin):
-        logger.warning(
-            "websocket refused with %d: origin %s %s", CLOSE_POLICY, refusal.origin, refusal.reason
-        )
-        if seen.full:
-            logger.warning(
-                "%d distinct origins refused; further new ones are logged at DEBUG only",
-                seen.limit,
-            )
-    else:
-        logger.debug("websocket refused with %d: origin %s", CLOSE_POLICY, refusal.origin)
-    return False
-
-
-def _tune_socket(request: web.Request, heartbeat: float) -> None:
+def _tune_socket(transport: asyncio.BaseTransport, heartbeat: float) -> None:
     """A small fixed send buffer, and a deadline on unacknowledged data (see USER_TIMEOUT)."""
-    sock = request.transport.get_extra_info("socket") if request.transport else None
+    sock = transport.get_extra_info("socket")
     if sock is None:
         return
     with contextlib.suppress(OSError):
@@ -325,50 +315,108 @@ def _tune_socket(request: web.Request, heartbeat: float) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, user_timeout, int(heartbeat * USER_TIMEOUT * 1000))
 
 
-async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    state = request.app[APP]
-    ws = web.WebSocketResponse(
-        # No per-connection ping timers: Hub.heartbeat pings idle viewers, all in one pass, and
-        # the read loop answers the peer's pings and notes its pongs.
-        heartbeat=None,
-        autoping=False,
-        compress=False,  # frames are prebuilt once and shared; per-client deflate would not be
-        max_msg_size=MAX_MESSAGE,
-        timeout=CLOSE_TIMEOUT,
-    )
-    await ws.prepare(request)
-    if state.draining:
-        await ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
+class WebSocketEndpoint:
+    """``GET /ws``: admits a connection, then runs its viewer until the connection ends.
+
+    Admission, in order: not draining (else close 1001), origin allowed (else 1008), token good
+    (else 4401), under ``max_connections`` (else 1013).
+    """
+
+    def __init__(
+        self,
+        context: ViewerContext,
+        server: ServerSettings,
+        auth: AuthSettings,
+        lifecycle: Lifecycle,
+    ) -> None:
+        self.context = context
+        self.server = server
+        self.auth = auth
+        self.lifecycle = lifecycle
+        # The websocket origins refused so far, each logged once. Bounded: a client can send
+        # any number of distinct Origin headers. A key is at most about 270 characters (a
+        # refused origin is normalised, with a host of at most 253, or cut to 200), so under
+        # 0.5 MB in all.
+        self.refused_origins: FirstSeen[str] = FirstSeen(REFUSED_ORIGINS_LOGGED)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        context = self.context
+        hub = context.hub
+        ws = web.WebSocketResponse(
+            # No per-connection ping timers: Hub.heartbeat pings idle viewers, all in one pass,
+            # and the read loop answers the peer's pings and notes its pongs.
+            heartbeat=None,
+            autoping=False,
+            compress=False,  # frames are prebuilt once and shared; per-client deflate is not
+            max_msg_size=MAX_MESSAGE,
+            timeout=CLOSE_TIMEOUT,
+        )
+        await ws.prepare(request)
+        if self.lifecycle.draining:
+            await ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")
+            return ws
+        if not self._origin_allowed(request):
+            await ws.close(code=CloseCode.POLICY_VIOLATION, message=b"origin not allowed")
+            return ws
+        try:
+            grant = authorise(self.auth, request.query.get("token"))
+        except AuthError as exc:
+            await ws.close(code=CloseCode.BAD_TOKEN, message=str(exc).encode())
+            return ws
+        if hub.connections >= self.server.max_connections:
+            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit reached")
+            return ws
+        transport = request.transport
+        assert transport is not None  # prepared just now: the connection is open
+        _tune_socket(transport, context.heartbeat)
+        viewer = Viewer(context, ws, transport, grant)
+        hub.connect(viewer)
+        context.metrics.ws_connections.inc()
+        viewer.hello()
+        # The read loop runs here, in aiohttp's handler, not in a coroutine of the viewer's:
+        # one coroutine frame fewer for each of thousands of idle connections.
+        try:
+            while viewer.handle(await ws.receive()):
+                pass
+        finally:
+            await viewer.finish()
+            hub.disconnect(viewer)
+            context.metrics.ws_connections.dec()
+            if not ws.closed:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CLOSE_TIMEOUT):
+                        await ws.close()
         return ws
-    if not _origin_allowed(state, request):
-        await ws.close(code=CLOSE_POLICY, message=b"origin not allowed")
-        return ws
-    try:
-        grant = authorise(state.settings.auth, request.query.get("token"))
-    except AuthError as exc:
-        await ws.close(code=CLOSE_BAD_TOKEN, message=str(exc).encode())
-        return ws
-    if len(state.viewers) >= state.settings.server.max_connections:
-        await ws.close(code=CLOSE_TRY_AGAIN, message=b"connection limit reached")
-        return ws
-    _tune_socket(request, state.heartbeat)
-    viewer = Viewer(state, ws, request, grant)
-    state.viewers.add(viewer)
-    state.hub.sinks[viewer] = None
-    state.metrics.ws_connections.inc()
-    viewer.hello()
-    # The read loop runs here, in aiohttp's handler, not in a coroutine of the viewer's: one
-    # coroutine frame fewer for each of thousands of idle connections.
-    try:
-        while viewer.handle(await ws.receive()):
-            pass
-    finally:
-        await viewer.finish()
-        state.viewers.discard(viewer)
-        state.hub.sinks.pop(viewer, None)
-        state.metrics.ws_connections.dec()
-        if not ws.closed:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await ws.close()
-    return ws
+
+    def _origin_allowed(self, request: web.Request) -> bool:
+        """Whether this websocket's page may connect (``judge_origin``); a refusal is logged
+        once per origin at WARNING, naming the origin and the setting that would allow it."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser (scripts, load tests, other services)
+        refusal = judge_origin(origin, request.headers.get("Host"), self.server.allowed_origins)
+        if refusal is None:
+            return True
+        seen = self.refused_origins
+        code = int(CloseCode.POLICY_VIOLATION)
+        if seen.first(refusal.origin):
+            logger.warning(
+                "websocket refused with %d: origin %s %s", code, refusal.origin, refusal.reason
+            )
+            if seen.full:
+                logger.warning(
+                    "%d distinct origins refused; further new ones are logged at DEBUG only",
+                    seen.limit,
+                )
+        else:
+            logger.debug("websocket refused with %d: origin %s", code, refusal.origin)
+        return False
+
+
+async def close_viewers(hub: Hub, code: CloseCode, reason: str) -> None:
+    """Close every connected viewer with ``code``, concurrently, each bounded by CLOSE_TIMEOUT."""
+    viewers = [sink for sink in hub.connected() if isinstance(sink, Viewer)]
+    for viewer in viewers:
+        viewer.close(code, reason)
+    closers = [v.closer for v in viewers if v.closer is not None]
+    await asyncio.gather(*closers, return_exceptions=True)

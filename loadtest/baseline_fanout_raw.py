@@ -21,7 +21,7 @@ import time
 from fanout_source import FrameSource
 from fanout_wire import handshake_response
 
-from gateway.hub import ws_text_frame
+from gateway.wire import text_frame
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -86,7 +86,7 @@ def serve(args: argparse.Namespace) -> None:
                 viewer.close()
         if time.monotonic() >= next_tick:
             next_tick += args.interval
-            frame = ws_text_frame(source.next())
+            frame = text_frame(source.next())
             for sock in list(viewers.values()):
                 # try/except, not contextlib.suppress: a context manager per send would cost
                 # more than the floor is allowed to.

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 from gateway.core.frames import InterfaceFilter, traffic_frame
 from gateway.core.model import InterfaceRate
-from gateway.hub import Sink, Topic
+from gateway.sink import Sink
+from gateway.topic import Topic
 
 CUSTOMERS = 300
 CHARTED = ["<pppoe-user0007>", "<pppoe-user0123>", "ether1"]
@@ -88,7 +89,7 @@ class Ring:
         self.topic.publish(traffic_frame("isp", self.seq, self.now, 1.0, False, rates(self.seq)))
 
 
-Subscribe = Callable[[Topic, Sink], None]
+Subscribe = Callable[[Topic, Sink], object]
 
 
 def measure(

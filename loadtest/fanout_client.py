@@ -35,16 +35,17 @@ from typing import Final
 from fanout_wire import (
     OP_CLOSE,
     OP_PING,
-    OP_PONG,
+    OP_TEXT,
     client_frame,
     cpu_ns,
     cpu_ticks,
     handshake_request,
     rss_kib,
-    split_frames,
     subscribe_frame,
     traffic_seq_ts,
 )
+
+from gateway.wire import Opcode, WireError, parse_close, split_frames
 
 SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)  # 35 on Linux x86 and arm
 IP_BIND_ADDRESS_NO_PORT: Final = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
@@ -223,7 +224,7 @@ class Client:
             data = conn.rest + data
         frames, conn.rest = split_frames(data)
         for opcode, payload in frames:
-            if opcode == 1:
+            if opcode == OP_TEXT:
                 found = traffic_seq_ts(payload)
                 if found is None:
                     continue
@@ -243,9 +244,12 @@ class Client:
                     self.by_seq[seq].append(received - ts)
             elif opcode == OP_PING:
                 self.pings += 1
-                conn.sock.send(client_frame(OP_PONG, payload))
+                conn.sock.send(client_frame(Opcode.PONG, payload))
             elif opcode == OP_CLOSE:
-                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                try:
+                    code, _ = parse_close(payload)
+                except WireError:
+                    code = -1  # counted as a close code no server sends
                 self.close_codes[code] = self.close_codes.get(code, 0) + 1
 
     def read_ready(self, timeout: float) -> None:

@@ -3,8 +3,9 @@
 The benchmark clients must cost far less than the servers they measure, so they do not run a
 websocket library: they send one prebuilt handshake, one prebuilt subscribe frame, answer pings,
 and read frames with just enough parsing to find ``"seq"`` and ``"ts"`` in a traffic frame.
-Client frames are masked with the all-zero key (RFC 6455 requires a mask, not a random one), so
-masking costs nothing.
+Frames are built and split by ``gateway.wire``, the gateway's own framing. Client frames are
+masked with the all-zero key (RFC 6455 requires a mask, not a random one), so masking costs
+nothing.
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import struct
 from typing import Final
 
 import orjson
+
+from gateway.wire import ZERO_MASK, Opcode, frame
 
 # A fixed Sec-WebSocket-Key (the RFC's own example) and the accept value it must produce.
 KEY: Final = "dGhlIHNhbXBsZSBub25jZQ=="
 GUID: Final = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-OP_TEXT: Final = 0x1
-OP_CLOSE: Final = 0x8
-OP_PING: Final = 0x9
-OP_PONG: Final = 0xA
+# Plain ints, for the per-frame comparisons of a client that reads 200,000 frames a second.
+OP_TEXT: Final = int(Opcode.TEXT)
+OP_CLOSE: Final = int(Opcode.CLOSE)
+OP_PING: Final = int(Opcode.PING)
 
 TRAFFIC_PREFIX: Final = b'{"type":"traffic"'
 
@@ -54,46 +56,13 @@ def handshake_response(request: bytes) -> bytes | None:
     return None
 
 
-def client_frame(opcode: int, payload: bytes) -> bytes:
+def client_frame(opcode: Opcode, payload: bytes) -> bytes:
     """A final client-to-server frame, masked with the zero key (payload bytes unchanged)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    return head + b"\x00\x00\x00\x00" + payload
+    return frame(opcode, payload, mask=ZERO_MASK)
 
 
 def subscribe_frame(router: str) -> bytes:
-    return client_frame(OP_TEXT, orjson.dumps({"type": "subscribe", "router": router}))
-
-
-def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
-    """The complete server-to-client (unmasked) frames at the start of ``data``, as (opcode,
-    payload) pairs, and the incomplete rest to prepend to the next read."""
-    frames: list[tuple[int, bytes]] = []
-    i = 0
-    end = len(data)
-    while end - i >= 2:
-        n = data[i + 1] & 0x7F
-        head = 2
-        if n == 126:
-            if end - i < 4:
-                break
-            n = (data[i + 2] << 8) | data[i + 3]
-            head = 4
-        elif n == 127:
-            if end - i < 10:
-                break
-            n = int.from_bytes(data[i + 2 : i + 10], "big")
-            head = 10
-        if end - i < head + n:
-            break
-        frames.append((data[i] & 0x0F, data[i + head : i + head + n]))
-        i += head + n
-    return frames, data[i:]
+    return client_frame(Opcode.TEXT, orjson.dumps({"type": "subscribe", "router": router}))
 
 
 def traffic_seq_ts(payload: bytes) -> tuple[int, float] | None:

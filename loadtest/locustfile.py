@@ -12,10 +12,11 @@ Nothing but ``--host`` is needed: the routers come from ``GET /api/routers``. Th
   not the previous one plus one (a gap, a duplicate, out of order) is a failure; so is a silence
   longer than the gap bound while the router is ``up`` (reported as ``silence <router>``). The
   gateway sends no traffic frames while a router is down and ``seq`` only grows on good polls,
-  so a router fault is neither a gap nor a silence. On a close (1001, 4408, ...) or a lost
-  connection the viewer reconnects with backoff and resubscribes with ``since`` = the last seq;
-  the history (one message or several, the last without ``"more": true``) must fill the gap
-  exactly. Any message of 1 MiB or more fails the subscribe.
+  so a router fault is neither a gap nor a silence. On a close or a lost connection the viewer
+  reconnects with backoff and resubscribes with ``since`` = the last seq; the history (one
+  message or several, the last without ``"more": true``) must fill the gap exactly. Every close
+  but a planned one (``CloseCode.GOING_AWAY``) is a failure. Any message of 1 MiB or more fails
+  the subscribe.
 - ``RestReader`` (weight 1): ``GET /api/routers/{id}/traffic`` with 2 s timeouts.
 - ``PageVisitor`` (weight 1): ``GET /`` and every asset the page names (``src=``, ``<link
   href=``, and the import map's modules), a few at a time, as a browser does.
@@ -36,7 +37,6 @@ import itertools
 import json
 import logging
 import random
-import struct
 import time
 import urllib.parse
 import urllib.request
@@ -53,6 +53,8 @@ from locust import FastHttpUser, User, between, constant, events, task
 from locust.exception import CatchResponseError
 from locust.stats import StatsEntry
 
+from gateway.wire import CloseCode, parse_close
+
 logger = logging.getLogger("loadtest")
 
 PRINT: Final = "/interface/print"
@@ -63,9 +65,6 @@ WS: Final = "WS"
 MESSAGE_LIMIT: Final = 1024 * 1024
 """The gateway sends no message this large (a big history comes in several messages)."""
 """Request type of everything measured on the websocket."""
-
-CLOSE_GOING_AWAY: Final = 1001
-CLOSE_NO_STATUS: Final = 1005
 
 
 class Problem(Exception):
@@ -572,7 +571,9 @@ class Feed:
 
 
 def _close_code(data: bytes) -> int:
-    return int(struct.unpack("!H", data[:2])[0]) if len(data) >= 2 else CLOSE_NO_STATUS
+    """The code of a close frame's payload (``NO_STATUS`` when it has none); ValueError if
+    malformed."""
+    return parse_close(data)[0]
 
 
 class Viewer(User):
@@ -649,10 +650,10 @@ class Viewer(User):
         return feed
 
     def _ended_cleanly(self, feed: Feed) -> bool:
-        """Report how a connection ended; True for a server's planned close (1001)."""
+        """Report how a connection ended; True for a server's planned close (going away)."""
         if feed.close_code is not None:
             RUN.closes[feed.close_code] += 1
-            if feed.close_code == CLOSE_GOING_AWAY:
+            if feed.close_code == CloseCode.GOING_AWAY:
                 return True
             fire(
                 self.environment,

@@ -18,10 +18,12 @@ from gateway.app import create_app
 from gateway.config import Settings, settings_from_dict
 from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import RouterEmulator
-from gateway.keys import APP
-from gateway.poller import Clock
+from gateway.hub import Hub
+from gateway.keys import HUB, METRICS, POLLERS
+from gateway.metrics import Metrics
+from gateway.poller import Clock, Poller
 from gateway.routeros import Connector, connect_librouteros
-from gateway.state import AppState
+from gateway.ws import Viewer, WebSocketEndpoint
 from tests.timing import seconds
 
 PASSWORD = "secret-pass"
@@ -79,15 +81,36 @@ def gateway_settings(
 
 @dataclass
 class Gateway:
-    """A running gateway: its app state, base URL, and an HTTP session to talk to it."""
+    """A running gateway: its app, base URL, and an HTTP session to talk to it."""
 
     app: web.Application
     server: TestServer
     http: aiohttp.ClientSession
 
     @property
-    def state(self) -> AppState:
-        return self.app[APP]
+    def hub(self) -> Hub:
+        return self.app[HUB]
+
+    @property
+    def pollers(self) -> dict[str, Poller]:
+        return self.app[POLLERS]
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.app[METRICS]
+
+    def viewers(self) -> list[Viewer]:
+        """Every websocket connected to the gateway now."""
+        return [s for s in self.hub.connected() if isinstance(s, Viewer)]
+
+    @property
+    def endpoint(self) -> WebSocketEndpoint:
+        """The object serving ``/ws`` (the app holds it only as its route's handler)."""
+        for route in self.app.router.routes():
+            owner = getattr(route.handler, "__self__", None)
+            if isinstance(owner, WebSocketEndpoint):
+                return owner
+        raise AssertionError("no /ws route")
 
     def url(self, path: str) -> str:
         return str(self.server.make_url(path))

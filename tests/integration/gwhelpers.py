@@ -66,7 +66,7 @@ def metric(text: str, name: str, labels: str = "") -> float:
 
 def sample(gw: Gateway, name: str, **labels: str) -> float:
     """A metric's current value in the gateway's own registry (0 when never touched)."""
-    value = gw.state.metrics.registry.get_sample_value(name, labels)
+    value = gw.metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
 
 

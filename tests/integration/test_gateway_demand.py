@@ -62,7 +62,7 @@ async def test_polling_stops_linger_after_the_last_viewer_leaves() -> None:
         assert abs(router["last_poll_ts"] - time.time()) < seconds(2)
         await ws.close()
         left = time.monotonic()
-        poller = gw.state.pollers["core"]
+        poller = gw.pollers["core"]
         await eventually(
             lambda: poller.state == "idle",
             timeout=seconds(LINGER + 3 * INTERVAL),
@@ -130,7 +130,7 @@ async def test_rest_read_starts_polling_and_returns_a_frame() -> None:
         assert "ether1" in names
         # The read is demand: polling goes on without any viewer, then stops after the linger.
         await eventually(lambda: prints(emu) >= 3, timeout=seconds(2), message="polling")
-        poller = gw.state.pollers["core"]
+        poller = gw.pollers["core"]
         await eventually(
             lambda: poller.state == "idle",
             timeout=seconds(LINGER + 3 * INTERVAL),
@@ -175,7 +175,7 @@ async def test_gateway_stops_at_once_while_a_poll_is_answered() -> None:
     async with running(emu), contextlib.AsyncExitStack() as stack:
         gw = await stack.enter_async_context(gateway(gateway_settings({"core": emu}, POLL)))
         await gw.get_json("/api/routers/core/traffic")
-        poller = gw.state.pollers["core"]
+        poller = gw.pollers["core"]
         await eventually(lambda: poller.state == "idle", timeout=seconds(3), message="idle")
         # The API session is kept while idle: this read sends a poll on it, answered within
         # moments, and the gateway stops right then.

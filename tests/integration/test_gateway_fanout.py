@@ -44,11 +44,11 @@ async def test_500_viewers_cost_one_request_and_one_encode_per_tick() -> None:
     """500 dashboards on one router: one login, one request and one encode per tick, no gaps."""
     emu = emulator()
     async with running(emu), gateway(gateway_settings({"core": emu}, {"interval": INTERVAL})) as gw:
-        poller = gw.state.pollers["core"]
+        poller = gw.pollers["core"]
         watchers = [Watcher() for _ in range(VIEWERS)]
         limit = asyncio.Semaphore(CONNECTING)
         await within(asyncio.gather(*(w.join(gw, limit) for w in watchers)), seconds(20))
-        assert gw.state.hub.topics["core"].viewers == VIEWERS
+        assert gw.hub.topics["core"].viewers == VIEWERS
 
         # From here on, every viewer must see the next TICKS frames. The poller advances seq,
         # encodes and sends in one step, so those agree at any await (prints may be one ahead,

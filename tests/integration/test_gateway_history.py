@@ -21,7 +21,7 @@ import pytest_asyncio
 from websockets.asyncio.client import connect
 
 from gateway.core.frames import InterfaceFilter, filter_traffic
-from gateway.hub import MESSAGE_LIMIT
+from gateway.history import MESSAGE_LIMIT
 from tests.harness import (
     Gateway,
     emulator,
@@ -67,8 +67,8 @@ async def big() -> AsyncIterator[Big]:
         # Demand for the router while the ring fills: a viewer of no interface at all.
         filler = await gw.viewer()
         await send(filler, {"type": "subscribe", "router": "isp", "interfaces": []})
-        topic = gw.state.hub.topics["isp"]
-        poller = gw.state.pollers["isp"]
+        topic = gw.hub.topics["isp"]
+        poller = gw.pollers["isp"]
         await eventually(
             lambda: poller.seq - poller.seq_base > RING,
             timeout=seconds(90),

@@ -13,8 +13,8 @@ from typing import Any, Literal
 import pytest
 
 from gateway.config import RouterSettings
-from gateway.hub import Sink
 from gateway.routeros import Connector, ExactApi, connect_librouteros
+from gateway.sink import Sink
 from tests.harness import emulator, gateway, gateway_settings, receive, receive_until, running
 from tests.integration.gwhelpers import next_traffic
 from tests.timing import eventually, seconds
@@ -149,7 +149,7 @@ async def test_fault_below_the_poll_loop_is_reported_and_polling_recovers(
         faults.mode = "none"
         frame = await next_traffic(ws, timeout=seconds(5))
         assert frame["stale"] is False
-        assert gw.state.pollers["core"].state == "up"
+        assert gw.pollers["core"].state == "up"
         await ws.close()
 
 
@@ -217,7 +217,7 @@ async def test_heartbeat_survives_a_viewer_whose_write_raises(
     async with running(emu), gateway(gateway_settings({"core": emu}), heartbeat=beat) as gw:
         broken = RaisingTransport()
         sink = Sink(broken)
-        gw.state.hub.sinks[sink] = None  # first in line, before every real viewer
+        gw.hub.connect(sink)  # first in line, before every real viewer
         try:
             ws = await gw.viewer()
             for _ in range(3):
@@ -230,4 +230,4 @@ async def test_heartbeat_survives_a_viewer_whose_write_raises(
             assert b'"type":"heartbeat"' in broken.writes[0]
             await ws.close()
         finally:
-            gw.state.hub.sinks.pop(sink, None)
+            gw.hub.disconnect(sink)

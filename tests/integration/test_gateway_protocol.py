@@ -237,7 +237,7 @@ async def test_interface_globs_narrow_frames_encoded_once_per_filter() -> None:
         assert sorted(i["name"] for i in frame["interfaces"]) == list(CUSTOMERS)
         frame = await next_traffic(pair, seconds(5))
         assert sorted(i["name"] for i in frame["interfaces"]) == ["<pppoe-user0002>", "ether1"]
-        poller = gw.state.pollers["isp"]
+        poller = gw.pollers["isp"]
         # Encodes per tick: the full frame (shared by the unfiltered viewer) and one per
         # distinct filter, of which there are two.
         seq, encodes = poller.seq, sample(gw, ENCODES)
@@ -264,7 +264,7 @@ async def test_equal_filters_are_encoded_once() -> None:
             await subscribe(ws, "isp", interfaces=globs)
             viewers.append(ws)
         await next_traffic(viewers[0], seconds(5))
-        poller = gw.state.pollers["isp"]
+        poller = gw.pollers["isp"]
         seq, encodes = poller.seq, sample(gw, ENCODES)
         while True:
             frame = await next_traffic(viewers[-1], seconds(5))
@@ -297,7 +297,7 @@ async def test_resume_since_gets_only_newer_frames() -> None:
         # Resuming from the newest frame: nothing to backfill, and no reset.
         latest = resumed.seqs[-1]
         again = await gw.viewer()
-        _, history = await subscribe(again, "isp", since=gw.state.pollers["isp"].seq)
+        _, history = await subscribe(again, "isp", since=gw.pollers["isp"].seq)
         assert history["reset"] is False
         assert history["frames"] == []
         frame = await next_traffic(again, seconds(5))
@@ -313,7 +313,7 @@ async def test_resume_outside_the_ring_is_marked_reset(since: int, why: str) -> 
     """A resume the ring cannot serve gets what there is, marked reset, so the chart redraws."""
     async with isp_gateway(history=3) as gw:
         watcher = await tracked(gw)
-        poller = gw.state.pollers["isp"]
+        poller = gw.pollers["isp"]
         while poller.seq - poller.seq_base < 6:
             await watcher.until("traffic")
         ws = await gw.viewer()
@@ -338,7 +338,7 @@ async def test_unsubscribe_stops_frames() -> None:
         # Messages are handled in order: once this error is back, the unsubscribe is done.
         await send(viewer.ws, {"type": "ping"})
         await viewer.until("error")
-        done = gw.state.pollers["isp"].seq
+        done = gw.pollers["isp"].seq
         await other.reach(done + 2)
         # Published after the unsubscribe: none of them reached the viewer, whose next message
         # is the answer to its next request.

@@ -69,7 +69,7 @@ class Exact:
 
     def ordinal(self, frame: Frame) -> int:
         """Which poll of this gateway produced the frame (1 for the first)."""
-        [poller] = self.gw.state.pollers.values()
+        [poller] = self.gw.pollers.values()
         ordinal: int = frame["seq"] - poller.seq_base
         return ordinal
 
@@ -202,7 +202,7 @@ async def test_viewer_back_after_idle_gets_null_then_exact_rates() -> None:
         await r.frame()
         assert_rates(await r.frame(), "ether1", 400e6, 40e6)
         await send(r.ws, {"type": "unsubscribe", "router": "core"})
-        poller = r.gw.state.pollers["core"]
+        poller = r.gw.pollers["core"]
         await eventually(lambda: poller.state == "idle", timeout=seconds(3), message="idle")
         # A burst while nobody watched: averaged into the first tick, it would draw a spike.
         r.emu.device.add_traffic("ether1", 5 * 10**9, 10**9)

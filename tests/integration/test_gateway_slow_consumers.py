@@ -85,13 +85,13 @@ async def test_stalled_viewers_are_closed_and_readers_are_unaffected() -> None:
 
         tasks = [asyncio.create_task(read(i)) for i in range(len(readers))]
         try:
-            closes = gw.state.metrics.slow_consumer_closes
+            closes = gw.metrics.slow_consumer_closes
             # Behind = 10 s without the socket draining (or 1 MiB unsent): allow that plus slack.
             await eventually(
                 lambda: closes._value.get() >= 50, timeout=seconds(25), message="50 slow closes"
             )
-            assert gw.state.hub.topics["core"].viewers == 50
-            await eventually(lambda: len(gw.state.viewers) == 50, timeout=seconds(5))
+            assert gw.hub.topics["core"].viewers == 50
+            await eventually(lambda: len(gw.viewers()) == 50, timeout=seconds(5))
             # The memory the stalled viewers held is freed with them.
             assert rss_kib() - rss_before < 64 * 1024
         finally:
@@ -128,12 +128,12 @@ async def test_frames_skipped_for_a_backed_up_viewer_are_counted() -> None:
         try:
 
             def dropped() -> float:
-                value = gw.state.metrics.registry.get_sample_value("gateway_frames_dropped_total")
+                value = gw.metrics.registry.get_sample_value("gateway_frames_dropped_total")
                 return 0.0 if value is None else value
 
             await eventually(lambda: dropped() >= 3, timeout=seconds(10), message="3 drops")
             # The metric is the viewers' own tally, read in one go (no poll in between).
-            assert dropped() == sum(v.dropped for v in gw.state.viewers)
+            assert dropped() == sum(v.dropped for v in gw.viewers())
             async with gw.http.get(gw.url("/metrics")) as response:
                 text = await response.text()
             assert metric(text, "gateway_frames_dropped_total") >= 3

@@ -1,313 +1,23 @@
-"""The hub: frames built once, fanned out as the same bytes, slow viewers cut off."""
+"""The hub: every connected viewer, and the heartbeat that keeps idle ones alive or drops them."""
 
 from __future__ import annotations
 
-import itertools
-import logging
-from typing import Any
-
-import orjson
 import pytest
 
-from gateway.core.frames import InterfaceFilter, filter_traffic, traffic_frame
-from gateway.core.model import InterfaceRate
-from gateway.hub import (
-    BEHIND_BYTES,
-    BEHIND_SECONDS,
-    MESSAGE_LIMIT,
-    SKIP_BYTES,
-    Hub,
-    Sink,
-    Topic,
-    history_chunks,
-    ws_text_frame,
-)
-
-
-class FakeTransport:
-    """Records writes; ``backlog`` pretends that much is still unsent."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.backlog = 0
-        self.closing = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def get_write_buffer_size(self) -> int:
-        return self.backlog
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def messages(self) -> list[Any]:
-        return [orjson.loads(_payload(w)) for w in self.writes]
-
-
-def _payload(frame: bytes) -> bytes:
-    n = frame[1]
-    if n < 126:
-        return frame[2:]
-    if n == 126:
-        return frame[4:]
-    return frame[10:]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def traffic(seq: int, names: tuple[str, ...] = ("ether1", "<pppoe-alice>")) -> dict[str, object]:
-    return {
-        "type": "traffic",
-        "v": 1,
-        "router": "r",
-        "seq": seq,
-        "ts": 1000.0 + seq,
-        "interval": 1.0,
-        "stale": False,
-        "interfaces": [{"name": n, "rx_bps": 1.0} for n in names],
-    }
-
-
-@pytest.mark.parametrize(
-    ("size", "header"),
-    [
-        (0, "8100"),
-        (125, "817d"),
-        (126, "817e007e"),
-        (65535, "817effff"),
-        (65536, "817f0000000000010000"),
-    ],
-)
-def test_text_frame_header_follows_rfc6455(size: int, header: str) -> None:
-    """Prebuilt frames are final, unmasked text frames with the RFC 6455 length forms."""
-    frame = ws_text_frame(b"x" * size)
-    assert frame[: len(header) // 2].hex() == header
-    assert len(frame) == len(header) // 2 + size
-
-
-def test_one_encode_per_tick_and_same_bytes_for_everyone() -> None:
-    """Every subscriber with the same filter gets the very same bytes; one encode per tick."""
-    topic = Topic("r", history=10)
-    transports = [FakeTransport() for _ in range(5)]
-    for t in transports:
-        topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all())
-    before = topic.encodes
-    assert topic.publish(traffic(1)) == 5
-    assert topic.encodes - before == 1
-    frames = [t.writes[-1] for t in transports]
-    assert all(f is frames[0] for f in frames)
-
-
-def test_each_distinct_filter_is_encoded_once() -> None:
-    """Filtered subscribers cost one encode per distinct filter, not one per subscriber."""
-    topic = Topic("r", history=10)
-    pppoe = [FakeTransport() for _ in range(3)]
-    for t in pppoe:
-        topic.subscribe(Sink(t, lambda: None), InterfaceFilter.of(["<pppoe-*>"]))
-    topic.subscribe(Sink(FakeTransport(), lambda: None), InterfaceFilter.all())
-    before = topic.encodes
-    topic.publish(traffic(1))
-    assert topic.encodes - before == 2
-    names = [i["name"] for i in pppoe[0].messages()[-1]["interfaces"]]
-    assert names == ["<pppoe-alice>"]
-
-
-def test_subscribe_sends_status_then_history_then_live() -> None:
-    """A new subscriber gets the status, the history, then live frames, none twice."""
-    topic = Topic("r", history=3)
-    topic.publish_status({"type": "status", "router": "r", "state": "up"})
-    for seq in range(1, 6):
-        topic.publish(traffic(seq))
-    t = FakeTransport()
-    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all())
-    topic.publish(traffic(6))
-    kinds = [m["type"] for m in t.messages()]
-    assert kinds == ["status", "history", "traffic"]
-    history = t.messages()[1]
-    assert [f["seq"] for f in history["frames"]] == [3, 4, 5]
-    assert t.messages()[2]["seq"] == 6
-
-
-@pytest.mark.parametrize(
-    ("since", "seqs", "reset"),
-    [
-        (4, [5], False),
-        (2, [3, 4, 5], False),
-        (5, [], False),
-        (1, [3, 4, 5], True),
-        (99, [3, 4, 5], True),
-    ],
-)
-def test_resume_since(since: int, seqs: list[int], reset: bool) -> None:
-    """Resume sends only frames after ``since``; older than the ring (or unknown) is a reset."""
-    topic = Topic("r", history=3)
-    for seq in range(1, 6):
-        topic.publish(traffic(seq))
-    t = FakeTransport()
-    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all(), since)
-    history = t.messages()[0]
-    assert [f["seq"] for f in history["frames"]] == seqs
-    assert history["reset"] is reset
-
-
-def test_backed_up_viewer_skips_frames_latest_wins() -> None:
-    """While a viewer's socket is backed up, live frames for it are skipped, not queued."""
-    topic = Topic("r", history=3)
-    t = FakeTransport()
-    sink = Sink(t, lambda: None, clock=Clock())
-    topic.subscribe(sink, InterfaceFilter.all())
-    t.backlog = SKIP_BYTES + 1024
-    topic.publish(traffic(1))
-    assert sink.dropped == 1
-    t.backlog = 0
-    topic.publish(traffic(2))
-    assert t.messages()[-1]["seq"] == 2
-
-
-def test_skipped_frames_are_counted_per_topic() -> None:
-    """Frames skipped for backed-up viewers add up in the topic's total, and only those."""
-    topic = Topic("r", history=3)
-    backed_up = [FakeTransport() for _ in range(3)]
-    sinks = [Sink(t, lambda: None, clock=Clock()) for t in backed_up]
-    for sink in sinks:
-        topic.subscribe(sink, InterfaceFilter.all())
-    topic.subscribe(Sink(FakeTransport(), lambda: None), InterfaceFilter.of(["ether*"]))
-    closing = FakeTransport()
-    topic.subscribe(Sink(closing, lambda: None), InterfaceFilter.all())
-    closing.closing = True  # gone, not backed up: nothing is skipped for it
-    for t in backed_up:
-        t.backlog = SKIP_BYTES + 1024
-    assert topic.publish(traffic(1)) == 1
-    assert topic.publish(traffic(2)) == 1
-    assert topic.frames_dropped == 6 == sum(s.dropped for s in sinks)
-    for t in backed_up:
-        t.backlog = 0
-    assert topic.publish(traffic(3)) == 4
-    assert topic.frames_dropped == 6
-
-
-def test_viewer_behind_by_bytes_is_cut_off_once() -> None:
-    """A viewer with 1 MiB unsent is reported behind once and gets nothing more."""
-    calls: list[int] = []
-    t = FakeTransport()
-    sink = Sink(t, lambda: calls.append(1), clock=Clock())
-    t.backlog = BEHIND_BYTES
-    assert not sink.write(b"status", droppable=False)
-    assert not sink.write(b"status", droppable=False)
-    assert calls == [1]
-
-
-def test_viewer_that_does_not_drain_for_ten_seconds_is_behind() -> None:
-    """Unsent data that does not drain for 10 s marks the viewer behind."""
-    clock = Clock()
-    calls: list[int] = []
-    t = FakeTransport()
-    sink = Sink(t, lambda: calls.append(1), clock=clock)
-    t.backlog = 10
-    assert sink.write(b"a")
-    clock.now = BEHIND_SECONDS
-    assert sink.write(b"b")
-    clock.now = BEHIND_SECONDS + 0.1
-    assert not sink.write(b"c")
-    assert calls == [1]
-
-
-def test_draining_resets_the_stall_timer() -> None:
-    """A viewer whose socket drains in between is never behind, however long it runs."""
-    clock = Clock()
-    t = FakeTransport()
-    sink = Sink(t, lambda: None, clock=clock)
-    for step in range(100):
-        clock.now = step * 5.0
-        t.backlog = 10 if step % 2 else 0
-        assert sink.write(b"x")
-
-
-def test_unsubscribing_during_publish_is_safe() -> None:
-    """A viewer cut off in the middle of a fan-out does not disturb the others."""
-    topic = Topic("r", history=3)
-    good = FakeTransport()
-    slow = FakeTransport()
-
-    def cut_off() -> None:
-        topic.unsubscribe(slow_sink)
-
-    slow_sink = Sink(slow, cut_off, clock=Clock())
-    topic.subscribe(slow_sink, InterfaceFilter.all())
-    slow.backlog = BEHIND_BYTES
-    topic.subscribe(Sink(good, lambda: None), InterfaceFilter.all())
-    topic.publish(traffic(1))
-    assert good.messages()[-1]["seq"] == 1
-    assert topic.viewers == 1
-
-
-def test_a_viewer_already_behind_is_not_subscribed() -> None:
-    """A viewer cut off on an earlier message does not join the topic."""
-    topic = Topic("r", history=3)
-    t = FakeTransport()
-    sink = Sink(t, lambda: None, clock=Clock())
-    t.backlog = BEHIND_BYTES
-    sink.write(b"error frame")
-    topic.subscribe(sink, InterfaceFilter.all())
-    assert topic.viewers == 0
-
-
-def test_big_backfill_on_a_slow_link_is_not_a_stall() -> None:
-    """A history larger than 1 MiB that keeps draining does not get its viewer cut off."""
-    clock = Clock()
-    t = FakeTransport()
-    sink = Sink(t, lambda: None, clock=clock)
-    history = b"h" * (5 * BEHIND_BYTES)
-    assert sink.write(history, backfill=True)
-    # The viewer reads 100 KiB a second; live frames keep coming once a second.
-    for second in range(1, 40):
-        clock.now = float(second)
-        t.backlog = max(0, len(history) - second * 100 * 1024)
-        assert sink.write(b"live frame", droppable=True) or t.backlog > SKIP_BYTES
-        assert not sink.behind
-
-
-def test_a_viewer_that_stops_reading_after_a_backfill_is_behind() -> None:
-    """Once the backfill stops draining for 10 s the viewer is behind all the same."""
-    clock = Clock()
-    t = FakeTransport()
-    sink = Sink(t, lambda: None, clock=clock)
-    sink.write(b"h" * (3 * BEHIND_BYTES), backfill=True)
-    t.backlog = 2 * BEHIND_BYTES
-    for second in range(1, 13):
-        clock.now = float(second)
-        sink.write(b"live frame", droppable=True)
-    assert sink.behind
-
-
-class RaisingTransport(FakeTransport):
-    """A transport whose write raises while ``fault`` is set (a bug below the hub)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fault = True
-
-    def write(self, data: bytes) -> None:
-        if self.fault:
-            raise RuntimeError("write failed")
-        super().write(data)
+from gateway.core.frames import InterfaceFilter
+from gateway.hub import Hub
+from gateway.sink import Sink
+from tests.fakes import Clock, FakeTransport, RaisingTransport
 
 
 def test_heartbeat_reaches_every_viewer_past_one_that_raises() -> None:
     """One viewer whose write raises costs no other viewer its heartbeat; the error surfaces."""
     hub = Hub(["r"], 3, clock=Clock())
     broken = RaisingTransport()
-    hub.sinks[Sink(broken, lambda: None)] = None
+    hub.connect(Sink(broken, lambda: None))
     fine = [FakeTransport() for _ in range(3)]
     for t in fine:
-        hub.sinks[Sink(t, lambda: None)] = None
+        hub.connect(Sink(t, lambda: None))
     with pytest.raises(RuntimeError, match="write failed"):
         hub.heartbeat(1000.0)
     assert all(len(t.writes) == 1 for t in fine)
@@ -316,279 +26,55 @@ def test_heartbeat_reaches_every_viewer_past_one_that_raises() -> None:
     assert len(broken.writes) == 1
 
 
-# -- history in several messages, and a subscriber asking for less ---------------------------
+def traffic(seq: int) -> dict[str, object]:
+    return {"type": "traffic", "router": "r", "seq": seq, "ts": 1000.0 + seq}
 
 
-class BufferingTransport(FakeTransport):
-    """A socket that takes ``drain(n)`` bytes when told to; everything else waits unsent."""
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        self.backlog += len(data)
-
-    def drain(self, n: int) -> None:
-        self.backlog = max(0, self.backlog - n)
-
-
-def big_frame(seq: int, customers: int = 300, router: str = "isp") -> dict[str, object]:
-    """A real traffic frame of a router with ``customers`` PPPoE interfaces and 8 ports."""
-    rates = [
-        InterfaceRate(f"*{i:X}", f"ether{i}", "ether", True, False, 1e9 + seq, 1e8, 1e5, 1e4)
-        for i in range(1, 9)
-    ] + [
-        InterfaceRate(
-            f"*{0x100000 + i:X}",
-            f"<pppoe-user{i:04d}>",
-            "pppoe-in",
-            True,
-            False,
-            12345678.9 + seq,
-            2345678.1,
-            1234.5,
-            567.8,
-        )
-        for i in range(customers)
-    ]
-    return traffic_frame(router, seq, 1_764_377_000.0 + seq, 1.0, False, rates)
+def test_only_viewers_not_fed_in_the_last_half_period_are_pinged() -> None:
+    """Frames within the last half period stand in for the heartbeat; older ones do not."""
+    clock = Clock(100.0)
+    hub = Hub(["r"], 3, clock=clock)
+    fed, stale, idle = FakeTransport(), FakeTransport(), FakeTransport()
+    sinks = [Sink(t, lambda: None) for t in (fed, stale, idle)]
+    for sink in sinks:
+        hub.connect(sink)
+    hub.topics["r"].subscribe(sinks[1], InterfaceFilter.all())
+    clock.now = 110.0  # exactly half of the 20 s period
+    hub.topics["r"].publish(traffic(1))
+    hub.topics["r"].unsubscribe(sinks[1])
+    hub.topics["r"].subscribe(sinks[0], InterfaceFilter.all())
+    clock.now = 110.001
+    hub.topics["r"].publish(traffic(2))
+    clock.now = 120.0
+    hub.heartbeat(5000.0)
+    assert [m["type"] for m in fed.messages()] == ["history", "traffic"]
+    assert [op for op, _ in stale.frames()] == [0x1, 0x1, 0x9, 0x1]  # ..., ping, heartbeat
+    assert [op for op, _ in idle.frames()] == [0x9, 0x1]
+    assert idle.messages() == [{"type": "heartbeat", "ts": 5000.0}]
+    assert [s.awaiting_pong for s in sinks] == [False, True, True]
 
 
-def full_topic(ring: int = 300, **kw: Any) -> Topic:
-    topic = Topic("isp", history=ring, **kw)
-    for seq in range(1, ring + 1):
-        topic.publish(big_frame(seq))
-    return topic
-
-
-def histories(t: FakeTransport) -> list[Any]:
-    return [m for m in t.messages() if m["type"] == "history"]
-
-
-def merged(t: FakeTransport) -> list[Any]:
-    """The frames of every history message, in order."""
-    return [frame for m in histories(t) for frame in m["frames"]]
-
-
-def check_chunks(t: FakeTransport, router: str = "isp", reset: bool = False) -> list[Any]:
-    """Every history message under the limit and marked; returns them."""
-    chunks = histories(t)
-    assert chunks, "no history message"
-    assert [m["more"] for m in chunks] == [True] * (len(chunks) - 1) + [False]
-    for m in chunks:
-        assert list(m) == ["type", "router", "reset", "more", "frames"]
-        assert m["router"] == router
-        assert m["reset"] is reset
-    for write in t.writes:
-        assert len(_payload(write)) < MESSAGE_LIMIT
-    return chunks
-
-
-@pytest.mark.parametrize(
-    ("sizes", "limit"),
-    [
-        ([100] * 50, 1000),
-        ([100] * 50, 10_000),
-        ([1, 2, 3, 500, 7, 900, 5], 1000),
-        ([10] * 3, 100),
-        ([911] * 4, 1000),
-        ([446] * 4, 1000),
-        ([447] * 4, 1000),
-    ],
-)
-def test_history_messages_stay_under_the_limit_in_order(sizes: list[int], limit: int) -> None:
-    """A history is cut into messages under the size limit, frames in order, the last marked."""
-    frames = [orjson.dumps({"seq": i, "pad": "x" * n}) for i, n in enumerate(sizes)]
-    chunks = history_chunks("r", False, frames, limit)
-    messages = [orjson.loads(_payload(c)) for c in chunks]
-    assert [f for m in messages for f in m["frames"]] == [orjson.loads(f) for f in frames]
-    assert [m["more"] for m in messages] == [True] * (len(chunks) - 1) + [False]
-    for chunk in chunks:
-        assert len(_payload(chunk)) < limit
-    # Each message is as full as the limit allows: the next frame would not have fitted (with
-    # a byte to spare for the last message's longer "more":false).
-    for this, following in itertools.pairwise(messages):
-        payload = orjson.dumps(this)
-        assert len(payload) + 1 + len(orjson.dumps(following["frames"][0])) >= limit - 1
-
-
-def test_an_empty_history_is_one_message() -> None:
-    """No frames to send still answers the subscribe with one (empty, final) history."""
-    (chunk,) = history_chunks("core-1", True, [])
-    assert orjson.loads(_payload(chunk)) == {
-        "type": "history",
-        "router": "core-1",
-        "reset": True,
-        "more": False,
-        "frames": [],
-    }
-
-
-def test_a_frame_over_the_limit_travels_alone() -> None:
-    """A single frame is never split: one too big for the limit gets a message to itself."""
-    frames = [b'{"seq":1}', b'{"seq":2,"pad":"' + b"x" * 2000 + b'"}', b'{"seq":3}']
-    messages = [orjson.loads(_payload(c)) for c in history_chunks("r", False, frames, 1000)]
-    assert [[f["seq"] for f in m["frames"]] for m in messages] == [[1], [2], [3]]
-
-
-def test_a_full_ring_of_a_big_router_arrives_in_messages_under_1_mib() -> None:
-    """300 frames of 300 customers: status, history in several marked messages, then live."""
-    topic = full_topic()
-    topic.publish_status({"type": "status", "router": "isp", "state": "up"})
+def test_a_viewer_silent_for_a_whole_period_is_dropped_once() -> None:
+    """A ping still unanswered at the next beat drops the viewer, once, and it gets nothing more."""
+    dead: list[str] = []
+    hub = Hub(["r"], 3, clock=Clock())
     t = FakeTransport()
-    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all())
-    topic.publish(big_frame(301))
-    kinds = [m["type"] for m in t.messages()]
-    chunks = check_chunks(t)
-    assert len(chunks) > 10
-    assert kinds == ["status"] + ["history"] * len(chunks) + ["traffic"]
-    assert [f["seq"] for f in merged(t)] == list(range(1, 301))
-    assert merged(t) == [orjson.loads(orjson.dumps(big_frame(seq))) for seq in range(1, 301)]
-    assert t.messages()[-1]["seq"] == 301
+    hub.connect(Sink(t, lambda: dead.append("behind"), on_dead=lambda: dead.append("dead")))
+    hub.heartbeat(1.0)
+    hub.heartbeat(2.0)
+    hub.heartbeat(3.0)
+    assert dead == ["dead"]
+    assert len(t.writes) == 1
 
 
-@pytest.mark.parametrize(
-    ("count", "seqs"),
-    [(0, []), (1, [10]), (4, [7, 8, 9, 10]), (10, list(range(1, 11))), (99, list(range(1, 11)))],
-)
-def test_a_subscriber_asks_for_the_last_frames(count: int, seqs: list[int]) -> None:
-    """``history: N`` backfills only the newest N frames (0: none), then live frames."""
-    topic = Topic("r", history=10)
-    for seq in range(1, 11):
-        topic.publish(traffic(seq))
+def test_disconnected_viewers_get_no_heartbeat() -> None:
+    """A viewer whose connection ended is out of the hub: counted out, never written to."""
+    hub = Hub(["r"], 3, clock=Clock())
     t = FakeTransport()
-    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all(), frames=count)
-    topic.publish(traffic(11))
-    check_chunks(t, router="r")
-    assert [f["seq"] for f in merged(t)] == seqs
-    assert t.messages()[-1]["seq"] == 11
-
-
-@pytest.mark.parametrize(
-    ("seconds", "seqs"),
-    [
-        (0.0, []),
-        (0.5, [10]),
-        (3.0, [8, 9, 10]),
-        (3.5, [7, 8, 9, 10]),
-        (9.5, list(range(1, 11))),
-        (1e9, list(range(1, 11))),
-    ],
-)
-def test_a_subscriber_asks_for_the_last_seconds(seconds: float, seqs: list[int]) -> None:
-    """``history_seconds: S`` backfills only the frames made in the last S seconds."""
-    wall = Clock()
-    wall.now = 1010.5  # traffic(seq) was made at 1000 + seq
-    topic = Topic("r", history=10, wall=wall)
-    for seq in range(1, 11):
-        topic.publish(traffic(seq))
-    t = FakeTransport()
-    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all(), seconds=seconds)
-    check_chunks(t, router="r")
-    assert [f["seq"] for f in merged(t)] == seqs
-
-
-@pytest.mark.parametrize(
-    ("since", "count", "seconds", "seqs", "reset"),
-    [
-        (5, 2, None, [9, 10], False),
-        (8, 5, None, [9, 10], False),
-        (5, None, 3.0, [8, 9, 10], False),
-        (5, 4, 3.0, [8, 9, 10], False),
-        (1, 3, None, [10, 11, 12], True),
-        (99, 0, None, [], True),
-    ],
-)
-def test_limits_combine_with_since(
-    since: int, count: int | None, seconds: float | None, seqs: list[int], reset: bool
-) -> None:
-    """With ``since`` and a limit, a resume gets the newer frames within the limit."""
-    wall = Clock()
-    wall.now = 1010.5
-    topic = Topic("r", history=10, wall=wall)
-    for seq in range(1, 11 if count is None or not reset else 13):
-        topic.publish(traffic(seq))
-    t = FakeTransport()
-    topic.subscribe(
-        Sink(t, lambda: None), InterfaceFilter.all(), since, frames=count, seconds=seconds
-    )
-    check_chunks(t, router="r", reset=reset)
-    assert [f["seq"] for f in merged(t)] == seqs
-
-
-@pytest.mark.parametrize("globs", [["<pppoe-user00*>"], ["ether1", "<pppoe-user0299>"], ["x"]])
-def test_a_filtered_history_is_the_full_history_filtered(globs: list[str]) -> None:
-    """A filtered subscriber's backfill is exactly each frame filtered, in messages under 1 MiB."""
-    topic = full_topic()
-    flt = InterfaceFilter.of(globs)
-    full, filtered = FakeTransport(), FakeTransport()
-    topic.subscribe(Sink(full, lambda: None), InterfaceFilter.all())
-    topic.subscribe(Sink(filtered, lambda: None), flt)
-    check_chunks(full)
-    check_chunks(filtered)
-    assert merged(filtered) == [filter_traffic(f, flt) for f in merged(full)]
-
-
-def test_subscribers_of_one_tick_share_the_encoded_history() -> None:
-    """A burst of subscribers costs one encoding of the history, and the next frame renews it."""
-    topic = full_topic(ring=20)
-    first, second = FakeTransport(), FakeTransport()
-    topic.subscribe(Sink(first, lambda: None), InterfaceFilter.all())
-    topic.subscribe(Sink(second, lambda: None), InterfaceFilter.all())
-    assert first.writes
-    assert all(a is b for a, b in zip(first.writes, second.writes, strict=True))
-    topic.publish(big_frame(21))
-    third = FakeTransport()
-    topic.subscribe(Sink(third, lambda: None), InterfaceFilter.all())
-    assert [f["seq"] for f in merged(third)] == list(range(2, 22))
-    # A different request is its own encoding, and the heartbeat frees what was kept.
-    fourth = FakeTransport()
-    topic.subscribe(Sink(fourth, lambda: None), InterfaceFilter.all(), frames=1)
-    assert [f["seq"] for f in merged(fourth)] == [21]
-    assert topic._chunk_cache
-    hub = Hub([], history=1)
-    hub.topics["isp"] = topic
-    hub.heartbeat(0.0)
-    assert not topic._chunk_cache
-
-
-def test_a_backfill_of_many_messages_on_a_slow_link_is_not_a_stall() -> None:
-    """A 15 MB history in many messages, drained at 1 MB/s, never gets its viewer cut off."""
-    clock = Clock()
-    topic = full_topic()
-    t = BufferingTransport()
-    sink = Sink(t, lambda: None, clock=clock)
-    topic.subscribe(sink, InterfaceFilter.all())
-    assert len(histories(t)) > 10
-    assert topic.viewers == 1
-    for second in range(1, 30):
-        clock.now = float(second)
-        t.drain(1_000_000)
-        topic.publish(big_frame(300 + second))
-        assert not sink.behind
-    assert t.backlog < BEHIND_BYTES
-
-
-def test_a_viewer_that_stops_reading_a_many_message_backfill_is_behind() -> None:
-    """A viewer that takes nothing of its backfill for 10 s is cut off all the same."""
-    clock = Clock()
-    calls: list[int] = []
-    topic = full_topic()
-    t = BufferingTransport()
-    sink = Sink(t, lambda: calls.append(1), clock=clock)
-    topic.subscribe(sink, InterfaceFilter.all())
-    for second in range(1, 13):
-        clock.now = float(second)
-        topic.publish(big_frame(300 + second))
-    assert sink.behind
-    assert calls == [1]
-
-
-def test_a_frame_over_the_limit_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    """A router whose one poll is over 1 MiB is named in one warning, not one per tick."""
-    topic = Topic("huge", history=3)
-    caplog.set_level(logging.WARNING, logger="gateway.hub")
-    for seq in range(1, 4):
-        topic.publish(big_frame(seq, customers=7000, router="huge"))
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1, warnings
-    assert "huge" in warnings[0]
-    assert "interfaces" in warnings[0]
+    sink = Sink(t, lambda: None)
+    hub.connect(sink)
+    assert (hub.connections, hub.connected()) == (1, [sink])
+    hub.disconnect(sink)
+    hub.disconnect(sink)
+    hub.heartbeat(1.0)
+    assert (hub.connections, t.writes) == (0, [])

@@ -39,22 +39,43 @@ export const TRY_AGAIN_FLOOR = 2;
 /** ...and start this many doublings further along the backoff sequence. */
 export const TRY_AGAIN_HEAD_START = 3;
 
+/**
+ * The codes the gateway closes a connection with: the README's "Close codes" table, whose
+ * source is `CloseCode` in gateway/wire.py (a test there checks this object and the decisions
+ * below against it).
+ */
+export const CLOSE = Object.freeze({
+  GOING_AWAY: 1001,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  TRY_AGAIN_LATER: 1013,
+  BAD_TOKEN: 4401,
+  SLOW_CONSUMER: 4408,
+});
+
 /** The close code this client uses when its watchdog gives up on a silent connection. */
 export const CLOSE_WATCHDOG = 4000;
 
 const TERMINAL = new Map([
-  [1008, "the gateway does not accept connections from this page's address (origin)"],
-  [4401, "the access token is missing, invalid or expired; open the page with a new token"],
+  [
+    CLOSE.POLICY_VIOLATION,
+    "the gateway does not accept connections from this page's address (origin)",
+  ],
+  [
+    CLOSE.BAD_TOKEN,
+    "the access token is missing, invalid or expired; open the page with a new token",
+  ],
 ]);
 
 const RETRY_REASONS = new Map([
   [1000, "the gateway closed the connection"],
-  [1001, "the gateway is restarting"],
+  [CLOSE.GOING_AWAY, "the gateway is restarting"],
   [1006, "the connection to the gateway was lost"],
-  [1009, "a message was too large"],
-  [1011, "the gateway had an internal error"],
-  [1013, "the gateway is at its connection limit"],
-  [4408, "the connection was too slow to keep up"],
+  [CLOSE.MESSAGE_TOO_BIG, "a message was too large"],
+  [CLOSE.INTERNAL_ERROR, "the gateway had an internal error"],
+  [CLOSE.TRY_AGAIN_LATER, "the gateway is at its connection limit"],
+  [CLOSE.SLOW_CONSUMER, "the connection was too slow to keep up"],
   [CLOSE_WATCHDOG, "nothing arrived from the gateway for two heartbeat periods"],
 ]);
 
@@ -84,7 +105,7 @@ export function tryAgainDelay(attempt, random = Math.random, policy = POLICY) {
 export function closeDecision(code) {
   if (TERMINAL.has(code)) return { action: "stop", why: TERMINAL.get(code) };
   const why = RETRY_REASONS.get(code) ?? `the connection closed (code ${code})`;
-  return { action: code === 1013 ? "slow" : "retry", why };
+  return { action: code === CLOSE.TRY_AGAIN_LATER ? "slow" : "retry", why };
 }
 
 /** The delay before the next try after a close with `code`, in seconds; null when terminal. */

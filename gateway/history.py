@@ -1,0 +1,122 @@
+"""A topic's history, pure: the frames kept for backfill and resume, which of them a subscriber
+gets, and the ``history`` messages that carry them.
+
+No message is 1 MiB or larger (``MESSAGE_LIMIT``): a backfill arrives as several ``history``
+messages (``history_chunks``), and a subscriber may ask for less of it (``backfill_start``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+
+from gateway.wire import text_header
+
+MESSAGE_LIMIT: Final = 1024 * 1024
+"""Every message the gateway writes has a payload smaller than this (1 MiB), whatever the
+history: client libraries refuse larger ones by default (python-websockets at 1 MiB, aiohttp
+from exactly ``max_msg_size`` on). The one exception is a single traffic frame of this size or
+more (about 6,400 interfaces at ~160 bytes a row), which is never split: see ``Topic.publish``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One traffic frame as kept in the history ring: the data and its JSON, encoded once."""
+
+    seq: int
+    ts: float
+    data: dict[str, object]
+    json: bytes
+
+
+def backfill_start(
+    ring: Sequence[Frame],
+    since: int | None,
+    frames: int | None,
+    seconds: float | None,
+    now: float,
+) -> tuple[int, bool]:
+    """Which frames of ``ring`` (oldest first) a subscriber gets: ``(index of the first, reset)``.
+
+    Always a tail of the ring (possibly empty: the index is then ``len(ring)``): the frames after
+    ``since`` when given, of which only the last ``frames`` (a count; 0 for none) and only those
+    made in the last ``seconds`` before ``now`` (Unix time, against each frame's ``ts``), when
+    given. ``reset`` is true when ``since`` cannot be served (older than the ring, or unknown);
+    the subscriber then gets the ring, as limited by ``frames`` and ``seconds``.
+    """
+    count = len(ring)
+    start, reset = 0, False
+    if since is not None:
+        if not ring:
+            reset = since != 0
+        elif since > ring[-1].seq or since < ring[0].seq - 1:
+            # Older than the ring (or from before a restart): everything we have, marked reset.
+            reset = True
+        else:
+            start = count - _tail(ring, lambda f: f.seq > since)
+    if frames is not None:
+        start = max(start, count - frames)
+    if seconds is not None:
+        cutoff = now - seconds
+        start = max(start, count - _tail(ring, lambda f: f.ts >= cutoff))
+    return start, reset
+
+
+def _tail(ring: Sequence[Frame], keep: Callable[[Frame], bool]) -> int:
+    """How many frames at the end of ``ring`` satisfy ``keep``, counted back from the newest."""
+    n = 0
+    for frame in reversed(ring):
+        if not keep(frame):
+            break
+        n += 1
+    return n
+
+
+def history_chunks(
+    router: str, reset: bool, frames: Sequence[bytes], limit: int = MESSAGE_LIMIT
+) -> list[bytes]:
+    """The ``history`` messages carrying ``frames`` (encoded traffic frames, oldest first), as
+    ready-to-write websocket frames, each with a JSON payload smaller than ``limit`` bytes.
+
+    Each message is ``{"type":"history","router","reset","more","frames":[...]}``; ``more`` is
+    true on every message but the last, and ``reset`` is the same on all. Frames stay in order
+    and are never split: one that does not fit under ``limit`` by itself travels alone (and that
+    message is larger than ``limit``). No frames gives one message with an empty list. The frames
+    are spliced in as they are, never decoded and encoded again.
+    """
+    open_more, open_last = (
+        orjson.dumps({"type": "history", "router": router, "reset": reset, "more": more})[:-1]
+        + b',"frames":['
+        for more in (True, False)
+    )
+    close = b"]}"
+    # Sized with the longer opening ("false"), so a group fits whichever message it ends up in.
+    room = limit - len(open_last) - len(close)
+    groups: list[list[bytes]] = []
+    group: list[bytes] = []
+    size = 0
+    for frame in frames:
+        extra = len(frame) + (1 if group else 0)  # a comma between frames
+        if group and size + extra >= room:
+            groups.append(group)
+            group, size, extra = [], 0, len(frame)
+        group.append(frame)
+        size += extra
+    groups.append(group)
+    last = len(groups) - 1
+    return [_splice(open_last if i == last else open_more, g, close) for i, g in enumerate(groups)]
+
+
+def _splice(head: bytes, parts: list[bytes], tail: bytes) -> bytes:
+    """``text_frame(head + b",".join(parts) + tail)``, copying the parts once, not twice."""
+    size = len(head) + sum(map(len, parts)) + max(len(parts) - 1, 0) + len(tail)
+    pieces = [text_header(size), head]
+    for i, part in enumerate(parts):
+        if i:
+            pieces.append(b",")
+        pieces.append(part)
+    pieces.append(tail)
+    return b"".join(pieces)

@@ -1,0 +1,251 @@
+"""One router's channel: the latest frame, the history ring, the status, the subscribers.
+
+The hot path is ``Topic.publish``: it encodes a frame once per distinct interface filter
+(orjson), wraps it in a websocket frame once, and writes the same bytes to every subscriber
+without awaiting anything (each ``Sink`` sends straight to its socket while nothing waits in
+its transport). The topic is the only registry of its subscribers; they join with
+``subscribe`` and leave with ``unsubscribe``, and its ``Demand`` counts them for the producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+import orjson
+
+from gateway.core.frames import InterfaceFilter, filter_history, filter_traffic
+from gateway.demand import Demand
+from gateway.history import MESSAGE_LIMIT, Frame, backfill_start, history_chunks
+from gateway.sink import Sink
+from gateway.wire import text_frame
+
+logger = logging.getLogger(__name__)
+
+# Encoded histories kept per topic until the next frame, keyed by what they contain (see
+# Topic._history_chunks): enough for the few distinct requests of a burst of subscribes.
+_CHUNK_CACHE: Final = 4
+
+# The filter of a whole-router subscription (equal to, and hashing as, any other such filter).
+_EVERY: Final = InterfaceFilter.all()
+
+
+def encode_message(message: object) -> bytes:
+    """One JSON message as a ready-to-write websocket frame."""
+    return text_frame(orjson.dumps(message))
+
+
+class Topic:
+    """One router's channel: the latest frame, a history ring, the status, the subscribers."""
+
+    def __init__(
+        self,
+        router: str,
+        history: int,
+        *,
+        demand: Demand | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.router = router
+        # This router's id as a 1-tuple, for the viewers that watch only it to share.
+        self.only = (router,)
+        # Who wants this topic's frames; read by its producer. Counts the subscribers.
+        self.demand = demand if demand is not None else Demand()
+        # Monotonic time of a write, as Sink.fed_at records it (the hub's heartbeat compares).
+        self._clock = clock
+        # Unix time, as in a frame's ts: what a subscribe's "history_seconds" counts back from.
+        self._wall = wall
+        self.history: deque[Frame] = deque(maxlen=history)
+        # Encoded history messages by (filter, index of the first frame, reset), so a burst of
+        # subscribers asking for the same history (a reconnect storm) shares one encoding and
+        # costs no copy each. Valid until the ring changes: cleared by publish(), and by
+        # forget_backfills() at each heartbeat, so a router that stopped publishing does not
+        # hold a copy of its ring; at most _CHUNK_CACHE entries (oldest dropped first).
+        self._chunk_cache: dict[tuple[InterfaceFilter, int, bool], list[bytes]] = {}
+        # Whether a frame too big for one message was logged (once per topic, not per tick).
+        self._warned_size = False
+        # The current status message, encoded; sent to each new subscriber before the history.
+        self.status: dict[str, object] | None = None
+        self._status_frame: bytes | None = None
+        # Subscribers grouped by filter so each distinct filter is encoded once per frame.
+        # Owned by this topic; viewers join and leave through subscribe()/unsubscribe(). Each
+        # group is a dict used as an ordered set: a dense table is about half the memory of a
+        # set's sparse one at 10,000 members, and quicker to walk.
+        self._groups: dict[InterfaceFilter, dict[Sink, None]] = {}
+        # The filter of each subscriber that has one. A subscriber to every interface (most
+        # viewers) is only in its group: at 15,000 viewers a dict entry each is worth saving.
+        self._filters: dict[Sink, InterfaceFilter] = {}
+        # Woken by every traffic frame; REST reads wait on it for the first poll.
+        self._new_frame = asyncio.Event()
+        # Running totals since start, read by the poller for the frame metrics after each publish.
+        self.encodes = 0
+        self.frames_sent = 0
+        self.frames_dropped = 0
+
+    @property
+    def latest(self) -> Frame | None:
+        return self.history[-1] if self.history else None
+
+    @property
+    def viewers(self) -> int:
+        """This process's subscribers of the topic."""
+        return self.demand.subscribers
+
+    def __contains__(self, sink: Sink) -> bool:
+        return sink in self._filters or sink in self._groups.get(_EVERY, ())
+
+    # -- producer side ------------------------------------------------------------------------
+
+    def publish(self, data: dict[str, object]) -> int:
+        """Publish a traffic frame to every subscriber; returns how many frames were written.
+
+        Frames skipped for backed-up subscribers are added to ``frames_dropped``.
+        """
+        payload = orjson.dumps(data)
+        self.encodes += 1
+        seq = data["seq"]
+        ts = data["ts"]
+        assert isinstance(seq, int)
+        assert isinstance(ts, float)
+        self.history.append(Frame(seq, ts, data, payload))
+        self._chunk_cache.clear()
+        if len(payload) >= MESSAGE_LIMIT and not self._warned_size:
+            # One poll is one message: splitting it would show viewers half a router. Only the
+            # interface filters (the router's `interfaces` setting, a subscription's or a
+            # token's) make such a frame smaller.
+            self._warned_size = True
+            logger.warning(
+                "%s: a traffic frame of %d bytes (%d interfaces) is over the 1 MiB message "
+                "limit of websocket clients; narrow the router's `interfaces` setting or "
+                "subscribe with an `interfaces` filter",
+                self.router,
+                len(payload),
+                len(data["interfaces"]) if isinstance(data["interfaces"], list) else 0,
+            )
+        written = dropped = 0
+        now = self._clock()
+        # Iterate over snapshots: a sink's on_behind callback may end a subscription.
+        for flt, sinks in tuple(self._groups.items()):
+            if flt.is_all:
+                body = payload
+            else:
+                body = orjson.dumps(filter_traffic(data, flt))
+                self.encodes += 1
+            frame = text_frame(body)
+            for sink in tuple(sinks):
+                # Droppable; positional: this loop is the hot path. A written frame (nearly
+                # every one) costs one local store more than a plain `if sink.write(...)`.
+                result = sink.write(frame, True)
+                if result:
+                    sink.fed_at = now
+                    written += 1
+                elif result is None:
+                    dropped += 1
+        self.frames_sent += written
+        self.frames_dropped += dropped
+        self._new_frame.set()
+        self._new_frame = asyncio.Event()
+        return written
+
+    def publish_status(self, status: dict[str, object]) -> None:
+        """Record the router's new status and send it to every subscriber."""
+        self.status = status
+        frame = self._status_frame = encode_message(status)
+        for group in tuple(self._groups.values()):
+            for sink in tuple(group):
+                sink.write(frame)
+
+    def forget_backfills(self) -> None:
+        """Drop the encoded histories kept for subscribers to share (see ``_chunk_cache``)."""
+        self._chunk_cache.clear()
+
+    async def wait_frame(self, timeout: float) -> Frame | None:
+        """Wait up to ``timeout`` for the next traffic frame; None if none came."""
+        event = self._new_frame
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        return self.latest
+
+    # -- viewer side --------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        sink: Sink,
+        flt: InterfaceFilter,
+        since: int | None = None,
+        *,
+        frames: int | None = None,
+        seconds: float | None = None,
+    ) -> bool:
+        """Add a subscriber: it gets the status, then the history, then live frames, in order.
+
+        The history is the ring's frames chosen by ``since``, ``frames`` and ``seconds`` (see
+        ``backfill_start``; ``seconds`` against this topic's wall clock), filtered by ``flt``.
+        It goes out as one or more ``history`` messages (see ``history_chunks``), the last one
+        with ``"more": false``. Everything is written before this returns (no await), so no
+        live frame can slip in between the backfill's messages or before the live stream, and
+        none is sent twice. Subscribing again replaces the earlier subscription.
+
+        Returns whether the sink is subscribed: False when it fell behind or closed on the way
+        (its viewer is closing). ``unsubscribe`` ends the subscription.
+        """
+        self.unsubscribe(sink)
+        if self._status_frame is not None:
+            sink.write(self._status_frame)
+        now = self._wall() if seconds is not None else 0.0
+        start, reset = backfill_start(self.history, since, frames, seconds, now)
+        for chunk in self._history_chunks(flt, start, reset):
+            if sink.write(chunk, backfill=True) is False:
+                break  # it takes nothing more (behind, or closing)
+        if sink.behind:
+            return False  # cut off already; its viewer is closing
+        if not flt.is_all:
+            self._filters[sink] = flt
+        self._groups.setdefault(flt, {})[sink] = None
+        self.demand.join()
+        return True
+
+    def unsubscribe(self, sink: Sink) -> bool:
+        """End a subscription; False if ``sink`` was not subscribed."""
+        flt = self._filters.pop(sink, None)
+        if flt is None:
+            flt = _EVERY
+            group = self._groups.get(flt)
+            if group is None or sink not in group:
+                return False
+        else:
+            group = self._groups[flt]
+        del group[sink]
+        if not group:
+            del self._groups[flt]
+        self.demand.leave()
+        return True
+
+    def _history_chunks(self, flt: InterfaceFilter, start: int, reset: bool) -> list[bytes]:
+        """The history messages of the ring's frames from ``start`` on, filtered by ``flt``.
+
+        Encoded once per distinct request per tick: unfiltered frames are spliced in from the
+        ring's own encoding; a filtered history filters each frame, then encodes it, so its
+        frames are exactly what that filter would have made of them live.
+        """
+        key = (flt, start, reset)
+        chunks = self._chunk_cache.get(key)
+        if chunks is None:
+            frames = itertools.islice(self.history, start, None)
+            if flt.is_all:
+                parts = [f.json for f in frames]
+            else:
+                parts = [orjson.dumps(f) for f in filter_history((f.data for f in frames), flt)]
+            chunks = history_chunks(self.router, reset, parts)
+            if len(self._chunk_cache) >= _CHUNK_CACHE:
+                del self._chunk_cache[next(iter(self._chunk_cache))]
+            self._chunk_cache[key] = chunks
+        return chunks
