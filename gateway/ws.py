@@ -340,8 +340,7 @@ class WebSocketEndpoint:
         self.refused_origins: FirstSeen[str] = FirstSeen(REFUSED_ORIGINS_LOGGED)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        context = self.context
-        hub = context.hub
+        # Few locals: this coroutine's frame lives as long as its connection, 15,000 of them.
         ws = web.WebSocketResponse(
             # No per-connection ping timers: Hub.heartbeat pings idle viewers, all in one pass,
             # and the read loop answers the peer's pings and notes its pongs.
@@ -363,15 +362,15 @@ class WebSocketEndpoint:
         except AuthError as exc:
             await ws.close(code=CloseCode.BAD_TOKEN, message=str(exc).encode())
             return ws
-        if hub.connections >= self.server.max_connections:
+        if self.context.hub.connections >= self.server.max_connections:
             await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit reached")
             return ws
         transport = request.transport
         assert transport is not None  # prepared just now: the connection is open
-        _tune_socket(transport, context.heartbeat)
-        viewer = Viewer(context, ws, transport, grant)
-        hub.connect(viewer)
-        context.metrics.ws_connections.inc()
+        _tune_socket(transport, self.context.heartbeat)
+        viewer = Viewer(self.context, ws, transport, grant)
+        self.context.hub.connect(viewer)
+        self.context.metrics.ws_connections.inc()
         viewer.hello()
         # The read loop runs here, in aiohttp's handler, not in a coroutine of the viewer's:
         # one coroutine frame fewer for each of thousands of idle connections.
@@ -380,8 +379,8 @@ class WebSocketEndpoint:
                 pass
         finally:
             await viewer.finish()
-            hub.disconnect(viewer)
-            context.metrics.ws_connections.dec()
+            self.context.hub.disconnect(viewer)
+            self.context.metrics.ws_connections.dec()
             if not ws.closed:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(CLOSE_TIMEOUT):
