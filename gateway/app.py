@@ -32,10 +32,10 @@ from gateway.hub import Hub
 from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, SETTINGS
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
-from gateway.poller import IDLE_LOGOUT, Clock, Poller
+from gateway.poller import Clock, Poller
 from gateway.redact import install_filter
 from gateway.wire import CloseCode
-from gateway.ws import HEARTBEAT, ViewerContext, WebSocketEndpoint, close_viewers
+from gateway.ws import ViewerContext, WebSocketEndpoint, close_viewers
 
 if TYPE_CHECKING:
     from gateway.routeros import Connector
@@ -48,20 +48,22 @@ def create_app(
     *,
     connect: Connector,
     clock: Clock = time.monotonic,
-    heartbeat: float = HEARTBEAT,
-    idle_logout: float = IDLE_LOGOUT,
+    heartbeat: float | None = None,
+    idle_logout: float | None = None,
 ) -> web.Application:
     """Build the gateway app.
 
     ``connect`` opens a router's API session: the command line passes
     ``gateway.routeros.connect_librouteros``; tests pass it too, or a wrapper that injects
-    faults. ``clock`` (the pollers' and their demand's), ``heartbeat`` (seconds between
-    heartbeats) and ``idle_logout`` (seconds) are seams for tests.
+    faults. ``clock`` (the pollers' and their demand's) is a seam for tests, as are
+    ``heartbeat`` and ``idle_logout`` (seconds), which replace ``server.heartbeat`` and
+    ``poll.idle_logout`` when given.
 
     Whoever runs the app may keep aiohttp's access log on; its request lines carry ``?token=``,
     so the app redacts that logger's records (``gateway.redact``) wherever they are written.
     """
     install_filter(logging.getLogger("aiohttp.access"))
+    period = settings.server.heartbeat if heartbeat is None else heartbeat
     app = web.Application()
     hub = Hub(
         (r.id for r in settings.routers),
@@ -80,7 +82,7 @@ def create_app(
         ViewerContext(
             hub=hub,
             routers=tuple((r.id, r.name) for r in settings.routers),
-            heartbeat=heartbeat,
+            heartbeat=period,
             metrics=metrics,
         ),
         settings.server,
@@ -129,7 +131,7 @@ def create_app(
             # give up on a healthy connection.
             unexpected = UnexpectedErrors(logger, "heartbeat")
             while True:
-                await asyncio.sleep(heartbeat)
+                await asyncio.sleep(period)
                 try:
                     hub.heartbeat(time.time())
                 except Exception as exc:  # noqa: BLE001 - the heartbeat outlives any bug below

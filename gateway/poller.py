@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
 
 from gateway.config import PollSettings, RouterSettings
 from gateway.core.backoff import Backoff, auth_failure_delay
@@ -43,9 +42,6 @@ from gateway.topic import Topic
 
 logger = logging.getLogger(__name__)
 
-# After polling stops, keep the API session this long in case a viewer comes back.
-IDLE_LOGOUT: Final = 60.0
-
 Clock = Callable[[], float]
 
 
@@ -66,12 +62,13 @@ class Poller:
         connect: Connector,
         clock: Clock = time.monotonic,
         wall: Clock = time.time,
-        idle_logout: float = IDLE_LOGOUT,
+        idle_logout: float | None = None,
     ) -> None:
         self.router = router
         self.interval = router.effective_interval(poll)
         self.timeout = router.effective_timeout(poll)
-        self.idle_logout = idle_logout
+        # After polling stops, keep the API session this long in case a viewer comes back.
+        self.idle_logout = poll.idle_logout if idle_logout is None else idle_logout
         self.topic = topic
         # Whether anyone watches, and the wake-up when someone starts to: the topic's. Its clock
         # should be this poller's (the app builds both from the same one).

@@ -43,10 +43,6 @@ from gateway.wire import CloseCode, pong_frame
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT: Final = 20.0
-"""Seconds between server heartbeats. Each period, every viewer gets something: traffic frames,
-or else a websocket ping and a ``heartbeat`` message (see ``Hub.heartbeat``)."""
-
 USER_TIMEOUT: Final = 1.5
 """Heartbeat periods that data we sent may stay unacknowledged before the kernel drops the
 connection (``TCP_USER_TIMEOUT``): how a dead peer that still gets traffic frames is found."""
@@ -94,7 +90,9 @@ class ViewerContext:
     # (id, name) of every configured router, in configuration order: the hello's list, before
     # the viewer's token narrows it.
     routers: tuple[tuple[str, str], ...]
-    # Seconds between heartbeats, told in hello (the page's watchdog waits two of them).
+    # Seconds between heartbeats (``server.heartbeat``), told in hello (the page's watchdog
+    # waits two of them). Each period, every viewer gets something: traffic frames, or else a
+    # websocket ping and a ``heartbeat`` message (see ``Hub.heartbeat``).
     heartbeat: float
     metrics: Metrics
 

@@ -202,8 +202,8 @@ async def gateway(
     settings: Settings,
     *,
     clock: Clock = time.monotonic,
-    heartbeat: float = 20.0,
-    idle_logout: float = 60.0,
+    heartbeat: float | None = None,
+    idle_logout: float | None = None,
     connect: Connector = connect_librouteros,
 ) -> AsyncIterator[Gateway]:
     """Run the gateway on a real loopback port until the block ends."""

@@ -91,7 +91,8 @@ async def test_polling_stops_linger_after_the_last_viewer_leaves() -> None:
 async def test_idle_router_session_is_logged_out() -> None:
     """After the linger and a further idle period the gateway logs out of the router."""
     emu = emulator()
-    async with running(emu), gateway(gateway_settings({"core": emu}, POLL), idle_logout=1.0) as gw:
+    poll = {**POLL, "idle_logout": 1.0}
+    async with running(emu), gateway(gateway_settings({"core": emu}, poll)) as gw:
         ws = await gw.viewer()
         await subscribe(ws, "core")
         await receive_until(ws, "traffic")

@@ -214,7 +214,7 @@ async def test_heartbeat_survives_a_viewer_whose_write_raises(
     caplog.set_level(logging.DEBUG, logger="gateway")
     emu = emulator()
     beat = 0.2
-    async with running(emu), gateway(gateway_settings({"core": emu}), heartbeat=beat) as gw:
+    async with running(emu), gateway(gateway_settings({"core": emu}, heartbeat=beat)) as gw:
         broken = RaisingTransport()
         sink = Sink(broken)
         gw.hub.connect(sink)  # first in line, before every real viewer
