@@ -7,7 +7,7 @@ its subscribers. Keepalive costs the hot path nothing: see ``Hub.heartbeat``.
 
 Both registries add and remove the sink itself rather than hand out an unsubscribe handle: a
 handle (a ``functools.partial`` and its arguments) costs about 280 bytes per connection, 2% of
-a viewer's whole footprint at 15,000 viewers, and the sink already identifies its entry.
+a viewer's whole footprint (about 14 KiB), and the sink already identifies its entry.
 """
 
 from __future__ import annotations
