@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
+from gateway.routeros import connect_librouteros
 from tests.deploy.manifests import (
     K8S,
     OVERLAYS,
@@ -84,7 +85,7 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 
 def test_probe_paths_are_routes_of_the_app(deployment: Deployment, tmp_path: Path) -> None:
     """Each probe asks a path the gateway really serves: liveness /healthz, readiness /readyz."""
-    app = create_app(pod_settings(deployment, tmp_path))
+    app = create_app(pod_settings(deployment, tmp_path), connect=connect_librouteros)
     served = {
         route.resource.canonical
         for route in app.router.routes()
