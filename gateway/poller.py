@@ -238,14 +238,16 @@ class Poller:
 
     def _check_text(self, samples: Sequence[InterfaceSample]) -> None:
         """Warn, once per router, when names carry bytes that the ``encoding`` setting does not
-        decode (they reach viewers escaped, see ``gateway.core.text``): the setting is wrong."""
+        decode, or decodes to text other bytes also give (they reach viewers escaped, see
+        ``gateway.core.text``): the setting may be wrong."""
         odd = next((s for s in samples if has_escapes(s.name)), None)
         if odd is None:
             return
         self._text_checked = True
         logger.warning(
             '%s: interface %s is shown as "%s": bytes of its name that do not decode as %s '
-            "(this router's encoding setting) are shown as \ufffd\\xNN. Set encoding for "
+            "(this router's encoding setting), or not to text of their own, are shown as "
+            "\ufffd\\xNN. Set encoding for "
             'router %s in the config to its code page (e.g. "cp1252", "cp1251", "latin-1").',
             self.router.id,
             odd.id,
