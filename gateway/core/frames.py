@@ -9,6 +9,7 @@ tick, never once per client.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from gateway.core.model import InterfaceRate, RouterState
 
 __all__ = [
     "EXACT",
+    "MAX_GLOB_CHARACTERS",
+    "MAX_STARS",
     "PROTOCOL_VERSION",
     "ErrorCode",
     "InterfaceFilter",
@@ -39,6 +42,23 @@ PROTOCOL_VERSION: Final = 1
 _MAGIC: Final = re.compile(r"[*?\[]")
 # One of them written as a literal, the way literal_glob writes it: [*], [?] or [[].
 _ESCAPED: Final = re.compile(r"\[([*?\[])\]")
+# A character class as fnmatch reads one: "[", an optional "!", an optional first "]", then up
+# to the next "]". A "[" with no "]" after it is a literal.
+_CLASS: Final = re.compile(r"\[!?\]?[^\]]*\]")
+
+MAX_STARS: Final = 4
+"""Most ``*`` one glob of a name filter may hold (a ``*`` inside ``[...]`` is a literal).
+
+Why: each ``*`` is a scan of the name when matching and a group in the compiled pattern; a glob
+of 120 stars cost a third of a second to compile. Real patterns (``<pppoe-*>``, ``*uplink*``)
+hold one or two."""
+
+MAX_GLOB_CHARACTERS: Final = 256
+"""Most characters all the globs of one name filter list may hold together.
+
+Why: compiling a glob costs about 2 microseconds a character, so this bounds what one subscribe
+(or token) can make the gateway compile. ``{"exact": name}`` entries do not count: they are
+looked up in a set, never compiled."""
 
 EXACT: Final = "exact"
 """The key of an exact-name entry in a name filter list: ``{"exact": "ether1 [WAN]"}``."""
@@ -150,16 +170,16 @@ class InterfaceFilter:
     """
 
     clauses: tuple[tuple[str, ...], ...] = ()
-    # Compiled once per filter: a filter is matched against every interface of every tick.
-    _patterns: tuple[re.Pattern[str], ...] = field(
-        init=False, repr=False, compare=False, hash=False
-    )
+    # One matcher per clause, from a cache shared by every filter: a filter is matched against
+    # every interface of every tick, and a client that sends the same subscribe again (or a
+    # thousand viewers of one token) must not compile it again.
+    _matchers: tuple[_Clause, ...] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         clauses = _canonical(self.clauses)
         # Frozen dataclass: the canonical form replaces whatever the caller passed.
         object.__setattr__(self, "clauses", clauses)
-        object.__setattr__(self, "_patterns", tuple(_compile(clause) for clause in clauses))
+        object.__setattr__(self, "_matchers", tuple(map(_clause, clauses)))
 
     @classmethod
     def all(cls) -> InterfaceFilter:
@@ -182,7 +202,7 @@ class InterfaceFilter:
 
     def matches(self, name: str) -> bool:
         """Whether the interface called ``name`` passes every clause."""
-        return all(pattern.match(name) is not None for pattern in self._patterns)
+        return all(matcher.matches(name) for matcher in self._matchers)
 
     def intersect(self, other: InterfaceFilter) -> InterfaceFilter:
         """The filter a name passes only when it passes both ``self`` and ``other``."""
@@ -196,7 +216,17 @@ def literal_glob(name: str) -> str:
     ``[[]``); every other character (``]``, ``\\``, ``<``, spaces, quotes, anything non-ASCII)
     is already literal in a glob. ``literal_glob("ether1 [WAN]")`` is ``"ether1 [[]WAN]"``.
     """
+    if _plain(name):
+        return name
     return _MAGIC.sub(lambda match: f"[{match.group()}]", name)
+
+
+def _plain(text: str) -> bool:
+    """Whether ``text`` holds none of ``*``, ``?`` and ``[`` (so as a glob it is itself).
+
+    The common case for names; three scans for one character each cost a tenth of one regex
+    search for any of them."""
+    return "*" not in text and "?" not in text and "[" not in text
 
 
 def name_patterns(
@@ -208,17 +238,21 @@ def name_patterns(
     (``"<pppoe-*>"``), or ``{"exact": "name"}``, a name picked from a list, which matches that
     name only, whatever characters it holds (``{"exact": "ether1 [WAN]"}`` matches
     ``ether1 [WAN]``, never ``ether1 W``). Strings and names must be non-empty and at most
-    ``max_length`` characters; the list at most ``max_entries`` long.
+    ``max_length`` characters; the list at most ``max_entries`` long. Whatever the caller's
+    limits, a glob holds at most :data:`MAX_STARS` ``*`` and the globs of the list at most
+    :data:`MAX_GLOB_CHARACTERS` characters together, so no list costs much to compile or match.
 
-    Raises ``ValueError`` saying what is wrong, for the caller to prefix with where it was.
+    Raises ``ValueError`` saying what is wrong (and which limit), for the caller to prefix with
+    where it was.
     """
     if not isinstance(entries, list):
         raise ValueError(f'expected a list of name globs and {{"{EXACT}": name}} objects')
     if max_entries is not None and len(entries) > max_entries:
         raise ValueError(f"at most {max_entries} entries, got {len(entries)}")
     globs = []
+    glob_characters = 0
     for entry in entries:
-        exact = isinstance(entry, dict) and entry.keys() == {EXACT}
+        exact = isinstance(entry, dict) and len(entry) == 1 and EXACT in entry
         text = entry[EXACT] if exact else entry
         if not isinstance(text, str) or not text:
             raise ValueError(
@@ -227,7 +261,19 @@ def name_patterns(
             )
         if max_length is not None and len(text) > max_length:
             raise ValueError(f"a name or glob is at most {max_length} characters long")
-        globs.append(literal_glob(text) if exact else text)
+        if exact:
+            globs.append(literal_glob(text))
+            continue
+        stars = _CLASS.sub("", text).count("*") if "*" in text else 0
+        if stars > MAX_STARS:
+            raise ValueError(f'a glob holds at most {MAX_STARS} "*", got {stars} in {_show(text)}')
+        glob_characters += len(text)
+        if glob_characters > MAX_GLOB_CHARACTERS:
+            raise ValueError(
+                f"the globs of one list hold at most {MAX_GLOB_CHARACTERS} characters together "
+                f'({{"{EXACT}": name}} entries do not count)'
+            )
+        globs.append(text)
     return tuple(globs)
 
 
@@ -314,15 +360,23 @@ def _implies(narrow: tuple[str, ...], wide: tuple[str, ...]) -> bool:
     """Whether every name matching a glob of ``narrow`` also matches a glob of ``wide``.
 
     Decided only where it is cheap and certain: a glob that is in both, or a glob that matches
-    one name only (see :func:`_literal`) that a glob of ``wide`` matches. Otherwise "no", which
-    only costs an extra clause, never a wrong answer.
+    one name only (see :func:`_literal`) that ``wide`` matches. Otherwise "no", which only
+    costs an extra clause, never a wrong answer.
     """
-    return all(glob in wide or _literal_matches(glob, wide) for glob in narrow)
+    if len(narrow) > _ABSORB_LIMIT:
+        return False
+    matcher = _clause(wide)
+    return all(glob in matcher.globs or _literal_passes(glob, matcher) for glob in narrow)
 
 
-def _literal_matches(glob: str, wide: tuple[str, ...]) -> bool:
+# Most globs a clause may have for absorption to be tried (each is one match against the other
+# clause). Past it clauses are kept as they are: correct, only less shared between viewers.
+_ABSORB_LIMIT: Final = 16
+
+
+def _literal_passes(glob: str, matcher: _Clause) -> bool:
     name = _literal(glob)
-    return name is not None and any(fnmatch.fnmatchcase(name, pattern) for pattern in wide)
+    return name is not None and matcher.matches_once(name)
 
 
 def _literal(glob: str) -> str | None:
@@ -335,9 +389,60 @@ def _literal(glob: str) -> str | None:
     return "".join(parts)
 
 
-def _compile(globs: tuple[str, ...]) -> re.Pattern[str]:
+@dataclass(frozen=True, slots=True)
+class _Clause:
+    """One clause, ready to match: its names looked up in a set, the rest of its globs compiled
+    into one pattern (None when every glob is a name; ``(?!)`` when the clause is empty)."""
+
+    globs: frozenset[str]
+    names: frozenset[str]
+    pattern: re.Pattern[str] | None
+    # The pattern's answer per interface name, so each tick costs a lookup per interface rather
+    # than a scan of the name per "*" of every glob. Shared by every filter with this clause;
+    # holds router names only (see matches), and starts over when it reaches _VERDICTS.
+    verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    def matches(self, name: str) -> bool:
+        """Whether ``name`` (an interface's, as a router sent it) passes this clause."""
+        if name in self.names:
+            return True
+        if self.pattern is None:
+            return False
+        verdict = self.verdicts.get(name)
+        if verdict is None:
+            if len(self.verdicts) >= _VERDICTS:
+                self.verdicts.clear()
+            verdict = self.verdicts[name] = self.pattern.match(name) is not None
+        return verdict
+
+    def matches_once(self, name: str) -> bool:
+        """:meth:`matches` without remembering the answer (for names a client wrote)."""
+        return name in self.names or (
+            self.pattern is not None and self.pattern.match(name) is not None
+        )
+
+
+# Most names a clause remembers its answer for: more than the interfaces of a big router.
+_VERDICTS: Final = 4096
+
+
+@functools.lru_cache(maxsize=128)
+def _clause(globs: tuple[str, ...]) -> _Clause:
+    """The matcher of a canonical clause (sorted, unique globs), compiled once while it is among
+    the 128 most recently used: every filter with that clause shares it."""
+    names: set[str] = set()
+    patterns: list[str] = []
+    for glob in globs:
+        name = glob if _plain(glob) else _literal(glob)
+        if name is not None:
+            names.add(name)
+        else:
+            # fnmatch.translate anchors each glob at the end (\Z); re.match anchors the start.
+            # Its translation of "*" is an atomic group, so matching costs one scan of the
+            # name per "*", never backtracking across them.
+            patterns.append(f"(?:{fnmatch.translate(glob)})")
     if not globs:
         # Matches nothing: an empty alternation would match everything.
-        return re.compile(r"(?!)")
-    # fnmatch.translate anchors each glob at the end (\Z); re.match anchors the start.
-    return re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in globs))
+        patterns.append("(?!)")
+    pattern = re.compile("|".join(patterns)) if patterns else None
+    return _Clause(frozenset(globs), frozenset(names), pattern)

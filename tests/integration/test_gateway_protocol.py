@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import aiohttp
 import pytest
 
+from gateway.core.frames import MAX_GLOB_CHARACTERS, MAX_STARS
 from tests.harness import (
     Gateway,
     emulator,
@@ -19,7 +21,7 @@ from tests.harness import (
     subscribe,
 )
 from tests.integration.gwhelpers import next_traffic, sample, send
-from tests.timing import seconds
+from tests.timing import seconds, within
 
 INTERVAL: Final = 0.2
 ENCODES: Final = "gateway_frame_encode_total"
@@ -350,3 +352,48 @@ async def test_unsubscribe_stops_frames() -> None:
         assert body["routers"][0]["viewers"] == 1
         await viewer.ws.close()
         await other.ws.close()
+
+
+# 256 globs of 250 characters with 125 "*" each (just under the 64 KiB message limit): about a
+# third of a second to compile, once.
+STALLING: Final = ["*a" * 125 for _ in range(256)]
+
+
+async def timed_healthz(gw: Gateway) -> float:
+    started = time.monotonic()
+    status, _ = await gw.get_json("/healthz")
+    assert status == 200
+    return time.monotonic() - started
+
+
+async def test_costly_filters_cannot_stall_the_gateway() -> None:
+    """A client that keeps sending subscribes with costly globs gets bad_request naming the
+    limit for each, subscribes at the limits are taken in stride, and /healthz stays prompt."""
+    async with isp_gateway() as gw:
+        probe = await tracked(gw)
+        slowest = 0.0
+        for _ in range(10):
+            await send(probe.ws, {"type": "subscribe", "router": "isp", "interfaces": STALLING})
+            slowest = max(slowest, await timed_healthz(gw))
+            error = await within(probe.until("error"), seconds(5))
+            assert error["code"] == "bad_request"
+            assert f'at most {MAX_STARS} "*"' in error["message"]
+        assert slowest < seconds(0.2), slowest
+        # At every limit, and different each time (nothing cached): still prompt.
+        flood = await gw.viewer()
+        for n in range(20):
+            globs: list[object] = [
+                f"{n:02d}{k:02d}" + "*x" * MAX_STARS for k in range(MAX_GLOB_CHARACTERS // 12)
+            ]
+            exact: list[object] = [
+                {"exact": f"{n}-{k}-" + "n" * 200} for k in range(256 - len(globs))
+            ]
+            await send(flood, {"type": "subscribe", "router": "isp", "interfaces": globs + exact})
+            slowest = max(slowest, await timed_healthz(gw))
+            while (message := await receive(flood, seconds(5)))["type"] != "history" or message[
+                "more"
+            ]:
+                assert message["type"] != "error", message
+        assert slowest < seconds(0.2), slowest
+        await flood.close()
+        await probe.ws.close()

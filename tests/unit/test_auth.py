@@ -76,3 +76,13 @@ def test_other_algorithms_are_refused() -> None:
     )
     with pytest.raises(AuthError, match="invalid"):
         authorise(JWT, unsigned)
+
+
+def test_a_token_whose_globs_would_be_costly_is_refused_naming_the_limit() -> None:
+    """A token's interfaces claim obeys the same limits as a subscription's."""
+    stars = ["*a" * 20]
+    with pytest.raises(AuthError, match=r'interfaces\.core-1.*at most 4 "\*"'):
+        authorise(JWT, token(interfaces={"core-1": stars}))
+    many = [f"{n:03d}*" + "x" * 60 for n in range(5)]
+    with pytest.raises(AuthError, match="characters together"):
+        authorise(JWT, token(interfaces={"core-1": many}))

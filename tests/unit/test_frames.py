@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.frames import (
+    MAX_GLOB_CHARACTERS,
+    MAX_STARS,
     InterfaceFilter,
     error_frame,
     filter_history,
@@ -377,3 +382,88 @@ def test_bad_name_lists_are_refused_saying_why(entries: object, reason: str) -> 
     """A list that is not globs and {"exact": name} entries is refused with the reason."""
     with pytest.raises(ValueError, match=reason):
         name_patterns(entries, max_entries=256, max_length=256)
+
+
+# -- what a filter may cost ---------------------------------------------------------------------
+
+# The subscribe that stalled the event loop: 256 globs of 256 characters, ~120 "*" each.
+STALLING: list[object] = [("*" + "a*c*h" * 60)[:256] for _ in range(256)]
+
+
+def test_a_glob_with_too_many_stars_is_refused_naming_the_limit() -> None:
+    """A glob with more "*" than the limit is refused at once, saying what the limit is."""
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=f'at most {MAX_STARS} "\\*"'):
+        name_patterns(STALLING, max_entries=256, max_length=256)
+    assert time.perf_counter() - started < 0.05
+    assert name_patterns(["*a*b*c*d"]) == ("*a*b*c*d",)
+    with pytest.raises(ValueError, match=f"at most {MAX_STARS}"):
+        name_patterns(["*a*b*c*d*"])
+
+
+def test_stars_inside_a_class_and_in_exact_names_do_not_count() -> None:
+    """A literal "*" (in a class, or in an exact name) is no wildcard and is never refused."""
+    assert name_patterns(["[*][*][*][*][*][*]"]) == ("[*][*][*][*][*][*]",)
+    assert name_patterns([{"exact": "*" * 40}]) == (literal_glob("*" * 40),)
+
+
+def test_globs_of_one_list_are_limited_together_and_exact_names_are_not() -> None:
+    """Globs may hold MAX_GLOB_CHARACTERS characters together; exact names are free."""
+    fits = ["x" * 63 + "*"] * (MAX_GLOB_CHARACTERS // 64)
+    assert len(name_patterns(fits)) == len(fits)
+    with pytest.raises(ValueError, match=f"at most {MAX_GLOB_CHARACTERS} characters together"):
+        name_patterns([*fits, "y*"])
+    names = [{"exact": f"<pppoe-{n:0240d}>"} for n in range(256)]
+    assert len(name_patterns(names, max_entries=256, max_length=256)) == 256
+
+
+def _worst_case(seed: int) -> list[object]:
+    """A list at every limit: 16 globs of 16 characters with MAX_STARS "*" each (distinct per
+    ``seed``, so nothing is cached), and 240 exact names of 256 characters."""
+    globs: list[object] = [
+        f"{seed:02d}{n:02d}" + "*ab" * MAX_STARS for n in range(MAX_GLOB_CHARACTERS // 16)
+    ]
+    names: list[object] = [{"exact": f"{seed}-{n}-" + "n" * 240} for n in range(240)]
+    return globs + names
+
+
+def test_a_filter_at_the_limits_is_cheap_to_build_and_to_match() -> None:
+    """Building a never-seen filter at every limit stays in the low milliseconds, building it
+    again costs next to nothing, and matching a long name is cheap."""
+    unit = float(os.environ.get("GATEWAY_TEST_TIME_UNIT", "1"))
+    build = []
+    for seed in range(5):
+        entries = _worst_case(seed)
+        started = time.perf_counter()
+        flt = InterfaceFilter.of(name_patterns(entries, max_entries=256, max_length=256))
+        build.append(time.perf_counter() - started)
+    assert min(build) < 0.005 * unit, build
+    started = time.perf_counter()
+    again = InterfaceFilter.of(name_patterns(entries, max_entries=256, max_length=256))
+    assert time.perf_counter() - started < 0.002 * unit
+    assert again == flt
+    names = ["ab" * 127 + str(n) for n in range(300)]
+    started = time.perf_counter()
+    for name in names:
+        flt.matches(name)
+    assert (time.perf_counter() - started) / len(names) < 50e-6 * unit
+
+
+def test_a_repeated_filter_shares_its_compiled_form() -> None:
+    """The same clause sent again (or by another viewer) is not compiled again."""
+    first = InterfaceFilter.of(["<pppoe-*>", "ether*"])
+    second = InterfaceFilter.of(["ether*", "<pppoe-*>", "ether*"])
+    assert first == second
+    assert first._matchers[0] is second._matchers[0]
+
+
+@pytest.mark.parametrize("name", ["<pppoe-alice>", "ether1 [WAN]", "a*b", "", "x" * 300])
+def test_a_remembered_verdict_equals_a_fresh_one(name: str) -> None:
+    """Matching a name twice (the second time from memory) gives the same answer as fnmatch."""
+    import fnmatch
+
+    globs = ["<pppoe-*>", "ether? [[]*", "a[*]b", "*x*x*x*x"]
+    flt = InterfaceFilter.of(globs)
+    expected = any(fnmatch.fnmatchcase(name, glob) for glob in globs)
+    assert flt.matches(name) is expected
+    assert flt.matches(name) is expected
