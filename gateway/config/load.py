@@ -18,7 +18,7 @@ import ssl
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, get_args, get_origin, get_type_hints
+from typing import Any, Final, cast, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from gateway.config.schema import (
@@ -30,6 +30,7 @@ from gateway.config.schema import (
     Flag,
     Integer,
     JwtSecret,
+    NameFilter,
     Number,
     Origins,
     RouterPassword,
@@ -41,6 +42,7 @@ from gateway.config.schema import (
 )
 from gateway.config.settings import RouterSettings, Secret, Settings, redact_url
 from gateway.config.table import ConfigError, Context, Table, quote, show, toml_problem
+from gateway.core.frames import EXACT, name_patterns
 from gateway.core.origins import OriginError, normalise_origin
 
 __all__ = [
@@ -95,10 +97,15 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] = os.envi
         raise ConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    except ValueError:
+        raise ConfigError(f"{source}: cannot read the file: a NUL character in its name") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: {toml_problem(str(exc))}") from None
+    except ValueError:
+        # tomllib reads integers with int(), which refuses more than 4300 digits.
+        raise ConfigError(f"{source}: invalid TOML: an integer too long to read") from None
     return settings_from_dict(data, source=source, env=env, base_dir=Path(source).parent)
 
 
@@ -171,7 +178,13 @@ def _apply_env(ctx: Context, data: Mapping[str, object]) -> dict[str, object]:
 def _parse_env(text: str, kind: EnvKind) -> object:
     if kind == "int":
         stripped = text.strip()
-        return int(stripped) if _INTEGER_TEXT.fullmatch(stripped) else text
+        if _INTEGER_TEXT.fullmatch(stripped):
+            try:
+                return int(stripped)
+            except ValueError:
+                # More than 4300 digits (int()'s limit): reported as not a valid integer.
+                return text
+        return text
     if kind == "float":
         try:
             return float(text)
@@ -254,6 +267,8 @@ def _read(reader: _Reader, spec: SettingField) -> object:
             )
         case Texts():
             return table.strings(key, default)
+        case NameFilter():
+            return _name_filter(table, key, default)
         case Url():
             return _url(table, key, kind, default)
         case JwtSecret():
@@ -292,15 +307,56 @@ def _origin(table: Table, key: str, value: str) -> str:
     return origin
 
 
+def _name_filter(table: Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A name filter list: each entry a glob or an ``{exact = "name"}`` table (see NameFilter)."""
+    if key not in table:
+        return default
+    value = table.data[key]
+    expected = f'expected an array of name globs and {{{EXACT} = "name"}} tables'
+    if not isinstance(value, list):
+        table.fail(key, f"{expected}, got {show(value)}")
+    for index, entry in enumerate(cast(list[object], value)):
+        exact = isinstance(entry, Mapping) and entry.keys() == {EXACT}
+        text = cast(Mapping[str, object], entry)[EXACT] if exact else entry
+        if not isinstance(text, str) or not text:
+            if exact:
+                got = f"{{{EXACT} = {show(text)}}}"
+            elif isinstance(entry, Mapping):
+                got = f"a table with keys {', '.join(map(quote, entry))}"
+            else:
+                got = show(entry)
+            table.fail(
+                f"{key}[{index}]",
+                f'expected a name glob (a non-empty string) or {{{EXACT} = "name"}}, got {got}',
+            )
+    try:
+        return name_patterns(value)
+    except ValueError as exc:
+        # The protocol's limits on globs (what one may cost to compile and to match).
+        table.fail(key, str(exc))
+
+
 def _url(table: Table, key: str, kind: Url, default: str) -> str:
     url = table.string(key, default, allow_empty=True)
-    if url and urlsplit(url).scheme not in kind.schemes:
-        *first, last = (f"{scheme}://" for scheme in kind.schemes)
-        # redact_url: a URL can carry a password.
+    if not url:
+        return url
+    *first, last = (f"{scheme}://" for scheme in kind.schemes)
+    expected = f'expected "" or a {", ".join(first)} or {last} URL'
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed on access; a bad port raises here, not later
+    except ValueError:
+        # Not shown at all, nor urllib's message: a URL that does not parse cannot be
+        # redacted, and a password with "[" or ":" in it is the usual cause.
         table.fail(
             key,
-            f'expected "" or a {", ".join(first)} or {last} URL, got {show(redact_url(url))}',
+            f"{expected}, got one that does not parse (brackets of an IPv6 address, or the "
+            "port); not shown, as it may hold a password: percent-encode the password's "
+            "special characters (%5B for [, %3A for :, %40 for @)",
         )
+    if parts.scheme not in kind.schemes:
+        # redact_url: a URL can carry a password.
+        table.fail(key, f"{expected}, got {show(redact_url(url))}")
     return url
 
 
@@ -309,8 +365,8 @@ def _jwt_secret(reader: _Reader, kind: JwtSecret) -> Secret | None:
     mode = reader.value("mode")
     sources = [key for key in kind.keys("") if key in table]
     # Both are checked for type even in "none" mode: a typo should not wait for the day jwt is on.
-    variable = table.string(kind.env_key, kind.default_env)
-    file_name = table.optional_string(kind.file_key)
+    variable = table.string(kind.env_key, kind.default_env, secret=True)
+    file_name = table.optional_string(kind.file_key, secret=True)
     if mode == "none":
         return None
     if len(sources) > 1:
@@ -347,14 +403,16 @@ def _router_password(reader: _Reader, kind: RouterPassword) -> Secret:
     for_what = f"the password of router {show(router_id)}"
     key = sources[0]
     if key == kind.env_key:
-        secret = table.read_secret_env(key, table.required_string(key), for_what=for_what)
+        variable = table.required_string(key, secret=True)
+        secret = table.read_secret_env(key, variable, for_what=for_what)
     elif key == kind.file_key:
-        secret = table.read_secret_file(key, table.required_string(key), for_what=for_what)
+        file_name = table.required_string(key, secret=True)
+        secret = table.read_secret_file(key, file_name, for_what=for_what)
     else:
         secret = Secret(table.string(key, "", allow_empty=True, secret=True))
     try:
         secret.reveal().encode(encoding)
-    except UnicodeEncodeError:
+    except UnicodeError:
         table.fail(
             key,
             f"expected a password that encoding {show(encoding)} can carry, got one with "
@@ -379,6 +437,8 @@ def _ca_file(reader: _Reader, key: str, kind: CaFile) -> str | None:
         table.fail(key, f"cannot read {quote(str(path))}: {exc.strerror or exc}")
     except UnicodeDecodeError:
         table.fail(key, f"{quote(str(path))} is not a PEM file (not text)")
+    except ValueError:
+        table.fail(key, f"expected a file path, got {show(name)} (a NUL character)")
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
     except (ssl.SSLError, ValueError):

@@ -9,7 +9,8 @@ accepted keys, the environment overrides and the checks cannot drift apart.
 
 Plain kinds (:class:`Text`, :class:`Number`, :class:`Integer`, :class:`Flag`, :class:`Choice`,
 :class:`Texts`) need no code of their own: a new key of one of those kinds is one new field. The
-others name a check that has its own code in the loader (origins, URLs, secrets, TLS files).
+others name a check that has its own code in the loader (origins, name filters, URLs, secrets,
+TLS files).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "Integer",
     "JwtSecret",
     "Kind",
+    "NameFilter",
     "Number",
     "Origins",
     "RouterPassword",
@@ -124,6 +126,15 @@ class Choice(Kind):
 @dataclass(frozen=True, slots=True)
 class Texts(Kind):
     """An array of non-empty strings (from the environment: comma-separated)."""
+
+    env: ClassVar[EnvKind] = "list"
+
+
+@dataclass(frozen=True, slots=True)
+class NameFilter(Kind):
+    """A name filter list, as the websocket protocol's ``interfaces``: an array whose entries are
+    name globs (strings) or ``{exact = "name"}`` tables, kept as globs (an exact name as its
+    ``literal_glob``), within the protocol's limits (``gateway.core.frames.name_patterns``)."""
 
     env: ClassVar[EnvKind] = "list"
 

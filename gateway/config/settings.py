@@ -21,7 +21,6 @@ hiding a stalled viewer behind megabytes; refused credentials are retried at mos
 (``core/backoff.py``) so router accounts do not lock.
 """
 
-import codecs
 import hmac
 import re
 from dataclasses import dataclass, field
@@ -37,14 +36,15 @@ from gateway.config.schema import (
     Getter,
     Integer,
     JwtSecret,
+    NameFilter,
     Number,
     Origins,
     RouterPassword,
     Text,
-    Texts,
     Url,
 )
 from gateway.core.frames import InterfaceFilter
+from gateway.core.text import encoding_problem
 
 __all__ = [
     "API_PORT",
@@ -178,7 +178,10 @@ class PollSettings:
     linger: Annotated[
         float, Number("keep polling this long after the last viewer leaves", allow_zero=True)
     ] = 10.0
-    history: Annotated[int, Integer("traffic frames kept per router for backfill and resume")] = 300
+    history: Annotated[
+        int,
+        Integer("traffic frames kept per router for backfill and resume", maximum=1_000_000),
+    ] = 300
     backoff_initial: Annotated[float, Number("first reconnect delay's ceiling")] = 0.5
     backoff_max: Annotated[
         float,
@@ -224,14 +227,8 @@ def _is_router_id(text: str) -> bool:
     return _ROUTER_ID.fullmatch(text) is not None
 
 
-def _is_text_encoding(name: str) -> bool:
-    # encode() rather than codecs.lookup() alone: it also refuses bytes-to-bytes codecs such as
-    # "base64", which lookup() knows but which cannot encode words.
-    try:
-        "".encode(codecs.lookup(name).name)
-    except LookupError:
-        return False
-    return True
+def _is_router_encoding(name: str) -> bool:
+    return encoding_problem(name) is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +238,8 @@ class RouterSettings:
     ``interval`` and ``timeout`` are ``None`` when the router inherits them from ``[poll]``; the
     poller asks :meth:`effective_interval` / :meth:`effective_timeout`, so an environment override
     of ``[poll]`` still reaches every router that did not set its own. ``interfaces`` are name
-    globs, empty for every interface.
+    globs (an ``{exact = "name"}`` entry kept as the glob matching that name only), empty for
+    every interface.
 
     TLS (``tls = true``, api-ssl): with neither ``tls_ca_file`` nor ``tls_fingerprint`` the
     router is not authenticated and anonymous Diffie-Hellman is accepted (api-ssl without a
@@ -276,8 +274,12 @@ class RouterSettings:
         str,
         Text(
             "the router's code page for names and the password",
-            valid=_is_text_encoding,
-            expected="a known text encoding",
+            valid=_is_router_encoding,
+            expected=(
+                'a text encoding that reads ASCII as ASCII, such as "utf-8", "cp1252", '
+                '"cp1251" or "cp932" (RouterOS API words are ASCII: not UTF-16, UTF-7, '
+                "utf-8-sig, unicode_escape or EBCDIC)"
+            ),
         ),
     ] = "utf-8"
     interval: Annotated[float | None, Number("seconds between polls; default [poll] interval")] = (
@@ -285,7 +287,10 @@ class RouterSettings:
     )
     timeout: Annotated[float | None, Number("deadline per step; default [poll] timeout")] = None
     interfaces: Annotated[
-        tuple[str, ...], Texts("name globs of the interfaces to publish; empty = every one")
+        tuple[str, ...],
+        NameFilter(
+            'interfaces to publish: name globs and {exact = "name"} tables; empty = every one'
+        ),
     ] = ()
     login_method: Annotated[
         LoginMethod, Choice("plain (6.43 and later) or token (the older challenge login)")

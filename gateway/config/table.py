@@ -116,21 +116,22 @@ class Table:
         value = self.data.get(key, _MISSING)
         return default if value is _MISSING else self._string(key, value, allow_empty, secret)
 
-    def optional_string(self, key: str) -> str | None:
+    def optional_string(self, key: str, *, secret: bool = False) -> str | None:
         value = self.data.get(key, _MISSING)
-        return None if value is _MISSING else self._string(key, value, False, False)
+        return None if value is _MISSING else self._string(key, value, False, secret)
 
-    def required_string(self, key: str) -> str:
+    def required_string(self, key: str, *, secret: bool = False) -> str:
         value = self.data.get(key, _MISSING)
         if value is _MISSING:
             self.fail(key, "missing required key; expected a non-empty string")
-        return self._string(key, value, False, False)
+        return self._string(key, value, False, secret)
 
     def _string(self, key: str, value: object, allow_empty: bool, secret: bool) -> str:
         expected = "a string" if allow_empty else "a non-empty string"
         if not isinstance(value, str) or not (value or allow_empty):
             # A secret in the wrong type is still a secret: say what type it was, not what it was.
-            self.fail(key, f"expected {expected}, got {_kind(value) if secret else show(value)}")
+            got = ("an empty string" if value == "" else _kind(value)) if secret else show(value)
+            self.fail(key, f"expected {expected}, got {got}")
         return value
 
     def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -183,17 +184,26 @@ class Table:
         return None if value is _MISSING else self._number(key, value, False)
 
     def _number(self, key: str, value: object, allow_zero: bool) -> float:
-        if (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and (value > 0 or (allow_zero and value == 0))
-        ):
-            return float(value)
+        number = _float(value)
+        if number is not None and (number > 0 or (allow_zero and number == 0)):
+            return number
         expected = "a non-negative number" if allow_zero else "a positive number"
         self.fail(key, f"expected {expected}, got {show(value)}")
 
     def read_secret_env(self, key: str, variable: str, *, for_what: str) -> Secret:
+        """The secret in the environment variable named ``variable`` (the value of ``key``).
+
+        The name is shown in a message only when it is one (letters, digits and ``_``, not
+        starting with a digit): an operator who pastes the secret itself into the key must not
+        find it on stderr and in the log collector.
+        """
+        if _ENV_NAME.fullmatch(variable) is None:
+            self.fail(
+                key,
+                "expected the name of an environment variable (letters, digits and _), got a "
+                f"value that is not an environment variable name; not shown, as it may be a "
+                f"secret ({for_what})",
+            )
         if variable not in self.ctx.env:
             self.fail(key, f"environment variable {quote(variable)} is not set ({for_what})")
         return Secret(self.ctx.env[variable])
@@ -206,15 +216,49 @@ class Table:
         return path
 
     def read_secret_file(self, key: str, file_name: str, *, for_what: str) -> Secret:
+        """The secret in the file named ``file_name`` (the value of ``key``), without its final
+        line break.
+
+        The file's path is shown in a message only when ``file_name`` looks like one (see
+        :func:`_looks_like_path`), for the reason given in :meth:`read_secret_env`.
+        """
         path = self.resolve(file_name)
+        if _looks_like_path(file_name):
+            shown = quote(str(path))
+        else:
+            shown = (
+                "the file it names (not shown: it does not look like a path, and may be a secret)"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            self.fail(key, f"cannot read {quote(str(path))}: {exc.strerror or exc} ({for_what})")
+            self.fail(key, f"cannot read {shown}: {exc.strerror or exc} ({for_what})")
         except UnicodeDecodeError:
-            self.fail(key, f"{quote(str(path))} is not UTF-8 text ({for_what})")
+            self.fail(key, f"{shown} is not UTF-8 text ({for_what})")
+        except ValueError:
+            # A NUL character, which no path can hold.
+            self.fail(key, f"expected a file path, got a value that is not one ({for_what})")
         # Files written by `echo` or editors end with a newline that is not part of the secret.
         return Secret(text.rstrip("\r\n"))
+
+
+# -- secret sources ----------------------------------------------------------------------------
+
+# What a name of an environment variable is (POSIX: letters, digits and "_", no digit first).
+_ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The characters of file paths as deployments write them: POSIX's portable file name characters
+# (letters, digits, ".", "_", "-") and "/".
+_PATH_CHARACTERS: Final = re.compile(r"[A-Za-z0-9._/-]+")
+
+
+def _looks_like_path(text: str) -> bool:
+    """Whether ``text`` looks like a file path rather than a pasted secret: portable path
+    characters only, with a ``/`` or a ``.`` (``/run/secrets/core-1``, ``core-1.pass``).
+
+    A path that does not look like one (``my secret``) is still read; only a message about it
+    leaves it out.
+    """
+    return _PATH_CHARACTERS.fullmatch(text) is not None and ("/" in text or "." in text)
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -228,9 +272,24 @@ def show(value: object) -> str:
         return quote(value if len(value) <= _SHOW_LIMIT else value[: _SHOW_LIMIT - 3] + "...")
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= 10**_SHOW_LIMIT:
+        # repr() refuses integers past 4300 digits, and nobody reads 60 of them.
+        return "an integer too large to show"
     if isinstance(value, int | float):
         return repr(value)
     return _kind(value)
+
+
+def _float(value: object) -> float | None:
+    """A TOML number as a finite float; None for anything else (booleans, inf, nan, and
+    integers too large for a float)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def quote(text: str) -> str:

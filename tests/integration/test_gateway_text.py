@@ -10,12 +10,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import jwt
 import pytest
 
-from gateway.config import Settings, settings_from_dict
+from gateway.config import Settings, load_settings, settings_from_dict
 from gateway.core.text import MARK
 from gateway.emulator.device import Device, DeviceConfig, NamedInterface
 from gateway.emulator.server import RouterEmulator
@@ -158,6 +159,47 @@ async def test_a_token_for_one_customer_never_shows_the_look_alike(scope: list[A
             assert names(await response.json()) == {"*5": "<pppoe-nuez>"}
 
 
+# Two customers whose names cp932 decodes to the same text: ED 40 and FA 5C are both 纊 (an
+# NEC-selected and an IBM extension of the same character); 纊 encodes back to ED 40.
+KANJI_NEC: Final = NamedInterface("<pppoe-\u7e8a>", "pppoe-in", number=4)
+KANJI_IBM: Final = NamedInterface("<pppoe-\udcfa\\>", "pppoe-in", number=5)  # FA 5C
+KANJI_IBM_SHOWN: Final = f"<pppoe-{MARK}\\xfa{MARK}\\x5c>"
+
+
+async def test_names_that_decode_alike_stay_two_customers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With encoding = "cp932", <pppoe-纊> as ED 40 and as FA 5C reach viewers as two names, a
+    token for <pppoe-纊> sees only the interface whose bytes are that name, live, in history
+    and over REST, and the log says once which row is shown escaped."""
+    caplog.set_level(logging.WARNING, logger="gateway")
+    emu = router(KANJI_NEC, KANJI_IBM, encoding="cp932")
+    customer = token({"core": [{"exact": "<pppoe-\u7e8a>"}]})
+    async with running(emu), gateway(settings(emu, jwt_auth=True, encoding="cp932")) as gw:
+        await fill_ring(gw, 3, params={"token": token({})})
+        everyone = await gw.viewer(params={"token": token({})})
+        await subscribe(everyone, "core")
+        shown = names(await next_traffic(everyone, seconds(5)))
+        assert (shown["*4"], shown["*5"]) == ("<pppoe-\u7e8a>", KANJI_IBM_SHOWN)
+        await everyone.close()
+        ws = await gw.viewer(params={"token": customer})
+        _, history = await subscribe(ws, "core")
+        assert len(history["frames"]) >= 3
+        for old in history["frames"]:
+            assert names(old) == {"*4": "<pppoe-\u7e8a>"}
+        for _ in range(3):
+            assert names(await next_traffic(ws, seconds(5))) == {"*4": "<pppoe-\u7e8a>"}
+        await ws.close()
+        bearer = {"Authorization": f"Bearer {customer}"}
+        async with gw.http.get(gw.url("/api/routers/core/traffic"), headers=bearer) as response:
+            assert response.status == 200
+            assert names(await response.json()) == {"*4": "<pppoe-\u7e8a>"}
+    warnings = [r.getMessage() for r in caplog.records if "decode" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    for part in ("core", "*5", KANJI_IBM_SHOWN, "cp932", "encoding"):
+        assert part in warnings[0], (part, warnings[0])
+
+
 # -- item: text stays text --------------------------------------------------------------------
 
 # Names (and types) that look like something other than text to a client that guesses types.
@@ -281,3 +323,35 @@ async def test_rest_snapshot_keeps_router_text() -> None:
         assert status == 200, body
         assert names(body)["*10"] == "007"
         assert names(body)["*11"] == "true"
+
+
+async def test_the_router_interfaces_setting_takes_exact_names(tmp_path: Path) -> None:
+    """A router configured with interfaces = [{exact = "ether1 [WAN]"}] publishes that
+    interface and not "ether1 W", which the same name written as a glob would publish."""
+    emu = router(NamedInterface("ether1 [WAN]", number=16), NamedInterface("ether1 W", number=17))
+    async with running(emu):
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"""
+[server]
+host = "127.0.0.1"
+port = 0
+
+[poll]
+interval = {INTERVAL}
+
+[[routers]]
+id = "core"
+host = "127.0.0.1"
+port = {emu.port}
+username = "admin"
+password = "{PASSWORD}"
+interfaces = [{{exact = "ether1 [WAN]"}}, "lo*"]
+""",
+            encoding="utf-8",
+        )
+        async with gateway(load_settings(config, env={})) as gw:
+            ws = await gw.viewer()
+            await subscribe(ws, "core")
+            assert names(await next_traffic(ws, seconds(5))) == {"*10": "ether1 [WAN]", "*2": "lo"}
+            await ws.close()

@@ -352,12 +352,12 @@ ERROR_CASES = [
     ),
     pytest.param(
         "[poll]\nhistory = 0\n" + ROUTER,
-        ["poll.history: expected a positive integer, got 0"],
+        ["poll.history: expected an integer from 1 to 1000000, got 0"],
         id="history-zero",
     ),
     pytest.param(
         "[poll]\nhistory = 10.5\n" + ROUTER,
-        ["poll.history: expected a positive integer, got 10.5"],
+        ["poll.history: expected an integer from 1 to 1000000, got 10.5"],
         id="history-float",
     ),
     pytest.param(
@@ -483,22 +483,28 @@ ERROR_CASES = [
     ),
     pytest.param(
         ROUTER + 'interfaces = "ether1"\n',
-        ['routers[0].interfaces: expected an array of non-empty strings, got "ether1"'],
+        [
+            'routers[0].interfaces: expected an array of name globs and {exact = "name"} '
+            'tables, got "ether1"'
+        ],
         id="interfaces-not-array",
     ),
     pytest.param(
         ROUTER + 'interfaces = ["ether1", 2]\n',
-        ["routers[0].interfaces[1]: expected a non-empty string, got 2"],
+        [
+            "routers[0].interfaces[1]: expected a name glob (a non-empty string) or "
+            '{exact = "name"}, got 2'
+        ],
         id="interface-glob-not-text",
     ),
     pytest.param(
         ROUTER + 'encoding = "utf-9"\n',
-        ['routers[0].encoding: expected a known text encoding, got "utf-9"'],
+        ["routers[0].encoding: expected a text encoding that reads ASCII as ASCII", 'got "utf-9"'],
         id="encoding-unknown",
     ),
     pytest.param(
         ROUTER + 'encoding = "base64"\n',
-        ['routers[0].encoding: expected a known text encoding, got "base64"'],
+        ["routers[0].encoding: expected a text encoding that reads ASCII as ASCII", 'got "base64"'],
         id="encoding-not-text",
     ),
     pytest.param(
@@ -719,7 +725,7 @@ def test_environment_secret_source_replaces_file_source(tmp_path: Path) -> None:
         ("GATEWAY_POLL_TIMEOUT", "0", "expected a positive number, got 0.0"),
         ("GATEWAY_SERVER_PORT", "http", 'expected an integer from 0 to 65535, got "http"'),
         ("GATEWAY_SERVER_PORT", "99999", "expected an integer from 0 to 65535, got 99999"),
-        ("GATEWAY_POLL_HISTORY", "1.5", 'expected a positive integer, got "1.5"'),
+        ("GATEWAY_POLL_HISTORY", "1.5", 'expected an integer from 1 to 1000000, got "1.5"'),
         ("GATEWAY_AUTH_MODE", "JWT", 'expected one of "none", "jwt", got "JWT"'),
         ("GATEWAY_SERVER_ALLOWED_ORIGINS", "https://ok.example,nope", "expected an origin like"),
     ],
@@ -794,3 +800,177 @@ def test_password_the_encoding_cannot_carry_stops_start_up(
     # The same password is fine where the encoding carries it.
     fine = text.replace('encoding = "ascii"', 'encoding = "latin-1"')
     assert load_settings(write(tmp_path, fine), env=env).routers[0].password == Secret(NON_ASCII)
+
+
+# -- a secret pasted where its source belongs --------------------------------------------------
+
+PASTED = "Hq7!zX-pW2#v"
+"""A password pasted into a key that names where the password is (no four characters of it
+occur in any message)."""
+
+
+def _pasted_fragments(secret: str) -> set[str]:
+    return {secret[i : i + 4] for i in range(len(secret) - 3)}
+
+
+@pytest.mark.parametrize("pasted", [PASTED, "Hunter2-Secret!"])
+@pytest.mark.parametrize(
+    ("table", "key", "shape"),
+    [
+        ("router", "password_env", "not an environment variable name"),
+        ("router", "password_file", "does not look like a path"),
+        ("auth", "jwt_secret_env", "not an environment variable name"),
+        ("auth", "jwt_secret_file", "does not look like a path"),
+    ],
+)
+def test_a_secret_pasted_into_a_source_key_is_not_shown(
+    tmp_path: Path, table: str, key: str, shape: str, pasted: str
+) -> None:
+    """A password pasted into password_env (or any key naming where a secret is) stops start-up
+    with the key named and the value not shown, saying why."""
+    if table == "router":
+        text = ROUTER.replace('password_env = "CORE1_PASSWORD"', f'{key} = "{pasted}"')
+        where = "routers[0]"
+    else:
+        text = f'[auth]\nmode = "jwt"\n{key} = "{pasted}"\n' + ROUTER
+        where = "auth"
+    message = load_error(tmp_path, text)
+    assert f"{where}.{key}: " in message
+    assert shape in message
+    assert "not shown" in message
+    assert "may be a secret" in message
+    assert pasted not in message
+    if pasted == PASTED:
+        for fragment in _pasted_fragments(pasted):
+            assert fragment not in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("password_env", "CORE9_PASSWORD", '"CORE9_PASSWORD" is not set'),
+        ("password_file", "secrets/core-9", "secrets/core-9"),
+        ("password_file", "core-9.pass", "core-9.pass"),
+    ],
+)
+def test_a_plausible_source_is_named_in_the_error(
+    tmp_path: Path, key: str, value: str, shown: str
+) -> None:
+    """A variable name or a file path that looks like one is shown, so the typo can be found."""
+    text = ROUTER.replace('password_env = "CORE1_PASSWORD"', f'{key} = "{value}"')
+    assert shown in load_error(tmp_path, text)
+
+
+@pytest.mark.parametrize("key", ["password_env", "password_file"])
+@pytest.mark.parametrize("value", ["12345678", "[1, 2]", '""', "true"])
+def test_a_source_key_of_the_wrong_type_is_not_shown(tmp_path: Path, key: str, value: str) -> None:
+    """A secret source of the wrong type is described by its type only."""
+    text = ROUTER.replace('password_env = "CORE1_PASSWORD"', f"{key} = {value}")
+    message = load_error(tmp_path, text)
+    assert f"routers[0].{key}: expected a non-empty string, got " in message
+    assert "12345678" not in message
+
+
+def test_a_secret_source_from_the_environment_is_not_shown_either(tmp_path: Path) -> None:
+    """GATEWAY_AUTH_JWT_SECRET_ENV holding the secret itself names the variable, not the value."""
+    text = '[auth]\nmode = "jwt"\n' + ROUTER
+    message = load_error(tmp_path, text, env={**ENV, "GATEWAY_AUTH_JWT_SECRET_ENV": PASTED})
+    assert "GATEWAY_AUTH_JWT_SECRET_ENV (auth.jwt_secret_env)" in message
+    for fragment in _pasted_fragments(PASTED):
+        assert fragment not in message
+
+
+# -- values that made the loader itself fail ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://u:Redis[Pass99@h/",
+        "redis://u:Redis]Pass99@[h/",
+        "redis://u:RedisPass99@h:port/",
+        "redis://u:RedisPass99@h:99999/",
+    ],
+)
+def test_a_redis_url_that_does_not_parse_is_one_line_without_its_password(
+    tmp_path: Path, url: str
+) -> None:
+    """A Redis URL that urllib cannot split stops start-up with one line naming the key, the
+    URL and its password not shown, and how to write special characters."""
+    message = load_error(tmp_path, f'[cluster]\nredis_url = "{url}"\n' + ROUTER)
+    assert "cluster.redis_url: " in message
+    assert "does not parse" in message
+    assert "%5B" in message
+    assert "Pass99" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[poll]\nhistory = " + "9" * 5000 + "\n", "an integer too long to read"),
+        ("[poll]\ninterval = " + "9" * 400 + "\n", "poll.interval: expected a positive number"),
+        ("[poll]\nhistory = " + "9" * 400 + "\n", "poll.history: expected an integer from 1 to"),
+        ('[auth]\nmode = "jwt"\njwt_secret_file = "a\\u0000b"\n', "auth.jwt_secret_file"),
+    ],
+)
+def test_extreme_values_are_one_line_errors(tmp_path: Path, text: str, expected: str) -> None:
+    """Numbers too long for int() or float(), and a NUL in a path, are config errors."""
+    message = load_error(tmp_path, text + ROUTER)
+    assert expected in message
+    assert len(message) < 400
+
+
+def test_an_extreme_integer_in_the_environment_is_a_config_error(tmp_path: Path) -> None:
+    """GATEWAY_POLL_HISTORY with more digits than int() reads is reported, not raised."""
+    message = load_error(tmp_path, ROUTER, env={**ENV, "GATEWAY_POLL_HISTORY": "9" * 5000})
+    assert "GATEWAY_POLL_HISTORY (poll.history): expected an integer from 1 to" in message
+
+
+# -- router encodings and interfaces -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-8-sig", "utf-7", "unicode_escape", "utf-16", "cp037", "base64", "x\\u0000"]
+)
+def test_an_encoding_that_does_not_read_ascii_as_ascii_stops_start_up(
+    tmp_path: Path, encoding: str
+) -> None:
+    """Encodings that merge names or cannot read API words are refused, naming the key."""
+    message = load_error(tmp_path, ROUTER + f'encoding = "{encoding}"\n')
+    assert "routers[0].encoding: expected a text encoding that reads ASCII as ASCII" in message
+
+
+def test_router_interfaces_take_exact_names_and_globs(tmp_path: Path) -> None:
+    """interfaces = [{exact = "ether1 [WAN]"}, "<pppoe-*>"] publishes that name literally and
+    every PPPoE customer; the bracketed name as a glob would publish "ether1 W" instead."""
+    text = ROUTER + 'interfaces = [{exact = "ether1 [WAN]"}, "<pppoe-*>"]\n'
+    router = load_settings(write(tmp_path, text), env=ENV).routers[0]
+    published = router.interface_filter()
+    for name in ("ether1 [WAN]", "<pppoe-alice>"):
+        assert published.matches(name)
+    for name in ("ether1 W", "ether1", "sfp1"):
+        assert not published.matches(name)
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        (
+            '[{exact = ""}]',
+            "interfaces[0]: expected a name glob (a non-empty string) or "
+            '{exact = "name"}, got {exact = ""}',
+        ),
+        (
+            '[{name = "x"}]',
+            "interfaces[0]: expected a name glob (a non-empty string) or "
+            '{exact = "name"}, got a table with keys "name"',
+        ),
+        ('["*a*b*c*d*e"]', 'interfaces: a glob holds at most 4 "*", got 5'),
+        ('["' + "x" * 300 + '*"]', "interfaces: the globs of one list hold at most 256 characters"),
+    ],
+)
+def test_bad_router_interfaces_name_the_entry_or_the_limit(
+    tmp_path: Path, entries: str, expected: str
+) -> None:
+    """A router's interfaces list obeys the protocol's form and limits, with the key named."""
+    assert f"routers[0].{expected}" in load_error(tmp_path, ROUTER + f"interfaces = {entries}\n")

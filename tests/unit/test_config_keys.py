@@ -56,6 +56,9 @@ SPECIAL: dict[tuple[str, str], Probe] = {
     ("cluster", "redis_url"): Probe("redis://redis:6379/1", "redis://redis:6379/1"),
     ("routers", "id"): Probe("edge_2.example", "edge_2.example"),
     ("routers", "encoding"): Probe("cp1251", "cp1251"),
+    ("routers", "interfaces"): Probe(
+        ["<pppoe-*>", {"exact": "ether1 [WAN]"}], ("<pppoe-*>", "ether1 [[]WAN]")
+    ),
     ("routers", "password_env"): Probe(
         "PROBE_PW", Secret("probe-pw"), drop=("password",), env={"PROBE_PW": "probe-pw"}
     ),
