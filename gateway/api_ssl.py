@@ -27,6 +27,7 @@ __all__ = [
     "ANONYMOUS_ALLOWED_CIPHERS",
     "AUTHENTICATED_CIPHERS",
     "NOT_API_SSL",
+    "OLD_TLS",
     "client_tls_context",
     "start_tls",
 ]
@@ -53,6 +54,20 @@ NOT_API_SSL: Final = (
     "TLS: set tls = false for it"
 )
 """The hint for a handshake that fails or never completes without any check involved."""
+
+
+OLD_TLS: Final = (
+    "the router offers only TLS older than 1.2, and the gateway requires TLS 1.2 or later: "
+    "upgrade RouterOS on the router (or, only on a network you trust, use its plain api port "
+    "with tls = false)"
+)
+"""The reason for a handshake that failed on the TLS version: the router's, not the port's."""
+
+# OpenSSL's reasons when client and router share no TLS version: the router's alert, or the
+# router choosing a version below the client's minimum.
+_OLD_TLS_REASONS: Final = frozenset(
+    ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "WRONG_SSL_VERSION")
+)
 
 
 def client_tls_context(router: RouterSettings) -> ssl.SSLContext:
@@ -148,6 +163,8 @@ def _tls_failure(router: RouterSettings, exc: OSError) -> RouterTlsError:
     if isinstance(exc, ssl.SSLError):
         reason = (exc.reason or type(exc).__name__).lower().replace("_", " ")
         what = f"TLS handshake failed ({reason})"
+        if exc.reason in _OLD_TLS_REASONS:
+            return RouterTlsError(f"{where}: {what}: {OLD_TLS}")
     else:
         what = "the router closed the connection during the TLS handshake"
     if router.authenticates_router:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import codecs
 import contextlib
 import logging
 import os
@@ -18,6 +17,7 @@ from aiohttp import web
 
 from gateway.app import create_app, drain
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.core.text import encoding_problem
 from gateway.demo import demo_settings, running_demo_routers
 from gateway.emulator.control import create_control_app
 from gateway.emulator.device import Device, sized_config
@@ -270,6 +270,15 @@ def emulated_version(ros_version: str | None, legacy_login: bool) -> Version:
     return version
 
 
+def login_methods(version: Version) -> str:
+    """Which logins an emulated router of ``version`` accepts, as its start-up line says."""
+    if not version.plain_login:
+        return "MD5 challenge login only"
+    if version.challenge_login:
+        return "plain and MD5 challenge logins"
+    return "plain login only"
+
+
 def emulator_tls(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str]:
     """The emulator's TLS context from ``--tls*`` options, and a line describing it.
 
@@ -314,12 +323,16 @@ async def run_emulator(args: argparse.Namespace) -> None:
         tls=tls,
     )
     stop = _stop_event()
-    await emulator.start()
+    try:
+        await emulator.start()
+    except OSError as exc:
+        where = f"{args.host}:{emulator.port}"
+        raise SystemExit(f"gateway emulate: cannot listen on {where}: {exc.strerror}") from None
     runner: web.AppRunner | None = None
-    login = "MD5 challenge login" if emulator.legacy_login else "plain login"
     print(
         f"RouterOS {config.version} emulator on {args.host}:{emulator.port} "
-        f"({len(emulator.device.interfaces)} interfaces, user {args.username!r}, {login})",
+        f"({len(emulator.device.interfaces)} interfaces, user {args.username!r}, "
+        f"{login_methods(config.version)})",
         flush=True,
     )
     if tls_line:
@@ -329,7 +342,13 @@ async def run_emulator(args: argparse.Namespace) -> None:
             runner = web.AppRunner(create_control_app(emulator), access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, args.host, args.control_port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                where = f"{args.host}:{args.control_port}"
+                raise SystemExit(
+                    f"gateway emulate: --control-port: cannot listen on {where}: {exc.strerror}"
+                ) from None
             port = _site_port(site, args.control_port)
             print(f"control API on http://{args.host}:{port}/stats", flush=True)
         await stop.wait()
@@ -378,11 +397,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:
                 print(f"gateway emulate: {exc}", file=sys.stderr)
                 return 2
-            try:
-                codecs.lookup(args.encoding)
-            except LookupError:
+            problem = encoding_problem(args.encoding)
+            if problem is not None:
+                # The gateway accepts no other encoding, and no router speaks one.
                 print(
-                    f"gateway emulate: --encoding: unknown encoding {args.encoding!r}",
+                    f"gateway emulate: --encoding: {args.encoding!r}: {problem} (RouterOS API "
+                    "words are ASCII)",
                     file=sys.stderr,
                 )
                 return 2

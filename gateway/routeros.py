@@ -85,6 +85,12 @@ Row = Mapping[str, str]
 
 # What real routers answer to bad credentials (6.45+/v7, and the pre-6.43 challenge login).
 _AUTH_TRAPS: Final = ("invalid user name or password", "cannot log in")
+# RouterOS 6.45.1 removed the challenge login but still sends a challenge, then refuses every
+# response as bad credentials: with login_method = "token" that is the likelier cause.
+_TOKEN_LOGIN_HINT: Final = (
+    ' (login_method = "token" is the pre-6.43 challenge login, which RouterOS 6.45.1 and later '
+    "refuse whatever the password: remove login_method to use the default)"
+)
 
 
 Connector = Callable[[RouterSettings, float], Awaitable[AsyncApi]]
@@ -338,6 +344,7 @@ class RouterClient:
             if any(text in message for text in _AUTH_TRAPS):
                 raise RouterAuthFailed(
                     f"{self._where}: login as {self.router.username!r} refused: {message}"
+                    f"{_TOKEN_LOGIN_HINT if self.router.login_method == 'token' else ''}"
                 ) from None
             raise RouterProtocolError(f"{self._where}: login failed: {message}") from None
         except RouterError as exc:

@@ -20,10 +20,11 @@ import pytest
 from librouteros.exceptions import FatalError, TrapError
 from librouteros.login import async_token
 
-from gateway.cli import build_parser
+from gateway.cli import build_parser, login_methods
 from gateway.config import settings_from_dict
 from gateway.emulator.server import OVER_LIMIT_FATAL
 from gateway.emulator.tls import make_certificate
+from gateway.emulator.version import Version
 from gateway.routeros import RouterClient
 from tests.integration.conftest import CLIENT_TIMEOUT, DEADLINE, rows_of
 from tests.timing import seconds, within
@@ -34,10 +35,11 @@ STARTUP = seconds(15)
 
 @dataclass(frozen=True, slots=True)
 class Emulated:
-    """A running ``gateway emulate`` process and the API port it printed."""
+    """A running ``gateway emulate`` process, the API port it printed, and its first line."""
 
     process: asyncio.subprocess.Process
     port: int
+    banner: str
 
     async def line(self) -> str:
         """The next line it prints."""
@@ -71,7 +73,7 @@ async def emulate(*options: str) -> AsyncIterator[Emulated]:
         first = (await within(process.stdout.readline(), STARTUP)).decode()
         found = re.search(r" on 127\.0\.0\.1:(\d+) ", first)
         assert found, f"no port in {first!r}"
-        yield Emulated(process, int(found[1]))
+        yield Emulated(process, int(found[1]), first)
     finally:
         if process.returncode is None:
             process.kill()
@@ -394,3 +396,52 @@ async def test_contradictory_or_unusable_tls_options_exit_2(
     _, stderr = await within(process.communicate(), STARTUP)
     assert process.returncode == 2
     assert expected in stderr.decode()
+
+
+@pytest.mark.parametrize("option", ["--port", "--control-port"])
+async def test_a_port_in_use_is_one_line_not_a_traceback(option: str) -> None:
+    """Started on a port another program holds, it says so in one line and exits non-zero."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        options = (
+            ["--port", str(port)] if option == "--port" else ["--port", "0", option, str(port)]
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "emulate",
+            *options,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await within(process.communicate(), STARTUP)
+    assert process.returncode not in (0, None)
+    message = stderr.decode()
+    assert "Traceback" not in message
+    assert message.count("\n") == 1, message
+    assert f"cannot listen on 127.0.0.1:{port}" in message
+
+
+@pytest.mark.parametrize(
+    ("version", "logins"),
+    [
+        ("6.42.12", "MD5 challenge login only"),
+        ("6.44.6", "plain and MD5 challenge logins"),
+        ("6.45.1", "plain login only"),
+        ("7.18.2", "plain login only"),
+    ],
+)
+def test_the_start_up_line_names_the_logins_the_version_accepts(version: str, logins: str) -> None:
+    """6.43 to 6.45.0 accept both logins, and the start-up line says so."""
+    assert login_methods(Version.parse(version)) == logins
+
+
+async def test_the_start_up_line_of_a_6_44_router() -> None:
+    """The emulator acting as 6.44 announces both logins when it starts."""
+    async with emulate("--ros-version", "6.44.6") as emulated:
+        assert "RouterOS 6.44.6 emulator" in emulated.banner
+        assert "plain and MD5 challenge logins" in emulated.banner
+        assert await emulated.terminate() == 0

@@ -108,3 +108,17 @@ async def test_password_the_encoding_cannot_carry_is_reported_without_its_text()
     for piece in (*pieces, "ö", "\\xf6", "xf6", "position"):
         assert piece not in error
     assert emu.connections_total == 0
+
+
+async def test_the_challenge_login_refused_by_6_45_1_and_later_says_so() -> None:
+    """login_method = "token" against 6.45.1 or later (which refuse the challenge login) shows
+    the router's refusal with a hint to use the default login method."""
+    device = Device(sized_config(8, version=Version(6, 49, 10)))
+    emu = RouterEmulator(device, password="right-password")
+    async with running(emu), gateway(settings_for(emu, "right-password", "utf-8", "token")) as gw:
+        entry = await wait_for_state(gw, "down")
+    error = entry["last_error"]
+    assert "invalid user name or password" in error
+    assert 'login_method = "token"' in error
+    assert "6.45.1" in error
+    assert "right-password" not in error

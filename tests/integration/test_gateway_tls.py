@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
+import pytest
 
 from gateway.config import Settings, settings_from_dict
 from gateway.emulator.server import RouterEmulator
@@ -290,3 +293,63 @@ async def test_tls_to_a_silent_port_times_out_in_the_handshake(tmp_path: Path) -
         await server.wait_closed()
     assert f"no TLS handshake within {TIMEOUT:g} s" in error
     assert "api-ssl port" in error
+
+
+def old_tls_context(version: ssl.TLSVersion) -> ssl.SSLContext:
+    """A server context that speaks no TLS newer than ``version`` (1.0 or 1.1), like the api-ssl
+    of an old router, with a certificate."""
+    context = make_certificate("router").server_context()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 are deprecated: yes
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = version
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+@pytest.mark.parametrize("version", ["TLSv1", "TLSv1_1"])
+async def test_a_router_with_only_old_tls_is_told_apart_from_a_wrong_port(
+    tmp_path: Path, version: str
+) -> None:
+    """A router whose api-ssl speaks only TLS 1.0 or 1.1 stays down with that reason (the
+    gateway needs 1.2 or later), not with advice about the port."""
+    context = old_tls_context(getattr(ssl.TLSVersion, version))
+    handshakes = 0
+
+    async def old_router(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The handshake on memory buffers, so the router's alert is sent before it hangs up
+        # (asyncio's own server-side TLS drops the connection without it).
+        nonlocal handshakes
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_side=True)
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    handshakes += 1  # never: the versions do not meet
+                    break
+                except ssl.SSLWantReadError:
+                    writer.write(outgoing.read())
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    incoming.write(data)
+        except ssl.SSLError:
+            pass
+        writer.write(outgoing.read())
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(old_router, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with watching(tls_settings(port, tmp_path, tls=True)) as (gw, ws):
+            error = await goes_down(gw, ws)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "only TLS older than 1.2" in error
+    assert "requires TLS 1.2 or later" in error
+    assert "api-ssl port" not in error
+    assert handshakes == 0

@@ -26,11 +26,15 @@
  * come, and the answer is complete, and the next step taken, with the last one.
  *
  * Resume. After a reconnect the chart step asks for the whole (filtered) ring again rather than
- * frames after an old `seq`: a restarted gateway starts `seq` at 1, so an old `seq` can point
- * into the middle of the new process's history and silently skip its start. Points are merged
+ * frames after an old `seq`. Each gateway process counts `seq` from its own start time in
+ * milliseconds, so the process that answers now (a restarted one, or another replica behind the
+ * same address) numbers its frames independently of the one the old `seq` came from: that
+ * `seq` can fall in the middle of the new process's ring, or past its newest frame, and a
+ * resume from it would silently skip the start of the window, or all of it. Points are merged
  * by poll time (series.js), so frames received twice are stored once, and a history with
  * `reset: true`, or a `seq` lower than the last one, needs no special case. The full step then
- * resumes with `since` = the last `seq` seen on the current connection.
+ * resumes with `since` = the last `seq` seen on the current connection, which that same
+ * process numbered.
  */
 
 import { Series } from "./series.js";
