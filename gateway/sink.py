@@ -130,12 +130,12 @@ class Sink:
             elif self.stuck_since is None:
                 self.stuck_since = self._clock()
             elif self._clock() - self.stuck_since > BEHIND_SECONDS:
-                self._fall_behind()
+                self.fall_behind()
                 return False
             self._allowance = min(self._allowance, unsent)
             excess = unsent - self._allowance
             if excess + len(frame) > BEHIND_BYTES and not backfill:
-                self._fall_behind()
+                self.fall_behind()
                 return False
             if droppable and excess > SKIP_BYTES:
                 self.dropped += 1
@@ -172,9 +172,11 @@ class Sink:
         self._unsent_after = transport.get_write_buffer_size()
         return True
 
-    def _fall_behind(self) -> None:
-        self.behind = True
-        self.fell_behind()
+    def fall_behind(self) -> None:
+        """The viewer is behind: take nothing more, and report it (``fell_behind``) once."""
+        if not self.behind:
+            self.behind = True
+            self.fell_behind()
 
     def dead(self) -> None:
         """The peer did not answer a ping for a whole heartbeat period: stop writing, drop it."""

@@ -37,7 +37,7 @@ from gateway.core.origins import judge_origin
 from gateway.hub import Hub
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
-from gateway.sink import Sink, Transport
+from gateway.sink import BEHIND_BYTES, BEHIND_SECONDS, Sink, Transport
 from gateway.topic import encode_message
 from gateway.wire import CloseCode, pong_frame
 
@@ -61,6 +61,10 @@ SEND_BUFFER: Final = 128 * 1024
 """Kernel send buffer per viewer socket. Left to autotune, Linux grows it to megabytes per
 connection, which hides a stalled viewer for tens of seconds and costs gigabytes at 15,000
 viewers; 128 KiB still carries a dashboard's traffic across a slow link."""
+
+TAKEN_POLL: Final = 0.05
+"""Seconds between looks at a viewer's unsent bytes while its next message waits for them to
+drain (``Viewer.wait_taken``): only viewers taking a big history are looked at."""
 
 REFUSED_ORIGINS_LOGGED: Final = 1000
 """Distinct refused websocket origins logged at WARNING (each once); later ones only at DEBUG."""
@@ -161,6 +165,31 @@ class Viewer(Sink):
             logger.debug("websocket error: %s", self.ws.exception())
             return False
         return True
+
+    async def wait_taken(self) -> None:
+        """Wait until at most ``BEHIND_BYTES`` of what was sent is still unsent.
+
+        The read loop calls this before it reads the next message, so a viewer's histories are
+        sent one after another as it takes them: a client that re-subscribes faster than it
+        reads cannot stack histories in the gateway's memory (its messages wait in its own TCP
+        stream instead), and an honest one that subscribes to several routers at once gets them
+        in turn. While the bytes drain the viewer is alive (it reads, though its pong waits
+        behind the history); no progress for ``BEHIND_SECONDS`` is the slow-consumer rule.
+        """
+        transport = self.transport
+        loop = asyncio.get_running_loop()
+        unsent = transport.get_write_buffer_size()
+        progress_at = loop.time()
+        while unsent > BEHIND_BYTES and not self.behind:
+            await asyncio.sleep(TAKEN_POLL)  # a bounded look, not a wait for an event
+            now_unsent = transport.get_write_buffer_size()
+            if now_unsent < unsent:
+                progress_at = loop.time()
+                self.awaiting_pong = False
+            elif loop.time() - progress_at > BEHIND_SECONDS:
+                self.fall_behind()
+                return
+            unsent = now_unsent
 
     async def finish(self) -> None:
         """After the read loop: no more timers or subscriptions; wait for a closing handshake."""
@@ -374,7 +403,8 @@ class WebSocketEndpoint:
         # one coroutine frame fewer for each of thousands of idle connections.
         try:
             while viewer.handle(await ws.receive()):
-                pass
+                if transport.get_write_buffer_size() > BEHIND_BYTES:
+                    await viewer.wait_taken()
         finally:
             await viewer.finish()
             self.context.hub.disconnect(viewer)

@@ -22,6 +22,8 @@ from websockets.asyncio.client import connect
 
 from gateway.core.frames import InterfaceFilter, filter_traffic
 from gateway.history import MESSAGE_LIMIT
+from gateway.wire import Opcode, split_frames
+from gateway.wire import frame as ws_frame
 from tests.harness import (
     Gateway,
     emulator,
@@ -236,3 +238,53 @@ async def test_a_client_that_only_knows_one_history_message_still_gets_every_fra
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert len(seqs) == 202
     await ws.close()
+
+
+async def test_resubscribing_faster_than_reading_does_not_stack_histories(big: Big) -> None:
+    """A client that sends the same subscribe 25 times and reads nothing holds at most one
+    history in the gateway's memory (not 25); once it reads, every answer comes, in order."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", big.gw.server.port, limit=64 * 1024)
+    try:
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        writer.write(
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        subscribe = orjson.dumps({"type": "subscribe", "router": "isp", "history": RING})
+        writer.write(ws_frame(Opcode.TEXT, subscribe, mask=b"mask") * 25)
+        await writer.drain()
+        hub = big.gw.hub
+        await eventually(lambda: len(list(hub.connected())) == 1, timeout=seconds(5))
+        (viewer,) = hub.connected()
+        ring = sum(len(frame.json) for frame in big.gw.hub.topics["isp"].history)
+        # The first history is queued; the next subscribes wait in the client's own stream.
+        await eventually(
+            lambda: viewer.transport.get_write_buffer_size() > ONE_MIB,
+            timeout=seconds(10),
+            message="the first history queued",
+        )
+        most = 0
+        deadline = time.monotonic() + seconds(2)
+        while time.monotonic() < deadline:  # an observation window: nothing else is read
+            most = max(most, viewer.transport.get_write_buffer_size())
+            await asyncio.sleep(0.05)
+        assert most < ring + 2 * ONE_MIB, (most, ring)
+        # Now read: 25 answers, each a status and a whole history, in order.
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), seconds(10))
+        assert head.startswith(b"HTTP/1.1 101"), head
+        buffered, statuses, histories = b"", 0, 0
+        while histories < 25:
+            chunk = await asyncio.wait_for(reader.read(1 << 20), seconds(30))
+            assert chunk, "the gateway closed the connection"
+            frames, buffered = split_frames(buffered + chunk)
+            for opcode, payload in frames:
+                if opcode != Opcode.TEXT:
+                    continue
+                message = orjson.loads(payload)
+                if message["type"] == "status":
+                    statuses += 1
+                elif message["type"] == "history" and not message["more"]:
+                    histories += 1
+                    assert histories == statuses  # each history follows its own status
+    finally:
+        writer.transport.abort()
