@@ -34,6 +34,7 @@ from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
 from gateway.poller import Clock, Poller
 from gateway.redact import install_filter
+from gateway.sink import Limits
 from gateway.wire import CloseCode
 from gateway.ws import ViewerContext, WebSocketEndpoint, close_viewers
 
@@ -84,6 +85,10 @@ def create_app(
             routers=tuple((r.id, r.name) for r in settings.routers),
             heartbeat=period,
             metrics=metrics,
+            limits=Limits(
+                behind_bytes=settings.server.slow_consumer_bytes,
+                behind_seconds=settings.server.slow_consumer_seconds,
+            ),
         ),
         settings.server,
         settings.auth,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 # A subscriber is "behind" once this much of what we wrote is still unsent...
@@ -21,6 +22,26 @@ BEHIND_SECONDS: Final = 10.0
 # Above this much unsent data, traffic frames for the subscriber are skipped (latest wins):
 # the socket is backed up, so a newer frame will serve the viewer better than a queue of old ones.
 SKIP_BYTES: Final = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The slow-consumer rule's numbers (``server.slow_consumer_bytes`` and ``_seconds``).
+
+    ``behind_bytes`` unsent (a history being taken aside) or ``behind_seconds`` without taking
+    anything make a viewer "behind"; past ``skip_bytes`` (a quarter of ``behind_bytes``) its
+    live frames are skipped, latest wins. One object per app, shared by every sink.
+    """
+
+    behind_bytes: int = BEHIND_BYTES
+    behind_seconds: float = BEHIND_SECONDS
+
+    @property
+    def skip_bytes(self) -> int:
+        return self.behind_bytes // 4
+
+
+DEFAULT_LIMITS: Final = Limits()
 
 # Sink.fed_at of a viewer never fed (one shared float, not one per viewer).
 NEVER: Final = float("-inf")
@@ -59,11 +80,11 @@ class Sink:
     a dead peer). Both call the callbacks given here; the websocket viewer, one object per
     connection, is a subclass that overrides them instead.
 
-    Behind means more than 1 MiB unsent (``BEHIND_BYTES``), or nothing accepted for 10 s
-    (``BEHIND_SECONDS``). A backfill (``write(..., backfill=True)``, once per history message)
-    may be much larger than 1 MiB in all; its bytes are allowed on top of the limit until they
-    have drained, so a big history on a slow link is not mistaken for a stalled viewer while the
-    viewer is still taking data.
+    Behind means more than ``limits.behind_bytes`` unsent (1 MiB by default), or nothing
+    accepted for ``limits.behind_seconds`` (10 s). A backfill (``write(..., backfill=True)``,
+    once per history message) may be much larger than 1 MiB in all; its bytes are allowed on top
+    of the limit until they have drained, so a big history on a slow link is not mistaken for a
+    stalled viewer while the viewer is still taking data.
     """
 
     __slots__ = (
@@ -76,6 +97,7 @@ class Sink:
         "behind",
         "dropped",
         "fed_at",
+        "limits",
         "stuck_since",
         "transport",
     )
@@ -87,8 +109,12 @@ class Sink:
         *,
         on_dead: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.transport = transport
+        # The rule's numbers (one object per app); read only while data waits unsent, never on
+        # the hot path.
+        self.limits = limits
         # The transport's own socket, to send on directly while nothing waits in the transport
         # (see write()); None when that is not known to be safe.
         self._sock = plain_socket(transport)
@@ -125,19 +151,20 @@ class Sink:
             return False
         unsent = transport.get_write_buffer_size()
         if unsent:
+            limits = self.limits
             if unsent < self._unsent_after:
                 self.stuck_since = None  # it accepted some data since our last write
             elif self.stuck_since is None:
                 self.stuck_since = self._clock()
-            elif self._clock() - self.stuck_since > BEHIND_SECONDS:
+            elif self._clock() - self.stuck_since > limits.behind_seconds:
                 self.fall_behind()
                 return False
             self._allowance = min(self._allowance, unsent)
             excess = unsent - self._allowance
-            if excess + len(frame) > BEHIND_BYTES and not backfill:
+            if excess + len(frame) > limits.behind_bytes and not backfill:
                 self.fall_behind()
                 return False
-            if droppable and excess > SKIP_BYTES:
+            if droppable and excess > limits.skip_bytes:
                 self.dropped += 1
                 self._unsent_after = unsent
                 return None

@@ -37,7 +37,7 @@ from gateway.core.origins import judge_origin
 from gateway.hub import Hub
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
-from gateway.sink import BEHIND_BYTES, BEHIND_SECONDS, Sink, Transport
+from gateway.sink import Limits, Sink, Transport
 from gateway.topic import encode_message
 from gateway.wire import CloseCode, pong_frame
 
@@ -99,6 +99,8 @@ class ViewerContext:
     # websocket ping and a ``heartbeat`` message (see ``Hub.heartbeat``).
     heartbeat: float
     metrics: Metrics
+    # The slow-consumer rule's numbers (``server.slow_consumer_bytes`` and ``_seconds``).
+    limits: Limits
 
 
 class Viewer(Sink):
@@ -123,7 +125,7 @@ class Viewer(Sink):
         self.context = context
         self.ws = ws
         self.grant = grant
-        super().__init__(transport)
+        super().__init__(transport, limits=context.limits)
         # The routers this viewer is subscribed to (a tuple: usually one, at most 64).
         self.subscriptions: tuple[str, ...] = ()
         # Closes the websocket when the viewer falls behind or the server drains; owned here,
@@ -167,26 +169,27 @@ class Viewer(Sink):
         return True
 
     async def wait_taken(self) -> None:
-        """Wait until at most ``BEHIND_BYTES`` of what was sent is still unsent.
+        """Wait until at most ``limits.behind_bytes`` of what was sent is still unsent.
 
         The read loop calls this before it reads the next message, so a viewer's histories are
         sent one after another as it takes them: a client that re-subscribes faster than it
         reads cannot stack histories in the gateway's memory (its messages wait in its own TCP
         stream instead), and an honest one that subscribes to several routers at once gets them
         in turn. While the bytes drain the viewer is alive (it reads, though its pong waits
-        behind the history); no progress for ``BEHIND_SECONDS`` is the slow-consumer rule.
+        behind the history); no progress for ``limits.behind_seconds`` is the slow-consumer rule.
         """
         transport = self.transport
         loop = asyncio.get_running_loop()
         unsent = transport.get_write_buffer_size()
         progress_at = loop.time()
-        while unsent > BEHIND_BYTES and not self.behind:
+        limits = self.limits
+        while unsent > limits.behind_bytes and not self.behind:
             await asyncio.sleep(TAKEN_POLL)  # a bounded look, not a wait for an event
             now_unsent = transport.get_write_buffer_size()
             if now_unsent < unsent:
                 progress_at = loop.time()
                 self.awaiting_pong = False
-            elif loop.time() - progress_at > BEHIND_SECONDS:
+            elif loop.time() - progress_at > limits.behind_seconds:
                 self.fall_behind()
                 return
             unsent = now_unsent
@@ -403,7 +406,7 @@ class WebSocketEndpoint:
         # one coroutine frame fewer for each of thousands of idle connections.
         try:
             while viewer.handle(await ws.receive()):
-                if transport.get_write_buffer_size() > BEHIND_BYTES:
+                if transport.get_write_buffer_size() > viewer.limits.behind_bytes:
                     await viewer.wait_taken()
         finally:
             await viewer.finish()

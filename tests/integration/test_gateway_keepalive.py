@@ -24,6 +24,7 @@ from gateway.config import AuthSettings, ServerSettings
 from gateway.hub import Hub
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
+from gateway.sink import Limits
 from gateway.topic import Topic
 from gateway.ws import USER_TIMEOUT, Viewer, ViewerContext, WebSocketEndpoint
 from tests.fakes import Clock
@@ -72,7 +73,11 @@ async def rig() -> AsyncIterator[Rig]:
     clock = Clock(1000.0)
     hub = Hub(["core"], history=10, clock=clock)
     context = ViewerContext(
-        hub=hub, routers=(("core", "Core"),), heartbeat=HEARTBEAT, metrics=Metrics()
+        hub=hub,
+        routers=(("core", "Core"),),
+        heartbeat=HEARTBEAT,
+        metrics=Metrics(),
+        limits=Limits(),
     )
     endpoint = WebSocketEndpoint(context, ServerSettings(), AuthSettings(), Lifecycle(ready=True))
     app = web.Application()

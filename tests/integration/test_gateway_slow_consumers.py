@@ -141,3 +141,30 @@ async def test_frames_skipped_for_a_backed_up_viewer_are_counted() -> None:
             writer.close()
             sock.close()
             await reader.close()
+
+
+async def test_slow_consumer_settings_take_effect() -> None:
+    """server.slow_consumer_seconds = 1 closes a viewer that stopped reading within seconds (the
+    default would wait 10 s); server.slow_consumer_bytes reaches every viewer's rule."""
+    emu = emulator(interfaces=300)
+    async with running(emu):
+        settings = gateway_settings(
+            {"core": emu},
+            {"interval": 0.1},
+            slow_consumer_seconds=1.0,
+            slow_consumer_bytes=512 * 1024,
+        )
+        async with gateway(settings) as gw:
+            started = time.monotonic()
+            _, writer, sock = await stalled_viewer(gw, "core")
+            try:
+                (viewer,) = gw.viewers()
+                assert viewer.limits.behind_bytes == 512 * 1024
+                closes = gw.metrics.slow_consumer_closes
+                await eventually(
+                    lambda: closes._value.get() >= 1, timeout=seconds(8), message="a slow close"
+                )
+                assert time.monotonic() - started < 8  # well before the default 10 s
+            finally:
+                writer.transport.abort()
+                sock.close()
