@@ -22,7 +22,10 @@
  * and document events) is injected, so the policy runs under Node's test runner with fakes.
  */
 
-/** The reconnect delays, in seconds (DESIGN.md: full jitter, base 0.5 s, factor 2, cap 20 s). */
+/**
+ * The reconnect delays, in seconds (README, "The dashboard": full jitter, base 0.5 s, factor 2,
+ * cap 20 s).
+ */
 export const POLICY = Object.freeze({ base: 0.5, factor: 2, cap: 20 });
 
 /** Seconds a connection must stay open before the retry count starts again from zero. */

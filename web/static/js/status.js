@@ -10,7 +10,8 @@ import { formatClock, formatDuration } from "./format.js";
 
 /**
  * Seconds of silence, beyond two poll intervals, after which data counts as stale: the
- * gateway's default command deadline (DESIGN.md: a frame is stale after 2 x interval + timeout).
+ * gateway's default command deadline (README, "Websocket protocol": a frame is stale after
+ * 2 x interval + timeout).
  */
 export const STALE_GRACE = 3;
 

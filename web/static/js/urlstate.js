@@ -81,7 +81,7 @@ export function formatSearch(search, views) {
   return all.length ? `?${all.join("&")}` : "";
 }
 
-/** The `token` parameter of the page's URL, passed on to /ws (DESIGN.md, auth mode jwt). */
+/** The `token` parameter of the page's URL, passed on to /ws (README, "Access control"). */
 export function tokenOf(search) {
   const pair = pairs(search).find(([key]) => decode(key) === "token");
   return pair === undefined ? null : decode(pair[1]);
