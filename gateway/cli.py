@@ -26,6 +26,13 @@ from gateway.emulator.tls import Certificate, TlsSetupError, anonymous_context, 
 from gateway.emulator.version import Version
 from gateway.healthcheck import add_arguments as add_healthcheck_arguments
 from gateway.healthcheck import run as run_healthcheck
+from gateway.listen_file import (
+    LISTEN_FILE_ENV,
+    host_port,
+    listen_url,
+    remove_listen_file,
+    write_listen_file,
+)
 from gateway.redact import protect_handlers, settings_secrets
 from gateway.routeros import connect_librouteros
 
@@ -199,13 +206,38 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def _site_addresses(site: web.TCPSite) -> list[tuple[str, int]]:
+    """Every (address, port) a started site listens on (ports the OS picked for port 0 too)."""
+    server = site._server
+    if not isinstance(server, asyncio.base_events.Server):
+        return []
+    return [sock.getsockname()[:2] for sock in server.sockets]
+
+
 def _site_port(site: web.TCPSite, default: int) -> int:
     """The port a site really listens on (the one the OS picked for port 0)."""
-    server = site._server
-    if isinstance(server, asyncio.base_events.Server) and server.sockets:
-        port: int = server.sockets[0].getsockname()[1]
-        return port
-    return default
+    addresses = _site_addresses(site)
+    return addresses[0][1] if addresses else default
+
+
+def _tell_listen_file(urls: Sequence[str]) -> str | None:
+    """Write ``urls`` to the file named by ``GATEWAY_LISTEN_FILE`` for the health probe; the
+    file's path, or None when it is not asked for or cannot be written (one warning: the
+    gateway serves all the same, and the probe falls back to the configuration)."""
+    path = os.environ.get(LISTEN_FILE_ENV)
+    if not path:
+        return None
+    try:
+        write_listen_file(path, urls)
+    except OSError as exc:
+        logging.getLogger("gateway").warning(
+            "cannot write %s=%s (%s): the health probe falls back to the configured address",
+            LISTEN_FILE_ENV,
+            path,
+            exc.strerror or exc,
+        )
+        return None
+    return path
 
 
 async def serve(settings: Settings) -> None:
@@ -217,6 +249,7 @@ async def serve(settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
     deadline = loop.time() + grace
     await runner.setup()
+    listen_file: str | None = None
     try:
         site = web.TCPSite(
             runner, settings.server.host, settings.server.port, reuse_address=True, backlog=1024
@@ -224,10 +257,11 @@ async def serve(settings: Settings) -> None:
         try:
             await site.start()
         except OSError as exc:
-            where = f"{settings.server.host}:{settings.server.port}"
+            where = host_port(settings.server.host, settings.server.port)
             raise SystemExit(f"gateway: cannot listen on {where}: {exc.strerror}") from None
-        port = _site_port(site, settings.server.port)
-        print(f"gateway listening on http://{settings.server.host}:{port}/", flush=True)
+        urls = [listen_url(host, port) for host, port in _site_addresses(site)]
+        listen_file = _tell_listen_file(urls)
+        print(f"gateway listening on {' and '.join(urls)}", flush=True)
         await stop.wait()
         deadline = loop.time() + grace
         logging.getLogger("gateway").info("draining (grace %g s)", grace)
@@ -241,6 +275,8 @@ async def serve(settings: Settings) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.1, deadline - loop.time())):
                 await runner.cleanup()
+        if listen_file is not None:
+            remove_listen_file(listen_file)
 
 
 async def run_demo(args: argparse.Namespace) -> None:
@@ -326,11 +362,11 @@ async def run_emulator(args: argparse.Namespace) -> None:
     try:
         await emulator.start()
     except OSError as exc:
-        where = f"{args.host}:{emulator.port}"
+        where = host_port(args.host, emulator.port)
         raise SystemExit(f"gateway emulate: cannot listen on {where}: {exc.strerror}") from None
     runner: web.AppRunner | None = None
     print(
-        f"RouterOS {config.version} emulator on {args.host}:{emulator.port} "
+        f"RouterOS {config.version} emulator on {host_port(args.host, emulator.port)} "
         f"({len(emulator.device.interfaces)} interfaces, user {args.username!r}, "
         f"{login_methods(config.version)})",
         flush=True,
@@ -345,12 +381,12 @@ async def run_emulator(args: argparse.Namespace) -> None:
             try:
                 await site.start()
             except OSError as exc:
-                where = f"{args.host}:{args.control_port}"
+                where = host_port(args.host, args.control_port)
                 raise SystemExit(
                     f"gateway emulate: --control-port: cannot listen on {where}: {exc.strerror}"
                 ) from None
             port = _site_port(site, args.control_port)
-            print(f"control API on http://{args.host}:{port}/stats", flush=True)
+            print(f"control API on {listen_url(args.host, port)}stats", flush=True)
         await stop.wait()
     finally:
         if runner is not None:
@@ -390,7 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "healthcheck":
             return run_healthcheck(args)
         elif args.command == "demo":
-            asyncio.run(run_demo(args))
+            try:
+                asyncio.run(run_demo(args))
+            except ConfigError as exc:
+                # A GATEWAY_<SECTION>_* variable the demo's settings refused.
+                print(f"gateway: {exc}", file=sys.stderr)
+                return 2
         elif args.command == "emulate":
             try:
                 emulated_version(args.ros_version, args.legacy_login)

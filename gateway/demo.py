@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Final
 
 from gateway.config import Settings, settings_from_dict
+from gateway.config.load import env_variable
 from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import Fault, RouterEmulator
 from gateway.emulator.version import Version
@@ -52,8 +54,21 @@ def demo_emulators() -> dict[str, tuple[str, RouterEmulator]]:
 
 
 def demo_settings(
-    emulators: dict[str, tuple[str, RouterEmulator]], *, host: str, port: int
+    emulators: dict[str, tuple[str, RouterEmulator]],
+    *,
+    host: str,
+    port: int,
+    env: Mapping[str, str] = os.environ,
 ) -> Settings:
+    """The gateway's settings in front of the (started) demo routers, listening on host:port.
+
+    ``GATEWAY_SERVER_HOST`` and ``GATEWAY_SERVER_PORT`` in ``env`` are not applied: they are
+    only the defaults of ``--host`` and ``--port``, which win when given. Every other
+    ``GATEWAY_<SECTION>_<KEY>`` variable applies (and an unknown one is refused) as for
+    ``serve``. Raises ConfigError.
+    """
+    given = {env_variable("server", "host"), env_variable("server", "port")}
+    env = {name: value for name, value in env.items() if name not in given}
     return settings_from_dict(
         {
             "server": {"host": host, "port": port, "shutdown_grace": 5.0},
@@ -71,6 +86,7 @@ def demo_settings(
             ],
         },
         source="demo",
+        env=env,
     )
 
 

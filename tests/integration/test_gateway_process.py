@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -47,8 +47,12 @@ password_env = "CORE1_PASSWORD"
 
 
 @asynccontextmanager
-async def gateway_process(config: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    env = {**os.environ, "CORE1_PASSWORD": PASSWORD}
+async def gateway_process(
+    config: Path, env: Mapping[str, str] | None = None, before: list[bytes] | None = None
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """``gateway serve --config config`` with ``env`` added; yields it and its base URL once it
+    printed where it listens. The lines it wrote before that go to ``before``."""
+    env = {**os.environ, "CORE1_PASSWORD": PASSWORD, **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -63,6 +67,10 @@ async def gateway_process(config: Path) -> AsyncIterator[tuple[asyncio.subproces
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), seconds(10))
+        while line and not line.startswith(b"gateway listening on "):
+            if before is not None:
+                before.append(line)
+            line = await asyncio.wait_for(proc.stdout.readline(), seconds(10))
         match = re.search(rb"http://127\.0\.0\.1:(\d+)/", line)
         assert match, line
         yield proc, f"http://127.0.0.1:{int(match.group(1))}"
@@ -183,3 +191,55 @@ async def test_running_process_serves_frames(tmp_path: Path) -> None:
             await asyncio.sleep(0.1)  # pacing between polls of the REST endpoint
         assert body["state"] == "up"
         assert body["router"] == "core-1"
+
+
+async def _probe(env: Mapping[str, str]) -> int:
+    """``python -m gateway.healthcheck`` (the image's HEALTHCHECK) with ``env``: its exit code."""
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.healthcheck",
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await asyncio.wait_for(probe.wait(), seconds(10))
+
+
+async def test_the_process_tells_the_health_probe_where_it_listens(tmp_path: Path) -> None:
+    """With GATEWAY_LISTEN_FILE set, `serve` writes the URL it really bound (here a port the OS
+    picked, which no configuration names) and the health probe finds it there; the file is
+    gone once the process has exited."""
+    listen = tmp_path / "gateway.listen"
+    emu = emulator()
+    env = {"GATEWAY_LISTEN_FILE": str(listen)}
+    async with running(emu):
+        config = _config(tmp_path / "gw.toml", emu)
+        async with gateway_process(config, env) as (proc, url):
+            assert listen.read_text() == f"{url}/\n"
+            assert await _probe({**env, "GATEWAY_CONFIG": str(config)}) == 0
+            # Without the file the probe guesses from the configuration (port 0): it fails.
+            assert await _probe({"GATEWAY_CONFIG": str(config)}) == 1
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), seconds(GRACE + 1)) == 0
+    assert not listen.exists()
+
+
+async def test_an_unwritable_listen_file_costs_one_warning(tmp_path: Path) -> None:
+    """A GATEWAY_LISTEN_FILE that cannot be written is one warning at start-up, naming it;
+    the gateway serves all the same."""
+    listen = tmp_path / "missing-folder" / "gateway.listen"
+    before: list[bytes] = []
+    emu = emulator()
+    async with (
+        running(emu),
+        gateway_process(
+            _config(tmp_path / "gw.toml", emu), {"GATEWAY_LISTEN_FILE": str(listen)}, before
+        ) as (_, url),
+        aiohttp.ClientSession() as http,
+        http.get(f"{url}/healthz") as response,
+    ):
+        assert response.status == 200
+    [warning] = before
+    assert b" WARNING gateway: cannot write GATEWAY_LISTEN_FILE=" in warning
+    assert str(listen).encode() in warning

@@ -6,10 +6,12 @@ import asyncio
 import socket
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.healthcheck import check, default_url
+from gateway.healthcheck import check, check_any, default_url, default_urls
+from gateway.listen_file import health_url, listen_url, read_listen_file, write_listen_file
 
 ROUTER = """
 [[routers]]
@@ -49,6 +51,67 @@ def test_broken_configuration_probes_the_default(tmp_path: Path) -> None:
     assert default_url({"GATEWAY_CONFIG": str(config)}) == "http://127.0.0.1:8080/healthz"
 
 
+def test_listen_file_is_preferred_to_the_configuration(tmp_path: Path) -> None:
+    """Where the process says it listens beats what the configuration says: a `serve --config`
+    elsewhere or a `demo --port` the probe cannot see is still found."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[server]\nhost = "0.0.0.0"\nport = 9123\n' + ROUTER)
+    listen = tmp_path / "gateway.listen"
+    write_listen_file(listen, ["http://127.0.0.1:9500/"])
+    env = {"GATEWAY_CONFIG": str(config), "GATEWAY_LISTEN_FILE": str(listen)}
+    assert default_urls(env) == ["http://127.0.0.1:9500/healthz"]
+    # No file yet (the process has not bound), or an empty one: the configuration's address.
+    for text in (None, "", "\n"):
+        listen.unlink(missing_ok=True)
+        if text is not None:
+            listen.write_text(text)
+        assert default_urls(env) == ["http://127.0.0.1:9123/healthz"]
+
+
+@pytest.mark.parametrize(
+    ("bound", "probed"),
+    [
+        (("0.0.0.0", 8080), "http://127.0.0.1:8080/healthz"),
+        (("::", 18486), "http://[::1]:18486/healthz"),
+        (("127.0.0.1", 9000), "http://127.0.0.1:9000/healthz"),
+        (("::1", 9001), "http://[::1]:9001/healthz"),
+        (("192.0.2.10", 9002), "http://192.0.2.10:9002/healthz"),
+        (("fd00::7", 9003), "http://[fd00::7]:9003/healthz"),
+    ],
+)
+def test_a_wildcard_bind_is_probed_on_the_loopback_of_its_family(
+    tmp_path: Path, bound: tuple[str, int], probed: str
+) -> None:
+    """0.0.0.0 is probed on 127.0.0.1 and :: (an IPv6-only listener) on ::1; an address of its
+    own is probed as it is; IPv6 addresses are written in brackets."""
+    listen = tmp_path / "gateway.listen"
+    write_listen_file(listen, [listen_url(*bound)])
+    assert read_listen_file({"GATEWAY_LISTEN_FILE": str(listen)}) == [listen_url(*bound)]
+    assert default_urls({"GATEWAY_LISTEN_FILE": str(listen)}) == [probed]
+
+
+def test_every_listening_address_is_a_candidate(tmp_path: Path) -> None:
+    """A process bound on several addresses lists each, in order; a line that is no URL is
+    skipped rather than failing the probe."""
+    listen = tmp_path / "gateway.listen"
+    listen.write_text("http://0.0.0.0:8080/\nnot a url\nhttp://[::]:8080/\n")
+    assert default_urls({"GATEWAY_LISTEN_FILE": str(listen)}) == [
+        "http://127.0.0.1:8080/healthz",
+        "http://[::1]:8080/healthz",
+    ]
+    with pytest.raises(ValueError, match="not a listening URL"):
+        health_url("not a url")
+
+
+def test_the_listen_file_is_replaced_whole(tmp_path: Path) -> None:
+    """Writing the file replaces it and leaves no partial file behind."""
+    listen = tmp_path / "gateway.listen"
+    listen.write_text("http://127.0.0.1:1/\n" * 100)
+    write_listen_file(listen, ["http://127.0.0.1:2/", "http://[::1]:2/"])
+    assert listen.read_text() == "http://127.0.0.1:2/\nhttp://[::1]:2/\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["gateway.listen"]
+
+
 async def test_exit_status_follows_the_answer() -> None:
     """0 for a 200 answer; 1 for any other status and for nothing listening."""
 
@@ -66,9 +129,13 @@ async def test_exit_status_follows_the_answer() -> None:
     try:
         assert await asyncio.to_thread(check, str(server.make_url("/healthz")), 2.0) == 0
         assert await asyncio.to_thread(check, str(server.make_url("/broken")), 2.0) == 1
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            closed = f"http://127.0.0.1:{s.getsockname()[1]}/healthz"
+        assert await asyncio.to_thread(check, closed, 2.0) == 1
+        # Several candidates: healthy as soon as one answers.
+        good = str(server.make_url("/healthz"))
+        assert await asyncio.to_thread(check_any, [closed, good], 2.0) == 0
+        assert await asyncio.to_thread(check_any, [closed, closed], 2.0) == 1
     finally:
         await server.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    assert await asyncio.to_thread(check, f"http://127.0.0.1:{closed}/healthz", 2.0) == 1
