@@ -48,6 +48,12 @@ def _grant(claims: Mapping[str, object]) -> Grant:
     if routers == "*":
         allowed: frozenset[str] | None = None
     elif isinstance(routers, list) and all(isinstance(r, str) for r in routers):
+        if "*" in routers:
+            # No router has the id "*": as a list entry it would grant nothing, silently.
+            raise AuthError(
+                'token claim "routers" is either the string "*" (every router) or a list of '
+                'router ids, got a list containing "*"'
+            )
         allowed = frozenset(routers)
     else:
         raise AuthError('token claim "routers" must be a list of router ids or "*"')

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, cast
 
@@ -376,6 +377,10 @@ class RouterClient:
             )
         if isinstance(exc, ConnectionRefusedError):
             return RouterUnavailable(f"{where}: connection refused")
+        if isinstance(exc, socket.gaierror):
+            # The resolver's own words ("Name or service not known") do not say what failed.
+            reason = exc.strerror or type(exc).__name__
+            return RouterUnavailable(f"{where}: could not resolve the host name ({reason})")
         if isinstance(exc, OSError):
             reason = exc.strerror or type(exc).__name__
             return RouterUnavailable(f"{where}: network error during {doing}: {reason}")

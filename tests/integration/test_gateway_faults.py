@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import time
 from collections.abc import Awaitable, Callable
@@ -162,3 +163,22 @@ async def test_many_fault_cycles_leak_nothing() -> None:
         assert rss_kib() - rss < 8 * 1024, "memory grew by more than 8 MiB over 200 cycles"
         assert emu.stats()["active_sessions"] in (0, 1)
         await ws.close()
+
+
+async def test_a_host_name_that_does_not_resolve_says_so() -> None:
+    """A router whose host name has no address is down with "could not resolve the host name",
+    not a bare resolver message (names under .invalid never resolve: RFC 2606)."""
+    emu = emulator()
+    async with running(emu):
+        settings = gateway_settings({"core": emu}, POLL)
+        unresolvable = dataclasses.replace(settings.routers[0], host="core-1.mgmt.invalid")
+        async with gateway(dataclasses.replace(settings, routers=(unresolvable,))) as gw:
+            ws = await gw.viewer()
+            await subscribe(ws, "core")
+            status = await receive_until(ws, "status", timeout=seconds(TIMEOUT + 2))
+            while status["state"] != "down":
+                status = await receive_until(ws, "status", timeout=seconds(TIMEOUT + 2))
+            await ws.close()
+    assert status["error"].startswith(
+        f"core-1.mgmt.invalid:{emu.port}: could not resolve the host name ("
+    ), status["error"]

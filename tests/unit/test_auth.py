@@ -50,6 +50,17 @@ def test_wildcard_routers() -> None:
     assert grant.interface_filter("anything").is_all
 
 
+def test_a_star_inside_the_router_list_is_refused() -> None:
+    """``"routers": ["*"]`` is refused saying how to write "every router", not a token that
+    silently sees nothing."""
+    with pytest.raises(AuthError) as caught:
+        authorise(JWT, token(routers=["core-1", "*"]))
+    assert str(caught.value) == (
+        'token claim "routers" is either the string "*" (every router) or a list of router '
+        'ids, got a list containing "*"'
+    )
+
+
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
