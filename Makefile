@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck jstest pytest loadtest loadtest-ci emulate bench bench-emulator image screenshot clean
+.PHONY: run test lint typecheck jstest pytest loadtest loadtest-ci emulate bench bench-emulator image constraints screenshot clean
 
 # pykustomize (kustomize's Go library, bundled) renders k8s/ in the tests without kubectl. It is
 # installed apart from the test extra because its metadata asks for Python 3.14 although the
@@ -58,6 +58,23 @@ bench-emulator: $(STAMP)
 # here, podman build --network=none. With a registry at hand, `docker build .` is all it takes.
 image: $(STAMP)
 	$(BIN)/python -m tests.deploy.podman $(IMAGE)
+
+# Re-pin constraints.txt, the exact versions of every runtime dependency (transitive included)
+# that the image is built from: resolve the package's requirements afresh in a new virtual
+# environment, ignoring the current pins, and write what got installed. Run it to take up new
+# releases (security fixes), then `make test` (tests/deploy checks the image against the file).
+# It resolves for this machine's Python; CI's image base is Debian bookworm's (3.11).
+CONSTRAINTS_VENV := build/constraints-venv
+constraints:
+	rm -rf $(CONSTRAINTS_VENV)
+	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
+	PIP_CONSTRAINT= $(CONSTRAINTS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check .
+	{ sed -n '/^#/p' constraints.txt; \
+	  PIP_CONSTRAINT= $(CONSTRAINTS_VENV)/bin/python -m pip freeze --exclude routeros-traffic-gateway; \
+	} > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(CONSTRAINTS_VENV)
+	git diff --stat -- constraints.txt
 
 # Rewrite the README's screenshot (docs/dashboard.png) from the browser test that drives the demo.
 screenshot: $(STAMP)

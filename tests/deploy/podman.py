@@ -26,6 +26,8 @@ from typing import Final
 ROOT: Final = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF: Final = Path(__file__).with_name("containers.conf")
 WHEELHOUSE: Final = ROOT / "wheelhouse"
+CONSTRAINTS: Final = ROOT / "constraints.txt"
+"""The exact runtime dependency versions the image is built from (``make constraints``)."""
 
 BASE_TAG: Final = "localhost/gateway-base:bookworm-1"
 """The debootstrapped base. Bump the suffix when its recipe below changes."""
@@ -114,9 +116,10 @@ def base_python(base: str) -> str:
 
 
 def build_wheelhouse(python: str) -> Path:
-    """The wheels of everything the package needs, for CPython ``python`` on x86_64 glibc, in
-    ./wheelhouse. Not the package's own: the image builds that from its clean source copy (a
-    wheel built here may carry stale files from an old ./build, and pip could pick either)."""
+    """The wheels of everything the package needs, at the versions of constraints.txt, for
+    CPython ``python`` on x86_64 glibc, in ./wheelhouse. Not the package's own: the image
+    builds that from its clean source copy (a wheel built here may carry stale files from an
+    old ./build, and pip could pick either)."""
     shutil.rmtree(WHEELHOUSE, ignore_errors=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     with tempfile.TemporaryDirectory(prefix="gateway-wheel-") as tmp:
@@ -143,6 +146,9 @@ def _download(pip: list[str], python: str, package: Path) -> None:
             "--implementation",
             "cp",
             *(f"--platform={p}" for p in platforms),
+            # The versions the Dockerfile's build stage will ask for (PIP_CONSTRAINT).
+            "--constraint",
+            str(CONSTRAINTS),
             "--dest",
             str(WHEELHOUSE),
             str(package),
@@ -155,20 +161,27 @@ def _download(pip: list[str], python: str, package: Path) -> None:
 
 
 def build_image(tag: str, base: str) -> str:
-    """Build the Dockerfile offline on ``base`` as ``tag``; returns the tag."""
+    """Build the Dockerfile offline on ``base`` as ``tag``; returns the image's ID.
+
+    Run the ID rather than the tag: another build of the same tag (a second checkout on the
+    machine) may move the tag meanwhile, never the ID.
+    """
     build_wheelhouse(base_python(base))
-    podman(
-        "build",
-        "--format=docker",  # OCI format would drop HEALTHCHECK
-        "--network=none",
-        f"--build-arg=BASE_IMAGE={base}",
-        "--build-arg=PIP_NO_INDEX=1",
-        "--build-arg=PIP_FIND_LINKS=/src/wheelhouse",
-        f"--tag={tag}",
-        str(ROOT),
-        timeout=900,
-    )
-    return tag
+    with tempfile.TemporaryDirectory(prefix="gateway-iid-") as tmp:
+        iidfile = Path(tmp) / "iid"
+        podman(
+            "build",
+            "--format=docker",  # OCI format would drop HEALTHCHECK
+            "--network=none",
+            f"--build-arg=BASE_IMAGE={base}",
+            "--build-arg=PIP_NO_INDEX=1",
+            "--build-arg=PIP_FIND_LINKS=/src/wheelhouse",
+            f"--tag={tag}",
+            f"--iidfile={iidfile}",
+            str(ROOT),
+            timeout=900,
+        )
+        return iidfile.read_text().strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing := missing_tools():
         print(f"missing: {', '.join(missing)} (apt-get install podman runc debootstrap)")
         return 1
-    print(f"built {build_image(tag, ensure_base())}")
+    print(f"built {tag} ({build_image(tag, ensure_base())})")
     return 0
 
 

@@ -23,8 +23,11 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from tests.deploy import podman
+from tests.deploy.test_constraints import pins
 from tests.harness import PASSWORD, emulator, receive, receive_until, running, subscribe
 from tests.needs import missing
 from tests.timing import eventually, seconds
@@ -79,10 +82,14 @@ async def container(
     port: int,
     mounts: Sequence[tuple[Path, str]] = (),
     env: dict[str, str] | None = None,
+    user: str | None = None,
 ) -> AsyncIterator[Container]:
-    """A detached container on the host network, read-only but for /tmp, removed at the end."""
+    """A detached container on the host network, read-only but for /tmp, removed at the end
+    (``user``: run as that UID:GID instead of the image's)."""
     name = f"gateway-test-{os.getpid()}-{next(_names)}"
     args = ["run", "--detach", f"--name={name}", "--network=host"]
+    if user is not None:
+        args.append(f"--user={user}")
     args += ["--read-only", "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,size=16m"]
     for source, target in mounts:
         args.append(f"--volume={source}:{target}:ro")
@@ -110,8 +117,12 @@ async def _wait_ready(box: Container) -> None:
     await eventually(ready, timeout=seconds(30), interval=0.1, message="the container is ready")
 
 
-def _serve_files(tmp_path: Path, router_port: int, port: int) -> list[tuple[Path, str]]:
-    """gateway.toml and the router's password file, as Kubernetes mounts them."""
+def _serve_files(
+    tmp_path: Path, router_port: int, port: int, config_path: str = CONFIG_PATH, group: int = UID
+) -> list[tuple[Path, str]]:
+    """gateway.toml (mounted at ``config_path``) and the router's password file, as Kubernetes
+    mounts them: the file belongs to the image's user and to ``group`` (a pod's fsGroup), mode
+    0440."""
     config = tmp_path / "gateway.toml"
     config.write_text(
         f"""
@@ -135,11 +146,27 @@ password_file = "{SECRET_PATH}"
     )
     secret = tmp_path / "core-1-password"
     secret.write_text(PASSWORD + "\n")
-    # Readable by the image's user only, as a Secret volume with an fsGroup would be.
-    os.chown(secret, UID, UID)
-    secret.chmod(0o400)
+    # Readable by the image's user and the group only, as a Secret volume with an fsGroup is.
+    os.chown(secret, UID, group)
+    secret.chmod(0o440)
     config.chmod(0o644)
-    return [(config, CONFIG_PATH), (secret, SECRET_PATH)]
+    return [(config, config_path), (secret, SECRET_PATH)]
+
+
+async def _healthcheck(box: Container) -> None:
+    """The image's HEALTHCHECK, run as the engine runs it, passes."""
+    health = await asyncio.to_thread(
+        podman.podman, "healthcheck", "run", box.name, timeout=seconds(30), check=False
+    )
+    assert health.returncode == 0, health.stdout + health.stderr + await _podman("logs", box.name)
+
+
+async def _process_ids(box: Container) -> tuple[list[str], list[str]]:
+    """The container's main process's real, effective, saved and file-system UIDs and GIDs."""
+    pid = int(await box.inspect("{{.State.Pid}}"))
+    status = await asyncio.to_thread(Path(f"/proc/{pid}/status").read_text)
+    ids = {line[:4]: line.split()[1:] for line in status.splitlines()}
+    return ids["Uid:"], ids["Gid:"]
 
 
 async def test_container_serves_traffic_as_non_root_on_a_read_only_root(
@@ -152,10 +179,7 @@ async def test_container_serves_traffic_as_non_root_on_a_read_only_root(
     async with running(emu):
         mounts = _serve_files(tmp_path, emu.port, port)
         async with container(image, port=port, mounts=mounts) as box:
-            health = await asyncio.to_thread(
-                podman.podman, "healthcheck", "run", box.name, timeout=seconds(30), check=False
-            )
-            assert health.returncode == 0, health.stdout + health.stderr
+            await _healthcheck(box)
 
             async with aiohttp.ClientSession() as http:
                 ws = await http.ws_connect(f"{box.url}/ws", timeout=aiohttp.ClientWSTimeout(5))
@@ -166,9 +190,7 @@ async def test_container_serves_traffic_as_non_root_on_a_read_only_root(
                 assert {i["name"] for i in frame["interfaces"]} >= {"ether1", "ether2"}
                 await ws.close()
 
-            pid = int(await box.inspect("{{.State.Pid}}"))
-            status = await asyncio.to_thread(Path(f"/proc/{pid}/status").read_text)
-            uids = next(line.split()[1:] for line in status.splitlines() if line[:4] == "Uid:")
+            uids, _ = await _process_ids(box)
             assert uids == [str(UID)] * 4
             assert await box.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
             for path in ("/etc/gateway/x", "/opt/gateway/x", "/x"):
@@ -176,6 +198,47 @@ async def test_container_serves_traffic_as_non_root_on_a_read_only_root(
                 assert "Read-only file system" in write.stderr, path
                 assert write.returncode != 0, path
             assert (await box.exec("python3", "-c", "open('/tmp/x', 'w')")).returncode == 0
+        assert emu.logins >= 1
+
+
+async def test_healthcheck_finds_serve_with_its_config_elsewhere(
+    image: str, tmp_path: Path
+) -> None:
+    """`serve --config` at another path, on a port no environment variable names: the
+    HEALTHCHECK probes where the process says it listens, and passes."""
+    emu = emulator()
+    port = _free_port()
+    assert port != 8080  # the port a probe guessing from the image's defaults would try
+    async with running(emu):
+        elsewhere = "/srv/site/gateway.toml"
+        mounts = _serve_files(tmp_path, emu.port, port, config_path=elsewhere)
+        command = ("serve", "--config", elsewhere)
+        async with container(image, *command, port=port, mounts=mounts) as box:
+            listening = await box.exec("cat", "/tmp/gateway.listen")
+            assert listening.stdout == f"http://127.0.0.1:{port}/\n"
+            await _healthcheck(box)
+
+
+async def test_image_runs_as_an_arbitrary_uid_in_group_zero(image: str, tmp_path: Path) -> None:
+    """As OpenShift runs it (any UID, group 0, read-only root): the gateway reads its secret
+    through the group, polls the router and passes the HEALTHCHECK."""
+    emu = emulator()
+    port = _free_port()
+    async with running(emu):
+        mounts = _serve_files(tmp_path, emu.port, port, group=0)
+        async with (
+            container(image, port=port, mounts=mounts, user="12345:0") as box,
+            aiohttp.ClientSession() as http,
+        ):
+            await _healthcheck(box)
+            uids, gids = await _process_ids(box)
+            assert (uids, gids) == (["12345"] * 4, ["0"] * 4)
+
+            async def up() -> bool:
+                async with http.get(f"{box.url}/api/routers/core-1/traffic") as r:
+                    return r.status == 200 and (await r.json())["state"] == "up"
+
+            await eventually(up, timeout=seconds(10), interval=0.2, message="core-1 up")
         assert emu.logins >= 1
 
 
@@ -235,14 +298,15 @@ async def test_podman_stop_drains_viewers_and_exits_zero(image: str, tmp_path: P
 
 
 async def test_demo_mode_serves_the_dashboard(image: str) -> None:
-    """`demo` in the image needs no configuration: the dashboard page, its scripts and three
-    emulated routers are served, and the healthcheck finds it."""
+    """`demo --host --port` in the image needs no configuration: the dashboard page, its
+    scripts and three emulated routers are served, and the HEALTHCHECK finds it."""
     port = _free_port()
-    env = {"GATEWAY_SERVER_PORT": str(port)}
+    command = ("demo", "--host", "127.0.0.1", "--port", str(port))
     async with (
-        container(image, "demo", port=port, env=env) as box,
+        container(image, *command, port=port) as box,
         aiohttp.ClientSession() as http,
     ):
+        await _healthcheck(box)
         async with http.get(f"{box.url}/") as r:
             assert r.status == 200
             page = await r.text()
@@ -269,6 +333,7 @@ def test_image_metadata_and_contents(image: str) -> None:
     assert config["StopSignal"] == "SIGTERM"
     assert inspected["Healthcheck"]["Test"] == ["CMD", "python3", "-m", "gateway.healthcheck"]
     assert f"GATEWAY_CONFIG={CONFIG_PATH}" in config["Env"]
+    assert "GATEWAY_LISTEN_FILE=/tmp/gateway.listen" in config["Env"]
     script = (
         "import glob, shutil; "
         "print(sorted(glob.glob('/opt/gateway/bin/pip*') + glob.glob('/wheels') "
@@ -313,7 +378,8 @@ def test_build_context_holds_only_the_package(image: str) -> None:
         podman.podman("rmi", build_stage, timeout=60, check=False)
     top = {Path(p).relative_to("/src").parts[0] for p in listing if p != "/src"}
     top -= {"build", "routeros_traffic_gateway.egg-info"}  # written by the wheel build itself
-    assert top <= {"pyproject.toml", "README.md", "LICENSE", "gateway", "web", "wheelhouse"}, top
+    allowed = {"pyproject.toml", "constraints.txt", "README.md", "LICENSE", "gateway", "web"}
+    assert top <= allowed | {"wheelhouse"}, top
     assert {"gateway", "web"} <= top
     assert not [p for p in listing if "__pycache__" in p or p.startswith("/src/web/tests")]
 
@@ -358,3 +424,21 @@ def test_image_holds_exactly_the_checkouts_code_and_pages(image: str) -> None:
             if p.is_file() and not p.name.startswith("."):
                 source[f"gateway/web/{p.relative_to(root / 'web').as_posix()}"] = digest(p)
     assert shipped == source
+
+
+def test_image_holds_exactly_the_constrained_versions(image: str) -> None:
+    """The gateway's environment in the image holds the package and exactly the distributions
+    constraints.txt pins, at those versions: nothing unpinned, nothing missing."""
+    script = (
+        "import importlib.metadata as m; "
+        "print('\\n'.join(f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()))"
+    )
+    result = podman.podman(
+        "run", "--rm", "--network=none", "--entrypoint=python3", image, "-c", script, timeout=60
+    )
+    installed = {
+        canonicalize_name(name): Version(version)
+        for name, _, version in (line.partition("==") for line in result.stdout.split())
+    }
+    assert installed.pop(canonicalize_name("routeros-traffic-gateway")) == Version(podman.version())
+    assert installed == pins()
