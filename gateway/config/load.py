@@ -12,6 +12,7 @@ from the settings fields (``gateway.config.schema.settings_fields``): nothing he
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import ssl
@@ -67,6 +68,9 @@ _ARRAYS: Final = frozenset(
     name for name, hint in get_type_hints(Settings).items() if get_origin(hint) is tuple
 )
 """The sections that are arrays of tables (``[[routers]]``): ``tuple`` fields of ``Settings``."""
+
+MIN_JWT_SECRET_BYTES: Final = 32
+"""The shortest HS256 secret accepted, in bytes of its UTF-8 text (RFC 7518, section 3.2)."""
 
 _SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]+")
@@ -144,8 +148,10 @@ def _apply_env(ctx: Context, data: Mapping[str, object]) -> dict[str, object]:
 
     Every key of every table section has one. Values are parsed to the key's type only as far
     as needed to be checked like file values; text that does not parse is passed on as text so
-    the check reports it (naming the variable, through ``ctx.variables``).
+    the check reports it (naming the variable, through ``ctx.variables``). A variable under a
+    section's prefix that is no key's is refused first (:func:`_refuse_unknown_variables`).
     """
+    _refuse_unknown_variables(ctx, data)
     merged = dict(data)
     for section, cls in SECTIONS.items():
         if section in _ARRAYS:
@@ -173,6 +179,61 @@ def _apply_env(ctx: Context, data: Mapping[str, object]) -> dict[str, object]:
         updated.update(overrides)
         merged[section] = updated
     return merged
+
+
+def _refuse_unknown_variables(ctx: Context, data: Mapping[str, object]) -> None:
+    """Stop at a ``GATEWAY_<SECTION>_*`` variable that overrides nothing, as at an unknown key.
+
+    A mistyped override (``GATEWAY_SERVER_PROT``) would otherwise be ignored without a word,
+    while the same typo in the file is refused. Variables the configuration names as a secret's
+    source (``password_env``, ``jwt_secret_env``, in the file or overridden) are the user's own
+    and allowed whatever their name; names outside the sections' prefixes (``GATEWAY_CONFIG``,
+    ``GATEWAY_JWT_SECRET``, ``GATEWAY_LISTEN_FILE``, ``GATEWAY_TEST_*``) are never looked at.
+    """
+    referenced = _secret_variables(ctx, data)
+    for variable in sorted(ctx.env):
+        if not variable.startswith(ENV_PREFIX) or variable in referenced:
+            continue
+        for section, cls in SECTIONS.items():
+            prefix = env_variable(section, "")
+            if not variable.startswith(prefix):
+                continue
+            if section in _ARRAYS:
+                ctx.fail(
+                    variable,
+                    f"unknown environment variable; [[{section}]] tables have no environment "
+                    "overrides: set their keys in the file",
+                )
+            keys = accepted_keys(cls)
+            if variable in {env_variable(section, key) for key in keys}:
+                break
+            allowed = sorted(env_variable(section, key) for key in keys)
+            hint = difflib.get_close_matches(variable[len(prefix) :].lower(), keys, n=1)
+            suggestion = f' (did you mean "{env_variable(section, hint[0])}"?)' if hint else ""
+            ctx.fail(
+                variable,
+                f"unknown environment variable; expected one of {', '.join(allowed)}{suggestion}",
+            )
+
+
+def _secret_variables(ctx: Context, data: Mapping[str, object]) -> frozenset[str]:
+    """The environment variables the configuration names as secret sources (any name): the
+    ``password_env``/``jwt_secret_env`` values of the file, and of their overrides."""
+    names: list[object] = []
+    for section, cls in SECTIONS.items():
+        keys = [
+            spec.kind.env_key
+            for spec in settings_fields(cls)
+            if isinstance(spec.kind, JwtSecret | RouterPassword)
+        ]
+        value = data.get(section)
+        tables = cast(list[object], value) if isinstance(value, list) else [value]
+        for table in tables:
+            if isinstance(table, Mapping):
+                names.extend(table.get(key) for key in keys)
+        if section not in _ARRAYS:
+            names.extend(ctx.env.get(env_variable(section, key)) for key in keys)
+    return frozenset(name for name in names if isinstance(name, str))
 
 
 def _parse_env(text: str, kind: EnvKind) -> object:
@@ -376,9 +437,19 @@ def _jwt_secret(reader: _Reader, kind: JwtSecret) -> Secret | None:
         secret = table.read_secret_file(kind.file_key, file_name, for_what=for_what)
     else:
         secret = table.read_secret_env(kind.env_key, variable, for_what=for_what)
+    key = sources[0] if sources else kind.env_key
     if not secret.reveal():
         # An empty HS256 key lets anyone mint tokens.
-        table.fail(sources[0] if sources else kind.env_key, "expected a non-empty JWT secret")
+        table.fail(key, "expected a non-empty JWT secret")
+    size = len(secret.reveal().encode("utf-8"))
+    if size < MIN_JWT_SECRET_BYTES:
+        # A short key can be guessed offline from any one token (RFC 7518, section 3.2, asks
+        # for at least the hash's 256 bits). The length says what to fix; the value never shows.
+        table.fail(
+            key,
+            f"expected a JWT secret of at least {MIN_JWT_SECRET_BYTES} bytes (HS256, RFC 7518 "
+            f"section 3.2), got {size} bytes; make one with: head -c 48 /dev/urandom | base64",
+        )
     return secret
 
 

@@ -162,7 +162,10 @@ class AuthSettings:
     mode: Annotated[AuthMode, Choice("who may watch: everyone, or holders of a JWT")] = "none"
     jwt_secret: Annotated[
         Secret | None,
-        JwtSecret("the HS256 secret: from the variable jwt_secret_env or the file jwt_secret_file"),
+        JwtSecret(
+            "the HS256 secret, at least 32 bytes: from the variable jwt_secret_env or the file "
+            "jwt_secret_file"
+        ),
     ] = None
 
 

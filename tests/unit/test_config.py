@@ -22,7 +22,7 @@ from gateway.core.frames import InterfaceFilter
 from gateway.emulator.tls import make_certificate
 
 PASSWORD = "s3cr3t-router-pw"
-JWT_SECRET = "jwt-signing-key-0123456789"
+JWT_SECRET = "jwt-signing-key-0123456789abcdefghijkl"
 ENV = {"CORE1_PASSWORD": PASSWORD}
 
 ROUTER = """
@@ -625,6 +625,30 @@ def test_empty_jwt_secret_is_refused(tmp_path: Path) -> None:
     assert "auth.jwt_secret_env: expected a non-empty JWT secret" in message
 
 
+@pytest.mark.parametrize(
+    ("secret", "size"), [("CHANGE-ME", 9), ("x" * 31, 31), ("\u00e9" * 15 + "x", 31)]
+)
+def test_short_jwt_secret_is_refused(tmp_path: Path, secret: str, size: int) -> None:
+    """An HS256 secret under 32 bytes (the shipped CHANGE-ME placeholder, too) stops start-up
+    with its key, its length in bytes and how to make one, never its value."""
+    secret_file = tmp_path / "jwt-secret"
+    secret_file.write_text(secret + "\n", encoding="utf-8")
+    text = f'[auth]\nmode = "jwt"\njwt_secret_file = "{secret_file}"\n' + ROUTER
+    message = load_error(tmp_path, text)
+    assert message.endswith(
+        f"auth.jwt_secret_file: expected a JWT secret of at least 32 bytes (HS256, RFC 7518 "
+        f"section 3.2), got {size} bytes; make one with: head -c 48 /dev/urandom | base64"
+    )
+    assert secret not in message
+    env = {**ENV, "GATEWAY_JWT_SECRET": secret}
+    message = load_error(tmp_path, '[auth]\nmode = "jwt"\n' + ROUTER, env=env)
+    assert "auth.jwt_secret_env: expected a JWT secret of at least 32 bytes" in message
+    # 32 bytes are enough.
+    secret_file.write_text("y" * 32, encoding="utf-8")
+    settings = load_settings(write(tmp_path, text), env=ENV)
+    assert settings.auth.jwt_secret == Secret("y" * 32)
+
+
 def test_unreadable_config_file(tmp_path: Path) -> None:
     """A missing configuration file is reported by name."""
     path = tmp_path / "missing.toml"
@@ -737,6 +761,59 @@ def test_bad_environment_values_name_the_variable(
     message = load_error(tmp_path, ROUTER, env={**ENV, variable: value})
     assert f"config.toml: {variable} (" in message
     assert expected in message
+
+
+def test_unknown_environment_variables_are_refused_with_a_suggestion(tmp_path: Path) -> None:
+    """A mistyped GATEWAY_<SECTION>_* variable stops start-up as a mistyped key does, naming the
+    variable and the closest one, instead of being ignored."""
+    message = load_error(tmp_path, ROUTER, env={**ENV, "GATEWAY_SERVER_PROT": "9999"})
+    assert message.endswith(
+        "config.toml: GATEWAY_SERVER_PROT: unknown environment variable; expected one of "
+        "GATEWAY_SERVER_ALLOWED_ORIGINS, GATEWAY_SERVER_DRAIN_HOLD, GATEWAY_SERVER_HEARTBEAT, "
+        "GATEWAY_SERVER_HOST, GATEWAY_SERVER_MAX_CONNECTIONS, GATEWAY_SERVER_PORT, "
+        "GATEWAY_SERVER_SHUTDOWN_GRACE, GATEWAY_SERVER_SLOW_CONSUMER_BYTES, "
+        'GATEWAY_SERVER_SLOW_CONSUMER_SECONDS (did you mean "GATEWAY_SERVER_PORT"?)'
+    )
+    for variable, closest in [
+        ("GATEWAY_POLL_INTERVALL", "GATEWAY_POLL_INTERVAL"),
+        ("GATEWAY_AUTH_MOD", "GATEWAY_AUTH_MODE"),
+        ("GATEWAY_CLUSTER_REDIS", "GATEWAY_CLUSTER_REDIS_URL"),
+    ]:
+        message = load_error(tmp_path, ROUTER, env={**ENV, variable: "1"})
+        assert f"config.toml: {variable}: unknown environment variable; " in message
+        assert message.endswith(f'(did you mean "{closest}"?)')
+    message = load_error(tmp_path, ROUTER, env={**ENV, "GATEWAY_ROUTERS_PORT": "1"})
+    assert message.endswith(
+        "config.toml: GATEWAY_ROUTERS_PORT: unknown environment variable; [[routers]] tables "
+        "have no environment overrides: set their keys in the file"
+    )
+
+
+def test_variables_the_configuration_names_are_not_refused(tmp_path: Path) -> None:
+    """Secret sources named in the file or by an override may carry any name, and GATEWAY_*
+    names outside the sections (GATEWAY_CONFIG, GATEWAY_JWT_SECRET, ...) are left alone."""
+    text = '[auth]\nmode = "jwt"\njwt_secret_env = "GATEWAY_AUTH_SECRET"\n' + ROUTER.replace(
+        '"CORE1_PASSWORD"', '"GATEWAY_ROUTERS_CORE1_PASSWORD"'
+    )
+    env = {
+        "GATEWAY_AUTH_SECRET": JWT_SECRET,
+        "GATEWAY_ROUTERS_CORE1_PASSWORD": PASSWORD,
+        "GATEWAY_CONFIG": "/etc/gateway/gateway.toml",
+        "GATEWAY_LISTEN_FILE": "/tmp/gateway.listen",
+        "GATEWAY_JWT_SECRET": "unused",
+        "GATEWAY_TEST_TIME_UNIT": "3",
+    }
+    settings = load_settings(write(tmp_path, text), env=env)
+    assert settings.auth.jwt_secret == Secret(JWT_SECRET)
+    assert settings.routers[0].password == Secret(PASSWORD)
+    # The same through an override of the source's name.
+    env = {
+        **env,
+        "GATEWAY_AUTH_JWT_SECRET_ENV": "GATEWAY_AUTH_OTHER",
+        "GATEWAY_AUTH_OTHER": "o" * 32,
+    }
+    settings = load_settings(write(tmp_path, text), env=env)
+    assert settings.auth.jwt_secret == Secret("o" * 32)
 
 
 def test_settings_from_dict_without_a_file() -> None:

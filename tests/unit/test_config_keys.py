@@ -46,13 +46,15 @@ class Probe:
 
 # Keys whose kind has a check of its own: a value it accepts, and what it becomes. A plain key
 # (text, number, integer, flag, choice, list) needs no entry: generic_probe() makes one.
+PROBE_JWT = "probe-jwt-secret-of-32-bytes-or-more"
+
 SPECIAL: dict[tuple[str, str], Probe] = {
-    ("auth", "mode"): Probe("jwt", "jwt", env={"GATEWAY_JWT_SECRET": "probe-jwt"}),
+    ("auth", "mode"): Probe("jwt", "jwt", env={"GATEWAY_JWT_SECRET": PROBE_JWT}),
     ("server", "allowed_origins"): Probe(["HTTPS://Noc.Example:443/"], ("https://noc.example",)),
     ("auth", "jwt_secret_env"): Probe(
-        "PROBE_JWT", Secret("probe-jwt"), {"mode": "jwt"}, env={"PROBE_JWT": "probe-jwt"}
+        "PROBE_JWT", Secret(PROBE_JWT), {"mode": "jwt"}, env={"PROBE_JWT": PROBE_JWT}
     ),
-    ("auth", "jwt_secret_file"): Probe("jwt.secret", Secret("probe-jwt"), {"mode": "jwt"}),
+    ("auth", "jwt_secret_file"): Probe("jwt.secret", Secret(PROBE_JWT), {"mode": "jwt"}),
     ("cluster", "redis_url"): Probe("redis://redis:6379/1", "redis://redis:6379/1"),
     ("routers", "id"): Probe("edge_2.example", "edge_2.example"),
     ("routers", "encoding"): Probe("cp1251", "cp1251"),
@@ -132,7 +134,7 @@ def check(settings: object, section: str, spec: SettingField, case: Probe, files
 
 @pytest.fixture
 def files(tmp_path: Path) -> Path:
-    (tmp_path / "jwt.secret").write_text("probe-jwt\n", encoding="utf-8")
+    (tmp_path / "jwt.secret").write_text(PROBE_JWT + "\n", encoding="utf-8")
     (tmp_path / "router.secret").write_text("probe-pw\n", encoding="utf-8")
     (tmp_path / "ca.pem").write_bytes(CERTIFICATE)
     return tmp_path
