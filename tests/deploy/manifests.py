@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any, Final
 
 import pykustomize
@@ -196,18 +197,32 @@ def secret_files(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def site_secrets(deployment: Deployment) -> dict[str, str]:
+    """A value for every key of every Secret the pod mounts, as an operator sets them: random,
+    32 bytes of entropy or more (the shipped placeholders do not start a gateway)."""
+    return {
+        key: token_urlsafe(32)
+        for secret in deployment.secret_mounts().values()
+        for key in secret_values(secret)
+    }
+
+
 def pod_settings(
     deployment: Deployment,
     secret_dir: Path,
     routers: Mapping[str, tuple[str, int]] | None = None,
+    *,
+    secrets: Mapping[str, str] | None = None,
 ) -> Settings:
     """The gateway's settings as the pod would load them, from the ConfigMap's gateway.toml.
 
     The real loader (``settings_from_dict``, what ``load_settings`` runs after reading the file)
     gets the container's literal environment, so ``GATEWAY_*`` overrides in the Deployment
     apply. Each secret file the config names must be a key of a Secret mounted at that file's
-    folder: its value is written to ``secret_dir`` and the config pointed there. ``routers``
-    maps router ids to a (host, port) to poll instead (plain API, no TLS): an emulator.
+    folder: its value (or the value ``secrets`` gives for that key, as a site's own Secret
+    would) is written to ``secret_dir`` and the config pointed there. ``routers`` maps router
+    ids to a (host, port) to poll instead (plain API, no TLS): an emulator. Raises ConfigError
+    as the gateway would refuse to start.
     """
     config = tomllib.loads(deployment.config_text)
     mounts = deployment.secret_mounts()
@@ -221,7 +236,7 @@ def pod_settings(
             f"(keys: {sorted(values)})"
         )
         local = secret_dir / path.name
-        local.write_text(values[path.name])
+        local.write_text((secrets or {}).get(path.name, values[path.name]))
         redirected[name] = str(local)
     if "jwt_secret_file" in config.get("auth", {}):
         config["auth"]["jwt_secret_file"] = redirected[config["auth"]["jwt_secret_file"]]

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gateway.app import create_app
+from gateway.config import ConfigError, Settings
 from gateway.routeros import connect_librouteros
 from tests.deploy.manifests import (
     K8S,
     OVERLAYS,
+    REPO,
     Deployment,
     Manifest,
     dump,
@@ -29,6 +32,7 @@ from tests.deploy.manifests import (
     rendered_text,
     secret_files,
     secret_values,
+    site_secrets,
     validate,
 )
 
@@ -40,6 +44,14 @@ UID = 10001
 
 NAME = "routeros-traffic-gateway"
 """The name of the base's resources (overlays may add others beside them)."""
+
+PRUNE_LABEL = "app.kubernetes.io/part-of"
+"""The label `kubectl apply --prune -l` selects on (README "Deploy", step 3), valued NAME."""
+
+
+def site_settings(deployment: Deployment, tmp_path: Path) -> Settings:
+    """The pod's settings with the Secret's keys set as a site sets them (see site_secrets)."""
+    return pod_settings(deployment, tmp_path, secrets=site_secrets(deployment))
 
 
 @pytest.fixture(params=OVERLAYS)
@@ -85,7 +97,10 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 
 def test_probe_paths_are_routes_of_the_app(deployment: Deployment, tmp_path: Path) -> None:
     """Each probe asks a path the gateway really serves: liveness /healthz, readiness /readyz."""
-    app = create_app(pod_settings(deployment, tmp_path), connect=connect_librouteros)
+    app = create_app(
+        site_settings(deployment, tmp_path),
+        connect=connect_librouteros,
+    )
     served = {
         route.resource.canonical
         for route in app.router.routes()
@@ -108,7 +123,7 @@ def test_ports_agree_with_the_container_port(deployment: Deployment, tmp_path: P
     name, number = ports[0]["name"], ports[0]["containerPort"]
     assert name == "http"
     # The gateway listens on that port whatever gateway.toml says (the env overrides it).
-    settings = pod_settings(deployment, tmp_path)
+    settings = site_settings(deployment, tmp_path)
     assert settings.server.port == number
     assert settings.server.host == "0.0.0.0"
     for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -126,7 +141,7 @@ def test_grace_period_covers_prestop_and_drain(deployment: Deployment, tmp_path:
     assert len(command) == 2
     pause = float(command[1])
     assert pause > 0
-    grace = pod_settings(deployment, tmp_path).server.shutdown_grace
+    grace = site_settings(deployment, tmp_path).server.shutdown_grace
     period = deployment.pod["terminationGracePeriodSeconds"]
     assert period > pause + grace, f"{period} s <= preStop {pause} s + shutdown_grace {grace} s"
 
@@ -207,6 +222,20 @@ def test_example_secret_holds_placeholders_only(deployment: Deployment) -> None:
         assert {k: v for k, v in values.items() if v != PLACEHOLDER} == {}, secret["metadata"]
 
 
+def test_shipped_placeholders_do_not_start_a_gateway(tmp_path: Path) -> None:
+    """Applied as shipped, the gateway refuses the CHANGE-ME JWT secret (9 bytes, under the
+    32 HS256 needs) and says how to make one: nobody runs it with a public secret by mistake."""
+    deployment = Deployment(render("single"))
+    with pytest.raises(ConfigError) as caught:
+        pod_settings(deployment, tmp_path)
+    message = str(caught.value)
+    assert message.endswith(
+        "auth.jwt_secret_file: expected a JWT secret of at least 32 bytes (HS256, RFC 7518 "
+        "section 3.2), got 9 bytes; make one with: head -c 48 /dev/urandom | base64"
+    )
+    assert PLACEHOLDER not in message
+
+
 def test_config_secrets_are_files_of_the_mounted_secret(deployment: Deployment) -> None:
     """Every password_file and jwt_secret_file is a key of the Secret mounted at its folder."""
     config = tomllib.loads(deployment.config_text)
@@ -284,13 +313,13 @@ def test_single_overlay_is_one_replica_without_redis(tmp_path: Path) -> None:
     """`single` runs one gateway, not clustered: more replicas would multiply router polls."""
     deployment = Deployment(render("single"))
     assert deployment.deployment["spec"]["replicas"] == 1
-    settings = pod_settings(deployment, tmp_path)
+    settings = site_settings(deployment, tmp_path)
     assert settings.cluster.redis_url == ""
     assert not [d for d in deployment.docs if d["kind"] == "HorizontalPodAutoscaler"]
 
 
-def test_site_overlay_replaces_config_secrets_and_image(tmp_path: Path) -> None:
-    """The documented site overlay's config, secrets and registry reach the pod (and roll it)."""
+def _site(tmp_path: Path) -> Path:
+    """A site overlay as README "Deploy" step 2 describes it, in ``tmp_path/site``."""
     site = tmp_path / "site"
     (site / "secrets").mkdir(parents=True)
     (site / "gateway.toml").write_text(
@@ -319,6 +348,12 @@ secretGenerator:
       - secrets/edge-1.password
 """
     )
+    return site
+
+
+def test_site_overlay_replaces_config_secrets_and_image(tmp_path: Path) -> None:
+    """The documented site overlay's config, secrets and registry reach the pod (and roll it)."""
+    site = _site(tmp_path)
     shipped = Deployment(render("single"))
     custom = Deployment(parse(asyncio.run(render_yaml(site))))
     assert custom.config_text == (site / "gateway.toml").read_text()
@@ -329,3 +364,58 @@ secretGenerator:
     assert image == f"registry.example.com/net/routeros-traffic-gateway:{project_version()}"
     settings = pod_settings(custom, tmp_path)
     assert settings.routers[0].password.reveal() == "s3cret-from-the-site"
+
+
+def test_every_object_carries_the_prune_label(overlay: str, tmp_path: Path) -> None:
+    """Every object of an overlay and of a site overlay, the generated ConfigMap and Secret
+    included, carries the label README "Deploy" prunes old generations by: an old Secret (with
+    an old password) does not outlive the next apply."""
+    site = Deployment(parse(asyncio.run(render_yaml(_site(tmp_path)))))
+    for docs in (render(overlay), site.docs):
+        kinds = set()
+        for doc in docs:
+            labels = doc["metadata"].get("labels", {})
+            assert labels.get(PRUNE_LABEL) == NAME, f"{doc['kind']} {doc['metadata']['name']}"
+            kinds.add(doc["kind"])
+        assert {"ConfigMap", "Secret"} <= kinds
+
+
+def test_a_crash_leaves_its_last_log_lines_as_the_termination_message(
+    deployment: Deployment,
+) -> None:
+    """A gateway that stops at start-up (a refused configuration) shows why in `kubectl describe
+    pod`, not only in `kubectl logs --previous`."""
+    assert deployment.container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def _readme_block(heading: str, language: str) -> str:
+    """The first ``language`` code block under ``heading`` in README.md."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(f"\n{heading}\n") :]
+    start = section.index(f"```{language}\n") + len(language) + 4
+    return section[start : section.index("```", start)]
+
+
+def test_readme_openshift_patch_leaves_a_valid_pod_to_any_uid(tmp_path: Path) -> None:
+    """The README's OpenShift patch, in a site overlay, removes the fixed UID, GID and fsGroup
+    (restricted-v2 assigns them) and keeps the rest of the pod's hardening; it validates."""
+    patch = yaml.safe_load(_readme_block("#### OpenShift", "yaml"))
+    site = tmp_path / "site"
+    site.mkdir()
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [relative(K8S / "overlays" / "single", site)],
+        **patch,
+    }
+    (site / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    text = asyncio.run(render_yaml(site))
+    deployment = Deployment(parse(text))
+    security = deployment.pod["securityContext"]
+    assert security == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    context = deployment.container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    result = validate(text)
+    assert result.returncode == 0, result.stdout + result.stderr
