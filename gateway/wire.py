@@ -149,9 +149,25 @@ def pong_frame(payload: bytes) -> bytes:
     return frame(Opcode.PONG, payload)
 
 
+MAX_CLOSE_REASON: Final = 123
+"""Bytes a close frame's reason may hold: a control frame carries at most 125 bytes (RFC 6455,
+section 5.5), two of them the code."""
+
+
+def close_reason(reason: str) -> bytes:
+    """``reason`` in UTF-8, cut to ``MAX_CLOSE_REASON`` bytes at a character boundary (with an
+    ellipsis when cut). A longer reason would make the close frame invalid, and a browser would
+    fail the connection with 1006 instead of reporting the code that was sent."""
+    data = reason.encode()
+    if len(data) <= MAX_CLOSE_REASON:
+        return data
+    cut = data[: MAX_CLOSE_REASON - 3].decode(errors="ignore").encode()
+    return cut + "\u2026".encode()
+
+
 def close_frame(code: int, reason: str = "") -> bytes:
-    """A server close frame: the 2-byte code, then the reason in UTF-8 (at most 123 bytes)."""
-    return frame(Opcode.CLOSE, struct.pack("!H", code) + reason.encode())
+    """A server close frame: the 2-byte code, then the reason (``close_reason``)."""
+    return frame(Opcode.CLOSE, struct.pack("!H", code) + close_reason(reason))
 
 
 PING: Final = ping_frame()

@@ -39,7 +39,7 @@ from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
 from gateway.sink import Limits, Sink, Transport
 from gateway.topic import encode_message
-from gateway.wire import CloseCode, pong_frame
+from gateway.wire import CloseCode, close_reason, pong_frame
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ class Viewer(Sink):
         self._unsubscribe_all()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
-                await self.ws.close(code=code, message=reason.encode(), drain=False)
+                await self.ws.close(code=code, message=close_reason(reason), drain=False)
         except TimeoutError:
             pass
         finally:
@@ -390,7 +390,7 @@ class WebSocketEndpoint:
         try:
             grant = authorise(self.auth, request.query.get("token"))
         except AuthError as exc:
-            await ws.close(code=CloseCode.BAD_TOKEN, message=str(exc).encode())
+            await ws.close(code=CloseCode.BAD_TOKEN, message=close_reason(str(exc)))
             return ws
         if self.context.hub.connections >= self.server.max_connections:
             await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit reached")

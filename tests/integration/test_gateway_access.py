@@ -73,6 +73,21 @@ async def test_websocket_needs_a_valid_token() -> None:
             assert await close_code(ws) == 4401
 
 
+async def test_a_long_refusal_reason_still_closes_with_4401() -> None:
+    """A token refused with a long reason (a long router id in a bad claim) still closes with
+    4401: the reason is cut to what a close frame can carry, not sent as an invalid frame."""
+    core = emulator()
+    bad = token(interfaces={"r" * 300: "not a list"})
+    async with running(core), gateway(jwt_settings({"core": core})) as gw:
+        ws = await gw.http.ws_connect(gw.url(f"/ws?token={bad}"))
+        msg = await ws.receive(timeout=seconds(5))
+        assert msg.type is aiohttp.WSMsgType.CLOSE, msg
+        assert msg.data == 4401
+        reason = str(msg.extra)
+        assert 0 < len(reason.encode()) <= 123
+        assert reason.startswith('token claim "interfaces.rrr')
+
+
 async def test_customer_sees_only_its_router_and_interface() -> None:
     """A customer token shows one router and only that customer's PPPoE interface."""
     core = emulator(interfaces=4, pppoe=5, pppoe_session=0)
