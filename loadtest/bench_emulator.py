@@ -15,23 +15,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
-import re
 import statistics
-import sys
 import time
 
 import librouteros
 
+from gateway.process import EMULATOR_READY, Child, command, started
+
 PROPLIST = ".id,name,type,running,disabled,rx-byte,tx-byte,rx-packet,tx-packet"
 
 
-async def start_emulator(interfaces: int, pppoe: int) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
+def emulating(interfaces: int, pppoe: int) -> contextlib.AbstractAsyncContextManager[Child]:
+    """``gateway emulate`` in its own process on a free port (``.port``); SIGTERM at the end."""
+    argv = command(
         "emulate",
         "--port",
         "0",
@@ -45,14 +44,8 @@ async def start_emulator(interfaces: int, pppoe: int) -> tuple[asyncio.subproces
         "1000",
         "--log-level",
         "WARNING",
-        stdout=asyncio.subprocess.PIPE,
     )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    match = re.search(rb":(\d+) \(", line)
-    if not match:
-        raise SystemExit(f"emulator did not start: {line!r}")
-    return proc, int(match.group(1))
+    return started(argv, ready=EMULATOR_READY, deadline=30, ending="terminate")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -138,21 +131,13 @@ async def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    proc, port = await start_emulator(1700, 300)
-    try:
+    async with emulating(1700, 300) as emulator:
         print("2,000 interfaces (1,700 static + 300 PPPoE):")
-        await big_print(port, 20)
+        await big_print(emulator.port, 20)
         own_cost(1700, 300, 20)
-    finally:
-        proc.terminate()
-        await proc.wait()
-    proc, port = await start_emulator(24, 40)
-    try:
+    async with emulating(24, 40) as emulator:
         print("typical router (24 static + 40 PPPoE interfaces):")
-        await many_sessions(port, args.sessions, args.seconds)
-    finally:
-        proc.terminate()
-        await proc.wait()
+        await many_sessions(emulator.port, args.sessions, args.seconds)
 
 
 if __name__ == "__main__":

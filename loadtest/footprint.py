@@ -45,8 +45,11 @@ from typing import Final
 
 import aiohttp
 from fanout_wire import cpu_ns
-from run_loadtest import START_DEADLINE, Child, spawn, started, wait_ready
 
+from gateway import process
+
+START_DEADLINE: Final = 20.0
+"""Seconds a process may take to start listening, and the gateway to answer ``/readyz``."""
 ROUTER: Final = "bras-1"
 CHARTED: Final = (
     *(f"ether{n}" for n in range(1, 6)),
@@ -199,44 +202,62 @@ def busiest(samples: Sequence[Sample], window: float) -> float:
     return best
 
 
+async def wait_ready(http: aiohttp.ClientSession, url: str, timeout: float) -> None:
+    """Wait until ``/readyz`` answers 200, or raise RuntimeError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http.get(f"{url}/readyz", timeout=aiohttp.ClientTimeout(2.0)) as response:
+                if response.status == 200:
+                    return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway at {url} was not ready within {timeout:g} s")
+        await asyncio.sleep(0.1)  # pacing between probes
+
+
 async def run(args: argparse.Namespace, folder: Path) -> dict[str, object]:
     password = secrets.token_urlsafe(12)
-    python = sys.executable
-    children: list[Child] = []
-    async with started(children):
-        emulator = await spawn(
-            "emulator",
-            [
-                python,
-                "-m",
-                "gateway",
-                "emulate",
-                "--port",
-                "0",
-                "--password",
-                password,
-                "--interfaces",
-                str(args.interfaces),
-                "--pppoe",
-                str(args.pppoe),
-                "--log-level",
-                "WARNING",
-            ],
-            folder,
+    emulate = process.command(
+        "emulate",
+        "--port",
+        "0",
+        "--password",
+        password,
+        "--interfaces",
+        str(args.interfaces),
+        "--pppoe",
+        str(args.pppoe),
+        "--log-level",
+        "WARNING",
+    )
+    config = folder / "gateway.toml"
+    serve = process.command("serve", "--config", str(config), "--log-level", "WARNING")
+    async with contextlib.AsyncExitStack() as children:
+        # Stopped with SIGTERM (SIGKILL after a deadline), the gateway first, when the run ends.
+        emulator = await children.enter_async_context(
+            process.started(
+                emulate,
+                ready=process.EMULATOR_READY,
+                deadline=START_DEADLINE,
+                name="emulator",
+                log=folder / "emulator.log",
+                ending="terminate",
+            )
         )
-        children.append(emulator)
-        port = int((await emulator.expect(r":(\d+) \(", START_DEADLINE)).group(1))
-        config = folder / "gateway.toml"
-        gateway_config(config, port, args.interval)
-        gateway = await spawn(
-            "gateway",
-            [python, "-m", "gateway", "serve", "--config", str(config), "--log-level", "WARNING"],
-            folder,
-            env={"FOOTPRINT_ROUTER_PASSWORD": password},
+        gateway_config(config, emulator.port, args.interval)
+        gateway = await children.enter_async_context(
+            process.started(
+                serve,
+                ready=process.GATEWAY_READY,
+                deadline=START_DEADLINE,
+                name="gateway",
+                env={"FOOTPRINT_ROUTER_PASSWORD": password},
+                log=folder / "gateway.log",
+                ending="terminate",
+            )
         )
-        children.append(gateway)
-        pid = gateway.proc.pid
-        url = (await gateway.expect(r"(http://127\.0\.0\.1:\d+)/", START_DEADLINE)).group(1)
+        pid = gateway.pid
+        url = gateway.url
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
             await wait_ready(http, url, START_DEADLINE)

@@ -7,16 +7,18 @@
 Nothing but ``--host`` is needed: the routers come from ``GET /api/routers``. Three users:
 
 - ``Viewer`` (weight 8): one plain websocket (``websocket-client`` under gevent), subscribed to
-  one router for its whole life. Every live ``traffic`` frame is reported as a request named
-  ``traffic <router>`` whose response time is its delay, ``now - ts``. A frame whose ``seq`` is
-  not the previous one plus one (a gap, a duplicate, out of order) is a failure; so is a silence
-  longer than the gap bound while the router is ``up`` (reported as ``silence <router>``). The
-  gateway sends no traffic frames while a router is down and ``seq`` only grows on good polls,
-  so a router fault is neither a gap nor a silence. On a close or a lost connection the viewer
-  reconnects with backoff and resubscribes with ``since`` = the last seq; the history (one
-  message or several, the last without ``"more": true``) must fill the gap exactly. Every close
-  but a planned one (``CloseCode.GOING_AWAY``) is a failure. Any message of 1 MiB or more fails
-  the subscribe.
+  one router for its whole life, every message judged by the protocol's contract checker
+  (``gateway.contract``, the same the test suite uses). Every live ``traffic`` frame is
+  reported as a request named ``traffic <router>`` whose response time is its delay,
+  ``now - ts``. A frame whose ``seq`` is not the previous one plus one (a gap, a duplicate, out
+  of order) is a failure; so is a silence longer than the gap bound while the router is ``up``
+  (reported as ``silence <router>``). The gateway sends no traffic frames while a router is
+  down and ``seq`` only grows on good polls, so a router fault is neither a gap nor a silence.
+  On a close or a lost connection the viewer reconnects with backoff and resubscribes with
+  ``since`` = the last seq; the history (one message or several, the last without ``"more":
+  true``) must fill the gap exactly. Every close but a planned one (``CloseCode.GOING_AWAY``)
+  is a failure. A message out of its place (before the status, inside the history) or of
+  1 MiB or more fails the subscribe.
 - ``RestReader`` (weight 1): ``GET /api/routers/{id}/traffic`` with 2 s timeouts.
 - ``PageVisitor`` (weight 1): ``GET /`` and every asset the page names (``src=``, ``<link
   href=``, and the import map's modules), a few at a time, as a browser does.
@@ -53,6 +55,7 @@ from locust import FastHttpUser, User, between, constant, events, task
 from locust.exception import CatchResponseError
 from locust.stats import StatsEntry
 
+from gateway.contract import Phase, Rule, StreamCheck, Violation
 from gateway.wire import CloseCode, parse_close
 
 logger = logging.getLogger("loadtest")
@@ -62,8 +65,6 @@ PRINT: Final = "/interface/print"
 
 WS: Final = "WS"
 
-MESSAGE_LIMIT: Final = 1024 * 1024
-"""The gateway sends no message this large (a big history comes in several messages)."""
 """Request type of everything measured on the websocket."""
 
 
@@ -364,23 +365,26 @@ def _describe(problem: BaseException) -> str:
 # -- websocket viewers ------------------------------------------------------------------------
 
 
-class Feed:
-    """One websocket connection of a viewer: its checks, and the greenlet that reads it.
+BREAKING: Final = frozenset({Rule.ORDER, Rule.SIZE})
+"""Violations during a subscribe that end the connection: the stream is out of step, or a
+message was too big for ordinary clients. Others are reported and the stream goes on."""
 
-    The reader greenlet (``reader``) is owned here; ``drop()`` kills it before shutting the
-    socket, because ``ws.close()`` while the reader is blocked in ``recv`` can hang past the
-    run's end (a close handshake waits on a reply the blocked reader would have to read).
+
+class Feed:
+    """One websocket connection of a viewer, and the greenlet that reads it.
+
+    Every message goes through the viewer's contract checker (``gateway.contract``), which
+    keeps what it needs across the viewer's connections (the last seq, for a resume). The
+    reader greenlet (``reader``) is owned here; ``drop()`` kills it before shutting the socket,
+    because ``ws.close()`` while the reader is blocked in ``recv`` can hang past the run's end
+    (a close handshake waits on a reply the blocked reader would have to read).
     """
 
     def __init__(self, viewer: Viewer, ws: Any, router: str) -> None:
         self.viewer = viewer
         self.ws = ws
         self.router = router
-        self.state = "connecting"
-        # Monotonic time from which a silence is counted: the last traffic frame, the moment
-        # the router came up, or the subscribe, whichever is latest.
-        self.quiet_since = time.monotonic()
-        self.heartbeat = 20.0
+        self.check = viewer.check
         self.close_code: int | None = None
         self.error: BaseException | None = None
         self.reader: gevent.Greenlet | None = None
@@ -401,19 +405,18 @@ class Feed:
         try:
             self.ws.settimeout(timeout)
             self.ws.send(orjson.dumps(message).decode())
-            status = self.next_message()
-            if status.get("type") != "status":
-                raise Problem(f"expected status first after subscribe, got {status.get('type')!r}")
-            # The history: one message or several, every one but the last with "more": true.
-            chunks = [self.next_message()]
-            while chunks[-1].get("type") == "history" and chunks[-1].get("more") is True:
-                chunks.append(self.next_message())
-            for chunk in chunks:
-                if chunk.get("type") != "history":
-                    raise Problem(f"expected history after status, got {chunk.get('type')!r}")
-            self._on_status(status)
-            # A history that does not fill the gap is reported, and the stream goes on from it.
-            problem = self._check_history(chunks, since)
+            self.check.subscribe(self.router, time.monotonic(), since=since)
+            # The status, then the history: one message or several, the last without "more".
+            while self.check.phase(self.router) is not Phase.LIVE:
+                answer, found = self.next_message()
+                for violation in found:
+                    if violation.rule in BREAKING:
+                        raise Problem(violation.text)
+                    # A history that does not fill the gap is reported; the stream goes on.
+                    problem = problem or Problem(violation.text)
+                if answer.get("type") == "history":
+                    for frame in answer.get("frames") or []:
+                        self._learn(frame)
         except gevent.GreenletExit:
             raise
         except NETWORK_ERRORS as exc:
@@ -421,61 +424,53 @@ class Feed:
         fire(environment, name, time.perf_counter() - started, problem=problem)
         if broken:
             raise Problem("subscribe failed")
-        self.quiet_since = time.monotonic()
         # Past the subscribe, a read waits as long as a quiet but healthy connection may be
         # quiet (heartbeats), so only a dead peer ends it.
-        self.ws.settimeout(self.heartbeat * 2 + 5)
+        self.ws.settimeout(self.check.heartbeat * 2 + 5)
 
-    def next_message(self) -> dict[str, Any]:
+    def next_message(self) -> tuple[dict[str, Any], list[Violation]]:
+        """The next message that is not a heartbeat, and what the checker found on the way;
+        Problem for a message that is not an object, an ``error`` message or a close."""
+        found: list[Violation] = []
         while True:
             opcode, data = self.ws.recv_data(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_TEXT:
-                if len(data) >= MESSAGE_LIMIT:
-                    raise Problem(f"a message of {len(data)} bytes (over 1 MiB)")
                 message = orjson.loads(data)
+                found += self._silences(
+                    self.check.receive(message, time.monotonic(), size=len(data))
+                )
                 if not isinstance(message, dict):
                     raise Problem("a message that is not a JSON object")
                 if message.get("type") == "heartbeat":
                     continue
                 if message.get("type") == "error":
                     raise Problem(f"error message: {message.get('code')}")
-                return message
+                return message, found
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 raise Problem(f"closed by the server ({_close_code(data)})")
 
-    def _check_history(self, chunks: list[dict[str, Any]], since: int | None) -> Problem | None:
-        """What is wrong with a history (its messages, in order); its frames become what this
-        viewer has seen."""
-        frames: list[Any] = []
-        for chunk in chunks:
-            part = chunk.get("frames")
-            if not isinstance(part, list):
-                return Problem("history without a frames list")
-            if chunk.get("reset") != chunks[0].get("reset"):
-                return Problem("history messages disagree on reset")
-            frames.extend(part)
-        reset = chunks[0].get("reset")
-        problem = None
-        if since is not None and reset:
-            problem = Problem("resume: history reset, frames lost")
-        expected = None if reset else since
-        for frame in frames:
-            seq = frame.get("seq") if isinstance(frame, dict) else None
-            if not isinstance(seq, int):
-                return Problem("history frame without an integer seq")
-            if expected is not None and seq != expected + 1 and problem is None:
-                problem = Problem("history: seq not contiguous")
-            expected = seq
-            self._learn(frame)
-        if expected is not None:
-            self.viewer.last_seq = expected
-        return problem
-
-    def _learn(self, frame: dict[str, Any]) -> None:
+    def _learn(self, frame: object) -> None:
+        if not isinstance(frame, dict):
+            return
         interval = frame.get("interval")
         if isinstance(interval, int | float) and interval > 0:
             RUN.intervals.setdefault(self.router, float(interval))
         RUN.seen_frames.add(self.router)
+
+    def _silences(self, found: list[Violation]) -> list[Violation]:
+        """Report the silences among ``found`` (each as a request of its own, its response time
+        the silence's length); return the rest."""
+        for violation in found:
+            if violation.rule is Rule.SILENCE:
+                # A router quiet while up, or a connection without even heartbeats.
+                name = f"silence {self.router}" if violation.router else "/ws heartbeat"
+                fire(
+                    self.viewer.environment,
+                    name,
+                    violation.seconds,
+                    problem=Problem(violation.text),
+                )
+        return [v for v in found if v.rule is not Rule.SILENCE]
 
     def read(self) -> None:
         """The reader greenlet: every live message until the connection ends."""
@@ -497,61 +492,21 @@ class Feed:
     def _on_text(self, data: bytes) -> None:
         now = time.time()
         message = orjson.loads(data)
+        found = self._silences(self.check.receive(message, time.monotonic(), size=len(data)))
+        problem = Problem(found[0].text) if found else None
         kind = message.get("type") if isinstance(message, dict) else None
+        environment = self.viewer.environment
         if kind == "traffic":
-            self._on_traffic(message, now, len(data))
-        elif kind == "status":
-            self._on_status(message)
+            ts = message.get("ts")
+            delay = max(0.0, now - ts) if isinstance(ts, int | float) else 0.0
+            self.viewer.live_frames += 1
+            self._learn(message)
+            fire(environment, f"traffic {self.router}", delay, length=len(data), problem=problem)
         elif kind == "error":
-            fire(
-                self.viewer.environment,
-                f"message {self.router}",
-                0,
-                problem=Problem(f"error message: {message.get('code')}"),
-            )
-
-    def _on_traffic(self, frame: dict[str, Any], now: float, length: int) -> None:
-        viewer = self.viewer
-        self._check_silence(time.monotonic())
-        problem: Problem | None = None
-        seq = frame.get("seq")
-        ts = frame.get("ts")
-        if frame.get("router") != self.router:
-            problem = Problem("frame of a router not subscribed to")
-        elif not isinstance(seq, int) or not isinstance(ts, int | float):
-            problem = Problem("frame without an integer seq and a numeric ts")
-        elif viewer.last_seq is not None and seq != viewer.last_seq + 1:
-            if seq > viewer.last_seq + 1:
-                problem = Problem("seq gap: frames missing")
-            else:
-                problem = Problem("seq duplicate or out of order")
-        delay = max(0.0, now - ts) if isinstance(ts, int | float) else 0.0
-        if isinstance(seq, int):
-            viewer.last_seq = seq
-        viewer.live_frames += 1
-        self._learn(frame)
-        fire(viewer.environment, f"traffic {self.router}", delay, length=length, problem=problem)
-
-    def _on_status(self, status: dict[str, Any]) -> None:
-        state = status.get("state")
-        now = time.monotonic()
-        if state != self.state:
-            self._check_silence(now)
-            if state == "up":
-                self.quiet_since = now
-            self.state = str(state)
-
-    def _check_silence(self, now: float) -> None:
-        """Report a silence that began while the router was up and lasted past the bound."""
-        quiet = now - self.quiet_since
-        if self.state == "up" and quiet > RUN.gap_bound(self.router):
-            fire(
-                self.viewer.environment,
-                f"silence {self.router}",
-                quiet,
-                problem=Problem("no traffic frame within the gap bound while the router was up"),
-            )
-        self.quiet_since = now
+            problem = Problem(f"error message: {message.get('code')}")
+            fire(environment, f"message {self.router}", 0, problem=problem)
+        elif problem is not None:
+            fire(environment, f"message {self.router}", 0, problem=problem)
 
     # Called by the viewer's own greenlet.
 
@@ -566,7 +521,7 @@ class Feed:
         """End the connection at once: kill the reader first, then shut the socket."""
         if self.reader is not None and not self.reader.dead:
             self.reader.kill(block=True, timeout=1.0)
-        self._check_silence(time.monotonic())
+        self._silences(self.check.idle(time.monotonic()))
         self.ws.shutdown()
 
 
@@ -587,8 +542,10 @@ class Viewer(User):
         self.born = time.monotonic()
         self.router = ""
         self.live_frames = 0
-        # The last seq seen of this viewer's router, across reconnects (for the resume check).
-        self.last_seq: int | None = None
+        # Judges every message, across reconnects (it keeps the last seq seen, for a resume).
+        self.check = StreamCheck(
+            router_timeout=RUN.settings.router_timeout, gap_bound=RUN.gap_bound
+        )
         self.stopped = False
 
     @task
@@ -624,10 +581,10 @@ class Viewer(User):
                 RUN.ws_url, timeout=timeout, enable_multithread=False, skip_utf8_validation=True
             )
             feed = Feed(self, ws, router)
-            hello = feed.next_message()
-            if hello.get("type") != "hello":
-                raise Problem("the server did not say hello first")
-            feed.heartbeat = float(hello.get("heartbeat") or 20.0)
+            self.check.connect(time.monotonic())
+            _, found = feed.next_message()  # the hello, which the checker expects first
+            if found:
+                raise Problem(found[0].text)
         except gevent.GreenletExit:
             if ws is not None:
                 ws.shutdown()
@@ -639,7 +596,7 @@ class Viewer(User):
             return None
         fire(environment, "/ws connect", time.perf_counter() - started)
         try:
-            feed.subscribe(self.last_seq, timeout)
+            feed.subscribe(self.check.last_seq(router), timeout)
         except gevent.GreenletExit:
             ws.shutdown()
             raise

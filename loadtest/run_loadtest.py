@@ -9,8 +9,9 @@ generated config (everything on 127.0.0.1, ports picked by the OS, files in a te
 folder), waits for them with deadlines, then runs Locust headless with ``loadtest/locustfile.py``
 while it switches faults on the first router through its emulator's control API: a hang, a
 dropped connection, slow replies, a reboot. The schedule starts when the first viewer reaches
-the gateway. At the end it prints a summary, stops every process it started (by PID: SIGTERM,
-then SIGKILL after a deadline) and exits 1 if Locust's checks failed, a process died, a fault
+the gateway. Processes are run through ``gateway.process`` (the helper the tests use). At the
+end it prints a summary, stops every process it started (SIGTERM, then SIGKILL after a deadline)
+and exits 1 if Locust's checks failed, a process died, a fault
 could not be applied or anything overran its deadline.
 
 The point: no request hangs and no viewer goes quiet while the router misbehaves, and the
@@ -23,27 +24,25 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import re
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 
+from gateway import process
+
 HERE: Final = Path(__file__).resolve().parent
 LOCUSTFILE: Final = HERE / "locustfile.py"
 START_DEADLINE: Final = 20.0
 """Seconds a process may take to start listening."""
-STOP_DEADLINE: Final = 10.0
-"""Seconds a process may take to exit after SIGTERM before it is killed."""
 LOCUST_OVERRUN: Final = 45.0
 """Seconds Locust may run past its ``-t`` (start-up, stopping users, the summary)."""
 HTTP_TIMEOUT: Final = aiohttp.ClientTimeout(total=2.0)
@@ -81,107 +80,6 @@ def ci_schedule(duration: float) -> list[Step]:
     """One hang in the middle of the run."""
     hang = round(duration / 4, 1)
     return [Step(0.35 * duration, f"hang for {hang:g} s", "/faults", {"mode": "hang", "for": hang})]
-
-
-# -- child processes --------------------------------------------------------------------------
-
-
-@dataclass
-class Child:
-    """A process this script started: its stdout lines are kept and copied to its log."""
-
-    name: str
-    proc: asyncio.subprocess.Process
-    log: Path
-    lines: list[str] = field(default_factory=list)
-    # Set on each new stdout line; the waiter in expect() re-checks and re-arms it.
-    _new_line: asyncio.Event = field(default_factory=asyncio.Event)
-    # Copies stdout to the log until the process closes it; owned here, cancelled by stop().
-    _pump: asyncio.Task[None] | None = None
-
-    def start_pump(self) -> None:
-        self._pump = asyncio.create_task(self._read(), name=f"stdout:{self.name}")
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with self.log.open("a", encoding="utf-8") as out:
-            async for raw in self.proc.stdout:
-                line = raw.decode(errors="replace").rstrip("\n")
-                out.write(line + "\n")
-                out.flush()
-                self.lines.append(line)
-                self._new_line.set()
-
-    async def expect(self, pattern: str, timeout: float) -> re.Match[str]:
-        """The first stdout line matching ``pattern``; fails if none comes within ``timeout``."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for line in self.lines[seen:]:
-                if match := regex.search(line):
-                    return match
-            seen = len(self.lines)
-            if self.proc.returncode is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}; see {self.log}"
-                )
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError(f"{self.name} did not print {pattern!r} in {timeout:g} s")
-            self._new_line.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, 0.5)):
-                    await self._new_line.wait()
-
-    async def stop(self) -> int:
-        """SIGTERM, then SIGKILL after the deadline; returns the exit code."""
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), STOP_DEADLINE)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                await self.proc.wait()
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
-        code = self.proc.returncode
-        assert code is not None
-        return code
-
-
-async def spawn(
-    name: str, argv: Sequence[str], folder: Path, env: dict[str, str] | None = None
-) -> Child:
-    log = folder / f"{name}.log"
-    stderr = log.open("a", encoding="utf-8")
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            stdin=asyncio.subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-        )
-    finally:
-        stderr.close()  # the child holds its own copy
-    child = Child(name, proc, log)
-    child.start_pump()
-    return child
-
-
-@contextlib.asynccontextmanager
-async def started(children: list[Child]) -> AsyncIterator[list[Child]]:
-    """Stop every child (in reverse order) however the block ends."""
-    try:
-        yield children
-    finally:
-        for child in reversed(children):
-            await child.stop()
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -223,6 +121,23 @@ timeout = {timeout}
     )
 
 
+def started(
+    name: str, argv: Sequence[str], ready: str, folder: Path, env: dict[str, str] | None = None
+) -> contextlib.AbstractAsyncContextManager[process.Child]:
+    """A gateway or emulator process, listening (``ready``: its line), its output in
+    ``folder/NAME.log``; stopped with SIGTERM (then SIGKILL after a deadline) when the block
+    ends, so its exit code says whether it shut down cleanly."""
+    return process.started(
+        argv,
+        ready=ready,
+        deadline=START_DEADLINE,
+        name=name,
+        env=env,
+        log=folder / f"{name}.log",
+        ending="terminate",
+    )
+
+
 async def wait_ready(http: aiohttp.ClientSession, url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -235,7 +150,7 @@ async def wait_ready(http: aiohttp.ClientSession, url: str, timeout: float) -> N
         await asyncio.sleep(0.1)  # pacing between probes
 
 
-async def first_viewer(http: aiohttp.ClientSession, url: str, locust: Child) -> None:
+async def first_viewer(http: aiohttp.ClientSession, url: str, locust: process.Child) -> None:
     """Wait until a websocket viewer is subscribed: the load has reached the gateway."""
     deadline = time.monotonic() + START_DEADLINE
     while locust.proc.returncode is None:
@@ -254,7 +169,7 @@ async def run_schedule(
     control: str,
     steps: Sequence[Step],
     gateway: str,
-    locust: Child,
+    locust: process.Child,
     outcome: Outcome,
 ) -> None:
     """Apply each fault at its time, counted from the first viewer's arrival."""
@@ -289,60 +204,56 @@ async def gateway_metrics(http: aiohttp.ClientSession, url: str) -> dict[str, fl
 async def run(args: argparse.Namespace, folder: Path) -> Outcome:
     outcome = Outcome()
     password = secrets.token_urlsafe(12)
-    python = sys.executable
-    children: list[Child] = []
-    async with started(children), aiohttp.ClientSession() as http:
+    children: list[process.Child] = []
+    # Every child is stopped (SIGTERM, then SIGKILL after a deadline) in reverse order of start,
+    # however the run ends.
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
         controls: list[str] = []
         ports: list[int] = []
         for i in range(1, args.routers + 1):
-            emulator = await spawn(
-                f"emulator-{i}",
-                [
-                    python,
-                    "-m",
-                    "gateway",
-                    "emulate",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--control-port",
-                    "0",
-                    "--password",
-                    password,
-                    "--interfaces",
-                    str(args.interfaces),
-                    "--pppoe",
-                    str(args.pppoe),
-                    "--seed",
-                    str(i),
-                    "--log-level",
-                    "WARNING",
-                ],
-                folder,
+            argv = process.command(
+                "emulate",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--control-port",
+                "0",
+                "--password",
+                password,
+                "--interfaces",
+                str(args.interfaces),
+                "--pppoe",
+                str(args.pppoe),
+                "--seed",
+                str(i),
+                "--log-level",
+                "WARNING",
+            )
+            emulator = await stack.enter_async_context(
+                started(f"emulator-{i}", argv, process.EMULATOR_READY, folder)
             )
             children.append(emulator)
-            ports.append(int((await emulator.expect(r":(\d+) \(", START_DEADLINE)).group(1)))
-            match = await emulator.expect(r"(http://127\.0\.0\.1:\d+)/stats", START_DEADLINE)
-            controls.append(match.group(1))
+            ports.append(emulator.port)
+            controls.append((await emulator.expect(process.CONTROL_READY, START_DEADLINE))["url"])
 
         config = folder / "gateway.toml"
         gateway_config(config, ports, args.interval, args.timeout)
-        gateway = await spawn(
-            "gateway",
-            [python, "-m", "gateway", "serve", "--config", str(config), "--log-level", "INFO"],
-            folder,
-            env={"LOADTEST_ROUTER_PASSWORD": password},
+        argv = process.command("serve", "--config", str(config), "--log-level", "INFO")
+        env = {"LOADTEST_ROUTER_PASSWORD": password}
+        gateway = await stack.enter_async_context(
+            started("gateway", argv, process.GATEWAY_READY, folder, env)
         )
         children.append(gateway)
-        url = (await gateway.expect(r"(http://127\.0\.0\.1:\d+)/", START_DEADLINE)).group(1)
+        url = gateway.url
         await wait_ready(http, url, START_DEADLINE)
         print(f"gateway {url}  emulators {', '.join(controls)}  logs {folder}", flush=True)
 
         summary = folder / "summary.json"
         mapping = ",".join(f"core-{i}={c}" for i, c in enumerate(controls, start=1))
         locust_argv = [
-            python,
+            sys.executable,
             "-m",
             "locust",
             "-f",
@@ -369,10 +280,8 @@ async def run(args: argparse.Namespace, folder: Path) -> Outcome:
         ]
         started_at = time.monotonic()
         # Locust writes to this terminal directly: its summary is part of the report.
-        locust_proc = await asyncio.create_subprocess_exec(
-            *locust_argv, stdin=asyncio.subprocess.DEVNULL
-        )
-        locust = Child("locust", locust_proc, folder / "locust.log")
+        locust = await process.start(locust_argv, name="locust", capture=False)
+        stack.push_async_callback(locust.stop)
         children.append(locust)
         schedule = None
         if args.schedule:
@@ -380,9 +289,7 @@ async def run(args: argparse.Namespace, folder: Path) -> Outcome:
                 run_schedule(http, controls[0], args.schedule, url, locust, outcome)
             )
         try:
-            outcome.locust_code = await asyncio.wait_for(
-                locust_proc.wait(), args.duration + LOCUST_OVERRUN
-            )
+            outcome.locust_code = await locust.wait(args.duration + LOCUST_OVERRUN)
         except TimeoutError:
             outcome.problems.append(
                 f"locust still running {time.monotonic() - started_at:.0f} s after its start"
@@ -408,9 +315,9 @@ async def run(args: argparse.Namespace, folder: Path) -> Outcome:
         except (aiohttp.ClientError, TimeoutError) as exc:
             outcome.problems.append(f"gateway /metrics unreadable after the run: {exc}")
         for child in children[:-1]:
-            if child.proc.returncode is not None:
+            if child.returncode is not None:
                 outcome.problems.append(
-                    f"{child.name} exited during the run with {child.proc.returncode}"
+                    f"{child.name} exited during the run with {child.returncode}"
                 )
         if summary.exists():
             outcome.verdict = json.loads(summary.read_text())
@@ -420,8 +327,8 @@ async def run(args: argparse.Namespace, folder: Path) -> Outcome:
     # SIGTERM (the gateway drains within its grace), and the gateway must not have logged an
     # error or a traceback: a fault on the router is a warning, never an error of the gateway.
     for child in children:
-        if child.name != "locust" and child.proc.returncode != 0:
-            outcome.problems.append(f"{child.name} exited with {child.proc.returncode} on SIGTERM")
+        if child.name != "locust" and child.returncode != 0:
+            outcome.problems.append(f"{child.name} exited with {child.returncode} on SIGTERM")
     log = (folder / "gateway.log").read_text(errors="replace")
     errors = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
     if errors:

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import orjson
@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
 from gateway.config import Settings, settings_from_dict
+from gateway.contract import Phase, Rule, StreamCheck, Violation
 from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import RouterEmulator
 from gateway.hub import Hub
@@ -150,43 +151,72 @@ async def receive_until(
             return message
 
 
+STRUCTURE: Final = frozenset({Rule.ORDER, Rule.SHAPE, Rule.SIZE, Rule.SEQ})
+"""The contract's rules a test holds the gateway to by default: order, shape, size and seq.
+
+Silences depend on the machine's pace (they are the load test's business), and a resume
+answered with ``reset`` is what some tests ask for (they check ``reset`` themselves)."""
+
+
+def holds(found: list[Violation], rules: frozenset[Rule] = STRUCTURE) -> None:
+    """Fail naming every violation of ``rules`` in ``found`` (``gateway.contract``)."""
+    broken = [str(v) for v in found if v.rule in rules]
+    assert not broken, "; ".join(broken)
+
+
 async def subscribe(
-    ws: aiohttp.ClientWebSocketResponse, router: str, **fields: Any
+    ws: aiohttp.ClientWebSocketResponse,
+    router: str,
+    *,
+    check: StreamCheck | None = None,
+    **fields: Any,
 ) -> tuple[Any, Any]:
     """Subscribe; returns the status and history messages that must come first, in that order.
 
-    The history may come in several messages; they are checked (see ``merge_history``) and
-    returned as one, with every frame.
+    The answer is checked against the contract (``gateway.contract``: status first, then the
+    history messages through the one without ``more``, all of one ``reset``, frames in order).
+    A history in several messages is returned as one, with every frame. ``check`` (a viewer's
+    checker that goes on judging its live frames) is used when given.
     """
+    if check is None:
+        check = StreamCheck()
+    check.subscribe(router, time.monotonic(), since=fields.get("since"))
     await ws.send_str(orjson.dumps({"type": "subscribe", "router": router, **fields}).decode())
-    status = await receive(ws)
-    assert status["type"] == "status", status
-    return status, merge_history(await receive_history(ws))
+    return await subscribe_answer(ws, router, check)
 
 
-async def receive_history(
-    ws: aiohttp.ClientWebSocketResponse, timeout: float | None = None
-) -> list[Any]:
-    """Every message of the history that comes next, through the one without ``more``."""
+async def subscribe_answer(
+    ws: aiohttp.ClientWebSocketResponse,
+    router: str,
+    check: StreamCheck,
+    timeout: float | None = None,
+    *,
+    others: bool = False,
+) -> tuple[Any, Any]:
+    """The status and history that answer a subscribe to ``router``, read and held to the
+    contract by ``check``; with ``others``, messages about other routers before the status (a
+    connection streaming them already) are skipped: the status and history come one right after
+    the other all the same."""
     deadline = time.monotonic() + (timeout if timeout is not None else seconds(5))
-    chunks = [await receive(ws, max(deadline - time.monotonic(), 0.001))]
-    while chunks[-1].get("more"):
-        chunks.append(await receive(ws, max(deadline - time.monotonic(), 0.001)))
-    return chunks
+    status: Any = None
+    chunks: list[Any] = []
+    while check.phase(router) is not Phase.LIVE:
+        message = await receive(ws, max(deadline - time.monotonic(), 0.001))
+        if others and check.phase(router) is Phase.STATUS and message.get("router") != router:
+            continue
+        assert message["type"] != "error", message
+        holds(check.receive(message, time.monotonic()))
+        if message["type"] == "status":
+            status = message
+        elif message["type"] == "history":
+            chunks.append(message)
+    return status, merge_history(chunks)
 
 
 def merge_history(chunks: list[Any]) -> Any:
-    """The history messages of one subscribe as one message with every frame, in order.
-
-    Checks what any client may rely on: only ``history`` messages of one router, each but the
-    last with ``"more": true``, the last with ``"more": false``, all with the same ``reset``.
-    """
-    first, last = chunks[0], chunks[-1]
-    for chunk in chunks:
-        assert chunk["type"] == "history", chunk
-        assert (chunk["router"], chunk["reset"]) == (first["router"], first["reset"]), chunk
-        assert chunk["more"] is (chunk is not last), [c["more"] for c in chunks]
-    return {**last, "frames": [frame for chunk in chunks for frame in chunk["frames"]]}
+    """The history messages of one subscribe as one message with every frame, in order (what a
+    client may rely on in them is ``gateway.contract``'s to check)."""
+    return {**chunks[-1], "frames": [frame for chunk in chunks for frame in chunk["frames"]]}
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,6 @@ import importlib.util
 import os
 import re
 import socket
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from gateway import process
 from gateway.demo import DEMO_PASSWORD, demo_emulators
 from gateway.emulator.server import RouterEmulator
 from tests.harness import receive_until, subscribe
@@ -130,34 +130,31 @@ class GatewayProcess:
     config: Path
     log: Path
     port: int
-    proc: asyncio.subprocess.Process | None = None
+    child: process.Child | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
+    @property
+    def proc(self) -> asyncio.subprocess.Process | None:
+        return None if self.child is None else self.child.proc
+
     async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway",
-                "serve",
-                "--config",
-                str(self.config),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-            )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), seconds(10))
-        assert f"127.0.0.1:{self.port}/" in line.decode(), (line, self.log.read_text())
+        argv = process.command("serve", "--config", str(self.config))
+        self.child = await process.start(argv, name="gateway", log=self.log)
+        try:
+            await self.child.ready_on(process.GATEWAY_READY, seconds(10))
+        except BaseException:
+            await self.kill()
+            raise
+        assert self.child.port == self.port, self.child.output()
 
     async def kill(self) -> None:
         """SIGKILL: a crash, not a drain (no close frames, connections reset)."""
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        child, self.child = self.child, None
+        if child is not None:
+            await child.kill()
 
 
 @pytest.fixture

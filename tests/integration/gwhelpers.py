@@ -9,8 +9,9 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
+from gateway.contract import StreamCheck
 from gateway.emulator.server import RouterEmulator
-from tests.harness import Gateway, merge_history, receive, receive_history
+from tests.harness import Gateway, receive, subscribe_answer
 
 PRINT: Final = "/interface/print"
 """The one command the gateway sends each tick."""
@@ -32,16 +33,12 @@ async def subscribe_also(
     """Subscribe on a connection that may already stream other routers.
 
     Returns the router's status and history, which must come in that order, one right after
-    the other; messages about other routers on the way are skipped.
+    the other (``gateway.contract``); messages about other routers on the way are skipped.
     """
+    check = StreamCheck()
+    check.subscribe(router, time.monotonic())
     await send(ws, {"type": "subscribe", "router": router})
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await receive(ws, max(deadline - time.monotonic(), 0.001))
-        if status.get("router") == router:
-            break
-    assert status["type"] == "status", status
-    history = merge_history(await receive_history(ws, max(deadline - time.monotonic(), 0.001)))
+    status, history = await subscribe_answer(ws, router, check, timeout, others=True)
     assert history["router"] == router, history
     return status, history
 

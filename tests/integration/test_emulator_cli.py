@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import os
 import re
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +17,7 @@ import pytest
 from librouteros.exceptions import FatalError, TrapError
 from librouteros.login import async_token
 
+from gateway import process
 from gateway.cli import build_parser, login_methods
 from gateway.config import settings_from_dict
 from gateway.emulator.server import OVER_LIMIT_FATAL
@@ -33,51 +31,35 @@ from tests.timing import seconds, within
 STARTUP = seconds(15)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass
 class Emulated:
     """A running ``gateway emulate`` process, the API port it printed, and its first line."""
 
-    process: asyncio.subprocess.Process
+    child: process.Child
     port: int
     banner: str
+    # How many stdout lines line() has handed out (the banner is the first).
+    _read: int = 1
 
     async def line(self) -> str:
         """The next line it prints."""
-        assert self.process.stdout is not None
-        return (await within(self.process.stdout.readline(), STARTUP)).decode()
+        await self.child.expect("", STARTUP, after=self._read)
+        self._read += 1
+        return self.child.lines["stdout"][self._read - 1] + "\n"
 
     async def terminate(self) -> int:
         """Send SIGTERM and return the exit code, which must come within the deadline."""
-        self.process.send_signal(signal.SIGTERM)
-        return await within(self.process.wait(), DEADLINE)
+        self.child.send_signal(signal.SIGTERM)
+        return await self.child.wait(DEADLINE)
 
 
 @contextlib.asynccontextmanager
 async def emulate(*options: str) -> AsyncIterator[Emulated]:
     """Run ``python -m gateway emulate --port 0 ...``; kill it at the end if it still runs."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "emulate",
-        "--port",
-        "0",
-        "--log-level",
-        "WARNING",
-        *options,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        first = (await within(process.stdout.readline(), STARTUP)).decode()
-        found = re.search(r" on 127\.0\.0\.1:(\d+) ", first)
-        assert found, f"no port in {first!r}"
-        yield Emulated(process, int(found[1]), first)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await within(process.wait(), DEADLINE)
+    argv = process.command("emulate", "--port", "0", "--log-level", "WARNING", *options)
+    async with process.started(argv, ready=process.EMULATOR_READY, deadline=STARTUP) as child:
+        assert child.ready is not None
+        yield Emulated(child, child.port, child.ready.string + "\n")
 
 
 def _free_port() -> int:
@@ -105,8 +87,7 @@ async def test_serves_librouteros_and_exits_0_on_sigterm() -> None:
         finally:
             await api.close()
         assert await emulated.terminate() == 0
-        assert emulated.process.stderr is not None
-        assert b"Traceback" not in await emulated.process.stderr.read()
+        assert "Traceback" not in emulated.child.output("stderr")
 
 
 async def test_options_take_effect() -> None:
@@ -232,43 +213,25 @@ async def test_legacy_login_alone_acts_as_6_42() -> None:
 @pytest.mark.parametrize("version", ["6.43", "6.49.10", "7.18.2"])
 async def test_legacy_login_contradicting_the_version_exits_2(version: str) -> None:
     """``--legacy-login`` with a 6.43+ version is refused with a message naming both options."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "emulate",
-        "--legacy-login",
-        "--ros-version",
-        version,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    done = await process.run(
+        process.command("emulate", "--legacy-login", "--ros-version", version), timeout=STARTUP
     )
-    stdout, stderr = await within(process.communicate(), STARTUP)
-    assert process.returncode == 2
-    message = stderr.decode()
+    assert done.returncode == 2
+    message = done.stderr
     assert f"--legacy-login contradicts --ros-version {version}" in message
     assert "6.42.12" in message
-    assert stdout == b""
+    assert done.stdout == ""
 
 
 async def test_rejects_a_password_the_encoding_cannot_carry() -> None:
     """``--password`` must fit ``--encoding`` (the router stores it in that code page): exit 2
     with a message naming both options and none of the password."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "emulate",
-        "--password",
-        "Kennwört-7",
-        "--encoding",
-        "ascii",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    done = await process.run(
+        process.command("emulate", "--password", "Kennwört-7", "--encoding", "ascii"),
+        timeout=STARTUP,
     )
-    _, stderr = await within(process.communicate(), STARTUP)
-    assert process.returncode == 2
-    message = stderr.decode()
+    assert done.returncode == 2
+    message = done.stderr
     assert "--password" in message
     assert "--encoding 'ascii'" in message
     assert "Kenn" not in message
@@ -277,20 +240,10 @@ async def test_rejects_a_password_the_encoding_cannot_carry() -> None:
 
 async def test_rejects_an_unknown_version() -> None:
     """An unusable ``--ros-version`` exits 2 with a message naming the option."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "emulate",
-        "--ros-version",
-        "5.20",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await within(process.communicate(), STARTUP)
-    assert process.returncode == 2
-    assert "--ros-version" in stderr.decode()
-    assert "6.x or 7.x" in stderr.decode()
+    done = await process.run(process.command("emulate", "--ros-version", "5.20"), timeout=STARTUP)
+    assert done.returncode == 2
+    assert "--ros-version" in done.stderr
+    assert "6.x or 7.x" in done.stderr
 
 
 def _emulate_options() -> list[argparse.Action]:
@@ -302,20 +255,12 @@ def _emulate_options() -> list[argparse.Action]:
 
 async def test_help_documents_every_option() -> None:
     """``gateway emulate --help`` lists every option with its description and default."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "emulate",
-        "--help",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        # A wide terminal, so argparse does not break help texts (it breaks at hyphens too).
-        env={**os.environ, "COLUMNS": "1000"},
+    # A wide terminal, so argparse does not break help texts (it breaks at hyphens too).
+    done = await process.run(
+        process.command("emulate", "--help"), timeout=STARTUP, env={"COLUMNS": "1000"}
     )
-    stdout, _ = await within(process.communicate(), STARTUP)
-    assert process.returncode == 0
-    text = " ".join(stdout.decode().split())
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
     options = _emulate_options()
     assert len(options) == 20
     for action in options:
@@ -382,20 +327,9 @@ async def test_contradictory_or_unusable_tls_options_exit_2(
     options: list[str], expected: str
 ) -> None:
     """Contradictory or unusable TLS options exit 2 with a message naming the problem."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "emulate",
-        "--port",
-        "0",
-        *options,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await within(process.communicate(), STARTUP)
-    assert process.returncode == 2
-    assert expected in stderr.decode()
+    done = await process.run(process.command("emulate", "--port", "0", *options), timeout=STARTUP)
+    assert done.returncode == 2
+    assert expected in done.stderr
 
 
 @pytest.mark.parametrize("option", ["--port", "--control-port"])
@@ -408,18 +342,9 @@ async def test_a_port_in_use_is_one_line_not_a_traceback(option: str) -> None:
         options = (
             ["--port", str(port)] if option == "--port" else ["--port", "0", option, str(port)]
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            "emulate",
-            *options,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, stderr = await within(process.communicate(), STARTUP)
-    assert process.returncode not in (0, None)
-    message = stderr.decode()
+        done = await process.run(process.command("emulate", *options), timeout=STARTUP)
+    assert done.returncode not in (0, None)
+    message = done.stderr
     assert "Traceback" not in message
     assert message.count("\n") == 1, message
     assert f"cannot listen on 127.0.0.1:{port}" in message

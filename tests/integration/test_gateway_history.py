@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 from websockets.asyncio.client import connect
 
+from gateway.contract import Phase, StreamCheck
 from gateway.core.frames import InterfaceFilter, filter_traffic
 from gateway.history import MESSAGE_LIMIT
 from gateway.wire import Opcode, split_frames
@@ -29,6 +30,7 @@ from tests.harness import (
     emulator,
     gateway,
     gateway_settings,
+    holds,
     merge_history,
     receive,
     running,
@@ -83,13 +85,12 @@ async def big() -> AsyncIterator[Big]:
         yield Big(gw)
 
 
-def check_history(chunks: list[Message]) -> list[Message]:
-    """The frames of one subscribe's history messages, checked the way any client may rely on."""
+def history_frames(chunks: list[Message]) -> list[Message]:
+    """The frames of one subscribe's history messages (held to the contract as they came),
+    which must not be marked ``reset``."""
     history = merge_history(chunks)
     assert history["reset"] is False
     frames: list[Message] = history["frames"]
-    seqs = [frame["seq"] for frame in frames]
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)) if seqs else []), seqs
     return frames
 
 
@@ -98,18 +99,24 @@ async def history_then_live(
 ) -> tuple[list[Message], list[Message], list[Message]]:
     """After a subscribe: the history messages, their frames, then ``live`` traffic frames.
 
-    Fails unless the status comes first, then only history messages up to the one without
-    ``more``, and the live frames continue the history's ``seq`` with no gap.
+    Fails unless what comes holds to the contract (``gateway.contract``): the status first,
+    then only history messages up to the one without ``more``, and the live frames continuing
+    the history's ``seq`` with no gap.
     """
-    status = await receive(ws, seconds(10))
-    assert status["type"] == "status", status
-    chunks = [await receive(ws, seconds(10))]
-    while chunks[-1].get("more"):
-        chunks.append(await receive(ws, seconds(10)))
-    frames = check_history(chunks)
-    live_frames = [await next_traffic(ws, seconds(10)) for _ in range(live)]
-    seqs = [f["seq"] for f in frames + live_frames]
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    check = StreamCheck()
+    check.subscribe("isp", time.monotonic())
+    chunks: list[Message] = []
+    while check.phase("isp") is not Phase.LIVE:
+        message = await receive(ws, seconds(10))
+        holds(check.receive(message, time.monotonic()))
+        if message["type"] == "history":
+            chunks.append(message)
+    frames = history_frames(chunks)
+    live_frames = []
+    for _ in range(live):
+        frame = await next_traffic(ws, seconds(10))
+        holds(check.receive(frame, time.monotonic()))
+        live_frames.append(frame)
     return chunks, frames, live_frames
 
 
@@ -130,21 +137,24 @@ async def test_aiohttp_with_a_1_mib_limit_gets_the_whole_ring(big: Big) -> None:
 
 async def test_python_websockets_with_its_default_limit_gets_the_whole_ring(big: Big) -> None:
     """python-websockets (max_size 1 MiB by default) gets the whole history, then live frames."""
+    check = StreamCheck()
     async with asyncio.timeout(seconds(30)), connect(big.ws_url) as ws:
         assert ws.protocol.max_message_size == ONE_MIB
         hello = orjson.loads(await ws.recv())
         assert hello["type"] == "hello"
         await ws.send(orjson.dumps({"type": "subscribe", "router": "isp"}).decode())
+        check.subscribe("isp", time.monotonic())
         messages: list[Message] = []
         while not [m for m in messages if m["type"] == "traffic"][2:]:
             raw = await ws.recv()
             assert len(raw) < MESSAGE_LIMIT
             messages.append(orjson.loads(raw))
+            holds(check.receive(messages[-1], time.monotonic(), size=len(raw)))
     kinds = [m["type"] for m in messages if m["type"] not in ("status", "heartbeat")]
     assert messages[0]["type"] == "status"
     chunks = [m for m in messages if m["type"] == "history"]
     assert kinds == ["history"] * len(chunks) + ["traffic"] * 3
-    frames = check_history(chunks)
+    frames = history_frames(chunks)
     assert len(frames) == RING
     live = [m["seq"] for m in messages if m["type"] == "traffic"]
     assert live == list(range(frames[-1]["seq"] + 1, frames[-1]["seq"] + 4))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
 import sys
 import time
@@ -15,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from gateway import process
 from gateway.emulator.server import RouterEmulator
 from tests.harness import PASSWORD, emulator, receive, running, subscribe
 from tests.timing import eventually, seconds
@@ -52,32 +51,18 @@ async def gateway_process(
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """``gateway serve --config config`` with ``env`` added; yields it and its base URL once it
     printed where it listens. The lines it wrote before that go to ``before``."""
-    env = {**os.environ, "CORE1_PASSWORD": PASSWORD, **(env or {})}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), seconds(10))
-        while line and not line.startswith(b"gateway listening on "):
-            if before is not None:
-                before.append(line)
-            line = await asyncio.wait_for(proc.stdout.readline(), seconds(10))
-        match = re.search(rb"http://127\.0\.0\.1:(\d+)/", line)
-        assert match, line
-        yield proc, f"http://127.0.0.1:{int(match.group(1))}"
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    async with process.started(
+        process.command("serve", "--config", str(config)),
+        ready=process.GATEWAY_READY,
+        deadline=seconds(10),
+        env={"CORE1_PASSWORD": PASSWORD, **(env or {})},
+        merged=True,
+    ) as child:
+        if before is not None:
+            assert child.ready is not None
+            lines = child.lines["stdout"]
+            before += [line.encode() + b"\n" for line in lines[: lines.index(child.ready.string)]]
+        yield child.proc, child.url
 
 
 async def test_sigterm_drains_viewers_and_exits_cleanly(tmp_path: Path) -> None:
@@ -155,18 +140,9 @@ async def test_broken_config_names_file_and_key(tmp_path: Path) -> None:
     """A config error stops start-up with one line naming the file, the key and the expectation."""
     config = tmp_path / "broken.toml"
     config.write_text('[poll]\ninterval = "fast"\n\n[[routers]]\nid = "a"\nhost = "h"\n')
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        "--config",
-        str(config),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), seconds(10))
-    assert proc.returncode == 2
-    message = err.decode()
+    done = await process.run(process.command("serve", "--config", str(config)), timeout=seconds(10))
+    assert done.returncode == 2
+    message = done.stderr
     assert "broken.toml" in message
     assert "poll.interval" in message
     assert "fast" in message
@@ -195,15 +171,10 @@ async def test_running_process_serves_frames(tmp_path: Path) -> None:
 
 async def _probe(env: Mapping[str, str]) -> int:
     """``python -m gateway.healthcheck`` (the image's HEALTHCHECK) with ``env``: its exit code."""
-    probe = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway.healthcheck",
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    done = await process.run(
+        [sys.executable, "-m", "gateway.healthcheck"], timeout=seconds(10), env=env
     )
-    return await asyncio.wait_for(probe.wait(), seconds(10))
+    return done.returncode
 
 
 async def test_the_process_tells_the_health_probe_where_it_listens(tmp_path: Path) -> None:

@@ -10,12 +10,14 @@ from typing import Any, Final
 import aiohttp
 import pytest
 
+from gateway.contract import StreamCheck
 from gateway.core.frames import MAX_GLOB_CHARACTERS, MAX_STARS
 from tests.harness import (
     Gateway,
     emulator,
     gateway,
     gateway_settings,
+    holds,
     receive,
     running,
     subscribe,
@@ -40,16 +42,17 @@ async def isp_gateway(history: int = 300) -> AsyncIterator[Gateway]:
 
 
 class Tracker:
-    """A viewer whose traffic frames are checked to arrive in order, none missing or twice."""
+    """A viewer whose messages are held to the contract (``gateway.contract``): among others,
+    traffic frames in order, none missing or twice."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, check: StreamCheck, history: Message):
         self.ws = ws
-        self.seqs: list[int] = []
+        self.check = check
+        self.seqs: list[int] = [frame["seq"] for frame in history["frames"]]
 
     def note(self, message: Message) -> None:
+        holds(self.check.receive(message, time.monotonic()))
         if message["type"] == "traffic":
-            if self.seqs:
-                assert message["seq"] == self.seqs[-1] + 1, (self.seqs[-1], message["seq"])
             self.seqs.append(message["seq"])
 
     async def until(self, kind: str) -> Message:
@@ -73,11 +76,9 @@ class Tracker:
 
 async def tracked(gw: Gateway, router: str = "isp") -> Tracker:
     ws = await gw.viewer()
-    _, history = await subscribe(ws, router)
-    tracker = Tracker(ws)
-    for frame in history["frames"]:
-        tracker.note(frame)
-    return tracker
+    check = StreamCheck()
+    _, history = await subscribe(ws, router, check=check)
+    return Tracker(ws, check, history)
 
 
 async def test_hello_status_history_and_traffic_shapes() -> None:
@@ -288,11 +289,10 @@ async def test_resume_since_gets_only_newer_frames() -> None:
         seen = first.seqs[-3]
         await first.ws.close()
         ws = await gw.viewer()
-        _, history = await subscribe(ws, "isp", since=seen)
+        check = StreamCheck()
+        _, history = await subscribe(ws, "isp", check=check, since=seen)
         assert history["reset"] is False
-        resumed = Tracker(ws)
-        for frame in history["frames"]:
-            resumed.note(frame)
+        resumed = Tracker(ws, check, history)
         assert resumed.seqs[0] == seen + 1
         await resumed.frames(2)
         assert resumed.seqs[0] == seen + 1

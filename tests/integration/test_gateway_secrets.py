@@ -11,12 +11,9 @@ shorter pieces of base64 or hex text turn up by chance in timestamps and challen
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,13 +24,14 @@ import jwt
 import orjson
 import pytest
 
+from gateway import process
 from gateway.config import Settings, settings_from_dict
 from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import Fault, RouterEmulator
 from gateway.emulator.session import legacy_response
 from gateway.emulator.version import Version
 from tests.harness import gateway, running
-from tests.timing import eventually, seconds, within
+from tests.timing import eventually, seconds
 
 ROUTER_PASSWORD: Final = "Zq9ü-Kv3ß#Wx7"
 WRONG_PASSWORD: Final = "Hj4ö-Rt8ñ!Pm2"
@@ -204,40 +202,28 @@ password_env = "LEGACY_PASSWORD"
 _ENV: Final = {"LEGACY_PASSWORD": ROUTER_PASSWORD, "TEST_JWT_SECRET": JWT_SECRET}
 
 
+def _serve_command(config: Path) -> list[str]:
+    return process.command("serve", "--log-level", "DEBUG", "--config", str(config))
+
+
 @asynccontextmanager
-async def serve(config: Path, env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``gateway serve --log-level DEBUG``, killed at the end if it still runs."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        "--log-level",
-        "DEBUG",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+async def serve(config: Path, env: dict[str, str]) -> AsyncIterator[process.Child]:
+    """``gateway serve --log-level DEBUG``, listening; killed at the end if it still runs."""
+    async with process.started(
+        _serve_command(config),
+        ready=process.GATEWAY_READY,
+        deadline=seconds(15),
+        env=env,
+    ) as child:
+        yield child
 
 
 async def test_serve_at_debug_logs_no_secret(tmp_path: Path) -> None:
     """The real ``gateway serve --log-level DEBUG`` logs a pre-6.43 login word by word with the
     password and the response masked, and its stderr holds no piece of any secret."""
     emu = router(Version(6, 42, 12))
-    async with running(emu), serve(_config(tmp_path / "gw.toml", emu.port), _ENV) as proc:
-        assert proc.stdout is not None
-        line = await within(proc.stdout.readline(), seconds(15))
-        found = re.search(rb"http://127\.0\.0\.1:(\d+)/", line)
-        assert found, line
-        url = f"http://127.0.0.1:{int(found[1])}"
+    async with running(emu), serve(_config(tmp_path / "gw.toml", emu.port), _ENV) as child:
+        url = child.url
         bearer = {"Authorization": f"Bearer {TOKEN}"}
         async with aiohttp.ClientSession() as http:
 
@@ -251,10 +237,9 @@ async def test_serve_at_debug_logs_no_secret(tmp_path: Path) -> None:
             assert refused.close_code == 4401
             async with http.get(f"{url}/api/routers", headers={"Authorization": "x"}) as r:
                 assert r.status == 401
-        proc.send_signal(signal.SIGTERM)
-        assert proc.stderr is not None
-        stderr = (await within(proc.stderr.read(), seconds(10))).decode()
-        assert await within(proc.wait(), seconds(10)) == 0
+        child.send_signal(signal.SIGTERM)
+        assert await child.wait(seconds(10)) == 0
+        stderr = child.output("stderr")
     assert "'=password=***'" in stderr
     assert "'=response=***'" in stderr
     derived = responses(stderr, ROUTER_PASSWORD)
@@ -307,9 +292,8 @@ async def test_config_errors_at_debug_show_no_secret(tmp_path: Path, text: str, 
     message naming the key, and nothing it prints holds a piece of a secret."""
     config = tmp_path / "broken.toml"
     config.write_text(text, encoding="utf-8")
-    async with serve(config, _ENV) as proc:
-        stdout, stderr = await within(proc.communicate(), seconds(15))
-    output = (stdout + stderr).decode()
-    assert proc.returncode == 2, output
+    done = await process.run(_serve_command(config), timeout=seconds(15), env=_ENV)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
     assert names in output
     assert_no_secret("config error", output)

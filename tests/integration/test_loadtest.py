@@ -25,6 +25,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gateway import process
 from gateway.emulator.control import create_control_app
 from gateway.emulator.server import RouterEmulator
 from tests.harness import PASSWORD, emulator, running
@@ -71,28 +72,14 @@ password_env = "CORE1_PASSWORD"
 async def gateway_process(tmp_path: Path, emu: RouterEmulator) -> AsyncIterator[tuple[int, str]]:
     """``gateway serve`` in its own process; yields its PID and base URL."""
     config = _config(tmp_path / "gateway.toml", emu)
-    with (tmp_path / "gateway.log").open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            "--config",
-            str(config),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log,
-            env={**os.environ, "CORE1_PASSWORD": PASSWORD},
-        )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), seconds(10))
-        match = re.search(rb"http://127\.0\.0\.1:(\d+)/", line)
-        assert match, line
-        yield proc.pid, f"http://127.0.0.1:{int(match.group(1))}"
-    finally:
-        if proc.returncode is None:
-            proc.kill()  # SIGKILL ends a stopped process too
-            await proc.wait()
+    async with process.started(
+        process.command("serve", "--config", str(config)),
+        ready=process.GATEWAY_READY,
+        deadline=seconds(10),
+        env={"CORE1_PASSWORD": PASSWORD},
+        log=tmp_path / "gateway.log",
+    ) as child:
+        yield child.pid, child.url  # killed at the end: SIGKILL ends a stopped process too
 
 
 @asynccontextmanager

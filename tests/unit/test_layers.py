@@ -73,3 +73,12 @@ def test_the_websocket_viewers_never_touch_a_poller() -> None:
     for module in ("ws.py", "hub.py", "topic.py", "sink.py", "demand.py", "wire.py"):
         found = imports(PACKAGE / module)
         assert not {m for m in found if m.startswith(("gateway.poller", "gateway.keys"))}, module
+
+
+def test_the_contract_checker_stays_pure() -> None:
+    """The protocol checker (used by tests, Locust and client authors) does no I/O: it imports
+    no event loop, socket, clock or HTTP library, and of the package only pure modules."""
+    found = {name.split(".")[0] for name in imports(PACKAGE / "contract.py")}
+    assert not found & {"asyncio", "socket", "selectors", "time", "os", "aiohttp", "gevent"}
+    ours = {m for m in imports(PACKAGE / "contract.py") if m in MODULES}
+    assert ours <= {"gateway.history"}, ours
