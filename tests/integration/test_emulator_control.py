@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 from librouteros.exceptions import ConnectionClosed, TrapError
+from pytest_aiohttp import AiohttpClient
 
 from gateway.emulator.control import create_control_app
 from gateway.emulator.server import FAULT_TRAP, RouterEmulator
@@ -22,34 +23,24 @@ HTTP_TIMEOUT = aiohttp.ClientTimeout(total=seconds(5))
 class Control:
     """An HTTP client for one emulator's control app, served on a real loopback port."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self._session = session
-        self._base = base
+    def __init__(self, client: TestClient[web.Request, web.Application]) -> None:
+        self._client = client
 
     async def get(self, path: str) -> tuple[int, Any]:
-        async with self._session.get(self._base + path) as response:
+        async with self._client.get(path) as response:
             return response.status, await response.json()
 
     async def post(
         self, path: str, body: object = None, *, data: str | None = None
     ) -> tuple[int, Any]:
-        async with self._session.post(self._base + path, json=body, data=data) as response:
+        async with self._client.post(path, json=body, data=data) as response:
             return response.status, await response.json()
 
 
 @pytest.fixture
-async def control(router: RouterEmulator) -> AsyncIterator[Control]:
+async def control(router: RouterEmulator, aiohttp_client: AiohttpClient) -> Control:
     """The router's control API on a free port, and a client session for it."""
-    runner = web.AppRunner(create_control_app(router), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
-            yield Control(session, f"http://{host}:{port}")
-    finally:
-        await runner.cleanup()
+    return Control(await aiohttp_client(create_control_app(router), timeout=HTTP_TIMEOUT))
 
 
 async def test_stats_count_connections_logins_and_commands(

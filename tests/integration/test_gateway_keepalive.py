@@ -8,9 +8,7 @@ test waits for a heartbeat period to pass.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -18,7 +16,8 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from gateway.config import AuthSettings, ServerSettings
 from gateway.hub import Hub
@@ -36,12 +35,11 @@ WALL: Final = 1_764_377_000.0
 
 @dataclass
 class Rig:
-    """The websocket endpoint in front of a hub on a test clock, and a client session."""
+    """The websocket endpoint in front of a hub on a test clock, and a client for it."""
 
     hub: Hub
     clock: Clock
-    server: TestServer
-    http: aiohttp.ClientSession
+    client: TestClient[web.Request, web.Application]
 
     @property
     def topic(self) -> Topic:
@@ -49,8 +47,8 @@ class Rig:
 
     async def connect(self, *, autoping: bool) -> aiohttp.ClientWebSocketResponse:
         """A viewer, past its hello; ``autoping`` False leaves answering pings to the test."""
-        ws = await self.http.ws_connect(
-            self.server.make_url("/ws"), autoping=autoping, timeout=aiohttp.ClientWSTimeout(5)
+        ws = await self.client.ws_connect(
+            "/ws", autoping=autoping, timeout=aiohttp.ClientWSTimeout(5)
         )
         assert (await text(ws))["type"] == "hello"
         return ws
@@ -68,8 +66,9 @@ class Rig:
         return now
 
 
-@contextlib.asynccontextmanager
-async def rig() -> AsyncIterator[Rig]:
+@pytest.fixture
+async def rig(aiohttp_client: AiohttpClient) -> Rig:
+    """``/ws`` of a one-router hub on a test clock, served on loopback."""
     clock = Clock(1000.0)
     hub = Hub(["core"], history=10, clock=clock)
     context = ViewerContext(
@@ -82,13 +81,7 @@ async def rig() -> AsyncIterator[Rig]:
     endpoint = WebSocketEndpoint(context, ServerSettings(), AuthSettings(), Lifecycle(ready=True))
     app = web.Application()
     app.router.add_get("/ws", endpoint.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Rig(hub, clock, server, http)
-    finally:
-        await server.close()
+    return Rig(hub, clock, await aiohttp_client(app))
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
@@ -105,98 +98,90 @@ def traffic(seq: int) -> dict[str, object]:
     return {"type": "traffic", "v": 1, "router": "core", "seq": seq, "ts": WALL + seq}
 
 
-async def test_a_viewer_fed_traffic_gets_no_ping() -> None:
+async def test_a_viewer_fed_traffic_gets_no_ping(rig: Rig) -> None:
     """A dashboard receiving frames gets no ping or heartbeat on top: frames are its heartbeat."""
-    async with rig() as r:
-        ws = await r.connect(autoping=False)
-        await ws.send_str('{"type":"subscribe","router":"core"}')
-        assert (await text(ws))["type"] == "history"
-        r.clock.now += HEARTBEAT * 0.75  # fed within the last half period at the beat
-        r.topic.publish(traffic(1))
-        r.beat(HEARTBEAT * 0.25)
-        r.topic.publish_status({"type": "status", "router": "core", "state": "up"})
-        # Writes are in order: the status right after the frame proves nothing came between.
-        assert (await text(ws))["type"] == "traffic"
-        assert (await text(ws))["type"] == "status"
-        assert not r.viewer().awaiting_pong
-        r.beat()  # a whole period without a frame: now it is idle
-        assert (await receive(ws)).type is WSMsgType.PING
-        await ws.close()
+    ws = await rig.connect(autoping=False)
+    await ws.send_str('{"type":"subscribe","router":"core"}')
+    assert (await text(ws))["type"] == "history"
+    rig.clock.now += HEARTBEAT * 0.75  # fed within the last half period at the beat
+    rig.topic.publish(traffic(1))
+    rig.beat(HEARTBEAT * 0.25)
+    rig.topic.publish_status({"type": "status", "router": "core", "state": "up"})
+    # Writes are in order: the status right after the frame proves nothing came between.
+    assert (await text(ws))["type"] == "traffic"
+    assert (await text(ws))["type"] == "status"
+    assert not rig.viewer().awaiting_pong
+    rig.beat()  # a whole period without a frame: now it is idle
+    assert (await receive(ws)).type is WSMsgType.PING
+    await ws.close()
 
 
-async def test_an_idle_viewer_gets_a_ping_and_a_heartbeat_message() -> None:
+async def test_an_idle_viewer_gets_a_ping_and_a_heartbeat_message(rig: Rig) -> None:
     """A quiet dashboard gets a websocket ping and a heartbeat message it can see, each period."""
-    async with rig() as r:
-        ws = await r.connect(autoping=False)
-        ts = r.beat()
-        ping = await receive(ws)
-        assert ping.type is WSMsgType.PING
-        assert await text(ws) == {"type": "heartbeat", "ts": round(ts, 3)}
-        await ws.close()
+    ws = await rig.connect(autoping=False)
+    ts = rig.beat()
+    ping = await receive(ws)
+    assert ping.type is WSMsgType.PING
+    assert await text(ws) == {"type": "heartbeat", "ts": round(ts, 3)}
+    await ws.close()
 
 
-async def test_a_viewer_that_answers_nothing_is_dropped() -> None:
+async def test_a_viewer_that_answers_nothing_is_dropped(rig: Rig) -> None:
     """A peer that answers no ping for a whole period is dropped, freeing its connection."""
-    async with rig() as r:
-        ws = await r.connect(autoping=False)
-        r.beat()
-        assert (await receive(ws)).type is WSMsgType.PING  # not answered
-        assert (await text(ws))["type"] == "heartbeat"
-        assert r.hub.connections == 1
-        r.beat()
-        end = await receive(ws)
-        assert end.type in (WSMsgType.CLOSED, WSMsgType.ERROR), end
-        await eventually(
-            lambda: r.hub.connections == 0, timeout=seconds(5), message="viewer dropped"
-        )
+    ws = await rig.connect(autoping=False)
+    rig.beat()
+    assert (await receive(ws)).type is WSMsgType.PING  # not answered
+    assert (await text(ws))["type"] == "heartbeat"
+    assert rig.hub.connections == 1
+    rig.beat()
+    end = await receive(ws)
+    assert end.type in (WSMsgType.CLOSED, WSMsgType.ERROR), end
+    await eventually(lambda: rig.hub.connections == 0, timeout=seconds(5), message="viewer dropped")
 
 
 @pytest.mark.parametrize("answer", ["pong", "message"])
-async def test_a_viewer_that_answers_is_kept(answer: str) -> None:
+async def test_a_viewer_that_answers_is_kept(answer: str, rig: Rig) -> None:
     """A peer that answers each ping (or sends anything) stays connected, beat after beat."""
-    async with rig() as r:
-        ws = await r.connect(autoping=False)
-        for _ in range(3):
-            r.beat()
-            ping = await receive(ws)
-            assert ping.type is WSMsgType.PING
-            assert (await text(ws))["type"] == "heartbeat"
-            if answer == "pong":
-                await ws.pong(ping.data)
-            else:
-                await ws.send_str('{"type":"unsubscribe","router":"core"}')
-            await eventually(
-                lambda: not r.viewer().awaiting_pong, timeout=seconds(5), message="answer seen"
-            )
-        assert r.hub.connections == 1
-        assert not ws.closed
-        await ws.close()
+    ws = await rig.connect(autoping=False)
+    for _ in range(3):
+        rig.beat()
+        ping = await receive(ws)
+        assert ping.type is WSMsgType.PING
+        assert (await text(ws))["type"] == "heartbeat"
+        if answer == "pong":
+            await ws.pong(ping.data)
+        else:
+            await ws.send_str('{"type":"unsubscribe","router":"core"}')
+        await eventually(
+            lambda: not rig.viewer().awaiting_pong, timeout=seconds(5), message="answer seen"
+        )
+    assert rig.hub.connections == 1
+    assert not ws.closed
+    await ws.close()
 
 
-async def test_a_browser_answering_pings_by_itself_is_kept() -> None:
+async def test_a_browser_answering_pings_by_itself_is_kept(rig: Rig) -> None:
     """A client library's automatic pongs keep an idle viewer connected."""
-    async with rig() as r:
-        ws = await r.connect(autoping=True)
-        for _ in range(3):
-            r.beat()
-            assert (await text(ws))["type"] == "heartbeat"  # the ping was answered already
-            await eventually(
-                lambda: not r.viewer().awaiting_pong, timeout=seconds(5), message="pong seen"
-            )
-        assert r.hub.connections == 1
-        await ws.close()
+    ws = await rig.connect(autoping=True)
+    for _ in range(3):
+        rig.beat()
+        assert (await text(ws))["type"] == "heartbeat"  # the ping was answered already
+        await eventually(
+            lambda: not rig.viewer().awaiting_pong, timeout=seconds(5), message="pong seen"
+        )
+    assert rig.hub.connections == 1
+    await ws.close()
 
 
-async def test_unacknowledged_data_drops_a_viewer_after_one_and_a_half_heartbeats() -> None:
+async def test_unacknowledged_data_drops_a_viewer_after_one_and_a_half_heartbeats(rig: Rig) -> None:
     """A peer that stops acknowledging the frames it is sent is dropped by the kernel in time."""
     option = getattr(socket, "TCP_USER_TIMEOUT", None)
     if option is None:
         pytest.skip("TCP_USER_TIMEOUT is Linux only")
-    async with rig() as r:
-        ws = await r.connect(autoping=True)
-        transport = r.viewer().transport
-        assert isinstance(transport, asyncio.Transport)
-        sock = transport.get_extra_info("socket")
-        timeout_ms = sock.getsockopt(socket.IPPROTO_TCP, option)
-        assert timeout_ms == int(HEARTBEAT * USER_TIMEOUT * 1000) == 30_000
-        await ws.close()
+    ws = await rig.connect(autoping=True)
+    transport = rig.viewer().transport
+    assert isinstance(transport, asyncio.Transport)
+    sock = transport.get_extra_info("socket")
+    timeout_ms = sock.getsockopt(socket.IPPROTO_TCP, option)
+    assert timeout_ms == int(HEARTBEAT * USER_TIMEOUT * 1000) == 30_000
+    await ws.close()

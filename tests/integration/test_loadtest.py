@@ -23,7 +23,7 @@ from typing import Final
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpServer
 
 from gateway import process
 from gateway.emulator.control import create_control_app
@@ -82,15 +82,10 @@ async def gateway_process(tmp_path: Path, emu: RouterEmulator) -> AsyncIterator[
         yield child.pid, child.url  # killed at the end: SIGKILL ends a stopped process too
 
 
-@asynccontextmanager
-async def control_api(emu: RouterEmulator) -> AsyncIterator[str]:
-    """The emulator's control API (``/stats``) on loopback."""
-    server = TestServer(create_control_app(emu), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
+async def control_api(aiohttp_server: AiohttpServer, emu: RouterEmulator) -> str:
+    """The emulator's control API (``/stats``) on loopback, until the test ends."""
+    server = await aiohttp_server(create_control_app(emu))
+    return str(server.make_url("")).rstrip("/")
 
 
 async def start_locust(
@@ -144,10 +139,11 @@ async def watched_and_up(url: str, viewers: int) -> bool:
     return bool(router["state"] == "up" and router["viewers"] >= viewers)
 
 
-async def test_healthy_gateway_passes(tmp_path: Path) -> None:
+async def test_healthy_gateway_passes(tmp_path: Path, aiohttp_server: AiohttpServer) -> None:
     """Against a healthy gateway every check holds and Locust exits 0."""
     emu = emulator()
-    async with running(emu), control_api(emu) as control, gateway_process(tmp_path, emu) as gw:
+    async with running(emu), gateway_process(tmp_path, emu) as gw:
+        control = await control_api(aiohttp_server, emu)
         _, url = gw
         locust = await start_locust(url, "--emulator-control", control, "--router-timeout", "1")
         code, out = await finish(locust)
@@ -156,10 +152,13 @@ async def test_healthy_gateway_passes(tmp_path: Path) -> None:
     assert "router requests per interval {'core-1'" in out
 
 
-async def test_gateway_frozen_mid_run_fails_the_run(tmp_path: Path) -> None:
+async def test_gateway_frozen_mid_run_fails_the_run(
+    tmp_path: Path, aiohttp_server: AiohttpServer
+) -> None:
     """A gateway frozen for 4 s mid-run fails it, naming the silent frames and slow requests."""
     emu = emulator()
-    async with running(emu), control_api(emu) as control, gateway_process(tmp_path, emu) as gw:
+    async with running(emu), gateway_process(tmp_path, emu) as gw:
+        control = await control_api(aiohttp_server, emu)
         pid, url = gw
         locust = await start_locust(url, "--emulator-control", control, "--router-timeout", "1")
         try:
@@ -282,21 +281,19 @@ async def _fake_routers(request: web.Request) -> web.Response:
     return web.json_response({"routers": [{"id": r, "name": r} for r in SCRIPTS]})
 
 
-async def test_seq_gaps_duplicates_and_lost_history_fail_the_run() -> None:
+async def test_seq_gaps_duplicates_and_lost_history_fail_the_run(
+    aiohttp_server: AiohttpServer,
+) -> None:
     """A gap, a duplicate and a resume that loses frames are failures; a good resume is not,
     its history in several messages included."""
     app = web.Application()
     app.router.add_get("/api/routers", _fake_routers)
     app.router.add_get("/ws", _fake_ws)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        url = str(server.make_url("")).rstrip("/")
-        # One viewer per scripted router (viewers take routers round robin).
-        locust = await start_locust(url, "Viewer", users=len(SCRIPTS), run=5)
-        code, out = await finish(locust, run=5)
-    finally:
-        await server.close()
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    # One viewer per scripted router (viewers take routers round robin).
+    locust = await start_locust(url, "Viewer", users=len(SCRIPTS), run=5)
+    code, out = await finish(locust, run=5)
     assert code == 1, out
     errors = out[out.index("Error report") :]
     assert "WS traffic gap: seq gap: frames missing" in errors, out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpServer
 
 from gateway.healthcheck import check, check_any, default_url, default_urls
 from gateway.listen_file import health_url, listen_url, read_listen_file, write_listen_file
@@ -112,7 +112,7 @@ def test_the_listen_file_is_replaced_whole(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["gateway.listen"]
 
 
-async def test_exit_status_follows_the_answer() -> None:
+async def test_exit_status_follows_the_answer(aiohttp_server: AiohttpServer) -> None:
     """0 for a 200 answer; 1 for any other status and for nothing listening."""
 
     async def healthy(request: web.Request) -> web.Response:
@@ -124,18 +124,14 @@ async def test_exit_status_follows_the_answer() -> None:
     app = web.Application()
     app.router.add_get("/healthz", healthy)
     app.router.add_get("/broken", broken)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        assert await asyncio.to_thread(check, str(server.make_url("/healthz")), 2.0) == 0
-        assert await asyncio.to_thread(check, str(server.make_url("/broken")), 2.0) == 1
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            closed = f"http://127.0.0.1:{s.getsockname()[1]}/healthz"
-        assert await asyncio.to_thread(check, closed, 2.0) == 1
-        # Several candidates: healthy as soon as one answers.
-        good = str(server.make_url("/healthz"))
-        assert await asyncio.to_thread(check_any, [closed, good], 2.0) == 0
-        assert await asyncio.to_thread(check_any, [closed, closed], 2.0) == 1
-    finally:
-        await server.close()
+    server = await aiohttp_server(app)
+    assert await asyncio.to_thread(check, str(server.make_url("/healthz")), 2.0) == 0
+    assert await asyncio.to_thread(check, str(server.make_url("/broken")), 2.0) == 1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/healthz"
+    assert await asyncio.to_thread(check, closed, 2.0) == 1
+    # Several candidates: healthy as soon as one answers.
+    good = str(server.make_url("/healthz"))
+    assert await asyncio.to_thread(check_any, [closed, good], 2.0) == 0
+    assert await asyncio.to_thread(check_any, [closed, closed], 2.0) == 1
