@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from gateway.config import PollSettings, RouterSettings
 from gateway.core.backoff import Backoff, auth_failure_delay
@@ -37,6 +38,7 @@ from gateway.routeros import (
     RouterClient,
     RouterError,
     RouterTimeout,
+    Row,
 )
 from gateway.topic import Topic
 
@@ -45,11 +47,35 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
+class RouterSession(Protocol):
+    """What the poller needs of its router client: :class:`gateway.routeros.RouterClient`.
+
+    One command at a time, the session opened on first use and dropped after a failure; every
+    call has its own deadline and raises only ``gateway.router_errors`` types for router
+    trouble. Tests give the poller a fake of their own through this seam.
+    """
+
+    @property
+    def connected(self) -> bool:
+        """Whether a logged-in session is open now."""
+        ...
+
+    async def print_interfaces(self, proplist: Sequence[str]) -> list[Row]:
+        """``/interface/print`` of the ``proplist`` fields, connecting first when needed."""
+        ...
+
+    async def close(self) -> None:
+        """Log out (bounded by the deadline) and drop the session."""
+        ...
+
+
 class Poller:
     """Polls one router while its topic has demand (``Topic.demand``), and publishes to it.
 
     ``connect`` opens the router's API sessions (``gateway.routeros.connect_librouteros`` in
-    production). Call ``start()`` once; ``stop()`` ends the loop and logs out.
+    production) for the ``RouterClient`` the poller builds; a test may pass a ``client`` of
+    its own instead (exactly one of the two). Call ``start()`` once; ``stop()`` ends the loop
+    and logs out.
     """
 
     def __init__(
@@ -59,7 +85,8 @@ class Poller:
         topic: Topic,
         metrics: Metrics,
         *,
-        connect: Connector,
+        connect: Connector | None = None,
+        client: RouterSession | None = None,
         clock: Clock = time.monotonic,
         wall: Clock = time.time,
         idle_logout: float | None = None,
@@ -74,7 +101,13 @@ class Poller:
         # should be this poller's (the app builds both from the same one).
         self.demand = topic.demand
         self.metrics = metrics
-        self.client = RouterClient(router, self.timeout, connect=connect)
+        if client is None:
+            if connect is None:
+                raise TypeError("Poller needs connect (or a client of its own)")
+            client = RouterClient(router, self.timeout, connect=connect)
+        elif connect is not None:
+            raise TypeError("Poller takes connect or client, not both")
+        self.client = client
         self._filter = router.interface_filter()
         self._clock = clock
         self._wall = wall
