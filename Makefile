@@ -49,10 +49,10 @@ emulate: $(STAMP)
 
 # Every benchmark (about 20 minutes on an otherwise idle machine); see loadtest/RESULTS.md.
 bench: $(STAMP)
-	$(BIN)/python loadtest/bench_all.py
+	$(BIN)/python loadtest/bench/bench_all.py
 
 bench-emulator: $(STAMP)
-	$(BIN)/python loadtest/bench_emulator.py
+	$(BIN)/python loadtest/bench/bench_emulator.py
 
 # The container image, built offline as CI builds it: a debootstrapped Debian base, wheels made
 # here, podman build --network=none. With a registry at hand, `docker build .` is all it takes.

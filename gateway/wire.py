@@ -5,8 +5,8 @@ aiohttp does the handshake, reads what clients send and writes the closing hands
 path does not go through it: a traffic frame is framed once here (``text_frame``) and the same
 bytes go to every viewer's socket, and the heartbeat is one prebuilt ping plus a text frame.
 Everything here follows RFC 6455 section 5 (framing), takes bytes and returns bytes, and does no
-I/O, so the benchmark clients in ``loadtest/`` and the tests use the same code to build and read
-frames (the model is python-websockets' ``frames.py``).
+I/O, so the benchmark clients in ``loadtest/bench/`` and the tests use the same code to build and
+read frames (the model is python-websockets' ``frames.py``).
 
 Server frames are final and unmasked; client frames must be masked, and the benchmark clients
 mask with the all-zero key (the RFC asks for a mask, not a random one), which leaves the payload

@@ -29,7 +29,7 @@ to CPU 1, with the gateway's emulated router. Per run:
 
 Then the issue's targets, each marked met or MISSED. Exit status 1 if one is missed.
 
-Run: ``python loadtest/bench_fanout.py`` (about 15 minutes; ``--help`` for sizes).
+Run: ``python loadtest/bench/bench_fanout.py`` (about 15 minutes; ``--help`` for sizes).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ and thrown away. No keepalive pings, no slow-consumer policy, no per-viewer stat
 socket: this is the least a Python process can do to deliver a frame, the floor the other
 servers are measured against.
 
-Run: ``python loadtest/baseline_fanout_raw.py --port 0`` (prints the URL it listens on).
+Run: ``python loadtest/bench/baseline_fanout_raw.py --port 0`` (prints the URL it listens on).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Each prints its own tables (the numbers in ``loadtest/RESULTS.md`` come from the
 default sizes: run a script on its own to change them. Takes about 30 minutes; the machine should
 be otherwise idle (each script prints the load average).
 
-Run: ``python loadtest/bench_all.py [--only fanout,router_load,emulator,history]``.
+Run: ``python loadtest/bench/bench_all.py [--only fanout,router_load,emulator,history]``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main() -> int:
         script = HERE / f"bench_{name}.py"
         print(f"== {script.name}", flush=True)
         started = time.monotonic()
-        code = subprocess.call([sys.executable, str(script)], cwd=HERE.parent)
+        code = subprocess.call([sys.executable, str(script)], cwd=HERE.parents[1])
         took = time.monotonic() - started
         print(f"== {script.name}: exit {code} after {took:.0f} s\n", flush=True)
         if code:

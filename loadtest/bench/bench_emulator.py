@@ -8,7 +8,7 @@ share one core's event loop):
 2. 200 concurrent sessions, each polling ``/interface/print`` once a second for the duration:
    requests served per second and the latency distribution.
 
-Run: ``make bench-emulator`` or ``python loadtest/bench_emulator.py [--seconds 10]``.
+Run: ``make bench-emulator`` or ``python loadtest/bench/bench_emulator.py [--seconds 10]``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ interfaces (the dashboard's chart step before it asked for its window), and the 
 chart step for a 1-minute window (``history_seconds: 60``). The numbers in ``loadtest/RESULTS.md``
 come from this script; it runs in a few seconds.
 
-Run: ``python loadtest/bench_history.py [--ring 300 900] [--repeat 9]``.
+Run: ``python loadtest/bench/bench_history.py [--ring 300 900] [--repeat 9]``.
 """
 
 from __future__ import annotations

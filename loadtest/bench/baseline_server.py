@@ -8,7 +8,7 @@ every request that finds the cache stale asks the router, so when the cache expi
 all the requests arriving during the refresh hit the router at once, each with its own session.
 A failed refresh leaves the cache stale, so the next requests try again.
 
-Run: ``python loadtest/baseline_server.py --router-port 8728`` (prints the URL it listens on).
+Run: ``python loadtest/bench/baseline_server.py --router-port 8728`` (prints the URL it listens on).
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Final
 
 HERE: Final = Path(__file__).resolve().parent
+ROOT: Final = HERE.parents[1]
+"""The repository: every server runs from there, as ``make`` runs them."""
 PYTHON: Final = sys.executable
 
 
@@ -60,7 +62,7 @@ def spawn(args: list[str], patterns: list[str], timeout: float = 30.0) -> Server
     """Start ``args`` and wait for one stdout line matching each of ``patterns`` in turn; each
     pattern's group 1 is a port."""
     # Unbuffered: select() must see every line still unread.
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, cwd=HERE.parent, bufsize=0)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, cwd=ROOT, bufsize=0)
     assert proc.stdout is not None
     ports: list[int] = []
     deadline = time.monotonic() + timeout
@@ -139,7 +141,7 @@ password = "admin"
 
 
 def start_script(script: str, *args: str) -> Server:
-    """One of the baseline servers under loadtest/ (prints ``listening on http://host:port/``)."""
+    """One of the baseline servers beside this file (prints ``listening on http://host:port/``)."""
     return spawn([PYTHON, str(HERE / script), *args], [r"listening on http://[\d.]+:(\d+)/"])
 
 

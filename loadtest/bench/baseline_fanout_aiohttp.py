@@ -6,7 +6,7 @@ does); aiohttp then encodes the text and builds the websocket frame once per cli
 the websockets get a 20 s heartbeat (ping/pong), as the gateway keeps its viewers alive on the
 same period; ``--heartbeat 0`` leaves it out, as aiohttp's example does.
 
-Run: ``python loadtest/baseline_fanout_aiohttp.py --port 0`` (prints the URL it listens on).
+Run: ``python loadtest/bench/baseline_fanout_aiohttp.py --port 0`` (prints the URL it listens on).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ errors, latency p50/p99. Server CPU over the window.
 The emulated router runs in its own process (this script with ``--serve-router``), with the
 emulator's control API plus ``GET /load`` for the session peak and refusals.
 
-Run: ``python loadtest/bench_router_load.py`` (about 10 minutes; ``--help`` for sizes).
+Run: ``python loadtest/bench/bench_router_load.py`` (about 10 minutes; ``--help`` for sizes).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from aiohttp import web
 from fanout_proc import (
     HERE,
     PYTHON,
+    ROOT,
     Server,
     load,
     machine,
@@ -342,7 +343,7 @@ def main() -> None:
     unknown = set(args.designs.split(",")) - set(DESIGNS)
     if unknown:
         parser.error(f"unknown design(s) {sorted(unknown)}; choose from {', '.join(DESIGNS)}")
-    os.chdir(HERE.parent)
+    os.chdir(ROOT)
     rows = asyncio.run(main_async(args))
     if args.json:
         with open(args.json, "w") as f:

@@ -14,7 +14,7 @@ Lists: the globs budget spent on short globs, long globs and one glob, each with
 limit); and the subscribe that stalled the event loop before the limits (256 globs of 125 ``*``),
 which is now refused before anything is compiled.
 
-Run: ``python loadtest/bench_filters.py [--repeat 7]``.
+Run: ``python loadtest/bench/bench_filters.py [--repeat 7]``.
 """
 
 from __future__ import annotations

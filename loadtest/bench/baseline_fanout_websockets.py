@@ -6,7 +6,8 @@ writes synchronously and never waits on a client, but builds the websocket frame
 connection. The library's defaults otherwise, keepalive pings every 20 s included
 (``--ping-interval 0`` turns them off).
 
-Run: ``python loadtest/baseline_fanout_websockets.py --port 0`` (prints the URL it listens on).
+Run: ``python loadtest/bench/baseline_fanout_websockets.py --port 0`` (prints the URL it
+listens on).
 """
 
 from __future__ import annotations
