@@ -78,7 +78,7 @@ constraints:
 
 # Rewrite the README's screenshot (docs/dashboard.png) from the browser test that drives the demo.
 screenshot: $(STAMP)
-	GATEWAY_UPDATE_SCREENSHOT=1 $(BIN)/pytest tests/browser/test_dashboard.py -k opens_live
+	GATEWAY_UPDATE_SCREENSHOT=1 $(BIN)/pytest tests/web/test_dashboard.py -k opens_live
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis wheelhouse build

@@ -63,7 +63,7 @@ def plain_socket(transport: Transport) -> socket.socket | None:
     ``_sock`` is asyncio's own attribute (private, but the same from 3.4 to 3.14); TLS and other
     transports have none, and their sinks write through the transport. Sending on this socket
     object (never on a copy of its file descriptor) cannot reach another connection: once the
-    transport closes it, a send fails with EBADF. ``tests/unit/test_sink.py`` fails if a new
+    transport closes it, a send fails with EBADF. ``tests/gateway/test_sink.py`` fails if a new
     Python stops offering it, rather than letting every write take the slower path unnoticed.
     """
     sock = getattr(transport, "_sock", None)

@@ -26,7 +26,7 @@ import pykustomize
 import yaml
 
 from gateway.config import Settings, settings_from_dict
-from tests.timing import seconds
+from tests.support.timing import seconds
 
 REPO: Final = Path(__file__).resolve().parents[2]
 K8S: Final = REPO / "k8s"

@@ -14,9 +14,8 @@ import pytest
 from gateway.emulator.device import Device, sized_config
 from gateway.emulator.server import RouterEmulator
 from tests.deploy.manifests import Deployment, pod_settings, render, site_secrets
-from tests.harness import gateway, running
-from tests.integration.gwhelpers import metric
-from tests.timing import eventually, seconds
+from tests.support.gateway import gateway, metric, running
+from tests.support.timing import eventually, seconds
 
 
 def routers_of(

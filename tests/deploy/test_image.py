@@ -28,9 +28,9 @@ from packaging.version import Version
 
 from tests.deploy import podman
 from tests.deploy.test_constraints import pins
-from tests.harness import PASSWORD, emulator, receive, receive_until, running, subscribe
-from tests.needs import missing
-from tests.timing import eventually, seconds
+from tests.support.gateway import PASSWORD, emulator, receive, receive_until, running, subscribe
+from tests.support.needs import missing
+from tests.support.timing import eventually, seconds
 
 TAG = "localhost/routeros-traffic-gateway:test"
 UID = 10001

@@ -1,0 +1,85 @@
+"""The package's shape: no import circle, and the web layer reaches routers only through a seam."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Final
+
+from tests.support import ROOT
+
+PACKAGE: Final = ROOT / "gateway"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES: Final = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imports(path: Path, *, runtime_only: bool = False) -> set[str]:
+    """The modules ``path`` imports (anywhere in it; with ``runtime_only``, not those imported
+    only for type checking)."""
+    tree = ast.parse(path.read_text())
+    skipped: set[int] = set()
+    if runtime_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                skipped.update(id(child) for child in ast.walk(node))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_no_module_of_the_package_imports_itself_in_a_circle() -> None:
+    """Every module can be read (and loaded) on its own: no chain of imports leads back to it."""
+    graph = {
+        name: {m for m in imports(path) if m in MODULES and m != name}
+        for name, path in MODULES.items()
+    }
+    circles: list[list[str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        for dep in sorted(graph[name]):
+            if dep in trail:
+                circles.append([*trail[trail.index(dep) :], dep])
+            elif dep not in done:
+                visit(dep, [*trail, dep])
+        done.add(name)
+
+    done: set[str] = set()
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
+    assert circles == []
+
+
+def test_the_app_gets_its_router_client_injected() -> None:
+    """The app factory imports no router client: the caller passes the connector in."""
+    found = imports(PACKAGE / "app.py", runtime_only=True)
+    assert not {m for m in found if m.startswith(("gateway.routeros", "librouteros"))}
+
+
+def test_the_websocket_viewers_never_touch_a_poller() -> None:
+    """Viewers reach their routers' pollers only through topics (their demand), never directly."""
+    for module in ("ws.py", "hub.py", "topic.py", "sink.py", "demand.py", "wire.py"):
+        found = imports(PACKAGE / module)
+        assert not {m for m in found if m.startswith(("gateway.poller", "gateway.keys"))}, module
+
+
+def test_the_contract_checker_stays_pure() -> None:
+    """The protocol checker (used by tests, Locust and client authors) does no I/O: it imports
+    no event loop, socket, clock or HTTP library, and of the package only pure modules."""
+    found = {name.split(".")[0] for name in imports(PACKAGE / "contract.py")}
+    assert not found & {"asyncio", "socket", "selectors", "time", "os", "aiohttp", "gevent"}
+    ours = {m for m in imports(PACKAGE / "contract.py") if m in MODULES}
+    assert ours <= {"gateway.history"}, ours

@@ -1,0 +1,380 @@
+"""A topic: frames built once and fanned out as the same bytes; status, history, then live."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.core.frames import InterfaceFilter, filter_traffic, traffic_frame
+from gateway.core.model import InterfaceRate
+from gateway.history import MESSAGE_LIMIT
+from gateway.hub import Hub
+from gateway.sink import BEHIND_BYTES, SKIP_BYTES, Sink
+from gateway.topic import Topic
+from tests.support.fakes import BufferingTransport, Clock, FakeTransport, payload
+
+
+def traffic(seq: int, names: tuple[str, ...] = ("ether1", "<pppoe-alice>")) -> dict[str, object]:
+    return {
+        "type": "traffic",
+        "v": 1,
+        "router": "r",
+        "seq": seq,
+        "ts": 1000.0 + seq,
+        "interval": 1.0,
+        "stale": False,
+        "interfaces": [{"name": n, "rx_bps": 1.0} for n in names],
+    }
+
+
+def test_one_encode_per_tick_and_same_bytes_for_everyone() -> None:
+    """Every subscriber with the same filter gets the very same bytes; one encode per tick."""
+    topic = Topic("r", history=10)
+    transports = [FakeTransport() for _ in range(5)]
+    for t in transports:
+        topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all())
+    before = topic.encodes
+    assert topic.publish(traffic(1)) == 5
+    assert topic.encodes - before == 1
+    frames = [t.writes[-1] for t in transports]
+    assert all(f is frames[0] for f in frames)
+
+
+def test_each_distinct_filter_is_encoded_once() -> None:
+    """Filtered subscribers cost one encode per distinct filter, not one per subscriber."""
+    topic = Topic("r", history=10)
+    pppoe = [FakeTransport() for _ in range(3)]
+    for t in pppoe:
+        topic.subscribe(Sink(t, lambda: None), InterfaceFilter.of(["<pppoe-*>"]))
+    topic.subscribe(Sink(FakeTransport(), lambda: None), InterfaceFilter.all())
+    before = topic.encodes
+    topic.publish(traffic(1))
+    assert topic.encodes - before == 2
+    names = [i["name"] for i in pppoe[0].messages()[-1]["interfaces"]]
+    assert names == ["<pppoe-alice>"]
+
+
+def test_subscribe_sends_status_then_history_then_live() -> None:
+    """A new subscriber gets the status, the history, then live frames, none twice."""
+    topic = Topic("r", history=3)
+    topic.publish_status({"type": "status", "router": "r", "state": "up"})
+    for seq in range(1, 6):
+        topic.publish(traffic(seq))
+    t = FakeTransport()
+    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all())
+    topic.publish(traffic(6))
+    kinds = [m["type"] for m in t.messages()]
+    assert kinds == ["status", "history", "traffic"]
+    history = t.messages()[1]
+    assert [f["seq"] for f in history["frames"]] == [3, 4, 5]
+    assert t.messages()[2]["seq"] == 6
+
+
+@pytest.mark.parametrize(
+    ("since", "seqs", "reset"),
+    [
+        (4, [5], False),
+        (2, [3, 4, 5], False),
+        (5, [], False),
+        (1, [3, 4, 5], True),
+        (99, [3, 4, 5], True),
+    ],
+)
+def test_resume_since(since: int, seqs: list[int], reset: bool) -> None:
+    """Resume sends only frames after ``since``; older than the ring (or unknown) is a reset."""
+    topic = Topic("r", history=3)
+    for seq in range(1, 6):
+        topic.publish(traffic(seq))
+    t = FakeTransport()
+    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all(), since)
+    history = t.messages()[0]
+    assert [f["seq"] for f in history["frames"]] == seqs
+    assert history["reset"] is reset
+
+
+def test_backed_up_viewer_skips_frames_latest_wins() -> None:
+    """While a viewer's socket is backed up, live frames for it are skipped, not queued."""
+    topic = Topic("r", history=3)
+    t = FakeTransport()
+    sink = Sink(t, lambda: None, clock=Clock())
+    topic.subscribe(sink, InterfaceFilter.all())
+    t.backlog = SKIP_BYTES + 1024
+    topic.publish(traffic(1))
+    assert sink.dropped == 1
+    t.backlog = 0
+    topic.publish(traffic(2))
+    assert t.messages()[-1]["seq"] == 2
+
+
+def test_skipped_frames_are_counted_per_topic() -> None:
+    """Frames skipped for backed-up viewers add up in the topic's total, and only those."""
+    topic = Topic("r", history=3)
+    backed_up = [FakeTransport() for _ in range(3)]
+    sinks = [Sink(t, lambda: None, clock=Clock()) for t in backed_up]
+    for sink in sinks:
+        topic.subscribe(sink, InterfaceFilter.all())
+    topic.subscribe(Sink(FakeTransport(), lambda: None), InterfaceFilter.of(["ether*"]))
+    closing = FakeTransport()
+    topic.subscribe(Sink(closing, lambda: None), InterfaceFilter.all())
+    closing.closing = True  # gone, not backed up: nothing is skipped for it
+    for t in backed_up:
+        t.backlog = SKIP_BYTES + 1024
+    assert topic.publish(traffic(1)) == 1
+    assert topic.publish(traffic(2)) == 1
+    assert topic.frames_dropped == 6 == sum(s.dropped for s in sinks)
+    for t in backed_up:
+        t.backlog = 0
+    assert topic.publish(traffic(3)) == 4
+    assert topic.frames_dropped == 6
+
+
+def test_unsubscribing_during_publish_is_safe() -> None:
+    """A viewer cut off in the middle of a fan-out does not disturb the others."""
+    topic = Topic("r", history=3)
+    good = FakeTransport()
+    slow = FakeTransport()
+
+    def cut_off() -> None:
+        topic.unsubscribe(slow_sink)
+
+    slow_sink = Sink(slow, cut_off, clock=Clock())
+    topic.subscribe(slow_sink, InterfaceFilter.all())
+    slow.backlog = BEHIND_BYTES
+    topic.subscribe(Sink(good, lambda: None), InterfaceFilter.all())
+    topic.publish(traffic(1))
+    assert good.messages()[-1]["seq"] == 1
+    assert topic.viewers == 1
+
+
+def test_a_viewer_already_behind_is_not_subscribed() -> None:
+    """A viewer cut off on an earlier message does not join the topic."""
+    topic = Topic("r", history=3)
+    t = FakeTransport()
+    sink = Sink(t, lambda: None, clock=Clock())
+    t.backlog = BEHIND_BYTES
+    sink.write(b"error frame")
+    topic.subscribe(sink, InterfaceFilter.all())
+    assert topic.viewers == 0
+
+
+# -- history in several messages, and a subscriber asking for less ---------------------------
+
+
+def big_frame(seq: int, customers: int = 300, router: str = "isp") -> dict[str, object]:
+    """A real traffic frame of a router with ``customers`` PPPoE interfaces and 8 ports."""
+    rates = [
+        InterfaceRate(f"*{i:X}", f"ether{i}", "ether", True, False, 1e9 + seq, 1e8, 1e5, 1e4)
+        for i in range(1, 9)
+    ] + [
+        InterfaceRate(
+            f"*{0x100000 + i:X}",
+            f"<pppoe-user{i:04d}>",
+            "pppoe-in",
+            True,
+            False,
+            12345678.9 + seq,
+            2345678.1,
+            1234.5,
+            567.8,
+        )
+        for i in range(customers)
+    ]
+    return traffic_frame(router, seq, 1_764_377_000.0 + seq, 1.0, False, rates)
+
+
+def full_topic(ring: int = 300, **kw: Any) -> Topic:
+    topic = Topic("isp", history=ring, **kw)
+    for seq in range(1, ring + 1):
+        topic.publish(big_frame(seq))
+    return topic
+
+
+def histories(t: FakeTransport) -> list[Any]:
+    return [m for m in t.messages() if m["type"] == "history"]
+
+
+def merged(t: FakeTransport) -> list[Any]:
+    """The frames of every history message, in order."""
+    return [frame for m in histories(t) for frame in m["frames"]]
+
+
+def check_chunks(t: FakeTransport, router: str = "isp", reset: bool = False) -> list[Any]:
+    """Every history message under the limit and marked; returns them."""
+    chunks = histories(t)
+    assert chunks, "no history message"
+    assert [m["more"] for m in chunks] == [True] * (len(chunks) - 1) + [False]
+    for m in chunks:
+        assert list(m) == ["type", "router", "reset", "more", "frames"]
+        assert m["router"] == router
+        assert m["reset"] is reset
+    for write in t.writes:
+        assert len(payload(write)) < MESSAGE_LIMIT
+    return chunks
+
+
+def test_a_full_ring_of_a_big_router_arrives_in_messages_under_1_mib() -> None:
+    """300 frames of 300 customers: status, history in several marked messages, then live."""
+    topic = full_topic()
+    topic.publish_status({"type": "status", "router": "isp", "state": "up"})
+    t = FakeTransport()
+    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all())
+    topic.publish(big_frame(301))
+    kinds = [m["type"] for m in t.messages()]
+    chunks = check_chunks(t)
+    assert len(chunks) > 10
+    assert kinds == ["status"] + ["history"] * len(chunks) + ["traffic"]
+    assert [f["seq"] for f in merged(t)] == list(range(1, 301))
+    assert merged(t) == [orjson.loads(orjson.dumps(big_frame(seq))) for seq in range(1, 301)]
+    assert t.messages()[-1]["seq"] == 301
+
+
+@pytest.mark.parametrize(
+    ("count", "seqs"),
+    [(0, []), (1, [10]), (4, [7, 8, 9, 10]), (10, list(range(1, 11))), (99, list(range(1, 11)))],
+)
+def test_a_subscriber_asks_for_the_last_frames(count: int, seqs: list[int]) -> None:
+    """``history: N`` backfills only the newest N frames (0: none), then live frames."""
+    topic = Topic("r", history=10)
+    for seq in range(1, 11):
+        topic.publish(traffic(seq))
+    t = FakeTransport()
+    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all(), frames=count)
+    topic.publish(traffic(11))
+    check_chunks(t, router="r")
+    assert [f["seq"] for f in merged(t)] == seqs
+    assert t.messages()[-1]["seq"] == 11
+
+
+@pytest.mark.parametrize(
+    ("seconds", "seqs"),
+    [
+        (0.0, []),
+        (0.5, [10]),
+        (3.0, [8, 9, 10]),
+        (3.5, [7, 8, 9, 10]),
+        (9.5, list(range(1, 11))),
+        (1e9, list(range(1, 11))),
+    ],
+)
+def test_a_subscriber_asks_for_the_last_seconds(seconds: float, seqs: list[int]) -> None:
+    """``history_seconds: S`` backfills only the frames made in the last S seconds."""
+    wall = Clock()
+    wall.now = 1010.5  # traffic(seq) was made at 1000 + seq
+    topic = Topic("r", history=10, wall=wall)
+    for seq in range(1, 11):
+        topic.publish(traffic(seq))
+    t = FakeTransport()
+    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all(), seconds=seconds)
+    check_chunks(t, router="r")
+    assert [f["seq"] for f in merged(t)] == seqs
+
+
+@pytest.mark.parametrize(
+    ("since", "count", "seconds", "seqs", "reset"),
+    [
+        (5, 2, None, [9, 10], False),
+        (8, 5, None, [9, 10], False),
+        (5, None, 3.0, [8, 9, 10], False),
+        (5, 4, 3.0, [8, 9, 10], False),
+        (1, 3, None, [10, 11, 12], True),
+        (99, 0, None, [], True),
+    ],
+)
+def test_limits_combine_with_since(
+    since: int, count: int | None, seconds: float | None, seqs: list[int], reset: bool
+) -> None:
+    """With ``since`` and a limit, a resume gets the newer frames within the limit."""
+    wall = Clock()
+    wall.now = 1010.5
+    topic = Topic("r", history=10, wall=wall)
+    for seq in range(1, 11 if count is None or not reset else 13):
+        topic.publish(traffic(seq))
+    t = FakeTransport()
+    topic.subscribe(
+        Sink(t, lambda: None), InterfaceFilter.all(), since, frames=count, seconds=seconds
+    )
+    check_chunks(t, router="r", reset=reset)
+    assert [f["seq"] for f in merged(t)] == seqs
+
+
+@pytest.mark.parametrize("globs", [["<pppoe-user00*>"], ["ether1", "<pppoe-user0299>"], ["x"]])
+def test_a_filtered_history_is_the_full_history_filtered(globs: list[str]) -> None:
+    """A filtered subscriber's backfill is exactly each frame filtered, in messages under 1 MiB."""
+    topic = full_topic()
+    flt = InterfaceFilter.of(globs)
+    full, filtered = FakeTransport(), FakeTransport()
+    topic.subscribe(Sink(full, lambda: None), InterfaceFilter.all())
+    topic.subscribe(Sink(filtered, lambda: None), flt)
+    check_chunks(full)
+    check_chunks(filtered)
+    assert merged(filtered) == [filter_traffic(f, flt) for f in merged(full)]
+
+
+def test_subscribers_of_one_tick_share_the_encoded_history() -> None:
+    """A burst of subscribers costs one encoding of the history, and the next frame renews it."""
+    topic = full_topic(ring=20)
+    first, second = FakeTransport(), FakeTransport()
+    topic.subscribe(Sink(first, lambda: None), InterfaceFilter.all())
+    topic.subscribe(Sink(second, lambda: None), InterfaceFilter.all())
+    assert first.writes
+    assert all(a is b for a, b in zip(first.writes, second.writes, strict=True))
+    topic.publish(big_frame(21))
+    third = FakeTransport()
+    topic.subscribe(Sink(third, lambda: None), InterfaceFilter.all())
+    assert [f["seq"] for f in merged(third)] == list(range(2, 22))
+    # A different request is its own encoding, and the heartbeat frees what was kept.
+    fourth = FakeTransport()
+    topic.subscribe(Sink(fourth, lambda: None), InterfaceFilter.all(), frames=1)
+    assert [f["seq"] for f in merged(fourth)] == [21]
+    assert topic._chunk_cache
+    hub = Hub([], history=1)
+    hub.topics["isp"] = topic
+    hub.heartbeat(0.0)
+    assert not topic._chunk_cache
+
+
+def test_a_backfill_of_many_messages_on_a_slow_link_is_not_a_stall() -> None:
+    """A 15 MB history in many messages, drained at 1 MB/s, never gets its viewer cut off."""
+    clock = Clock()
+    topic = full_topic()
+    t = BufferingTransport()
+    sink = Sink(t, lambda: None, clock=clock)
+    topic.subscribe(sink, InterfaceFilter.all())
+    assert len(histories(t)) > 10
+    assert topic.viewers == 1
+    for second in range(1, 30):
+        clock.now = float(second)
+        t.drain(1_000_000)
+        topic.publish(big_frame(300 + second))
+        assert not sink.behind
+    assert t.backlog < BEHIND_BYTES
+
+
+def test_a_viewer_that_stops_reading_a_many_message_backfill_is_behind() -> None:
+    """A viewer that takes nothing of its backfill for 10 s is cut off all the same."""
+    clock = Clock()
+    calls: list[int] = []
+    topic = full_topic()
+    t = BufferingTransport()
+    sink = Sink(t, lambda: calls.append(1), clock=clock)
+    topic.subscribe(sink, InterfaceFilter.all())
+    for second in range(1, 13):
+        clock.now = float(second)
+        topic.publish(big_frame(300 + second))
+    assert sink.behind
+    assert calls == [1]
+
+
+def test_a_frame_over_the_limit_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A router whose one poll is over 1 MiB is named in one warning, not one per tick."""
+    topic = Topic("huge", history=3)
+    caplog.set_level(logging.WARNING, logger="gateway.topic")
+    for seq in range(1, 4):
+        topic.publish(big_frame(seq, customers=7000, router="huge"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "huge" in warnings[0]
+    assert "interfaces" in warnings[0]

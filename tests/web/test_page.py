@@ -1,0 +1,49 @@
+"""The dashboard page as HTTP serves it (no browser needed): self-contained and cache-safe."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tests.support.gateway import emulator, gateway, gateway_settings, running
+
+
+async def test_page_loads_only_hashed_files_from_the_gateway() -> None:
+    """GET / names only content-hashed files on the gateway itself (all served), under a
+    Content-Security-Policy that lets the browser load nothing from anywhere else."""
+    emu = emulator()
+    async with running(emu), gateway(gateway_settings({"core-1": emu})) as gw:
+        async with gw.http.get(gw.url("/")) as response:
+            assert response.status == 200
+            html = await response.text()
+            csp = response.headers["Content-Security-Policy"]
+            assert response.headers["Cache-Control"] == "no-cache"
+        for directive in ("default-src 'none'", "connect-src 'self'", "style-src 'self'"):
+            assert directive in csp
+        nonce = re.search(r"'nonce-([^']+)'", csp)
+        assert nonce
+        assert html.count(f'nonce="{nonce.group(1)}"') == 2
+        assert "http://" not in html
+        assert "https://" not in html
+
+        importmap = re.search(r'<script type="importmap"[^>]*>(.*?)</script>', html, re.S)
+        assert importmap
+        modules: dict[str, str] = json.loads(importmap.group(1))["imports"]
+        assert "/static/js/socket.js" in modules
+        assert "/static/vendor/uplot/uPlot.esm.js" in modules
+        linked = re.findall(r'(?:href|src)="([^"]+)"', html)
+        assert len(linked) == 4  # icon, two stylesheets, the entry module
+        for url in [*linked, *modules.values()]:
+            assert re.fullmatch(r"/static/[\w/.-]+\?v=[\w%-]+", url), url
+            async with gw.http.get(gw.url(url)) as response:
+                assert response.status == 200, url
+
+
+async def test_page_lists_no_routers() -> None:
+    """Router names are not in the page: it learns them from the websocket hello, which shows
+    a viewer only the routers its token allows."""
+    emu = emulator()
+    async with running(emu), gateway(gateway_settings({"hidden-bras-7": emu})) as gw:
+        async with gw.http.get(gw.url("/")) as response:
+            html = await response.text()
+        assert "hidden-bras-7" not in html
