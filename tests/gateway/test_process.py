@@ -12,14 +12,15 @@ import pytest
 from gateway import process
 from tests.support.timing import seconds
 
-# A stand-in for a server: prints where it "listens", logs to stderr, then waits for a signal.
+# A stand-in for a server: prints where it "listens", logs to stderr, then waits for a signal
+# (with an argument, it ignores SIGTERM from before it says it listens).
 SERVER = """
 import signal, sys, time
+if len(sys.argv) > 1:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print("starting", flush=True)
 print("gateway listening on http://127.0.0.1:8123/", flush=True)
 print("a log line", file=sys.stderr, flush=True)
-if len(sys.argv) > 1:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 while True:
     time.sleep(1)
 """
