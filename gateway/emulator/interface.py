@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from gateway.emulator.version import Version, format_date
 
 __all__ = [
     "RX_PACKET_SIZE",
     "TX_PACKET_SIZE",
+    "Counts",
     "Interface",
     "Traffic",
     "interface_row",
@@ -25,6 +26,16 @@ __all__ = [
 # Typical Ethernet mix: most bytes ride in large packets, acknowledgements are small.
 RX_PACKET_SIZE: Final = 900
 TX_PACKET_SIZE: Final = 420
+
+
+class Counts(NamedTuple):
+    """Whole bytes and packets counted in one step: ``rx`` into the router from the link, ``tx``
+    out of it (for a customer's link: rx is the customer's upload, tx its download)."""
+
+    rx_bytes: int
+    tx_bytes: int
+    rx_packets: int
+    tx_packets: int
 
 
 @dataclass(slots=True)
@@ -39,6 +50,10 @@ class Traffic:
     steady: bool = False
     # Seeds the burst pattern so every link bursts at its own moments.
     seed: int = 0
+    # The last five-second slot drawn and its burst factor: seeding a generator is most of the
+    # cost of a tick on a big router, and a slot is asked for again and again.
+    _slot: int = field(default=-1, repr=False, compare=False)
+    _burst: float = field(default=1.0, repr=False, compare=False)
 
     def factor(self, wall: float) -> float:
         if self.steady:
@@ -48,9 +63,12 @@ class Traffic:
         daily = 0.55 + 0.45 * math.cos((hour - 21) / 24 * 2 * math.pi)
         # A burst lasts five seconds; one slot in seven bursts at 1.5x to 3x.
         slot = int(wall // 5)
-        rng = random.Random(slot * 1_000_003 + self.seed)
-        burst = 1.5 + rng.random() * 1.5 if rng.random() < 1 / 7 else 0.8 + rng.random() * 0.4
-        return daily * burst
+        if slot != self._slot:
+            rng = random.Random(slot * 1_000_003 + self.seed)
+            bursting = rng.random() < 1 / 7
+            self._burst = 1.5 + rng.random() * 1.5 if bursting else 0.8 + rng.random() * 0.4
+            self._slot = slot
+        return daily * self._burst
 
 
 @dataclass(slots=True)
@@ -90,19 +108,24 @@ class Interface:
     def moving(self) -> bool:
         return self.running and not self.disabled
 
-    def add(self, rx_bytes: float, tx_bytes: float) -> None:
-        """Count traffic; packets follow bytes at a typical packet size."""
+    def add(self, rx_bytes: float, tx_bytes: float) -> Counts:
+        """Count traffic; packets follow bytes at a typical packet size.
+
+        Returns what the counters grew by (whole bytes and packets, rx then tx), so a simple queue
+        on this interface can count exactly the same traffic.
+        """
         c = self.carry
         c[0] += rx_bytes
         c[1] += tx_bytes
         c[2] += rx_bytes / RX_PACKET_SIZE
         c[3] += tx_bytes / TX_PACKET_SIZE
-        whole = [int(v) for v in c]
-        self.rx_byte += whole[0]
-        self.tx_byte += whole[1]
-        self.rx_packet += whole[2]
-        self.tx_packet += whole[3]
+        whole = Counts(int(c[0]), int(c[1]), int(c[2]), int(c[3]))
+        self.rx_byte += whole.rx_bytes
+        self.tx_byte += whole.tx_bytes
+        self.rx_packet += whole.rx_packets
+        self.tx_packet += whole.tx_packets
         self.carry = [v - w for v, w in zip(c, whole, strict=True)]
+        return whole
 
     def reset_counters(self) -> None:
         self.rx_byte = self.tx_byte = self.rx_packet = self.tx_packet = 0

@@ -8,6 +8,7 @@ on the stack is ANDed together. The order of query words matters.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 Row = Mapping[str, str]
 Condition = Callable[[Row], bool]
@@ -24,13 +25,21 @@ def _number(value: str) -> int | None:
         return None
 
 
+# A query value is read as the property's type: a boolean property matches ``yes``/``no`` as
+# well as ``true``/``false`` (librouteros sends ``Key("dynamic") == False`` as ``?=dynamic=no``).
+_BOOLEANS: Final = {"true": "true", "yes": "true", "false": "false", "no": "false"}
+
+
 def _compare(op: str, name: str, value: str) -> Condition:
     def check(row: Row) -> bool:
         have = row.get(name)
         if have is None:
             return False
         if op == "=":
-            return have == value
+            if have == value:
+                return True
+            boolean = _BOOLEANS.get(have)
+            return boolean is not None and boolean == _BOOLEANS.get(value)
         a, b = _number(have), _number(value)
         if a is not None and b is not None:
             return a < b if op == "<" else a > b

@@ -244,7 +244,10 @@ class RouterEmulator:
         self.device.reboot()
 
     def reset_counters(self) -> None:
+        """Every interface's and every simple queue's counters back to zero (the operator's
+        ``reset-counters-all`` in both menus); hotspot sessions keep theirs."""
         self.device.reset_counters()
+        self.device.reset_queue_counters()
 
     def stats(self) -> dict[str, object]:
         return {
@@ -255,6 +258,9 @@ class RouterEmulator:
             "commands": dict(self.commands),
             "fault": self._fault.mode,
             "interfaces": len(self.device.interfaces),
+            "queues": len(self.device.queues),
+            "ppp_sessions": len(self.device.ppp_active),
+            "hotspot_users": len(self.device.hotspot_active),
         }
 
     def reset_stats(self) -> None:

@@ -2,8 +2,9 @@
 
 No sockets and no faults here (the server adds those); what this module answers is what real
 RouterOS 6 and 7 routers answer, word for word (README, "The RouterOS API emulator"): login
-(post-6.43 and the pre-6.43 challenge), the ``/interface``, ``/system/resource`` and
-``/system/identity`` menus, ``/cancel`` and ``/quit``, and the real traps for everything else.
+(post-6.43 and the pre-6.43 challenge), the ``/interface``, ``/queue/simple``, ``/ppp/active``,
+``/ip/hotspot/active``, ``/system/resource`` and ``/system/identity`` menus, ``/cancel`` and
+``/quit``, and the real traps for everything else.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -36,6 +37,9 @@ MENUS: Final[dict[str, frozenset[str]]] = {
     "/interface": frozenset(
         {"print", "getall", "monitor-traffic", "reset-counters", "reset-counters-all"}
     ),
+    "/queue/simple": frozenset({"print", "getall", "reset-counters", "reset-counters-all"}),
+    "/ppp/active": frozenset({"print", "getall", "remove"}),
+    "/ip/hotspot/active": frozenset({"print", "getall", "remove"}),
     "/system/resource": frozenset({"print", "getall"}),
     "/system/identity": frozenset({"print", "getall"}),
 }
@@ -160,6 +164,10 @@ class ApiSession:
             return self._print(path, args, queries)
         if verb == "monitor-traffic":
             return self._monitor(args, tag)
+        if verb == "remove":
+            return self._remove(path, args)
+        if path == "/queue/simple":
+            return self._reset_queue_counters(args, every=verb == "reset-counters-all")
         if verb == "reset-counters":
             return self._reset_counters(args)
         self.device.reset_counters()
@@ -229,6 +237,12 @@ class ApiSession:
         device.advance()
         if path == "/interface":
             return [device.interface_row(i) for i in device.iter_interfaces()]
+        if path == "/queue/simple":
+            return [device.queue_row(q) for q in device.queues.values()]
+        if path == "/ppp/active":
+            return [device.ppp_active_row(p) for p in device.ppp_active.values()]
+        if path == "/ip/hotspot/active":
+            return [device.hotspot_active_row(h) for h in device.hotspot_active.values()]
         if path == "/system/resource":
             return [device.resource_row()]
         return [{"name": device.config.identity}]
@@ -297,4 +311,54 @@ class ApiSession:
             except KeyError:
                 return Reply([_trap("no such item"), ["!done"]])
             self.device.reset_counters(iface.name)
+        return Reply([["!done"]])
+
+    def _items(self, args: dict[str, str], *names: str) -> list[str] | Reply:
+        """The comma list of items in the first of ``names`` given; a trap when none is."""
+        for name in names:
+            if name in args:
+                return [item for item in args[name].split(",") if item]
+        return Reply([_trap(f"missing value(s) of argument(s) {names[-1]}", 1), ["!done"]])
+
+    def _reset_queue_counters(self, args: dict[str, str], *, every: bool) -> Reply:
+        """``/queue/simple/reset-counters =numbers=`` (names or ``.id``s) or ``-all``."""
+        if every:
+            self.device.reset_queue_counters()
+            return Reply([["!done"]])
+        items = self._items(args, "numbers")
+        if isinstance(items, Reply):
+            return items
+        device = self.device
+        try:
+            queues = [device.find_queue(item) for item in items]
+        except KeyError:
+            # One missing item fails the whole command before anything is reset.
+            return Reply([_trap("no such item"), ["!done"]])
+        for queue in queues:
+            device.reset_queue_counters(queue.id)
+        return Reply([["!done"]])
+
+    def _remove(self, path: str, args: dict[str, str]) -> Reply:
+        """``remove =.id=*1,*2`` (or ``=numbers=``) on ``/ppp/active`` (the customer is
+        disconnected, and dials in again) or ``/ip/hotspot/active`` (the user is logged out)."""
+        items = self._items(args, ".id", "numbers")
+        if isinstance(items, Reply):
+            return items
+        device = self.device
+        device.advance()
+        remove: Callable[[str], bool]
+        if path == "/ppp/active":
+            # PPP sessions have names (the user), which address them as .ids do.
+            by_name = {p.name: p.id for p in device.ppp_active.values()}
+            ids = [by_name.get(item, item) for item in items]
+            known: Collection[str] = device.ppp_active.keys()
+            remove = device.remove_ppp_active
+        else:
+            ids = items
+            known = device.hotspot_active.keys()
+            remove = device.remove_hotspot_active
+        if any(item not in known for item in ids):
+            return Reply([_trap("no such item"), ["!done"]])
+        for item in ids:
+            remove(item)
         return Reply([["!done"]])
