@@ -20,7 +20,7 @@ from gateway.config import ConfigError, Settings, load_settings
 from gateway.core.text import encoding_problem
 from gateway.demo import demo_settings, running_demo_routers
 from gateway.emulator.control import create_control_app
-from gateway.emulator.device import Device, sized_config
+from gateway.emulator.device import Device, DeviceConfig, sized_config
 from gateway.emulator.server import OVER_LIMIT_MODES, RouterEmulator
 from gateway.emulator.tls import Certificate, TlsSetupError, anonymous_context, make_certificate
 from gateway.emulator.version import Version
@@ -57,7 +57,9 @@ def _emulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "A RouterOS API emulator speaking the real binary protocol (TCP, like port 8728), "
             "for trying the gateway and dashboards without touching production routers. "
-            "Counters advance at realistic, varying rates; PPPoE customers come and go. "
+            "Counters advance at realistic, varying rates; PPPoE customers and hotspot users "
+            "come and go, with their /ppp/active and /ip/hotspot/active rows and dynamic "
+            "simple queues. "
             "Faults (hang, slow, drop, refuse, trap, fatal, auth) are switched at run time "
             'over the control port: GET /stats, POST /faults {"mode":"hang","for":10}, '
             "POST /reboot, POST /reset-counters."
@@ -91,12 +93,47 @@ def _emulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--interfaces", type=int, default=8, help="static interfaces (ether, sfp, bridge, vlan)"
     )
-    p.add_argument("--pppoe", type=int, default=0, help="dynamic <pppoe-...> customer sessions")
+    p.add_argument(
+        "--pppoe",
+        type=int,
+        default=0,
+        help="PPPoE customers: each one online is a dynamic <pppoe-USER> interface, a "
+        "/ppp/active row and (see --pppoe-queues) a dynamic <pppoe-USER> simple queue with its "
+        "plan, counting what the interface counts; all three come and go together",
+    )
     p.add_argument(
         "--pppoe-session",
         type=float,
         default=600.0,
         help="mean PPPoE session length in seconds before a customer re-dials (0 = never)",
+    )
+    p.add_argument(
+        "--pppoe-queues",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give PPPoE customers a rate limit, hence a dynamic simple queue each; "
+        "--no-pppoe-queues for a router that shapes them some other way",
+    )
+    p.add_argument(
+        "--queues",
+        type=int,
+        default=0,
+        help="static simple queues, one per customer with an address and a plan (max-limit); "
+        "the comment holds the customer id; listed before the dynamic queues",
+    )
+    p.add_argument(
+        "--hotspot",
+        type=int,
+        default=0,
+        help="hotspot users: each one logged in is an /ip/hotspot/active row and a dynamic "
+        "<hotspot-USER> simple queue; they log out and in again (a new .id, counters from zero)",
+    )
+    p.add_argument(
+        "--hotspot-session",
+        type=float,
+        default=1800.0,
+        help="mean hotspot session length in seconds before a user logs out (0 = never, "
+        "though a voucher user's hour still ends)",
     )
     p.add_argument(
         "--ros-version",
@@ -315,6 +352,31 @@ def login_methods(version: Version) -> str:
     return "plain login only"
 
 
+def population(device: Device) -> str:
+    """What an emulated router holds, as its start-up line says: ``9 interfaces`` and, when it
+    has any, its simple queues, PPP sessions and hotspot users."""
+    parts = [f"{len(device.interfaces)} interfaces"]
+    for count, what in (
+        (len(device.queues), "simple queues"),
+        (len(device.ppp_active), "PPP sessions"),
+        (len(device.hotspot_active), "hotspot users"),
+    ):
+        if count:
+            parts.append(f"{count} {what}")
+    return ", ".join(parts)
+
+
+def _sizes_problem(args: argparse.Namespace) -> str:
+    """What is wrong with the emulator's sizes (counts and mean session lengths), or ``""``."""
+    if args.interfaces < 1:
+        return f"--interfaces: a router has at least one interface, got {args.interfaces}"
+    for option in ("pppoe", "queues", "hotspot", "pppoe_session", "hotspot_session"):
+        value = getattr(args, option)
+        if value < 0:
+            return f"--{option.replace('_', '-')}: expected 0 or more, got {value}"
+    return ""
+
+
 def emulator_tls(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str]:
     """The emulator's TLS context from ``--tls*`` options, and a line describing it.
 
@@ -337,17 +399,27 @@ def emulator_tls(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str]:
     )
 
 
-async def run_emulator(args: argparse.Namespace) -> None:
-    tls, tls_line = emulator_tls(args)
-    config = sized_config(
+def emulated_config(args: argparse.Namespace) -> DeviceConfig:
+    """The emulated router's configuration from ``gateway emulate``'s options (checked first:
+    ValueError for a contradictory version)."""
+    return sized_config(
         args.interfaces,
         args.pppoe,
         version=emulated_version(args.ros_version, args.legacy_login),
         identity=args.identity,
         encoding=args.encoding,
         pppoe_session=args.pppoe_session,
+        pppoe_queues=args.pppoe_queues,
+        queues=args.queues,
+        hotspot=args.hotspot,
+        hotspot_session=args.hotspot_session,
         seed=args.seed,
     )
+
+
+async def run_emulator(args: argparse.Namespace) -> None:
+    tls, tls_line = emulator_tls(args)
+    config = emulated_config(args)
     emulator = RouterEmulator(
         Device(config),
         host=args.host,
@@ -367,7 +439,7 @@ async def run_emulator(args: argparse.Namespace) -> None:
     runner: web.AppRunner | None = None
     print(
         f"RouterOS {config.version} emulator on {host_port(args.host, emulator.port)} "
-        f"({len(emulator.device.interfaces)} interfaces, user {args.username!r}, "
+        f"({population(emulator.device)}, user {args.username!r}, "
         f"{login_methods(config.version)})",
         flush=True,
     )
@@ -456,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            problem = _tls_options_problem(args)
+            problem = _tls_options_problem(args) or _sizes_problem(args)
             if problem:
                 print(f"gateway emulate: {problem}", file=sys.stderr)
                 return 2

@@ -1,8 +1,10 @@
 """``gateway demo``: emulated routers on loopback plus the gateway, in one process.
 
-Three routers that a NOC would recognise: a small office router, an ISP access router with
-hundreds of PPPoE customers who come and go, and a flaky router that now and then hangs or
-drops the connection, so the dashboard's badges and recovery can be seen without a real router.
+Three routers that a NOC would recognise: a small office router with a guest hotspot, an ISP
+access router with hundreds of PPPoE customers who come and go (each with its PPP session and a
+dynamic simple queue holding its plan) and business customers on static plan queues, and a flaky
+router that now and then hangs or drops the connection, so the dashboard's badges and recovery
+can be seen without a real router.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ FLAKY_FOR: Final = (5.0, 12.0)
 
 def demo_emulators() -> dict[str, tuple[str, RouterEmulator]]:
     """The demo's routers: id -> (display name, emulator not yet started)."""
-    office = Device(sized_config(8, 0, identity="office-gw", board="RB5009UG+S+"))
+    office = Device(sized_config(8, 0, identity="office-gw", board="RB5009UG+S+", hotspot=12))
     isp = Device(
         sized_config(
             12,
@@ -41,6 +43,7 @@ def demo_emulators() -> dict[str, tuple[str, RouterEmulator]]:
             version=Version(6, 49, 10),
             identity="bras-1",
             pppoe_session=180.0,
+            queues=40,
             board="CCR1036-8G-2S+",
             seed=7,
         )

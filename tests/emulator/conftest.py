@@ -4,10 +4,13 @@ real client connections to them (see ``tests.support.emulators``)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from librouteros.login import async_token, token
 
 from gateway.emulator.server import RouterEmulator
+from tests.emulator.librouteros_client import Librouteros, Login
 from tests.support.emulators import Clients, FakeClock, Routers
 
 
@@ -41,3 +44,18 @@ async def clients(routers: Routers) -> AsyncIterator[Clients]:
         yield opened
     finally:
         await opened.close_all()
+
+
+@pytest.fixture(params=["connect", "async_connect"])
+def login(request: pytest.FixtureRequest, clients: Clients) -> Login:
+    """Log in with librouteros ``connect`` or ``async_connect`` (``legacy``: the MD5 challenge)."""
+    blocking = request.param == "connect"
+
+    async def login(router: RouterEmulator, *, legacy: bool = False, **options: Any) -> Librouteros:
+        if legacy:
+            options["login_method"] = token if blocking else async_token
+        if blocking:
+            return Librouteros(await clients.connect(router, **options), blocking=True)
+        return Librouteros(await clients.async_connect(router, **options), blocking=False)
+
+    return login

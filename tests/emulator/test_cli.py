@@ -18,8 +18,9 @@ from librouteros.exceptions import FatalError, TrapError
 from librouteros.login import async_token
 
 from gateway import process
-from gateway.cli import build_parser, login_methods
+from gateway.cli import build_parser, emulated_config, login_methods
 from gateway.config import settings_from_dict
+from gateway.emulator.device import Device
 from gateway.emulator.server import OVER_LIMIT_FATAL
 from gateway.emulator.tls import make_certificate
 from gateway.emulator.version import Version
@@ -262,7 +263,7 @@ async def test_help_documents_every_option() -> None:
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
     options = _emulate_options()
-    assert len(options) == 20
+    assert len(options) == 24
     for action in options:
         assert action.help, f"{action.option_strings[0]} has no help"
         assert action.option_strings[0] in text
@@ -370,3 +371,56 @@ async def test_the_start_up_line_of_a_6_44_router() -> None:
         assert "RouterOS 6.44.6 emulator" in emulated.banner
         assert "plain and MD5 challenge logins" in emulated.banner
         assert await emulated.terminate() == 0
+
+
+async def test_customers_on_the_command_line() -> None:
+    """``--queues``, ``--pppoe`` and ``--hotspot`` fill the three customer menus, and the
+    start-up line counts them."""
+    async with emulate(
+        "--queues=3", "--pppoe=2", "--pppoe-session=0", "--hotspot=2", "--hotspot-session=0"
+    ) as emulated:
+        assert "(11 interfaces, 7 simple queues, 2 PPP sessions, 2 hotspot users," in (
+            emulated.banner
+        )
+        api = await within(
+            librouteros.async_connect(
+                "127.0.0.1", "admin", "admin", port=emulated.port, timeout=CLIENT_TIMEOUT
+            ),
+            DEADLINE,
+        )
+        try:
+            queues = await rows_of(api("/queue/simple/print"))
+            ppp = await rows_of(api("/ppp/active/print"))
+            hotspot = await rows_of(api("/ip/hotspot/active/print"))
+        finally:
+            await api.close()
+        assert [row["dynamic"] for row in queues] == [False] * 3 + [True] * 4
+        assert [row["name"] for row in ppp] == ["user0001", "user0002"]
+        assert [row["user"] for row in hotspot] == ["guest0001", "guest0002"]
+        assert await emulated.terminate() == 0
+
+
+def test_pppoe_customers_without_queues() -> None:
+    """``--no-pppoe-queues`` keeps the PPPoE sessions and interfaces but adds no queue for them."""
+    args = build_parser().parse_args(["emulate", "--pppoe=2", "--queues=1", "--no-pppoe-queues"])
+    device = Device(emulated_config(args))
+    assert [queue.name for queue in device.queues.values()] == ["cust0001"]
+    assert [session.name for session in device.ppp_active.values()] == ["user0001", "user0002"]
+    args = build_parser().parse_args(["emulate", "--pppoe=2"])
+    assert len(Device(emulated_config(args)).queues) == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--queues=-1", "--queues: expected 0 or more, got -1"),
+        ("--hotspot-session=-5", "--hotspot-session: expected 0 or more, got -5.0"),
+        ("--interfaces=0", "--interfaces: a router has at least one interface, got 0"),
+    ],
+)
+async def test_impossible_sizes_exit_2(option: str, message: str) -> None:
+    """A negative count or session length, or no interface at all, exits 2 naming the option."""
+    done = await process.run(process.command("emulate", option), timeout=STARTUP)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"gateway emulate: {message}"
+    assert done.stdout == ""

@@ -10,11 +10,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from librouteros.exceptions import ConnectionClosed, TrapError
+from librouteros.query import Key
 from pytest_aiohttp import AiohttpClient
 
 from gateway.emulator.control import create_control_app
+from gateway.emulator.device import sized_config
 from gateway.emulator.server import FAULT_TRAP, RouterEmulator
-from tests.support.emulators import Clients, FakeClock, rows_of
+from tests.support.emulators import Clients, FakeClock, Routers, rows_of
 from tests.support.timing import seconds
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=seconds(5))
@@ -63,6 +65,9 @@ async def test_stats_count_connections_logins_and_commands(
         "commands": {"/login": 2, "/interface/print": 2, "/system/identity/print": 1},
         "fault": "none",
         "interfaces": 9,
+        "queues": 0,
+        "ppp_sessions": 0,
+        "hotspot_users": 0,
     }
     assert await control.post("/reset-stats") == (200, {"ok": True})
     _, stats = await control.get("/stats")
@@ -143,3 +148,35 @@ async def test_reset_counters_over_http(
     assert await control.post("/reset-counters") == (200, {"ok": True})
     rows = await rows_of(api("/interface/print"))
     assert {(row["rx-byte"], row["tx-byte"]) for row in rows} == {(0, 0)}
+
+
+async def test_stats_count_the_customer_menus(
+    routers: Routers,
+    clients: Clients,
+    aiohttp_client: AiohttpClient,
+    fake_clock: FakeClock,
+) -> None:
+    """GET /stats counts queue, PPP and hotspot prints like any command, and says how many
+    queues, PPP sessions and hotspot users the router holds; POST /reset-counters zeroes the
+    queues too."""
+    config = sized_config(8, pppoe=2, queues=3, hotspot=1, pppoe_session=0, hotspot_session=0)
+    router = await routers.start(config)
+    control = Control(await aiohttp_client(create_control_app(router), timeout=HTTP_TIMEOUT))
+    router.device.set_queue_traffic("cust0001", 800_000, 8_000_000)
+    api = await clients.async_connect(router)
+    fake_clock.advance(10)
+    for command in ("/queue/simple/print", "/queue/simple/print", "/ppp/active/print"):
+        await rows_of(api(command))
+    await rows_of(api("/ip/hotspot/active/print"))
+    _, stats = await control.get("/stats")
+    assert stats["commands"] == {
+        "/login": 1,
+        "/queue/simple/print": 2,
+        "/ppp/active/print": 1,
+        "/ip/hotspot/active/print": 1,
+    }
+    assert (stats["queues"], stats["ppp_sessions"], stats["hotspot_users"]) == (6, 2, 1)
+    cust = api.path("/queue/simple").select(Key("bytes")).where(Key("name") == "cust0001")
+    assert await rows_of(cust) == [{"bytes": "1000000/10000000"}]
+    assert await control.post("/reset-counters") == (200, {"ok": True})
+    assert {row["bytes"] for row in await rows_of(api("/queue/simple/print"))} == {"0/0"}

@@ -9,14 +9,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import librouteros
 import pytest
 from librouteros.exceptions import FatalError, MultiTrapError, TrapError
-from librouteros.login import async_token, token
 from librouteros.query import And, Key, Or
 
 from gateway.config import settings_from_dict
@@ -32,15 +30,8 @@ from gateway.emulator.session import (
 )
 from gateway.emulator.version import Version
 from gateway.routeros import RouterClient
-from tests.support.emulators import (
-    CLIENT_TIMEOUT,
-    DEADLINE,
-    Clients,
-    Routers,
-    Row,
-    in_thread,
-    rows_of,
-)
+from tests.emulator.librouteros_client import Login
+from tests.support.emulators import CLIENT_TIMEOUT, DEADLINE, Clients, Routers, rows_of
 from tests.support.timing import eventually, seconds, within
 
 RATE_FIELDS = {
@@ -64,53 +55,6 @@ RATE_FIELDS = {
 def exactly(message: str) -> str:
     """A ``match=`` pattern for exactly this message."""
     return f"^{re.escape(message)}$"
-
-
-@dataclass(frozen=True, slots=True)
-class Librouteros:
-    """A logged-in librouteros ``Api`` (blocking) or ``AsyncApi``, behind the same awaitables."""
-
-    api: Any
-    blocking: bool
-
-    async def __call__(self, cmd: str, **args: Any) -> list[Row]:
-        if self.blocking:
-            return await in_thread(lambda: list(self.api(cmd, **args)))
-        return await rows_of(self.api(cmd, **args))
-
-    async def raw(self, cmd: str, *words: str) -> list[Row]:
-        """``rawCmd``: the words go on the wire exactly as given."""
-        if self.blocking:
-            return await in_thread(lambda: list(self.api.rawCmd(cmd, *words)))
-        return await rows_of(self.api.rawCmd(cmd, *words))
-
-    async def select(self, path: str, *keys: str, where: Iterable[Any] = ()) -> list[Row]:
-        """``api.path(path).select(*keys).where(*where)``: ``.proplist`` then the query words."""
-        query = self.api.path(path).select(*(Key(k) for k in keys)).where(*where)
-        if self.blocking:
-            return await in_thread(lambda: list(query))
-        return await rows_of(query)
-
-
-class Login(Protocol):
-    async def __call__(
-        self, router: RouterEmulator, *, legacy: bool = False, **options: Any
-    ) -> Librouteros: ...
-
-
-@pytest.fixture(params=["connect", "async_connect"])
-def login(request: pytest.FixtureRequest, clients: Clients) -> Login:
-    """Log in with librouteros ``connect`` or ``async_connect`` (``legacy``: the MD5 challenge)."""
-    blocking = request.param == "connect"
-
-    async def login(router: RouterEmulator, *, legacy: bool = False, **options: Any) -> Librouteros:
-        if legacy:
-            options["login_method"] = token if blocking else async_token
-        if blocking:
-            return Librouteros(await clients.connect(router, **options), blocking=True)
-        return Librouteros(await clients.async_connect(router, **options), blocking=False)
-
-    return login
 
 
 # -- login ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from gateway.emulator.device import Device, DeviceConfig, NamedInterface, sized_
 from gateway.emulator.server import RouterEmulator
 from gateway.emulator.session import BAD_LOGIN, BAD_LOGIN_LEGACY, NO_SUCH_INTERFACE
 from gateway.emulator.version import Version
-from tests.support.emulators import Clients, Routers, in_thread
+from tests.support.emulators import Clients, FakeClock, Routers, in_thread
 from tests.support.timing import eventually, seconds
 
 
@@ -215,3 +215,62 @@ async def test_replies_split_into_tiny_writes(clients: Clients, routers: Routers
     split_api = await clients.routeros_api(split)
     expected = await in_thread(lambda: expected_api.get_resource("/interface").get())
     assert await in_thread(lambda: split_api.get_resource("/interface").get()) == expected
+
+
+def _access_router() -> DeviceConfig:
+    """3 static plan queues, 2 PPPoE customers and 2 hotspot users who stay online."""
+    return sized_config(8, pppoe=2, queues=3, hotspot=2, pppoe_session=0, hotspot_session=0)
+
+
+async def test_queues_ppp_sessions_and_hotspot_users(
+    clients: Clients, routers: Routers, fake_clock: FakeClock
+) -> None:
+    """The three customer menus answer in tagged replies that routeros_api reads, with keyword
+    queries and ``.proplist``; a queue counts what its PPPoE interface counts."""
+    router = await routers.start(_access_router())
+    router.device.set_queue_traffic("<pppoe-user0002>", 800_000, 8_000_000)
+    fake_clock.advance(10)
+    api = await clients.routeros_api(router)
+    queues = api.get_resource("/queue/simple")
+    dynamic = await in_thread(lambda: queues.get(dynamic="true"))
+    assert [row["name"] for row in dynamic] == [
+        "<pppoe-user0001>",
+        "<pppoe-user0002>",
+        "<hotspot-guest0001>",
+        "<hotspot-guest0002>",
+    ]
+    [pppoe] = await in_thread(lambda: queues.get(name="<pppoe-user0002>"))
+    assert (pppoe["target"], pppoe["dynamic"], pppoe["parent"]) == (
+        "<pppoe-user0002>",
+        "true",
+        "none",
+    )
+    assert (pppoe["bytes"], pppoe["rate"]) == ("1000000/10000000", "800000/8000000")
+    [iface] = await in_thread(lambda: api.get_resource("/interface").get(name="<pppoe-user0002>"))
+    assert (iface["rx-byte"], iface["tx-byte"]) == ("1000000", "10000000")
+    rows = await in_thread(
+        lambda: queues.call("print", {".proplist": "name,comment,max-limit"}, {"dynamic": "false"})
+    )
+    assert [row["name"] for row in rows] == ["cust0001", "cust0002", "cust0003"]
+    assert rows[1]["comment"] == "CID-100002"
+    assert all(set(row) == {"name", "comment", "max-limit"} for row in rows)
+    ppp = await in_thread(lambda: api.get_resource("/ppp/active").get())
+    assert [(row["id"], row["name"], row["service"]) for row in ppp] == [
+        ("*1", "user0001", "pppoe"),
+        ("*2", "user0002", "pppoe"),
+    ]
+    assert ppp[0]["uptime"] == "10s"
+    hotspot = await in_thread(lambda: api.get_resource("/ip/hotspot/active").get(user="guest0002"))
+    assert [(row["server"], row["address"]) for row in hotspot] == [("hotspot1", "10.5.50.3")]
+    assert hotspot[0]["bytes-in"].isdigit()
+
+
+@pytest.mark.parametrize("menu", ["/queue/simple", "/ppp/active", "/ip/hotspot/active"])
+async def test_an_empty_customer_menu(clients: Clients, routers: Routers, menu: str) -> None:
+    """On 7.18+ an empty menu answers a tagged ``!empty``; the library gives [] and carries on."""
+    router = await routers.start(sized_config(8, version=Version(7, 18, 2)))
+    api = await clients.routeros_api(router)
+    assert await in_thread(lambda: api.get_resource(menu).get()) == []
+    assert await in_thread(lambda: api.get_resource(menu).get(dynamic="true")) == []
+    rows = await in_thread(lambda: api.get_resource("/system/identity").get())
+    assert rows == [{"name": "MikroTik"}]
