@@ -90,19 +90,31 @@ def traffic_frame(
         "ts": ts,
         "interval": interval,
         "stale": stale,
+        # Unpacked and rounded inline: this runs once per interface per poll, and a call per
+        # rate was a fifth of its cost.
         "interfaces": [
             {
-                "id": rate.id,
-                "name": rate.name,
-                "type": rate.type,
-                "running": rate.running,
-                "disabled": rate.disabled,
-                "rx_bps": _round(rate.rx_bps),
-                "tx_bps": _round(rate.tx_bps),
-                "rx_pps": _round(rate.rx_pps),
-                "tx_pps": _round(rate.tx_pps),
+                "id": interface_id,
+                "name": name,
+                "type": kind,
+                "running": running,
+                "disabled": disabled,
+                "rx_bps": None if rx_bps is None else round(rx_bps, 1),
+                "tx_bps": None if tx_bps is None else round(tx_bps, 1),
+                "rx_pps": None if rx_pps is None else round(rx_pps, 1),
+                "tx_pps": None if tx_pps is None else round(tx_pps, 1),
             }
-            for rate in rates
+            for (
+                interface_id,
+                name,
+                kind,
+                running,
+                disabled,
+                rx_bps,
+                tx_bps,
+                rx_pps,
+                tx_pps,
+            ) in rates
         ],
     }
 
@@ -329,10 +341,6 @@ def filter_history(
         filtered = dict(frame)
         filtered["interfaces"] = kept
         yield filtered
-
-
-def _round(rate: float | None) -> float | None:
-    return None if rate is None else round(rate, 1)
 
 
 def _canonical(clauses: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:

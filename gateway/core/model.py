@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 __all__ = [
     "PROPLIST",
@@ -55,6 +55,8 @@ _DECIMAL: Final = re.compile(r"[0-9]+")
 
 _TRUE_WORDS: Final = frozenset({"true", "yes"})
 _FALSE_WORDS: Final = frozenset({"false", "no"})
+# The flag words as routers write them (lower case), for the common case; others go the long way.
+_FLAGS: Final[dict[object, bool]] = {"true": True, "yes": True, "false": False, "no": False}
 
 
 class RowError(ValueError):
@@ -70,14 +72,16 @@ class RowError(ValueError):
         self.value = value
 
 
-@dataclass(frozen=True, slots=True)
-class InterfaceSample:
+class InterfaceSample(NamedTuple):
     """One row of ``/interface/print`` as the poller reads it.
 
     ``id`` is RouterOS's ``.id`` (``*1``, ``*1A3``): stable for the life of an interface and
     never reused by a different one, unlike ``name``, which a re-dialed PPPoE customer keeps
     while getting a fresh interface with fresh counters. Counters are the router's cumulative
     totals since boot or the last ``reset-counters``.
+
+    A named tuple, not a frozen dataclass: a big router makes thousands of these per poll, and
+    a tuple is built in a quarter of the time. Immutable all the same.
     """
 
     id: str
@@ -103,12 +107,12 @@ class Sample:
     interfaces: tuple[InterfaceSample, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class InterfaceRate:
+class InterfaceRate(NamedTuple):
     """One interface's rates over the last poll interval.
 
     Rates are bits per second and packets per second. A rate is ``None`` where it is not defined:
-    the first sample of an interface, or the tick after its counters were reset.
+    the first sample of an interface, or the tick after its counters were reset. A named tuple
+    for the same reason as :class:`InterfaceSample`.
     """
 
     id: str
@@ -137,10 +141,58 @@ def parse_interface_row(row: Mapping[str, str]) -> InterfaceSample | None:
     one of those, and for a value that is not text at all (a client that converted it, so its
     original text is unknown: better a clear error than a wrong name shown to a viewer).
     """
-    row_id = row.get(".id")
-    name = row.get("name")
+    get = row.get
+    row_id = get(".id")
+    name = get("name")
     if row_id is None or name is None:
         return None
+    # The common case in one go: text where text is due, flags as routers write them, counters
+    # of ASCII digits. Anything else (or a value that is not text) is read field by field below,
+    # which raises the error that names it.
+    kind = get("type", "")
+    running = get("running", "false")
+    disabled = get("disabled", "false")
+    rx_byte = get("rx-byte", "0")
+    tx_byte = get("tx-byte", "0")
+    rx_packet = get("rx-packet", "0")
+    tx_packet = get("tx-packet", "0")
+    if (
+        type(row_id) is str
+        and type(name) is str
+        and type(kind) is str
+        and type(running) is str
+        and type(disabled) is str
+        and running in _FLAGS
+        and disabled in _FLAGS
+        and type(rx_byte) is str
+        and type(tx_byte) is str
+        and type(rx_packet) is str
+        and type(tx_packet) is str
+        and rx_byte.isdigit()
+        and tx_byte.isdigit()
+        and rx_packet.isdigit()
+        and tx_packet.isdigit()
+        and (rx_byte + tx_byte + rx_packet + tx_packet).isascii()
+    ):
+        try:
+            return InterfaceSample(
+                row_id,
+                name,
+                kind,
+                _FLAGS[running],
+                _FLAGS[disabled],
+                int(rx_byte),
+                int(tx_byte),
+                int(rx_packet),
+                int(tx_packet),
+            )
+        except ValueError:
+            pass  # a counter with more digits than int() reads: named below
+    return _parse_slowly(row)
+
+
+def _parse_slowly(row: Mapping[str, str]) -> InterfaceSample:
+    """:func:`parse_interface_row` of a row that has ``.id`` and ``name``, field by field."""
     rx_byte, tx_byte, rx_packet, tx_packet = (_counter(row, field) for field in _COUNTERS)
     return InterfaceSample(
         id=_text(row, ".id"),

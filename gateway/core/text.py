@@ -22,11 +22,14 @@ every word it reads.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
+import sys
 from typing import Final
 
 __all__ = [
     "MARK",
+    "ascii_is_text",
     "decode_word",
     "encode_word",
     "encoding_problem",
@@ -104,6 +107,40 @@ def encoding_problem(name: str) -> str | None:
         # UnicodeError: idna refuses some ASCII; others: codecs with odd contracts.
         return "printable ASCII cannot be encoded"
     return None
+
+
+_ASCII: Final = bytes(range(0x80))
+
+# Codecs that read every byte on its own, the same way each time: an ASCII word is its own text
+# in them when each ASCII byte is (the others are checked by their decoding table).
+_STATELESS: Final = frozenset({"utf-8", "ascii", "iso8859-1"})
+
+
+@functools.lru_cache(maxsize=64)
+def ascii_is_text(encoding: str) -> bool:
+    """Whether :func:`decode_word` of every ASCII word (bytes below 0x80) in ``encoding`` is the
+    word read as ASCII, so a reader may skip it for such words.
+
+    True for UTF-8, ASCII and latin-1, and for the single-byte table codecs (cp1252, koi8-r, ...)
+    whose table reads each ASCII byte as itself and writes it back: all of them read a byte the
+    same way whatever comes before it. False for every other codec, even when it reads printable
+    ASCII as ASCII: in a stateful codec an ASCII escape byte changes how the next bytes read
+    (``iso2022_jp``), and ``raw_unicode_escape`` reads the ASCII ``\\u0041`` as ``A``.
+    Raises ``LookupError`` for an unknown encoding.
+    """
+    info = codecs.lookup(encoding)
+    if info.name not in _STATELESS:
+        module = sys.modules.get(getattr(info.decode, "__module__", None) or "")
+        table = getattr(module, "decoding_table", None)
+        if not isinstance(table, str) or table[:0x80] != _ASCII.decode("ascii"):
+            return False
+    try:
+        text = _ASCII.decode(info.name)
+        return text == _ASCII.decode("ascii") and all(
+            char.encode(info.name) == char.encode("ascii") for char in text
+        )
+    except UnicodeError:
+        return False
 
 
 def decode_word(raw: bytes, encoding: str) -> str:
