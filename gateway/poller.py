@@ -232,8 +232,10 @@ class Poller:
         try:
             rows = await self.client.print_interfaces(PROPLIST)
             at = self._clock()
-            parsed = [s for s in (parse_interface_row(r) for r in rows) if s is not None]
-            samples = tuple(s for s in parsed if self._filter.matches(s.name))
+            parsed = [s for s in map(parse_interface_row, rows) if s is not None]
+            flt = self._filter
+            # Most routers have no `interfaces` setting: then every row stays, unmatched.
+            samples = tuple(parsed if flt.is_all else (s for s in parsed if flt.matches(s.name)))
         except RouterAuthFailed as exc:
             self._errors.inc()
             self._fail(str(exc))

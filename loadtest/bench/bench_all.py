@@ -5,12 +5,14 @@
 3. ``bench_fanout.py``: CPU, delay and memory of the gateway's fan-out against a raw-send
    floor, a naive aiohttp server and the websockets library's ``broadcast()``.
 4. ``bench_history.py``: what a subscribe's history backfill costs for a big router (seconds).
+5. ``bench_ingest.py``: what reading big routers costs: CPU per interface row against stock
+   librouteros in the same run, an ISP region of 20 big routers, and where the time goes.
 
 Each prints its own tables (the numbers in ``loadtest/RESULTS.md`` come from these), at its
 default sizes: run a script on its own to change them. Takes about 30 minutes; the machine should
 be otherwise idle (each script prints the load average).
 
-Run: ``python loadtest/bench/bench_all.py [--only fanout,router_load,emulator,history]``.
+Run: ``python loadtest/bench/bench_all.py [--only fanout,router_load,emulator,history,ingest]``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Final
 
 HERE: Final = Path(__file__).resolve().parent
-BENCHMARKS: Final = ("emulator", "router_load", "fanout", "history")
+BENCHMARKS: Final = ("emulator", "router_load", "fanout", "history", "ingest")
 
 
 def main() -> int:

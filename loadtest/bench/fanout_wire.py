@@ -61,8 +61,12 @@ def client_frame(opcode: Opcode, payload: bytes) -> bytes:
     return frame(opcode, payload, mask=ZERO_MASK)
 
 
-def subscribe_frame(router: str) -> bytes:
-    return client_frame(Opcode.TEXT, orjson.dumps({"type": "subscribe", "router": router}))
+def subscribe_frame(router: str, interfaces: list[str] | None = None) -> bytes:
+    """A subscribe to ``router``: every interface, or those ``interfaces`` (name globs) name."""
+    message: dict[str, object] = {"type": "subscribe", "router": router}
+    if interfaces is not None:
+        message["interfaces"] = interfaces
+    return client_frame(Opcode.TEXT, orjson.dumps(message))
 
 
 def traffic_seq_ts(payload: bytes) -> tuple[int, float] | None:
