@@ -105,7 +105,8 @@ class Client:
         self.view = memoryview(self.buffer)
         self.buffers = [self.buffer]
         globs = args.interfaces.split(",") if args.interfaces else None
-        self.subscribe = subscribe_frame(args.router, globs)
+        history = None if args.history < 0 else args.history
+        self.subscribe = subscribe_frame(args.router, globs, history)
         self.sources = args.sources.split(",") if args.sources else []
         # First time each seq was seen (wall clock), for the mid-gap sampling points.
         self.first_seen: dict[int, float] = {}
@@ -366,6 +367,7 @@ def main() -> None:
     parser.add_argument("--path", default="/ws")
     parser.add_argument("--router", default="r1")
     parser.add_argument("--interfaces", default="", help="comma-separated name globs to watch")
+    parser.add_argument("--history", type=int, default=-1, help="history frames to ask for")
     parser.add_argument("--viewers", type=int, required=True)
     parser.add_argument("--connecting", type=int, default=200, help="handshakes in flight")
     parser.add_argument("--connect-timeout", type=float, default=180.0)

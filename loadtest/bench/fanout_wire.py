@@ -61,11 +61,16 @@ def client_frame(opcode: Opcode, payload: bytes) -> bytes:
     return frame(opcode, payload, mask=ZERO_MASK)
 
 
-def subscribe_frame(router: str, interfaces: list[str] | None = None) -> bytes:
-    """A subscribe to ``router``: every interface, or those ``interfaces`` (name globs) name."""
+def subscribe_frame(
+    router: str, interfaces: list[str] | None = None, history: int | None = None
+) -> bytes:
+    """A subscribe to ``router``: every interface, or those ``interfaces`` (name globs) name;
+    with the ring's history, or ``history`` frames of it."""
     message: dict[str, object] = {"type": "subscribe", "router": router}
     if interfaces is not None:
         message["interfaces"] = interfaces
+    if history is not None:
+        message["history"] = history
     return client_frame(Opcode.TEXT, orjson.dumps(message))
 
 
