@@ -24,6 +24,11 @@ class Metrics:
     frames_dropped: Counter = field(init=False)
     slow_consumer_closes: Counter = field(init=False)
     frame_encode: Counter = field(init=False)
+    cluster_lease_held: Gauge = field(init=False)
+    cluster_lease_changes: Counter = field(init=False)
+    cluster_stream_lag: Histogram = field(init=False)
+    cluster_redis_errors: Counter = field(init=False)
+    cluster_degraded: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -91,6 +96,55 @@ class Metrics:
             self,
             "frame_encode",
             Counter("gateway_frame_encode", "JSON encodings of traffic frames", registry=r),
+        )
+        # Cluster mode (README, "Cluster mode"); in one process they stay at zero.
+        put(
+            self,
+            "cluster_lease_held",
+            Gauge(
+                "gateway_cluster_lease_held",
+                "1 while this replica holds the router's lease (and so polls it)",
+                ["router"],
+                registry=r,
+            ),
+        )
+        put(
+            self,
+            "cluster_lease_changes",
+            Counter(
+                "gateway_cluster_lease_changes",
+                "Router leases this replica acquired, lost or released",
+                ["router", "change"],
+                registry=r,
+            ),
+        )
+        put(
+            self,
+            "cluster_stream_lag",
+            Histogram(
+                "gateway_cluster_stream_lag_seconds",
+                "From the holder publishing a frame to this replica reading it from Redis",
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                registry=r,
+            ),
+        )
+        put(
+            self,
+            "cluster_redis_errors",
+            Counter(
+                "gateway_cluster_redis_errors",
+                "Redis calls that failed or missed their deadline",
+                registry=r,
+            ),
+        )
+        put(
+            self,
+            "cluster_degraded",
+            Gauge(
+                "gateway_cluster_degraded",
+                "1 while Redis is unreachable and this replica polls for its own viewers",
+                registry=r,
+            ),
         )
 
     def render(self) -> bytes:

@@ -69,13 +69,43 @@ class RouterSession(Protocol):
         ...
 
 
+class Wanted(Protocol):
+    """When to poll: a topic's ``Demand``, or in cluster mode the router's lease gate
+    (``gateway.cluster_lease.Gate``). ``woken`` is set when polling may have become wanted; the
+    poller waits on it while idle and clears it when it looks."""
+
+    woken: asyncio.Event
+
+    def wanted(self) -> bool:
+        """Whether to poll now."""
+        ...
+
+
+class Publisher(Protocol):
+    """Where frames go instead of the topic (cluster mode: ``gateway.cluster_lease.RouterLease``,
+    which appends them to Redis, publishes them locally, or drops them)."""
+
+    def traffic(self, frame: dict[str, object]) -> None:
+        """A traffic frame of this poll."""
+        ...
+
+    def status(self, status: dict[str, object]) -> None:
+        """A status change."""
+        ...
+
+    def next_seq(self, seq: int) -> int:
+        """The seq of the frame after one numbered ``seq``."""
+        ...
+
+
 class Poller:
     """Polls one router while its topic has demand (``Topic.demand``), and publishes to it.
 
     ``connect`` opens the router's API sessions (``gateway.routeros.connect_librouteros`` in
     production) for the ``RouterClient`` the poller builds; a test may pass a ``client`` of
     its own instead (exactly one of the two). Call ``start()`` once; ``stop()`` ends the loop
-    and logs out.
+    and logs out. In cluster mode ``gate`` replaces the topic's demand and ``publisher`` the
+    topic as the frames' destination (both the router's lease).
     """
 
     def __init__(
@@ -90,6 +120,8 @@ class Poller:
         clock: Clock = time.monotonic,
         wall: Clock = time.time,
         idle_logout: float | None = None,
+        gate: Wanted | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self.router = router
         self.interval = router.effective_interval(poll)
@@ -97,9 +129,11 @@ class Poller:
         # After polling stops, keep the API session this long in case a viewer comes back.
         self.idle_logout = poll.idle_logout if idle_logout is None else idle_logout
         self.topic = topic
-        # Whether anyone watches, and the wake-up when someone starts to: the topic's. Its clock
-        # should be this poller's (the app builds both from the same one).
-        self.demand = topic.demand
+        # Whether anyone watches, and the wake-up when someone starts to: the topic's (its clock
+        # should be this poller's: the app builds both from the same one), or the lease's gate.
+        self.demand: Wanted = topic.demand if gate is None else gate
+        # In cluster mode, where frames and statuses go instead of the topic.
+        self._publisher = publisher
         self.metrics = metrics
         if client is None:
             if connect is None:
@@ -141,7 +175,7 @@ class Poller:
         self._errors = metrics.router_requests.labels(router.id, "error")
         self._duration = metrics.router_poll_seconds.labels(router.id)
         self._up.set(0)
-        topic.publish_status(status_frame(router.id, self.state, None, self.since))
+        self._publish_status(status_frame(router.id, self.state, None, self.since))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -256,11 +290,16 @@ class Poller:
         sample = Sample(at, samples)
         rates = compute_rates(self._previous, sample)
         self._previous = sample
-        self.seq += 1
+        publisher = self._publisher
+        self.seq = self.seq + 1 if publisher is None else publisher.next_seq(self.seq)
         ts = self._wall()
         self.last_poll_ts = ts
         self._set_state("up", None)
         frame = traffic_frame(self.router.id, self.seq, ts, self.interval, False, rates)
+        if publisher is not None:
+            publisher.traffic(frame)
+            self._unexpected.recovered()
+            return None
         topic = self.topic
         encodes, dropped = topic.encodes, topic.frames_dropped
         written = topic.publish(frame)
@@ -313,7 +352,13 @@ class Poller:
             logger.warning("%s: down: %s", self.router.id, error)
         else:
             logger.info("%s: %s", self.router.id, state)
-        self.topic.publish_status(status_frame(self.router.id, state, error, self.since))
+        self._publish_status(status_frame(self.router.id, state, error, self.since))
+
+    def _publish_status(self, status: dict[str, object]) -> None:
+        if self._publisher is None:
+            self.topic.publish_status(status)
+        else:
+            self._publisher.status(status)
 
 
 def _printable(text: str) -> str:

@@ -114,7 +114,24 @@ class Topic:
         ts = data["ts"]
         assert isinstance(seq, int)
         assert isinstance(ts, float)
-        self.history.append(Frame(seq, ts, data, payload))
+        return self._fan_out(Frame(seq, ts, data, payload))
+
+    def publish_frame(self, frame: Frame) -> int | None:
+        """Publish a traffic frame encoded elsewhere (cluster mode: by the replica that polls
+        the router; ``frame.json`` goes to viewers as it is, ``frame.data`` is its parsed form).
+
+        A frame whose seq is not above the latest one's is skipped (None): a viewer never sees
+        seq go backwards or repeat, whoever published what before. Otherwise as ``publish``.
+        """
+        latest = self.latest
+        if latest is not None and frame.seq <= latest.seq:
+            return None
+        return self._fan_out(frame)
+
+    def _fan_out(self, kept: Frame) -> int:
+        """Keep a frame in the ring and write it to every subscriber (see ``publish``)."""
+        data, payload = kept.data, kept.json
+        self.history.append(kept)
         self._chunk_cache.clear()
         if len(payload) >= MESSAGE_LIMIT and not self._warned_size:
             # One poll is one message: splitting it would show viewers half a router. Only the
@@ -127,7 +144,7 @@ class Topic:
                 "subscribe with an `interfaces` filter",
                 self.router,
                 len(payload),
-                len(data["interfaces"]) if isinstance(data["interfaces"], list) else 0,
+                len(rows) if isinstance(rows := data.get("interfaces"), list) else 0,
             )
         written = dropped = 0
         now = self._clock()

@@ -308,13 +308,19 @@ def _read(reader: _Reader, spec: SettingField) -> object:
             return text
         case Number():
             if spec.optional and default is None:
-                return table.optional_number(key)
-            number = table.number(key, default, allow_zero=kind.allow_zero)
-            if kind.at_least is not None and number < (least := reader.value(kind.at_least)):
+                found = table.optional_number(key)
+            else:
+                found = table.number(key, default, allow_zero=kind.allow_zero)
+            if found is None:
+                return None
+            if kind.minimum is not None and found < kind.minimum:
+                expected = f"a number >= {kind.minimum:g} ({kind.why})"
+                table.fail(key, f"expected {expected}, got {found:g}")
+            if kind.at_least is not None and found < (least := reader.value(kind.at_least)):
                 table.fail(
-                    key, f"expected a number >= {kind.at_least} ({least}), got {show(number)}"
+                    key, f"expected a number >= {kind.at_least} ({least}), got {show(found)}"
                 )
-            return number
+            return found
         case Integer():
             return table.integer(key, default, minimum=kind.minimum, maximum=kind.maximum)
         case Flag():

@@ -88,11 +88,14 @@ class Text(Kind):
 class Number(Kind):
     """A finite number, read as a float: positive, or non-negative with ``allow_zero``.
 
-    ``at_least`` names another field of the same table this one may not be below.
+    ``at_least`` names another field of the same table this one may not be below; ``minimum``
+    is a fixed lower bound (with its reason, ``why``, for the message).
     """
 
     allow_zero: bool = False
     at_least: str | None = None
+    minimum: float | None = None
+    why: str = ""
 
     env: ClassVar[EnvKind] = "float"
 

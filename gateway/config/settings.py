@@ -76,7 +76,15 @@ API_PORT: Final = 8728
 API_SSL_PORT: Final = 8729
 """The RouterOS ``api-ssl`` service's default port."""
 
+_SEQ_PACE: Final = "at most one poll a millisecond: seq counts from a time in milliseconds"
+
 _ROUTER_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# No braces (the prefix is the keys' hash tag) and nothing a log line or redis-cli would mangle.
+_KEY_PREFIX: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _is_key_prefix(text: str) -> bool:
+    return _KEY_PREFIX.fullmatch(text) is not None
 
 
 class Secret:
@@ -176,7 +184,9 @@ class PollSettings:
     ``backoff_max >= backoff_initial`` is checked at load.
     """
 
-    interval: Annotated[float, Number("seconds between polls of one router")] = 1.0
+    interval: Annotated[
+        float, Number("seconds between polls of one router", minimum=0.001, why=_SEQ_PACE)
+    ] = 1.0
     timeout: Annotated[float, Number("deadline for connect, login and each command")] = 3.0
     linger: Annotated[
         float, Number("keep polling this long after the last viewer leaves", allow_zero=True)
@@ -200,18 +210,29 @@ class PollSettings:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class ClusterSettings:
-    """``[cluster]``: ``redis_url`` empty means one process with an in-memory hub.
+    """``[cluster]``: ``redis_url`` empty means one process with an in-memory hub; set, the
+    replicas share one poller per router through that Redis (README, "Cluster mode").
 
-    The URL may carry a Redis password, so ``repr()`` masks it.
+    ``key_prefix`` starts every key the gateway writes (``{prefix}:<router>:...``), so several
+    gateway clusters can share one Redis. The URL may carry a Redis password, so ``repr()``
+    masks it.
     """
 
     redis_url: Annotated[
         str,
         Url(
-            "Redis for cluster mode, which is not built yet (the URL is checked, then unused)",
+            "Redis for cluster mode (one poller per router for every replica); empty = one process",
             schemes=("redis", "rediss", "unix"),
         ),
     ] = ""
+    key_prefix: Annotated[
+        str,
+        Text(
+            "start of every Redis key of this gateway cluster",
+            valid=_is_key_prefix,
+            expected="1 to 64 letters, digits, '_', '.', ':' or '-'",
+        ),
+    ] = "gateway"
 
     @property
     def enabled(self) -> bool:
@@ -219,7 +240,10 @@ class ClusterSettings:
         return bool(self.redis_url)
 
     def __repr__(self) -> str:
-        return f"ClusterSettings(redis_url={redact_url(self.redis_url)!r})"
+        return (
+            f"ClusterSettings(redis_url={redact_url(self.redis_url)!r}, "
+            f"key_prefix={self.key_prefix!r})"
+        )
 
 
 def _api_port(get: Getter) -> int:
@@ -285,9 +309,10 @@ class RouterSettings:
             ),
         ),
     ] = "utf-8"
-    interval: Annotated[float | None, Number("seconds between polls; default [poll] interval")] = (
-        None
-    )
+    interval: Annotated[
+        float | None,
+        Number("seconds between polls; default [poll] interval", minimum=0.001, why=_SEQ_PACE),
+    ] = None
     timeout: Annotated[float | None, Number("deadline per step; default [poll] timeout")] = None
     interfaces: Annotated[
         tuple[str, ...],

@@ -120,14 +120,25 @@ def traffic_frame(
 
 
 def status_frame(
-    router: str, state: RouterState, error: str | None, since: float
+    router: str, state: RouterState, error: str | None, since: float, *, degraded: bool = False
 ) -> dict[str, object]:
     """A ``status`` frame: ``{"type": "status", "router", "state", "error", "since"}``.
 
     ``error`` is a short human-readable reason (never a secret) or ``None``; ``since`` is the Unix
-    time the router entered ``state``.
+    time the router entered ``state``. With ``degraded`` (cluster mode, Redis unreachable: this
+    replica polls the router itself) the frame ends with ``"degraded": true``; otherwise the
+    key is absent.
     """
-    return {"type": "status", "router": router, "state": state, "error": error, "since": since}
+    status: dict[str, object] = {
+        "type": "status",
+        "router": router,
+        "state": state,
+        "error": error,
+        "since": since,
+    }
+    if degraded:
+        status["degraded"] = True
+    return status
 
 
 def hello_frame(routers: Sequence[tuple[str, str]], heartbeat: float) -> dict[str, object]:

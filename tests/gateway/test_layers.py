@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -83,3 +85,20 @@ def test_the_contract_checker_stays_pure() -> None:
     assert not found & {"asyncio", "socket", "selectors", "time", "os", "aiohttp", "gevent"}
     ours = {m for m in imports(PACKAGE / "contract.py") if m in MODULES}
     assert ours <= {"gateway.history"}, ours
+
+
+def test_only_the_cluster_module_talks_to_redis() -> None:
+    """The Redis client is imported by gateway/cluster.py alone, and loading the program (the
+    command line, the app) does not load it: one process never imports the client."""
+    users = sorted(
+        name for name, path in MODULES.items() if any(m.startswith("redis") for m in imports(path))
+    )
+    assert users == ["gateway.cluster"]
+    script = (
+        "import sys, gateway.cli, gateway.app; "
+        "print(sorted(m for m in sys.modules if m.startswith('redis')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -57,6 +57,7 @@ SPECIAL: dict[tuple[str, str], Probe] = {
     ),
     ("auth", "jwt_secret_file"): Probe("jwt.secret", Secret(PROBE_JWT), {"mode": "jwt"}),
     ("cluster", "redis_url"): Probe("redis://redis:6379/1", "redis://redis:6379/1"),
+    ("cluster", "key_prefix"): Probe("noc:gw-2", "noc:gw-2"),
     ("routers", "id"): Probe("edge_2.example", "edge_2.example"),
     ("routers", "encoding"): Probe("cp1251", "cp1251"),
     ("routers", "interfaces"): Probe(

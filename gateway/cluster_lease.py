@@ -1,0 +1,459 @@
+"""One router's lease in cluster mode: which replica polls it, and where its frames go.
+
+Each replica runs one ``RouterLease`` per router (one task). Its role is one of:
+
+- ``idle``: this replica does not poll the router. When it has local demand (the topic's
+  ``Demand``: subscribers, REST reads, linger) it tries every interval to take the lease
+  (``ACQUIRE``: announce the demand, ``SET NX``), so a dead holder's lease is taken within one
+  lease TTL plus one interval.
+- ``holder``: it holds the lease and its poller polls. Every tick (``TICK``) renews the lease,
+  appends what the poller published to the router's stream (every replica's reader feeds its
+  topic from there, this one's included), keeps this replica's demand fresh and counts the
+  replicas with demand; at zero it writes an ``idle`` status and releases the lease. A tick
+  that finds the lease gone stops polling at once and appends nothing; so does a lease this
+  replica could not renew within its lifetime.
+- ``local``: Redis has been unreachable for a lease TTL (the store is ``degraded``) and the
+  router has local demand: the poller polls and publishes straight to the topic, its statuses
+  marked ``"degraded": true``. When Redis answers again the replica competes for the lease;
+  unless it wins, it stops polling and shows the stream's status again.
+
+The poller sees the lease through two seams: ``gate`` (poll while ``wanted()``) and the lease
+itself as its publisher (``traffic``, ``status``, ``next_seq``). Redis is reached only through
+``LeaseStore`` (``gateway.cluster.Link`` in production), so this module imports no Redis client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol
+
+import orjson
+
+from gateway.config import PollSettings, RouterSettings
+from gateway.core.cluster import (
+    Entry,
+    RedisUnavailable,
+    RouterKeys,
+    lease_ttl_ms,
+    stream_maxlen,
+    takeover_seq,
+)
+from gateway.core.frames import status_frame
+from gateway.core.model import RouterState
+from gateway.faults import UnexpectedErrors
+from gateway.history import Frame
+from gateway.metrics import Metrics
+from gateway.topic import Topic
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["idle", "holder", "local"]
+
+PENDING: Final = 32
+"""Entries a holder keeps for its next tick. Normally one or two wait; more means Redis is not
+answering, and the lease runs out before this fills (the oldest are dropped first)."""
+
+RENEW_AFTER: Final = 1.5
+"""Intervals after the last renewal at which a holder renews without anything to publish: each
+published frame renews the lease anyway, so a polling holder sends one script per poll; a
+holder whose router is down still renews well within the TTL (two intervals plus the timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    """The answer to an acquire: whether the lease was taken, Redis time (ms), and the router's
+    last published seq and status JSON (None when the stream has none)."""
+
+    taken: bool
+    now_ms: int
+    seq: int | None
+    status: bytes | None
+
+
+class LeaseStore(Protocol):
+    """What a lease needs of Redis (``gateway.cluster.Link``; the scripts are
+    ``gateway.cluster_scripts``). Every call has a deadline and raises ``RedisUnavailable``
+    when Redis did not answer in time."""
+
+    @property
+    def degraded(self) -> bool:
+        """Whether Redis has been unreachable for a lease TTL: replicas poll for themselves."""
+        ...
+
+    def may_call(self) -> bool:
+        """Whether a call may be made now (False while backing off after failures)."""
+        ...
+
+    async def acquire(
+        self, keys: RouterKeys, token: str, ttl_ms: int, replica: str, demand_ms: int
+    ) -> Acquired:
+        """``ACQUIRE``: announce demand until ``demand_ms`` from now, take the lease if free."""
+        ...
+
+    async def tick(
+        self,
+        keys: RouterKeys,
+        token: str,
+        ttl_ms: int,
+        replica: str,
+        demand_ms: int,
+        maxlen: int,
+        entries: Sequence[Entry],
+    ) -> int:
+        """``TICK``: -1 when the lease is lost, else the replicas with demand."""
+        ...
+
+    async def release(
+        self, keys: RouterKeys, token: str, replica: str, maxlen: int, status: Entry | None
+    ) -> bool:
+        """``RELEASE``: give the lease up if it is ``token``'s, appending ``status`` first."""
+        ...
+
+    async def withdraw(self, keys: RouterKeys, replica: str) -> None:
+        """Take this replica's demand for the router back."""
+        ...
+
+    async def status(self, keys: RouterKeys) -> bytes | None:
+        """The router's current status JSON in Redis, if any."""
+        ...
+
+
+class PollerState(Protocol):
+    """What the lease reads of its router's poller (``gateway.poller.Poller``)."""
+
+    state: RouterState
+    error: str | None
+    since: float
+
+
+class Gate:
+    """The poller's demand in cluster mode: poll while this replica holds the lease (and it has
+    not run out) or polls for itself while Redis is away. ``woken`` is the poller's own event,
+    set when polling becomes wanted; the poller clears it."""
+
+    __slots__ = ("_lease", "woken")
+
+    def __init__(self, lease: RouterLease) -> None:
+        self._lease = lease
+        self.woken = asyncio.Event()
+
+    def wanted(self) -> bool:
+        return self._lease.polling
+
+
+def publish_counted(topic: Topic, metrics: Metrics, frame: Frame | dict[str, object]) -> None:
+    """Publish a traffic frame to ``topic`` (a ``Frame`` from a stream, skipped when its seq is
+    not above the topic's latest; or a frame dict, encoded once) and count what it cost."""
+    encodes, dropped = topic.encodes, topic.frames_dropped
+    written = topic.publish_frame(frame) if isinstance(frame, Frame) else topic.publish(frame)
+    if written is None:
+        return
+    if topic.encodes != encodes:
+        metrics.frame_encode.inc(topic.encodes - encodes)
+    metrics.frames_sent.inc(written)
+    if topic.frames_dropped != dropped:
+        metrics.frames_dropped.inc(topic.frames_dropped - dropped)
+
+
+class RouterLease:
+    """One router's lease on this replica: the task that takes, renews and releases it, and the
+    publisher its poller writes to. ``poller`` is attached after construction (the poller needs
+    the gate first). ``start()`` once; ``shutdown()`` releases a held lease (bounded)."""
+
+    def __init__(
+        self,
+        router: RouterSettings,
+        poll: PollSettings,
+        topic: Topic,
+        store: LeaseStore,
+        metrics: Metrics,
+        *,
+        replica: str,
+        keys: RouterKeys,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.router = router.id
+        self.interval = router.effective_interval(poll)
+        self.ttl_ms = lease_ttl_ms(self.interval, router.effective_timeout(poll))
+        self.maxlen = stream_maxlen(poll.history)
+        self.topic = topic
+        self.demand = topic.demand
+        self.keys = keys
+        self.replica = replica
+        self.poller: PollerState | None = None
+        self.gate = Gate(self)
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._wall = wall
+        self.role: Role = "idle"
+        # The lease's value while held; a new one per attempt, so a lease this replica lost and
+        # took again is told apart from the old one.
+        self._token: str | None = None
+        self._attempts = 0
+        # Monotonic time of the last renewal's sending, and when the lease may have run out
+        # (counted from the sending: Redis set it later, so it runs out later than this).
+        self._renewed_at = -math.inf
+        self._lease_until = -math.inf
+        # The first seq after the takeover (``takeover_seq``); the poller's next_seq uses it.
+        self._seq_floor = 0
+        # What the poller published since the last tick, oldest first: sent by the next tick
+        # (and kept when it fails), cleared when the lease is lost or released. Owned here.
+        self._pending: deque[Entry] = deque(maxlen=PENDING)
+        # Whether this replica's demand is in Redis (it is withdrawn once demand ends).
+        self._announced = False
+        # Whether the last step saw local demand; when the step ran.
+        self._wanted = False
+        self._stepped_at = -math.inf
+        # Set by the topic's demand (a subscriber joined, a REST read) and by the publisher
+        # (entries to send): the lease's task looks again. Only that task clears it.
+        self.wake = topic.demand.woken
+        self._unexpected = UnexpectedErrors(logger, f"{router.id}: cluster lease")
+        self._held = metrics.cluster_lease_held.labels(router.id)
+        self._changes = metrics.cluster_lease_changes
+        self._held.set(0)
+        # The lease's task: created by start(), cancelled and awaited by shutdown().
+        self._task: asyncio.Task[None] | None = None
+        # Until the stream's reader finds the router's status in Redis, viewers see it idle.
+        topic.publish_status(status_frame(router.id, "idle", None, wall()))
+
+    @property
+    def polling(self) -> bool:
+        """Whether this replica's poller should poll the router now."""
+        if self.role == "holder":
+            return self._clock() < self._lease_until
+        return self.role == "local"
+
+    @property
+    def feeds_topic(self) -> bool:
+        """Whether the stream feeds the topic: not while the poller publishes to it itself."""
+        return self.role != "local"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"lease:{self.router}")
+
+    async def shutdown(self) -> None:
+        """Stop the task and give a held lease up, so another replica polls at once (step 3 of
+        the shutdown; bounded by the store's deadline). The poller stops polling from here on."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.role == "holder" and self._token is not None:
+            token = self._token
+            self._drop("released", "shutting down")
+            with contextlib.suppress(RedisUnavailable):
+                await self._store.release(self.keys, token, self.replica, self.maxlen, None)
+        self.role = "idle"
+
+    async def _run(self) -> None:
+        while True:
+            delay = self._next_step() - self._clock()
+            if delay > 0 and not self.wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(None if math.isinf(delay) else delay):
+                        await self.wake.wait()
+            self.wake.clear()
+            try:
+                await self._step()
+            except RedisUnavailable:
+                pass  # logged by the store; a lease that is not renewed runs out by itself
+            except Exception as exc:  # noqa: BLE001 - the lease outlives any bug below it
+                self._unexpected.report(exc)
+            else:
+                self._unexpected.recovered()
+
+    def _next_step(self) -> float:
+        """When the task should look again (monotonic; inf: only when woken)."""
+        retry = self._stepped_at + self.interval / 4
+        if self.role == "holder":
+            if self._pending and self._store.may_call():
+                return retry
+            due = min(self._renewed_at + RENEW_AFTER * self.interval, self._lease_until)
+        elif self.role == "local" or self._announced or self._wanted:
+            due = self._stepped_at + self.interval
+        else:
+            return math.inf
+        return max(due, retry)
+
+    async def _step(self) -> None:
+        now = self._stepped_at = self._clock()
+        wanted = self._wanted = self.demand.wanted()
+        store = self._store
+        if self.role == "holder" and now >= self._lease_until:
+            self._drop("lost", "not renewed within its lifetime")
+        if store.degraded:
+            if wanted and self.role != "local":
+                self._go_local()
+            elif not wanted and self.role == "local":
+                self._end_local(None, degraded=True)
+            return
+        if not store.may_call():
+            return
+        if self.role == "holder":
+            if self._pending or now >= self._renewed_at + RENEW_AFTER * self.interval:
+                await self._tick(wanted)
+        elif wanted:
+            await self._acquire()
+        elif self.role == "local":
+            self._end_local(await store.status(self.keys), degraded=False)
+        elif self._announced:
+            await store.withdraw(self.keys, self.replica)
+            self._announced = False
+
+    # -- the lease ----------------------------------------------------------------------------
+
+    async def _acquire(self) -> None:
+        self._attempts += 1
+        token = f"{self.replica}#{self._attempts}"
+        sent = self._clock()
+        reply = await self._store.acquire(self.keys, token, self.ttl_ms, self.replica, self.ttl_ms)
+        self._announced = True
+        if reply.taken:
+            self._take(token, sent, reply)
+        elif self.role == "local":
+            self._end_local(reply.status, degraded=False)
+
+    def _take(self, token: str, sent: float, reply: Acquired) -> None:
+        self.role = "holder"
+        self._token = token
+        self._renewed_at = sent
+        self._lease_until = sent + self.ttl_ms / 1000
+        latest = None if self.topic.latest is None else self.topic.latest.seq
+        self._seq_floor = takeover_seq(reply.seq, latest, reply.now_ms)
+        self._held.set(1)
+        self._changes.labels(self.router, "acquired").inc()
+        logger.info("%s: this replica (%s) polls it for the cluster", self.router, self.replica)
+        poller = self.poller
+        if poller is not None and poller.state != "idle":
+            # Polling already (for itself, or not yet stopped after a lost lease): viewers get
+            # the state before the first frame of the takeover, whose seq jumps.
+            self.status(status_frame(self.router, poller.state, poller.error, poller.since))
+        self.gate.woken.set()
+
+    async def _tick(self, wanted: bool) -> None:
+        token = self._token
+        assert token is not None  # a holder has one
+        entries = tuple(self._pending)
+        sent = self._clock()
+        count = await self._store.tick(
+            self.keys,
+            token,
+            self.ttl_ms,
+            self.replica,
+            self.ttl_ms if wanted else 0,
+            self.maxlen,
+            entries,
+        )
+        if count < 0:
+            self._drop("lost", "another replica holds it, or it ran out")
+            return
+        for _ in entries:
+            self._pending.popleft()
+        self._renewed_at = sent
+        self._lease_until = sent + self.ttl_ms / 1000
+        self._announced = wanted
+        if count == 0:
+            # Nobody watches anywhere: say so, give the lease up; the poller stops at once and
+            # logs out after its idle period.
+            self._drop("released", "nobody watches in the cluster")
+            idle = orjson.dumps(status_frame(self.router, "idle", None, self._wall()))
+            entry = Entry("status", idle, self._wall())
+            await self._store.release(self.keys, token, self.replica, self.maxlen, entry)
+
+    def _drop(self, change: Literal["lost", "released"], why: str) -> None:
+        """Stop holding (the poller stops before its next request): count and log it."""
+        self.role = "idle"
+        self._token = None
+        self._pending.clear()
+        self._lease_until = -math.inf
+        self._held.set(0)
+        self._changes.labels(self.router, change).inc()
+        if change == "lost":
+            logger.warning("%s: lease lost (%s): this replica stops polling it", self.router, why)
+        else:
+            logger.info("%s: lease released (%s)", self.router, why)
+
+    # -- Redis away ---------------------------------------------------------------------------
+
+    def _go_local(self) -> None:
+        """Poll for this replica's own viewers while Redis is unreachable."""
+        self.role = "local"
+        logger.debug("%s: polled by this replica for itself while Redis is away", self.router)
+        poller = self.poller
+        if poller is not None and poller.state != "idle":
+            status = status_frame(
+                self.router, poller.state, poller.error, poller.since, degraded=True
+            )
+            self.topic.publish_status(status)
+        self.gate.woken.set()
+
+    def _end_local(self, status: bytes | None, *, degraded: bool) -> None:
+        """Stop polling for this replica alone: local demand ended (``degraded``: Redis is
+        still away, the router is idle here), or Redis answers and another replica holds the
+        lease (its ``status`` in Redis, when there is one, replaces the degraded one)."""
+        self.role = "idle"
+        if degraded:
+            idle = status_frame(self.router, "idle", None, self._wall(), degraded=True)
+            self.topic.publish_status(idle)
+        elif status is not None:
+            self.show_status(status)
+
+    def show_status(self, data: bytes) -> None:
+        """Show viewers a status message from the stream (its JSON); a malformed one is
+        skipped."""
+        try:
+            status = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            status = None
+        if not isinstance(status, dict) or status.get("router") != self.router:
+            logger.warning("%s: skipped a status in Redis that is not one", self.router)
+            return
+        if status != self.topic.status:
+            self.topic.publish_status(status)
+
+    # -- the poller's publisher ---------------------------------------------------------------
+
+    def traffic(self, frame: dict[str, object]) -> None:
+        """A frame the poller made: to the stream (holder), to the topic (local), or dropped."""
+        if self.role == "holder":
+            if self._clock() >= self._lease_until:
+                return  # the lease may have run out: this replica may not publish any more
+            seq = frame["seq"]
+            assert isinstance(seq, int)
+            self._metrics.frame_encode.inc()
+            self._pending.append(Entry("traffic", orjson.dumps(frame), self._wall(), seq))
+            self.wake.set()
+        elif self.role == "local":
+            publish_counted(self.topic, self._metrics, frame)
+
+    def status(self, status: dict[str, object]) -> None:
+        """A status change of the poller's: to the stream, to the topic marked degraded, or
+        dropped (a poller that is not polling for anyone)."""
+        if self.role == "holder":
+            self._pending.append(Entry("status", orjson.dumps(status), self._wall()))
+            self.wake.set()
+        elif self.role == "local":
+            self.topic.publish_status({**status, "degraded": True})
+
+    def next_seq(self, seq: int) -> int:
+        """The seq of the poller's next frame, after ``seq``: a holder's starts at its takeover
+        floor; a replica polling for itself goes on from what its viewers saw last."""
+        if self.role == "holder":
+            return max(seq + 1, self._seq_floor)
+        latest = self.topic.latest
+        if self.role == "local" and latest is not None:
+            return max(seq + 1, latest.seq + 1)
+        return seq + 1

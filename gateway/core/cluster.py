@@ -1,0 +1,161 @@
+"""Cluster mode's pure rules: Redis key names, the lease's lifetime, the seq rule, and the stream
+entries that carry frames from the replica that polls a router to every other replica.
+
+No I/O and no clock: times come in as arguments. ``gateway.cluster`` does the Redis calls.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = [
+    "STATUS_SLACK",
+    "Entry",
+    "EntryError",
+    "EntryKind",
+    "RedisUnavailable",
+    "RouterKeys",
+    "entry_args",
+    "lease_ttl_ms",
+    "parse_entry",
+    "replica_id",
+    "router_keys",
+    "stream_maxlen",
+    "takeover_seq",
+]
+
+EntryKind = Literal["traffic", "status"]
+"""What a stream entry carries: a ``traffic`` frame or a ``status`` message."""
+
+STATUS_SLACK: Final = 64
+"""Entries a router's stream keeps beyond ``history``: its status messages share the stream with
+the traffic frames, and a subscriber on any replica must still find ``history`` frames."""
+
+# A host name as it may appear in a replica id: anything else becomes "-" (ids go into logs).
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True, slots=True)
+class RouterKeys:
+    """The Redis keys of one router, all under one hash tag (``{prefix}``).
+
+    ``lease``: the holder's token (a string with a TTL). ``demand``: a sorted set of replica ids
+    scored by when their demand expires (ms, Redis time). ``stream``: the frames and status
+    messages, oldest first. ``meta``: a hash with ``seq``, the last traffic seq published, and
+    ``status``, the current status message's JSON (the stream may have trimmed it away).
+
+    One hash tag for every key of the gateway (rather than one per router) keeps them in one
+    slot: the stream reader reads every router's stream with one ``XREAD``, which a Redis
+    Cluster refuses across slots.
+    """
+
+    lease: str
+    demand: str
+    stream: str
+    meta: str
+
+
+def router_keys(prefix: str, router: str) -> RouterKeys:
+    """The keys of ``router``: ``{prefix}:<router>:lease``, ``...:demand``, ``...:stream`` and
+    ``...:meta``. Router ids hold no ``:``, ``{`` or ``}`` (see the router ``id`` setting)."""
+    base = f"{{{prefix}}}:{router}"
+    return RouterKeys(f"{base}:lease", f"{base}:demand", f"{base}:stream", f"{base}:meta")
+
+
+def lease_ttl_ms(interval: float, timeout: float) -> int:
+    """A router's lease lifetime in milliseconds: ``2 x interval + timeout``, rounded up.
+
+    A holder renews it every tick; a poll that takes its whole deadline delays one renewal by at
+    most ``timeout``, so a slow router never costs the lease, while a dead holder's lease is
+    taken over within this plus one interval.
+    """
+    return math.ceil((2 * interval + timeout) * 1000)
+
+
+def stream_maxlen(history: int) -> int:
+    """The length a router's stream is trimmed to (approximately, never below it)."""
+    return history + STATUS_SLACK
+
+
+def takeover_seq(stream_seq: int | None, latest_seq: int | None, now_ms: int) -> int:
+    """The first ``seq`` a replica publishes after taking a router's lease.
+
+    The largest of: the last seq in the stream plus one (``stream_seq``), the last seq this
+    replica's viewers saw plus one (``latest_seq``: it may have published frames of its own
+    while Redis was unreachable), and ``now_ms`` (Redis time in milliseconds). Seq grows by one
+    per poll and polls are at least a millisecond apart, so every seq ever published is at most
+    about the time it was published in milliseconds: starting at the current time is above
+    whatever any replica published before, whatever happened meanwhile (an outage, a restarted
+    Redis that lost the stream), with no coordination an outage could break. A viewer sees seq
+    jump forward at a takeover, after a status message, and never go backwards.
+    """
+    return max([now_ms, *(s + 1 for s in (stream_seq, latest_seq) if s is not None)])
+
+
+def replica_id(hostname: str, pid: int, suffix: str) -> str:
+    """A replica's id for logs and leases: ``<host>-<pid>-<suffix>`` (e.g. the pod's name, its
+    process id and a few random characters, so a restarted process with the same pid differs).
+    Characters other than letters, digits, ``_``, ``.`` and ``-`` in the host name become ``-``."""
+    host = _UNSAFE.sub("-", hostname)[:63] or "gateway"
+    return f"{host}-{pid}-{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry: a message as the holder encoded it, once, for every replica.
+
+    ``data`` is the message's JSON (a ``traffic`` frame or a ``status``), sent to viewers as it
+    is; ``published`` the holder's Unix time when it appended it (for the lag metric); ``seq``
+    the traffic frame's seq (None for a status), so a reader can skip a frame it already has
+    without parsing it.
+    """
+
+    kind: EntryKind
+    data: bytes
+    published: float
+    seq: int | None = None
+
+
+class EntryError(ValueError):
+    """A stream entry this version cannot read (the message names what was wrong)."""
+
+
+def entry_args(entry: Entry) -> tuple[str, bytes, str, str]:
+    """The four script arguments carrying ``entry`` (see ``gateway.cluster_scripts.TICK``):
+    kind, data, published time, seq (empty for a status)."""
+    seq = "" if entry.seq is None else str(entry.seq)
+    return entry.kind, entry.data, repr(entry.published), seq
+
+
+def parse_entry(fields: Mapping[bytes, bytes]) -> Entry:
+    """An entry from its stream fields (``type``, ``data``, ``t``, and ``seq`` for traffic).
+
+    Raises EntryError naming the field that is missing or malformed.
+    """
+    kind = fields.get(b"type")
+    data = fields.get(b"data")
+    if kind not in (b"traffic", b"status"):
+        raise EntryError(f"entry type {kind!r} is neither traffic nor status")
+    if data is None:
+        raise EntryError("entry without data")
+    try:
+        published = float(fields.get(b"t", b""))
+    except ValueError:
+        raise EntryError(f"entry time {fields.get(b't')!r} is not a number") from None
+    if not math.isfinite(published):
+        raise EntryError(f"entry time {published!r} is not finite")
+    if kind == b"status":
+        return Entry("status", data, published)
+    raw = fields.get(b"seq", b"")
+    if not raw.isdigit():
+        raise EntryError(f"traffic entry seq {raw!r} is not a non-negative integer")
+    return Entry("traffic", data, published, int(raw))
+
+
+class RedisUnavailable(Exception):
+    """A Redis call failed or missed its deadline; the message says which call and why (never
+    the URL's password). The caller carries on as if the call had not been made."""

@@ -1,0 +1,198 @@
+"""The lease scripts and the Redis link against a real redis-server: acquire, renew, lose,
+release, demand, and every call bounded when Redis is gone or hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final
+
+import pytest
+
+from gateway.cluster import Link
+from gateway.cluster_lease import Acquired
+from gateway.core.cluster import Entry, RedisUnavailable, router_keys
+from gateway.metrics import Metrics
+from tests.support.redis import RedisServer, free_port, redis_server
+from tests.support.timing import eventually, seconds
+
+KEYS: Final = router_keys("test", "core-1")
+TTL: Final = 2000
+MAXLEN: Final = 100
+TRAFFIC: Final = Entry("traffic", b'{"type":"traffic","seq":41}', 1764377000.5, 41)
+STATUS: Final = Entry("status", b'{"type":"status","state":"up"}', 1764377000.25)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[RedisServer]:
+    async with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def link(redis: RedisServer) -> AsyncIterator[Link]:
+    link = make_link(redis.url)
+    yield link
+    await link.close()
+
+
+def make_link(url: str, *, timeout: float = 1.0, degrade_after: float = 5.0) -> Link:
+    return Link(
+        url,
+        timeout=seconds(timeout),
+        block=0.1,
+        degrade_after=degrade_after,
+        metrics=Metrics(),
+        name="test-replica",
+    )
+
+
+async def test_a_free_lease_is_taken_by_one_replica_only(link: Link) -> None:
+    """The first replica with demand takes the lease; the next one is told it is held."""
+    first = await link.acquire(KEYS, "a#1", TTL, "a", TTL)
+    second = await link.acquire(KEYS, "b#1", TTL, "b", TTL)
+    assert first.taken
+    assert not second.taken
+    assert (first.seq, first.status) == (None, None)
+    assert await link.commands.get(KEYS.lease) == b"a#1"
+    ttl = await link.commands.pttl(KEYS.lease)
+    assert 0 < ttl <= TTL
+    assert abs(first.now_ms - time.time() * 1000) < seconds(5) * 1000  # Redis time, in ms
+
+
+async def test_the_holder_renews_and_appends_in_one_call(link: Link) -> None:
+    """A tick renews the lease, appends the entries in order, records the last seq and status,
+    and counts the replicas with demand."""
+    await link.acquire(KEYS, "a#1", TTL, "a", TTL)
+    await link.acquire(KEYS, "b#1", TTL, "b", TTL)
+    await link.commands.pexpire(KEYS.lease, 100)
+    count = await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, [STATUS, TRAFFIC])
+    assert count == 2
+    assert await link.commands.pttl(KEYS.lease) > 100
+    entries: Any = await link.commands.xrange(KEYS.stream)
+    assert [fields[b"type"] for _, fields in entries] == [b"status", b"traffic"]
+    assert entries[1][1][b"data"] == TRAFFIC.data
+    assert entries[1][1][b"seq"] == b"41"
+    meta = await link.commands.hgetall(KEYS.meta)
+    assert meta == {b"seq": b"41", b"status": STATUS.data}
+    again = await link.acquire(KEYS, "c#1", TTL, "c", TTL)
+    assert again == Acquired(False, again.now_ms, 41, STATUS.data)
+
+
+async def test_a_stale_token_is_told_the_lease_is_lost_and_appends_nothing(link: Link) -> None:
+    """A tick with a token that no longer holds the lease returns lost, renews nothing and
+    appends nothing: a replica that lost the lease can never publish."""
+    await link.acquire(KEYS, "a#1", TTL, "a", TTL)
+    await link.commands.delete(KEYS.lease)
+    await link.acquire(KEYS, "b#1", TTL, "b", TTL)  # b took over
+    assert await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, [TRAFFIC]) == -1
+    assert await link.commands.xlen(KEYS.stream) == 0
+    assert await link.commands.hget(KEYS.meta, "seq") is None
+    assert await link.commands.get(KEYS.lease) == b"b#1"
+    # An expired lease nobody took is lost as well: it is never brought back by a tick.
+    await link.commands.delete(KEYS.lease)
+    assert await link.tick(KEYS, "b#1", TTL, "b", TTL, MAXLEN, [TRAFFIC]) == -1
+    assert await link.commands.exists(KEYS.lease) == 0
+
+
+async def test_only_the_holder_releases_the_lease(link: Link) -> None:
+    """A release by another token changes nothing; the holder's deletes the lease and its
+    demand and appends the last status."""
+    await link.acquire(KEYS, "a#1", TTL, "a", TTL)
+    assert not await link.release(KEYS, "b#1", "b", MAXLEN, STATUS)
+    assert await link.commands.get(KEYS.lease) == b"a#1"
+    assert await link.commands.xlen(KEYS.stream) == 0
+    assert await link.release(KEYS, "a#1", "a", MAXLEN, STATUS)
+    assert await link.commands.exists(KEYS.lease) == 0
+    assert await link.commands.zscore(KEYS.demand, "a") is None
+    assert await link.status(KEYS) == STATUS.data
+    # Released without a status (a shutdown): nothing appended.
+    await link.acquire(KEYS, "b#1", TTL, "b", TTL)
+    assert await link.release(KEYS, "b#1", "b", MAXLEN, None)
+    assert await link.commands.xlen(KEYS.stream) == 1
+
+
+async def test_demand_counts_replicas_until_it_expires_or_is_withdrawn(link: Link) -> None:
+    """Each replica's demand counts until withdrawn or past its expiry; a holder without demand
+    of its own sees zero once the others' demand is gone."""
+    await link.acquire(KEYS, "a#1", TTL, "a", TTL)
+    await link.acquire(KEYS, "b#1", TTL, "b", TTL)
+    await link.acquire(KEYS, "c#1", TTL, "c", 50)  # expires in 50 ms
+    assert await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, []) >= 2
+    await link.withdraw(KEYS, "b")
+
+    async def only_the_holder() -> bool:
+        return await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, []) == 1
+
+    await eventually(only_the_holder, timeout=seconds(2), message="c's demand expired")
+    assert await link.tick(KEYS, "a#1", TTL, "a", 0, MAXLEN, []) == 0
+
+
+async def test_the_stream_is_trimmed_near_its_length(link: Link) -> None:
+    """A stream never grows far past its length, and keeps at least that many entries."""
+    await link.acquire(KEYS, "a#1", TTL, "a", TTL)
+    for seq in range(1, 401):
+        entry = Entry("traffic", b"{}", 1.0, seq)
+        await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, [entry])
+    length = await link.commands.xlen(KEYS.stream)
+    assert MAXLEN <= length <= MAXLEN + 100  # "~": whole macro nodes are trimmed
+    entries, _ = await link.tail(KEYS, MAXLEN)
+    assert [int(fields[b"seq"]) for _, fields in entries] == list(range(400, 300, -1))
+
+
+async def test_scripts_are_loaded_again_after_redis_forgets_them(link: Link) -> None:
+    """A Redis that lost its script cache (a restart, SCRIPT FLUSH) gets the script again."""
+    await link.acquire(KEYS, "a#1", TTL, "a", TTL)
+    await link.commands.script_flush()
+    assert await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, [TRAFFIC]) == 1
+    await link.commands.script_flush()
+    assert not (await link.acquire(KEYS, "b#1", TTL, "b", TTL)).taken
+
+
+async def test_calls_to_a_redis_that_is_gone_fail_fast_and_back_off() -> None:
+    """With nothing listening, a call fails at once, the next calls wait for the backoff, and
+    after ``degrade_after`` without an answer the link is degraded."""
+    link = make_link(f"redis://127.0.0.1:{free_port()}/0", degrade_after=seconds(0.3))
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable, match="acquire: ConnectionError"):
+            await link.acquire(KEYS, "a#1", TTL, "a", TTL)
+        assert time.monotonic() - started < seconds(1)
+        assert not link.healthy
+        assert link.retry_in() > 0 or link.may_call()
+        await eventually(lambda: link.degraded, timeout=seconds(2), message="degraded")
+    finally:
+        await link.close()
+
+
+async def test_a_redis_that_never_answers_costs_one_deadline_per_call() -> None:
+    """A server that accepts connections and says nothing (a hung Redis) makes each call fail
+    at its deadline: nothing waits longer."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = make_link(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    try:
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "acquire": lambda: link.acquire(KEYS, "a#1", TTL, "a", TTL),
+            "read": lambda: link.read({KEYS.stream: b"0-0"}, 10),
+        }
+        for name, call in calls.items():
+            started = time.monotonic()
+            with pytest.raises(RedisUnavailable, match="timeout"):
+                await call()
+            took = time.monotonic() - started
+            # The deadline (a read's includes its block time), and a little for the machine.
+            assert took < seconds(0.3) + 0.1 + seconds(0.5), (name, took)
+            link.healthy = True  # as if a call had succeeded meanwhile: try the next at once
+    finally:
+        await link.close()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
