@@ -6,7 +6,8 @@ states it:
 
 1. readiness turns 503 at once and no new websocket is accepted;
 2. every websocket gets close 1001 (clients reconnect, with jitter, to another replica);
-3. pollers stop and router sessions log out (the cleanup contexts);
+3. Redis leases are released (cluster mode), pollers stop and router sessions log out (the
+   cleanup contexts);
 4. the process exits 0 within ``shutdown_grace``.
 """
 
@@ -29,7 +30,7 @@ from gateway.config import Settings
 from gateway.demand import Demand
 from gateway.faults import UnexpectedErrors
 from gateway.hub import Hub
-from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, SETTINGS
+from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, ROUTERS, SETTINGS
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
 from gateway.poller import Clock, Poller
@@ -39,6 +40,7 @@ from gateway.wire import CloseCode
 from gateway.ws import ViewerContext, WebSocketEndpoint, close_viewers
 
 if TYPE_CHECKING:
+    from gateway.cluster import Cluster
     from gateway.routeros import Connector
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ def create_app(
     app[METRICS] = metrics
     app[LIFECYCLE] = lifecycle
     app[POLLERS] = pollers
+    app[ROUTERS] = {r.id: r for r in settings.routers}
     endpoint = WebSocketEndpoint(
         ViewerContext(
             hub=hub,
@@ -109,8 +112,16 @@ def create_app(
     app.router.add_static("/static", views.STATIC_ROOT, append_version=True, name="static")
 
     async def polling(app: web.Application) -> AsyncIterator[None]:
-        # Owned here: one poller (and its task) per router, from start-up to step 3.
+        # Owned here: one poller (and its task) per router, from start-up to step 3; in cluster
+        # mode also the replica's Redis side (a lease per router and the stream reader).
+        cluster: Cluster | None = None
+        if settings.cluster.enabled:
+            # Imported here: one process never loads the Redis client.
+            from gateway.cluster import Cluster
+
+            cluster = Cluster(settings, hub.topics, metrics, clock=clock)
         for router in settings.routers:
+            lease = None if cluster is None else cluster.leases[router.id]
             poller = Poller(
                 router,
                 settings.poll,
@@ -119,14 +130,25 @@ def create_app(
                 connect=connect,
                 clock=clock,
                 idle_logout=idle_logout,
+                gate=None if lease is None else lease.gate,
+                publisher=lease,
             )
+            if lease is not None:
+                lease.poller = poller
             pollers[router.id] = poller
             poller.start()
+        if cluster is not None:
+            cluster.start()
         lifecycle.ready = True
         yield
         lifecycle.ready = False
-        # Step 3: stop polling and log out of every router, all at once.
+        # Step 3: give up Redis leases (others take over at once), then stop polling and log
+        # out of every router, all at once.
+        if cluster is not None:
+            await cluster.release()
         await asyncio.gather(*(p.stop() for p in pollers.values()))
+        if cluster is not None:
+            await cluster.close()
 
     async def heartbeats(app: web.Application) -> AsyncIterator[None]:
         # Owned here: one task sends the heartbeat message to every viewer each period.

@@ -15,6 +15,11 @@ What it checks, on one viewer's connections (a resume carries over to the next c
    history and into the live frames: more is a gap (frames missing), the same or less a
    duplicate or out of order. A resume (``since`` = the last seq seen) that is not ``reset``
    goes on from ``since``; a ``reset`` one has lost frames (a violation of its own, ``LOST``).
+   In cluster mode (``StreamCheck(cluster=True)``) seq may also jump forward where another
+   replica took over polling the router: among live frames only right after a ``status``
+   message about the router (one always precedes a takeover's first frame), and within a
+   history (which carries frames, not status messages), the resume point included. Never
+   backwards, never a repeat.
 4. While a router is ``up`` (its latest ``status``), a traffic frame of it comes at least every
    gap bound (by default twice its poll interval plus the router timeout: a slow reply may delay
    a poll by up to the timeout). A router that is down, connecting or idle owes no frames.
@@ -123,6 +128,7 @@ class _Stream:
         "reset",
         "resubscribed",
         "since",
+        "status_before",
         "unsubscribed",
     )
 
@@ -142,6 +148,9 @@ class _Stream:
         # True after an unsubscribe on this connection: its messages are no longer judged.
         self.unsubscribed = False
         self.interval: float | None = None
+        # True when a status message about the router came after its last traffic frame (the
+        # one place a cluster's live seq may jump forward).
+        self.status_before = False
 
 
 class StreamCheck:
@@ -153,7 +162,8 @@ class StreamCheck:
 
     ``gap_bound(router)`` overrides rule 4's bound (seconds); by default it is ``2 x interval
     + router_timeout``, the interval read from the router's frames. ``heartbeats`` is rule 6's
-    bound in heartbeat periods. Owned by one reader: not thread-safe, no locks needed.
+    bound in heartbeat periods. ``cluster``: the gateway runs in cluster mode, where seq may
+    jump forward at a takeover (rule 3). Owned by one reader: not thread-safe, no locks needed.
     """
 
     def __init__(
@@ -163,7 +173,9 @@ class StreamCheck:
         gap_bound: Callable[[str], float] | None = None,
         heartbeats: float = 2.0,
         limit: int = MESSAGE_LIMIT,
+        cluster: bool = False,
     ) -> None:
+        self._cluster = cluster
         self._router_timeout = router_timeout
         self._gap_bound = gap_bound
         self._heartbeats = heartbeats
@@ -322,6 +334,7 @@ class StreamCheck:
             return
         router, streams = judged
         for stream in streams:
+            stream.status_before = True
             if stream.phase is Phase.STATUS:
                 stream.phase = Phase.HISTORY
                 stream.resubscribed = False
@@ -375,7 +388,7 @@ class StreamCheck:
                 found.append(Violation(Rule.SHAPE, "history frame without an integer seq", router))
                 continue
             expected = stream.last_seq if stream.frames_seen else self._resume_point(stream)
-            if expected is not None and seq != expected + 1:
+            if expected is not None and seq != expected + 1 and not self._may_jump(expected, seq):
                 found.append(
                     Violation(
                         Rule.SEQ, "history: seq not contiguous", router, f"{expected} then {seq}"
@@ -383,6 +396,7 @@ class StreamCheck:
                 )
             stream.last_seq = seq
             stream.frames_seen += 1
+            stream.status_before = False
             self._learn(stream, frame)
         if not more:
             if stream.frames_seen == 0:
@@ -417,11 +431,20 @@ class StreamCheck:
             )
             return
         last = stream.last_seq
-        if last is not None and seq != last + 1:
+        if (
+            last is not None
+            and seq != last + 1
+            and not (stream.status_before and self._may_jump(last, seq))
+        ):
             text = "seq gap: frames missing" if seq > last + 1 else "seq duplicate or out of order"
             found.append(Violation(Rule.SEQ, text, router, f"{last} then {seq}"))
         stream.last_seq = seq
+        stream.status_before = False
         self._learn(stream, message)
+
+    def _may_jump(self, last: int, seq: int) -> bool:
+        """Whether seq may go from ``last`` to ``seq`` at a takeover: forward, in cluster mode."""
+        return self._cluster and seq > last
 
     @staticmethod
     def _learn(stream: _Stream, frame: Mapping[str, Any]) -> None:

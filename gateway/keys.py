@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.config import Settings
+from gateway.config import RouterSettings, Settings
 from gateway.hub import Hub
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
@@ -19,3 +19,5 @@ METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 POLLERS = web.AppKey[dict[str, Poller]]("pollers")
 """One poller per router id, created at start-up (``gateway.app``), stopped at cleanup."""
+ROUTERS = web.AppKey[dict[str, RouterSettings]]("routers")
+"""Every configured router's settings by id (the REST views' lookup)."""

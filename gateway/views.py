@@ -18,8 +18,10 @@ from aiohttp import web
 
 from gateway.auth import AuthError, Grant, authorise
 from gateway.core.frames import filter_traffic, is_stale
-from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, SETTINGS
+from gateway.core.model import RouterState
+from gateway.keys import HUB, LIFECYCLE, METRICS, ROUTERS, SETTINGS
 from gateway.metrics import CONTENT_TYPE
+from gateway.topic import Topic
 
 FIRST_FRAME_WAIT: Final = 1.0
 """A first REST read waits this long for the first poll; it never waits on a router longer."""
@@ -121,24 +123,38 @@ def _grant(request: web.Request) -> Grant:
         ) from None
 
 
+def _state(topic: Topic) -> tuple[RouterState, str | None]:
+    """The router's state and error as its topic's viewers see them: what its poller last
+    published (in cluster mode: whichever replica polls it)."""
+    status = topic.status or {}
+    state = status.get("state")
+    error = status.get("error")
+    return (
+        state if state in ("connecting", "up", "down") else "idle",
+        error if isinstance(error, str) else None,
+    )
+
+
 async def routers(request: web.Request) -> web.Response:
     app = request.app
-    pollers, topics = app[POLLERS], app[HUB].topics
+    poll, topics = app[SETTINGS].poll, app[HUB].topics
     grant = _grant(request)
     listing = []
     for router in app[SETTINGS].routers:
         if not grant.allows(router.id):
             continue
-        poller = pollers[router.id]
+        topic = topics[router.id]
+        state, error = _state(topic)
+        latest = topic.latest
         listing.append(
             {
                 "id": router.id,
                 "name": router.name,
-                "interval": poller.interval,
-                "state": poller.state,
-                "viewers": topics[router.id].viewers,
-                "last_poll_ts": poller.last_poll_ts,
-                "last_error": poller.error,
+                "interval": router.effective_interval(poll),
+                "state": state,
+                "viewers": topic.viewers,
+                "last_poll_ts": None if latest is None else latest.ts,
+                "last_error": error,
             }
         )
     return _json({"routers": listing})
@@ -148,30 +164,34 @@ async def traffic(request: web.Request) -> web.Response:
     """The latest frame, at once; a first read waits at most a second for the first poll."""
     grant = _grant(request)
     router = request.match_info["router"]
-    poller = request.app[POLLERS].get(router)
-    if poller is None:
+    topic = request.app[HUB].topics.get(router)
+    if topic is None:
         return _json({"error": "unknown_router", "message": f"no router {router!r}"}, 404)
     if not grant.allows(router):
         message = f"your token does not cover router {router!r}"
         return _json({"error": "forbidden", "message": message}, 403)
-    topic = request.app[HUB].topics[router]
     topic.demand.touch()  # a REST read is demand: poll now, and for the linger after it
     frame = topic.latest or await topic.wait_frame(FIRST_FRAME_WAIT)
     if frame is None:
+        state, error = _state(topic)
         return _json(
             {
                 "error": "no_data",
                 "message": "no traffic frame yet",
-                "state": poller.state,
-                "last_error": poller.error,
+                "state": state,
+                "last_error": error,
             },
             503,
             headers={"Retry-After": "1"},
         )
+    poll = request.app[SETTINGS].poll
+    settings = request.app[ROUTERS][router]
+    interval, timeout = settings.effective_interval(poll), settings.effective_timeout(poll)
+    state, _ = _state(topic)
     now = time.time()
     flt = grant.interface_filter(router)
     body = dict(frame.data) if flt.is_all else filter_traffic(frame.data, flt)
-    body["stale"] = is_stale(poller.state, frame.ts, now, poller.interval, poller.timeout)
-    body["state"] = poller.state
+    body["stale"] = is_stale(state, frame.ts, now, interval, timeout)
+    body["state"] = state
     body["age_ms"] = round((now - frame.ts) * 1000)
     return _json(body)

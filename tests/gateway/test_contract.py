@@ -267,3 +267,34 @@ def test_error_and_unknown_messages_are_not_judged() -> None:
 def test_a_message_that_is_not_an_object_is_named() -> None:
     """A JSON array or number is no message of the protocol."""
     assert texts(StreamCheck().receive([1, 2], 0.0)) == ["a message that is not a JSON object"]
+
+
+def test_in_a_cluster_seq_may_jump_forward_right_after_a_status() -> None:
+    """Cluster mode: a takeover's first frame jumps forward after a status; without the status,
+    or backwards, or in one process, it is still a broken promise."""
+    check = StreamCheck(cluster=True)
+    check.subscribe("r", 0.0)
+    assert live(check, status(), history(5, 6), traffic(7)) == []
+    assert live(check, status("connecting"), status("up"), traffic(1_764_377_000_000)) == []
+    assert texts(live(check, traffic(1_764_377_000_005))) == ["seq gap: frames missing"]
+    assert texts(live(check, status(), traffic(1_764_377_000_001))) == [
+        "seq duplicate or out of order"
+    ]
+    single = StreamCheck()
+    single.subscribe("r", 0.0)
+    assert live(single, status(), history(5, 6)) == []
+    assert texts(live(single, status(), traffic(900))) == ["seq gap: frames missing"]
+
+
+def test_in_a_cluster_a_history_may_hold_a_takeover() -> None:
+    """Cluster mode: a history (or a resume from ``since``) may jump forward where polling
+    changed hands, never backwards."""
+    check = StreamCheck(cluster=True)
+    check.subscribe("r", 0.0, since=10)
+    assert live(check, status(), history(11, 12, 5_000, 5_001), traffic(5_002)) == []
+    resumed = StreamCheck(cluster=True)
+    resumed.subscribe("r", 0.0, since=10)
+    assert live(resumed, status(), history(7_000, 7_001)) == []
+    backwards = StreamCheck(cluster=True)
+    backwards.subscribe("r", 0.0)
+    assert texts(live(backwards, status(), history(5, 4))) == ["history: seq not contiguous"]

@@ -1,0 +1,173 @@
+"""Cluster mode end to end: three real gateway processes, one Redis, one emulated router.
+
+What an operator of several replicas relies on: the router is polled once per interval for the
+whole cluster, whatever the number of replicas and viewers; every viewer on every replica gets
+every frame in order; nobody watching anywhere costs the router nothing; a dead replica's
+router is taken over within a lease TTL plus an interval, and its viewers resume elsewhere
+without a gap; a Redis outage keeps every viewer served and ends in one poller again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import pytest
+
+from gateway import process
+from gateway.emulator.server import Fault, RouterEmulator
+from tests.support.cluster import (
+    ROUTER,
+    Timing,
+    Watcher,
+    get_json,
+    holders,
+    logs,
+    replicas,
+    write_config,
+)
+from tests.support.gateway import emulator, prints, running
+from tests.support.redis import RedisServer, redis_server
+from tests.support.timing import eventually, seconds, stays
+
+TIMING: Final = Timing()
+WINDOW: Final = seconds(3.0)
+"""How long request counts are observed for."""
+SLACK: Final = seconds(1.0)
+"""What a bound on a takeover allows beyond the design's figure: process scheduling, a login."""
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[RouterEmulator]:
+    router = emulator(interfaces=4)
+    async with running(router):
+        yield router
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[RedisServer]:
+    async with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        yield session
+
+
+async def watch(
+    http: aiohttp.ClientSession, group: list[process.Child], per_replica: int
+) -> list[Watcher]:
+    """``per_replica`` viewers on each replica of ``group``, subscribed, a replica at a time."""
+    watchers: list[Watcher] = []
+    for replica in group:
+        batch = [Watcher(http) for _ in range(per_replica)]
+        await asyncio.gather(*(w.open(replica) for w in batch))
+        watchers += batch
+    return watchers
+
+
+async def requests_in(emu: RouterEmulator, window: float) -> int:
+    """The router's ``/interface/print`` requests during the next ``window`` seconds."""
+    before = prints(emu)
+    await asyncio.sleep(window)  # an observation window, not a wait for something
+    return prints(emu) - before
+
+
+def one_per_interval(requests: int, window: float) -> bool:
+    """At most one request per interval (no replica polls besides the holder), and the holder
+    keeps its cadence (a busy test machine may cost it a few)."""
+    expected = window / TIMING.interval
+    return 0.6 * expected <= requests <= expected + 1
+
+
+async def test_three_replicas_poll_once_per_interval_for_300_viewers(
+    tmp_path: Path, emu: RouterEmulator, redis: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    """300 viewers over three replicas: the router gets one request per interval in total and
+    one login, every viewer receives every frame in order, and a REST snapshot from any replica
+    is the cluster's latest frame."""
+    config = write_config(tmp_path / "gw.toml", emu, redis.url, TIMING)
+    async with replicas(config, 3) as group:
+        watchers = await watch(http, group, 100)
+        await eventually(
+            lambda: all(len(w.frames) >= 2 for w in watchers),
+            timeout=seconds(10),
+            message="every viewer gets live frames",
+        )
+        assert len(await holders(http, group)) == 1, logs(group)
+        requests = await requests_in(emu, WINDOW)
+        assert one_per_interval(requests, WINDOW), (requests, logs(group))
+        assert emu.logins == 1  # one replica ever talked to the router
+
+        # Every viewer has every frame from the latest first frame on, in order, no gaps.
+        mark = max(w.last_seq or 0 for w in watchers)
+        await eventually(
+            lambda: all((w.last_seq or 0) >= mark for w in watchers),
+            timeout=seconds(5),
+            message="every viewer reached the latest frame",
+        )
+        start = max(w.seqs()[0] for w in watchers)
+        expected = list(range(start, mark + 1))
+        for w in watchers:
+            assert w.violations == [], w.violations
+            assert [s for s in w.seqs() if start <= s <= mark] == expected
+        assert mark - start >= WINDOW / TIMING.interval * 0.6
+
+        # The router stops answering: frames stop, and every replica's snapshot and listing is
+        # the cluster's last frame, with the holder's view of the router.
+        await emu.set_fault(Fault("hang"))
+        await eventually(
+            lambda: all(w.status.get("state") == "down" for w in watchers),
+            timeout=seconds(10),
+            message="every viewer sees the router down",
+        )
+        last = watchers[0].frames[-1]
+        assert all(w.frames[-1] == last[:2] + w.frames[-1][2:] for w in watchers)
+        for replica in group:
+            status, snapshot = await get_json(http, f"{replica.url}/api/routers/{ROUTER}/traffic")
+            assert status == 200
+            assert (snapshot["seq"], snapshot["ts"]) == last[:2]
+            assert (snapshot["state"], snapshot["stale"]) == ("down", True)
+            _, listing = await get_json(http, f"{replica.url}/api/routers")
+            (entry,) = listing["routers"]
+            assert (entry["state"], entry["last_poll_ts"], entry["viewers"]) == (
+                "down",
+                last[1],
+                100,
+            )
+            assert entry["last_error"]
+        await asyncio.gather(*(w.close() for w in watchers))
+
+
+async def test_nobody_watching_anywhere_costs_the_router_nothing(
+    tmp_path: Path, emu: RouterEmulator, redis: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    """Once the last viewer of every replica (and the last REST read) is gone, polling stops
+    after the linger: the router is idle everywhere and gets no request at all."""
+    config = write_config(tmp_path / "gw.toml", emu, redis.url, TIMING)
+    async with replicas(config, 3) as group:
+        watchers = await watch(http, group[:2], 5)
+        status, _ = await get_json(http, f"{group[2].url}/api/routers/{ROUTER}/traffic")
+        assert status == 200
+        await eventually(
+            lambda: all(len(w.frames) >= 2 for w in watchers), timeout=seconds(10), message="live"
+        )
+        await asyncio.gather(*(w.close() for w in watchers))
+        left = time.monotonic()
+
+        async def idle_everywhere() -> bool:
+            answers = await asyncio.gather(*(get_json(http, f"{r.url}/api/routers") for r in group))
+            return all(body["routers"][0]["state"] == "idle" for _, body in answers)
+
+        await eventually(idle_everywhere, timeout=seconds(10), message="idle on every replica")
+        # The linger, then the withdrawal (an interval) and the holder's next tick.
+        assert time.monotonic() - left <= TIMING.linger + 3 * TIMING.interval + SLACK
+        assert await holders(http, group) == []
+        count = prints(emu)
+        await stays(lambda: prints(emu) == count, duration=WINDOW, message="no request")
