@@ -30,7 +30,7 @@ from tests.support.cluster import (
     replicas,
     write_config,
 )
-from tests.support.gateway import emulator, prints, running
+from tests.support.gateway import emulator, metric, prints, running
 from tests.support.redis import RedisServer, redis_server
 from tests.support.timing import eventually, seconds, stays
 
@@ -171,3 +171,70 @@ async def test_nobody_watching_anywhere_costs_the_router_nothing(
         assert await holders(http, group) == []
         count = prints(emu)
         await stays(lambda: prints(emu) == count, duration=WINDOW, message="no request")
+
+
+async def test_a_killed_holder_is_replaced_within_a_lease_ttl_and_an_interval(
+    tmp_path: Path, emu: RouterEmulator, redis: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    """kill -9 of the replica that polls: another one polls within one lease TTL plus one
+    interval; its viewers see seq jump forward (never back) after a status and miss no more
+    than that span; the dead replica's viewers resume on another with ``since`` and get what
+    the stream holds, without a gap."""
+    config = write_config(tmp_path / "gw.toml", emu, redis.url, TIMING)
+    async with replicas(config, 3) as group:
+        watchers = await watch(http, group, 10)
+        await eventually(
+            lambda: all(len(w.frames) >= 2 for w in watchers), timeout=seconds(10), message="live"
+        )
+        (index,) = await holders(http, group)
+        victim = group[index]
+        survivors = [r for r in group if r is not victim]
+        orphans = watchers[index * 10 : index * 10 + 10]
+        kept = [w for w in watchers if w not in orphans]
+        before = {id(w): len(w.frames) for w in kept}
+        killed = time.monotonic()
+        await victim.kill()
+
+        await eventually(
+            lambda: all(len(w.frames) > before[id(w)] + 1 for w in kept),
+            timeout=seconds(10),
+            message="the survivors' viewers get frames again",
+        )
+        span = TIMING.ttl + TIMING.interval
+        (new,) = await holders(http, survivors)
+        for w in kept:
+            assert w.violations == [], w.violations
+            old, first = w.frames[before[id(w)] - 1], w.frames[before[id(w)]]
+            assert first[0] > old[0]
+            # Polling resumed within the span (by arrival), and frames are missing for no
+            # longer than that (by the frames' own times), plus one interval of cadence.
+            assert first[2] - killed <= span + SLACK, (first[2] - killed, logs(group))
+            assert first[1] - old[1] <= span + TIMING.interval + SLACK
+        assert await lease_changes(http, survivors[new], "acquired") == 1
+
+        # The dead replica's viewers saw their connection end; they resume on a survivor.
+        await eventually(
+            lambda: all(w.ended.is_set() for w in orphans), timeout=seconds(5), message="ended"
+        )
+        reference = kept[0].seqs()
+        for n, w in enumerate(orphans):
+            since = w.last_seq
+            assert since is not None
+            await w.open(survivors[n % 2], since=since)
+            assert w.reset is False
+            assert w.history, "the stream holds frames after since"
+            assert w.history == [s for s in reference if since < s <= w.history[-1]]
+            assert w.violations == [], w.violations
+        await asyncio.gather(*(w.close() for w in watchers))
+
+
+async def lease_changes(http: aiohttp.ClientSession, replica: process.Child, change: str) -> float:
+    """The replica's ``gateway_cluster_lease_changes_total`` for the router and ``change``."""
+    _, text = await get_text(http, f"{replica.url}/metrics")
+    labels = f'change="{change}",router="{ROUTER}"'
+    return metric(text, "gateway_cluster_lease_changes_total", labels)
+
+
+async def get_text(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with http.get(url, timeout=aiohttp.ClientTimeout(total=seconds(5))) as response:
+        return response.status, await response.text()
