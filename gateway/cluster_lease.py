@@ -403,13 +403,17 @@ class RouterLease:
     def _end_local(self, status: bytes | None, *, degraded: bool) -> None:
         """Stop polling for this replica alone: local demand ended (``degraded``: Redis is
         still away, the router is idle here), or Redis answers and another replica holds the
-        lease (its ``status`` in Redis, when there is one, replaces the degraded one)."""
+        lease: its ``status`` in Redis replaces the degraded one, or when Redis has none yet (it
+        restarted empty; the holder's own is on its way), the current one without the mark, so
+        that the next frame (whose seq may jump) comes right after a status."""
         self.role = "idle"
         if degraded:
             idle = status_frame(self.router, "idle", None, self._wall(), degraded=True)
             self.topic.publish_status(idle)
         elif status is not None:
             self.show_status(status)
+        elif (current := self.topic.status) is not None and current.get("degraded"):
+            self.topic.publish_status({k: v for k, v in current.items() if k != "degraded"})
 
     def show_status(self, data: bytes) -> None:
         """Show viewers a status message from the stream (its JSON); a malformed one is

@@ -10,6 +10,7 @@ without a gap; a Redis outage keeps every viewer served and ends in one poller a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -238,3 +239,64 @@ async def lease_changes(http: aiohttp.ClientSession, replica: process.Child, cha
 async def get_text(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
     async with http.get(url, timeout=aiohttp.ClientTimeout(total=seconds(5))) as response:
         return response.status, await response.text()
+
+
+async def test_a_redis_outage_keeps_viewers_served_and_ends_in_one_poller(
+    tmp_path: Path, emu: RouterEmulator, redis: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    """Redis killed mid-run: no websocket closes, every viewer's status says ``degraded`` and
+    frames keep coming (each replica polls for its own viewers), probes stay 200; Redis back
+    (empty): one replica polls again, the mark is gone, and seq never went backwards."""
+    config = write_config(tmp_path / "gw.toml", emu, redis.url, TIMING)
+    async with replicas(config, 3) as group:
+        watchers = await watch(http, group, 10)
+        await eventually(
+            lambda: all(len(w.frames) >= 2 for w in watchers), timeout=seconds(10), message="live"
+        )
+        await redis.stop()
+
+        def degraded(w: Watcher) -> int | None:
+            """Index of the first status marked degraded."""
+            marked = [i for i, s in enumerate(w.statuses) if s.get("degraded")]
+            return marked[0] if marked else None
+
+        await eventually(
+            lambda: all(degraded(w) is not None for w in watchers),
+            timeout=TIMING.ttl + seconds(5),
+            message="every viewer told degraded",
+        )
+        counts = {id(w): len(w.frames) for w in watchers}
+        await eventually(
+            lambda: all(len(w.frames) >= counts[id(w)] + 3 for w in watchers),
+            timeout=seconds(5),
+            message="frames keep coming while Redis is away",
+        )
+        for replica in group:
+            for probe in ("healthz", "readyz"):
+                status, _ = await get_json(http, f"{replica.url}/{probe}")
+                assert status == 200, probe
+            _, text = await get_text(http, f"{replica.url}/metrics")
+            assert metric(text, "gateway_cluster_degraded") == 1
+        assert not any(w.ended.is_set() for w in watchers)
+
+        await redis.start()
+        await eventually(
+            lambda: all(not w.status.get("degraded") for w in watchers),
+            timeout=seconds(10),
+            message="the degraded mark is gone",
+        )
+
+        async def one_holder() -> bool:
+            return len(await holders(http, group)) == 1
+
+        await eventually(one_holder, timeout=seconds(10), message="one replica polls")
+        counts = {id(w): len(w.frames) for w in watchers}
+        requests = await requests_in(emu, WINDOW)
+        assert one_per_interval(requests, WINDOW), (requests, logs(group))
+        for w in watchers:
+            assert len(w.frames) > counts[id(w)], "frames from the new holder"
+            assert w.violations == [], (w.violations, logs(group))
+            seqs = w.seqs()
+            assert all(a < b for a, b in itertools.pairwise(seqs))
+        assert not any(w.ended.is_set() for w in watchers)
+        await asyncio.gather(*(w.close() for w in watchers))
