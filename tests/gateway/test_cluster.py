@@ -300,3 +300,35 @@ async def test_a_redis_outage_keeps_viewers_served_and_ends_in_one_poller(
             assert all(a < b for a, b in itertools.pairwise(seqs))
         assert not any(w.ended.is_set() for w in watchers)
         await asyncio.gather(*(w.close() for w in watchers))
+
+
+async def test_a_replica_shutting_down_hands_its_routers_over_at_once(
+    tmp_path: Path, emu: RouterEmulator, redis: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    """SIGTERM to the replica that polls: it releases the lease on its way out, so another one
+    polls within about an interval rather than a lease TTL, and the process exits 0."""
+    timing = Timing(interval=0.25, timeout=3.0)  # a TTL (3.5 s) well above the hand-over
+    config = write_config(tmp_path / "gw.toml", emu, redis.url, timing)
+    async with replicas(config, 2) as group:
+        watchers = await watch(http, group, 5)
+        await eventually(
+            lambda: all(len(w.frames) >= 2 for w in watchers), timeout=seconds(10), message="live"
+        )
+        (index,) = await holders(http, group)
+        leaving, staying = group[index], group[1 - index]
+        kept = watchers[5:] if index == 0 else watchers[:5]
+        before = {id(w): len(w.frames) for w in kept}
+        stopped = time.monotonic()
+        assert await leaving.stop() == 0
+        await eventually(
+            lambda: all(len(w.frames) > before[id(w)] for w in kept),
+            timeout=seconds(10),
+            message="frames again",
+        )
+        took = min(w.frames[before[id(w)]][2] for w in kept) - stopped
+        assert took <= timing.interval + seconds(0.5) < timing.ttl, (took, logs(group))
+        assert await holders(http, [staying]) == [0]
+        assert await lease_changes(http, staying, "acquired") == 1
+        for w in kept:
+            assert w.violations == [], w.violations
+        await asyncio.gather(*(w.close() for w in watchers))

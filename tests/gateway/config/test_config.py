@@ -580,6 +580,21 @@ ERROR_CASES = [
         ["cluster.redis_url: expected", "redis://", '"http://redis:6379"'],
         id="redis-scheme",
     ),
+    pytest.param(
+        '[cluster]\nkey_prefix = "{gw}"\n' + ROUTER,
+        ["cluster.key_prefix: expected 1 to 64 letters, digits", 'got "{gw}"'],
+        id="key-prefix-braces",
+    ),
+    pytest.param(
+        "[poll]\ninterval = 0.0005\n" + ROUTER,
+        ["poll.interval: expected a number >= 0.001 (at most one poll a millisecond", "0.0005"],
+        id="interval-under-a-millisecond",
+    ),
+    pytest.param(
+        ROUTER + "interval = 0.0002\n",
+        ["routers[0].interval: expected a number >= 0.001", "got 0.0002"],
+        id="router-interval-under-a-millisecond",
+    ),
 ]
 
 

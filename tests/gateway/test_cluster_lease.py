@@ -1,0 +1,300 @@
+"""A router's lease, fast: the real ``RouterLease`` and ``Poller`` on virtual time, over a
+typed fake of the Redis store (``LeaseStore``) that keeps the lease, demand and stream in memory
+with the scripts' rules. The timing promises: a lost lease stops polling at once, a lease that
+cannot be renewed stops it before it runs out, and only then, Redis being away for a TTL, does
+the replica poll for its own viewers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from gateway.cluster_lease import Acquired, LeaseStore, RouterLease
+from gateway.config import settings_from_dict
+from gateway.core.cluster import Entry, RedisUnavailable, RouterKeys, router_keys
+from gateway.demand import Demand
+from gateway.metrics import Metrics
+from gateway.poller import Poller, RouterSession
+from gateway.routeros import Row
+from gateway.topic import Topic
+from tests.support.virtual_time import START, virtual_time
+
+INTERVAL: Final = 1.0
+TIMEOUT: Final = 3.0
+TTL: Final = 2 * INTERVAL + TIMEOUT
+LINGER: Final = 2.0
+WALL: Final = 1_764_377_000.0
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time() - START
+
+
+class FakeStore:
+    """The scripts' rules in memory, on the loop's clock. ``down``: every call fails (Redis
+    away), and after ``TTL`` seconds of that the store reports itself degraded, as the link
+    does."""
+
+    def __init__(self) -> None:
+        self.clock = asyncio.get_running_loop().time
+        self.lease: tuple[str, float] | None = None
+        self.demand: dict[str, float] = {}
+        self.entries: list[tuple[float, Entry]] = []
+        self.status_json: bytes | None = None
+        self.down = False
+        self.last_ok = self.clock()
+
+    @property
+    def degraded(self) -> bool:
+        return self.down and self.clock() - self.last_ok >= TTL
+
+    def may_call(self) -> bool:
+        return True
+
+    async def _answer(self) -> float:
+        await asyncio.sleep(0)
+        if self.down:
+            raise RedisUnavailable("Redis tick: ConnectionError")
+        self.last_ok = self.clock()
+        return self.last_ok
+
+    def _held_by(self, token: str, at: float) -> bool:
+        return self.lease is not None and self.lease[0] == token and at < self.lease[1]
+
+    async def acquire(
+        self, keys: RouterKeys, token: str, ttl_ms: int, replica: str, demand_ms: int
+    ) -> Acquired:
+        at = await self._answer()
+        self.demand[replica] = at + demand_ms / 1000
+        taken = self.lease is None or at >= self.lease[1]
+        if taken:
+            self.lease = (token, at + ttl_ms / 1000)
+        last = [e.seq for _, e in self.entries if e.seq is not None]
+        return Acquired(taken, round((WALL + at) * 1000), last[-1] if last else None, None)
+
+    async def tick(
+        self,
+        keys: RouterKeys,
+        token: str,
+        ttl_ms: int,
+        replica: str,
+        demand_ms: int,
+        maxlen: int,
+        entries: Sequence[Entry],
+    ) -> int:
+        at = await self._answer()
+        if not self._held_by(token, at):
+            return -1
+        self.lease = (token, at + ttl_ms / 1000)
+        self.entries += [(at, e) for e in entries]
+        self.demand = {r: until for r, until in self.demand.items() if until > at}
+        if demand_ms:
+            self.demand[replica] = at + demand_ms / 1000
+        else:
+            self.demand.pop(replica, None)
+        return len(self.demand)
+
+    async def release(
+        self, keys: RouterKeys, token: str, replica: str, maxlen: int, status: Entry | None
+    ) -> bool:
+        at = await self._answer()
+        if not self._held_by(token, at):
+            return False
+        if status is not None:
+            self.entries.append((at, status))
+        self.lease = None
+        self.demand.pop(replica, None)
+        return True
+
+    async def withdraw(self, keys: RouterKeys, replica: str) -> None:
+        await self._answer()
+        self.demand.pop(replica, None)
+
+    async def status(self, keys: RouterKeys) -> bytes | None:
+        await self._answer()
+        return self.status_json
+
+    def traffic(self) -> list[tuple[float, int]]:
+        """(virtual time, seq) of every traffic entry appended."""
+        return [(at - START, e.seq) for at, e in self.entries if e.seq is not None]
+
+
+class FakeRouter:
+    """A router session that answers at once and records when each request was sent."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.starts: list[float] = []
+        self._bytes = 0
+
+    async def print_interfaces(self, proplist: Sequence[str]) -> list[Row]:
+        self.starts.append(now())
+        await asyncio.sleep(0)
+        self.connected = True
+        self._bytes += 1000
+        row = {".id": "*1", "name": "ether1", "type": "ether", "running": "true"}
+        counters = {"rx-byte": str(self._bytes), "tx-byte": "0"}
+        return [{**row, "disabled": "false", **counters, "rx-packet": "0", "tx-packet": "0"}]
+
+    async def close(self) -> None:
+        self.connected = False
+
+
+@dataclass
+class Rig:
+    lease: RouterLease
+    poller: Poller
+    store: FakeStore
+    router: FakeRouter
+    demand: Demand
+    topic: Topic
+    metrics: Metrics
+
+    async def stop(self) -> None:
+        await self.lease.shutdown()
+        await self.poller.stop()
+
+
+def rig() -> Rig:
+    """One replica's lease and poller of one router, started, nobody watching yet."""
+    loop = asyncio.get_running_loop()
+    settings = settings_from_dict(
+        {
+            "poll": {"interval": INTERVAL, "timeout": TIMEOUT, "linger": LINGER},
+            "routers": [{"id": "r1", "host": "192.0.2.1", "username": "u", "password": "p"}],
+        },
+        source="test",
+    )
+
+    def wall() -> float:
+        return WALL + loop.time()
+
+    demand = Demand(LINGER, loop.time)
+    topic = Topic("r1", settings.poll.history, demand=demand, clock=loop.time, wall=wall)
+    store = FakeStore()
+    seam: LeaseStore = store  # the seam the fake stands in for, checked by mypy
+    metrics = Metrics()
+    lease = RouterLease(
+        settings.routers[0],
+        settings.poll,
+        topic,
+        seam,
+        metrics,
+        replica="a",
+        keys=router_keys("t", "r1"),
+        clock=loop.time,
+        wall=wall,
+    )
+    router = FakeRouter()
+    session: RouterSession = router
+    poller = Poller(
+        settings.routers[0],
+        settings.poll,
+        topic,
+        metrics,
+        client=session,
+        clock=loop.time,
+        wall=wall,
+        gate=lease.gate,
+        publisher=lease,
+    )
+    lease.poller = poller
+    lease.start()
+    poller.start()
+    return Rig(lease, poller, store, router, demand, topic, metrics)
+
+
+def changes(r: Rig, change: str) -> float:
+    value = r.metrics.registry.get_sample_value(
+        "gateway_cluster_lease_changes_total", {"router": "r1", "change": change}
+    )
+    return 0.0 if value is None else value
+
+
+@virtual_time
+async def test_the_holder_publishes_to_the_stream_one_frame_per_interval() -> None:
+    """With demand the replica takes the lease at once and polls once per interval; its frames
+    go to the stream (not straight to its viewers), a status first, seq from the clock."""
+    r = rig()
+    r.demand.join()
+    await asyncio.sleep(5.5)
+    assert r.lease.role == "holder"
+    assert r.router.starts == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    kinds = [e.kind for _, e in r.store.entries]
+    assert kinds[:2] == ["status", "status"]  # connecting, up
+    seqs = [seq for _, seq in r.store.traffic()]
+    # The takeover starts at Redis time in ms (this replica's own count was at its clock).
+    assert 0 <= seqs[0] - round((WALL + START) * 1000) <= 1
+    assert seqs == list(range(seqs[0], seqs[0] + 6))
+    assert r.topic.latest is None  # the stream's reader feeds the topic, not the poller
+    assert changes(r, "acquired") == 1
+    await r.stop()
+
+
+@virtual_time
+async def test_a_lost_lease_stops_polling_at_once_and_publishes_nothing_more() -> None:
+    """When a tick finds another replica's token in the lease, this replica sends no further
+    request and appends nothing."""
+    r = rig()
+    r.demand.join()
+    await asyncio.sleep(3.5)
+    r.store.lease = ("b#1", r.store.clock() + 100)  # another replica took it
+    appended = len(r.store.entries)
+    await asyncio.sleep(10)
+    assert r.lease.role == "idle"
+    assert r.router.starts[-1] <= 4.0  # the poll already under way when the tick said "lost"
+    assert len(r.store.entries) == appended
+    assert changes(r, "lost") == 1
+    await r.stop()
+
+
+@virtual_time
+async def test_nobody_watching_in_the_cluster_releases_with_an_idle_status() -> None:
+    """Once no replica has demand (this one's linger over), the holder appends an idle status,
+    gives the lease up and stops polling."""
+    r = rig()
+    r.demand.join()
+    await asyncio.sleep(3.5)
+    r.demand.leave()
+    await asyncio.sleep(10)
+    assert r.store.lease is None
+    assert r.store.demand == {}
+    last = r.store.entries[-1][1]
+    assert last.kind == "status"
+    assert b'"state":"idle"' in last.data
+    # The linger (2 s) after the last look that saw a subscriber, then the next tick.
+    assert r.router.starts[-1] <= 3.5 + LINGER + 1.5 * INTERVAL
+    assert changes(r, "released") == 1
+    await r.stop()
+
+
+@virtual_time
+async def test_an_unrenewable_lease_stops_polling_before_it_runs_out_then_polls_locally() -> None:
+    """Redis gone: the holder sends no request past its last renewal plus the TTL; once Redis
+    has been away a TTL the replica polls for its own viewers, statuses marked degraded, seq
+    going on above the last frame (the frames polled while the lease could not be renewed
+    were never published: seq jumps over them, after the degraded status)."""
+    r = rig()
+    r.demand.join()
+    await asyncio.sleep(4.5)
+    r.store.down = True
+    renewed = r.store.last_ok - START
+    await asyncio.sleep(10)
+    in_stream = r.store.traffic()
+    assert all(at <= renewed + TTL for at, _ in in_stream)
+    expires = renewed + TTL
+    held = [t for t in r.router.starts if 4.5 < t < expires]
+    assert held, "polling goes on while the lease is still held"
+    assert r.lease.role == "local"
+    status = r.topic.status or {}
+    assert status.get("degraded") is True
+    assert status["state"] == "up"
+    frames = list(r.topic.history)
+    assert frames, "frames reach this replica's viewers directly"
+    assert frames[0].seq == in_stream[-1][1] + 1 + len(held)
+    assert [f.seq for f in frames] == list(range(frames[0].seq, frames[0].seq + len(frames)))
+    assert all(t >= expires for t in r.router.starts if t > 4.5 and t not in held)
+    assert changes(r, "lost") == 1
+    await r.stop()
