@@ -338,7 +338,6 @@ class StreamReader:
         self._lag = metrics.cluster_stream_lag
         # Routers whose malformed entries were logged (once per router).
         self._bad: FirstSeen[str] = FirstSeen(len(topics) + 1)
-        self.loaded = asyncio.Event()
 
     async def run(self) -> None:
         link = self._link
@@ -352,7 +351,6 @@ class StreamReader:
                     for router in self._topics:
                         await self._load(router)
                     loaded = True
-                    self.loaded.set()
                 reply = await link.read(self._ids, READ_COUNT)
             except RedisUnavailable:
                 loaded = False

@@ -360,8 +360,9 @@ class RouterLease:
         if count < 0:
             self._drop("lost", "another replica holds it, or it ran out")
             return
-        for _ in entries:
-            self._pending.popleft()
+        for entry in entries:  # those still waiting (a full queue drops its oldest)
+            if self._pending and self._pending[0] is entry:
+                self._pending.popleft()
         self._renewed_at = sent
         self._lease_until = sent + self.ttl_ms / 1000
         self._announced = wanted

@@ -424,6 +424,12 @@ def _url(table: Table, key: str, kind: Url, default: str) -> str:
     if parts.scheme not in kind.schemes:
         # redact_url: a URL can carry a password.
         table.fail(key, f"{expected}, got {show(redact_url(url))}")
+    if parts.scheme in ("redis", "rediss") and not re.fullmatch(r"/?[0-9]*", parts.path):
+        table.fail(
+            key,
+            f"expected a database number as the URL's path (redis://host:6379/0), got "
+            f"{show(parts.path)}",
+        )
     return url
 
 

@@ -586,6 +586,11 @@ ERROR_CASES = [
         id="key-prefix-braces",
     ),
     pytest.param(
+        '[cluster]\nredis_url = "redis://:pw@redis:6379/cache"\n' + ROUTER,
+        ["cluster.redis_url: expected a database number as the URL's path", 'got "/cache"'],
+        id="redis-database-not-a-number",
+    ),
+    pytest.param(
         "[poll]\ninterval = 0.0005\n" + ROUTER,
         ["poll.interval: expected a number >= 0.001 (at most one poll a millisecond", "0.0005"],
         id="interval-under-a-millisecond",
