@@ -12,6 +12,7 @@ import asyncio
 import base64
 import functools
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -37,6 +38,9 @@ OVERLAYS: Final = sorted(
 
 VALIDATE_DEADLINE: Final = 60.0
 """Seconds ``kubernetes-validate`` may take on one rendering (it takes well under one)."""
+
+GATEWAY: Final = "routeros-traffic-gateway"
+"""The name of the gateway's Deployment (and of the base's other resources)."""
 
 Manifest = dict[str, Any]
 
@@ -82,11 +86,30 @@ def dump(docs: list[Manifest]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
+_REFERENCE: Final = re.compile(r"\$(\$|\(([^)]*)\))")
+"""``$$`` or ``$(NAME)`` in a container's env values, command and args."""
+
+
+def expand(text: str, variables: Mapping[str, str]) -> str:
+    """``text`` with ``$(NAME)`` replaced as the kubelet does: by ``variables[NAME]`` when
+    defined, left as written when not; ``$$`` is one literal ``$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) == "$":
+            return "$"
+        name = match.group(2)
+        return variables.get(name, match.group(0))
+
+    return _REFERENCE.sub(replace, text)
+
+
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """The rendered resources around the gateway's Deployment, with the readers tests need."""
+    """The rendered resources around one Deployment (the gateway's unless ``name`` says which),
+    with the readers tests need."""
 
     docs: list[Manifest]
+    name: str = GATEWAY
 
     def one(self, kind: str, name: str | None = None) -> Manifest:
         """The only resource of ``kind`` (named ``name`` when given)."""
@@ -101,7 +124,7 @@ class Deployment:
 
     @property
     def deployment(self) -> Manifest:
-        return self.one("Deployment")
+        return self.one("Deployment", self.name)
 
     @property
     def pod(self) -> Manifest:
@@ -123,8 +146,41 @@ class Deployment:
         return container
 
     def env(self) -> dict[str, str]:
-        """The container's literal environment (``value`` entries)."""
+        """The container's literal environment (``value`` entries, as written)."""
         return {e["name"]: e["value"] for e in self.container.get("env", []) if "value" in e}
+
+    def secret_refs(self) -> dict[str, tuple[Manifest, str]]:
+        """The container's variables taken from a Secret: name -> (the rendered Secret, key)."""
+        refs: dict[str, tuple[Manifest, str]] = {}
+        for entry in self.container.get("env", []):
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref is not None:
+                refs[entry["name"]] = (self.one("Secret", ref["name"]), ref["key"])
+        return refs
+
+    def environment(self, secrets: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The container's environment as the process gets it: ``secretKeyRef`` values from
+        the rendered Secret (or from ``secrets``, by key, as a site's own Secret would hold
+        them), and ``$(NAME)`` expanded in order (a variable sees only those before it)."""
+        refs = self.secret_refs()
+        resolved: dict[str, str] = {}
+        for entry in self.container.get("env", []):
+            name = entry["name"]
+            if "value" in entry:
+                resolved[name] = expand(entry["value"], resolved)
+            elif name in refs:
+                secret, key = refs[name]
+                values = secret_values(secret)
+                assert key in values, f"env {name}: Secret has no key {key!r} ({sorted(values)})"
+                resolved[name] = (secrets or {}).get(key, values[key])
+            else:
+                raise AssertionError(f"env {name}: a source these tests do not read: {entry}")
+        return resolved
+
+    def args(self, secrets: Mapping[str, str] | None = None) -> list[str]:
+        """The container's ``args`` as the process gets them (``$(NAME)`` expanded)."""
+        variables = self.environment(secrets)
+        return [expand(arg, variables) for arg in self.container.get("args", [])]
 
     def volume(self, mount_path: str) -> Manifest:
         """The volume mounted at ``mount_path`` in the container."""
@@ -198,13 +254,12 @@ def secret_files(config: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def site_secrets(deployment: Deployment) -> dict[str, str]:
-    """A value for every key of every Secret the pod mounts, as an operator sets them: random,
-    32 bytes of entropy or more (the shipped placeholders do not start a gateway)."""
-    return {
-        key: token_urlsafe(32)
-        for secret in deployment.secret_mounts().values()
-        for key in secret_values(secret)
-    }
+    """A value for every key of every Secret the pod mounts or takes a variable from, as an
+    operator sets them: random, 32 bytes of entropy or more, URL-safe (the shipped
+    placeholders do not start a gateway)."""
+    keys = {key for secret in deployment.secret_mounts().values() for key in secret_values(secret)}
+    keys |= {key for _, key in deployment.secret_refs().values()}
+    return {key: token_urlsafe(32) for key in sorted(keys)}
 
 
 def pod_settings(
@@ -217,12 +272,13 @@ def pod_settings(
     """The gateway's settings as the pod would load them, from the ConfigMap's gateway.toml.
 
     The real loader (``settings_from_dict``, what ``load_settings`` runs after reading the file)
-    gets the container's literal environment, so ``GATEWAY_*`` overrides in the Deployment
-    apply. Each secret file the config names must be a key of a Secret mounted at that file's
-    folder: its value (or the value ``secrets`` gives for that key, as a site's own Secret
-    would) is written to ``secret_dir`` and the config pointed there. ``routers`` maps router
-    ids to a (host, port) to poll instead (plain API, no TLS): an emulator. Raises ConfigError
-    as the gateway would refuse to start.
+    gets the container's environment (Secret references and ``$(NAME)`` resolved, with
+    ``secrets`` for the Secrets' keys when given), so ``GATEWAY_*`` overrides in the
+    Deployment apply. Each secret file the config names must be a key of a Secret mounted at
+    that file's folder: its value (or the value ``secrets`` gives for that key, as a site's own
+    Secret would) is written to ``secret_dir`` and the config pointed there. ``routers`` maps
+    router ids to a (host, port) to poll instead (plain API, no TLS): an emulator. Raises
+    ConfigError as the gateway would refuse to start.
     """
     config = tomllib.loads(deployment.config_text)
     mounts = deployment.secret_mounts()
@@ -249,7 +305,9 @@ def pod_settings(
             for key in ("tls_ca_file", "tls_fingerprint"):
                 router.pop(key, None)
     return settings_from_dict(
-        config, source=f"ConfigMap {deployment.configmap['metadata']['name']}", env=deployment.env()
+        config,
+        source=f"ConfigMap {deployment.configmap['metadata']['name']}",
+        env=deployment.environment(secrets),
     )
 
 
