@@ -428,18 +428,21 @@ def test_a_crash_leaves_its_last_log_lines_as_the_termination_message(
 def _readme_blocks(heading: str, language: str) -> list[str]:
     """The ``language`` code blocks of README.md's section ``heading`` (up to the next heading
     of its level or above)."""
-    text = (REPO / "README.md").read_text()
-    level = heading.split(" ", 1)[0]
-    section = text[text.index(f"\n{heading}\n") + len(heading) + 2 :]
-    ends = [section.find(f"\n{'#' * n} ") for n in range(1, len(level) + 1)]
-    section = section[: min([e for e in ends if e >= 0], default=len(section))]
-    blocks = []
-    fence = f"```{language}\n"
-    while fence in section:
-        start = section.index(fence) + len(fence)
-        end = section.index("```", start)
-        blocks.append(section[start:end])
-        section = section[end + 3 :]
+    lines = (REPO / "README.md").read_text().splitlines()
+    level = len(heading.split(" ", 1)[0])
+    blocks: list[str] = []
+    block: list[str] | None = None
+    fenced = False
+    for line in lines[lines.index(heading) + 1 :]:
+        if line.startswith("```"):
+            if fenced and block is not None:
+                blocks.append("\n".join(block) + "\n")
+            block = [] if not fenced and line == f"```{language}" else None
+            fenced = not fenced
+        elif block is not None:
+            block.append(line)
+        elif not fenced and 0 < len(line) - len(line.lstrip("#")) <= level and " " in line:
+            break
     assert blocks, f"README.md has no {language} block under {heading!r}"
     return blocks
 
@@ -768,8 +771,10 @@ async def test_cluster_redis_runs_as_rendered_and_takes_the_gateways_url(
     try:
         environment = redis.environment(secrets)
         target = ("-h", "127.0.0.1", "-p", str(port))
-        probes = {kind: redis.probe(kind)["exec"]["command"] for kind in ("readinessProbe",)}
-        probes["livenessProbe"] = redis.probe("livenessProbe")["exec"]["command"]
+        probes = {
+            kind: redis.probe(kind)["exec"]["command"]
+            for kind in ("readinessProbe", "livenessProbe")
+        }
 
         async def ready() -> bool:
             status, _ = await _run(cli, *target, *probes["readinessProbe"][1:], env=environment)
