@@ -43,8 +43,8 @@ from tests.deploy.manifests import (
     site_secrets,
     validate,
 )
-from tests.needs import missing
-from tests.timing import eventually, seconds, within
+from tests.support.needs import missing
+from tests.support.timing import eventually, seconds, within
 
 PLACEHOLDER = "CHANGE-ME"
 """The only value the example Secret may hold."""
