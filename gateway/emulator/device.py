@@ -5,9 +5,10 @@ operator's actions.
 Pure: no sockets, no asyncio. Time is read from an injected clock, so tests can drive it by hand.
 Counters are integrated lazily: ``advance()`` (called before any read) adds the traffic of the
 time elapsed since the previous call, so a print of 2,000 interfaces costs one pass over them.
-One interface, its traffic and its printed row are ``gateway.emulator.interface``; queues, PPP
-sessions and hotspot users ``gateway.emulator.customers``; the version and its formats
-``gateway.emulator.version``.
+The configuration (``DeviceConfig``, ``sized_config``) is ``gateway.emulator.config``,
+importable from here too; one interface, its traffic and its printed row are
+``gateway.emulator.interface``; queues, PPP sessions and hotspot users
+``gateway.emulator.customers``; the version and its formats ``gateway.emulator.version``.
 
 A PPPoE customer online is three things that come and go together, as on a real access router:
 its ``<pppoe-USER>`` interface, its ``/ppp/active`` row and (when ``pppoe_queues``: its PPP
@@ -29,6 +30,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.emulator.config import (
+    DEFAULT_VERSION,
+    DeviceConfig,
+    NamedInterface,
+    non_ascii_customer,
+    non_ascii_name,
+    port_mac,
+    sized_config,
+)
 from gateway.emulator.customers import (
     PLANS,
     HotspotSession,
@@ -57,10 +67,6 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
-
-DEFAULT_VERSION: Final = Version(7, 18, 2)
-"""The version a device acts as unless its configuration says otherwise."""
-
 
 # Vendor prefixes of customer devices: PPPoE CPEs (MikroTik's), hotspot phones and laptops.
 PPPOE_OUI: Final = "48:A9:8A"
@@ -106,92 +112,6 @@ class HotspotUser:
     time_limit: float | None = None
     session: HotspotSession | None = None
     queue: Queue | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NamedInterface:
-    """One interface with a chosen name (and optionally a chosen ``.id``), for a test or a demo.
-
-    ``name`` is the text the router stores; on the wire it is encoded in the device's
-    ``encoding``, and a lone surrogate (U+DC80 to U+DCFF) stands for one raw byte (so a name can
-    carry bytes that are not valid in any encoding). ``number`` is the numeric part of ``.id``
-    (``4`` is ``*4``); None takes the next free one. It carries a steady 1 Mbit/s down and
-    0.5 Mbit/s up until ``Device.set_traffic`` says otherwise.
-    """
-
-    name: str
-    type: str = "ether"
-    number: int | None = None
-    comment: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceConfig:
-    """What the router looks like. Counts are the numbers of interfaces of each kind."""
-
-    version: Version = DEFAULT_VERSION
-    identity: str = "MikroTik"
-    ethernet: int = 8
-    sfp: int = 1
-    vlans: int = 0
-    bridge: bool = True
-    pppoe: int = 0
-    # Mean PPPoE session length and re-dial gap, in seconds (0 = customers never drop).
-    pppoe_session: float = 600.0
-    pppoe_redial: float = 5.0
-    # Text encoding of names on the wire; a name that suits it carries non-ASCII characters.
-    encoding: str = "utf-8"
-    non_ascii_name: bool = True
-    seed: int = 1
-    board: str = "CCR2004-1G-12S+2XS"
-    # Interfaces named one by one, after the generated ones (and ``lo``), before PPPoE customers.
-    named: tuple[NamedInterface, ...] = ()
-    # Static simple queues, one per customer with an address and a plan; its comment holds the
-    # customer id ("CID-100001"). They come first in /queue/simple, before dynamic queues.
-    queues: int = 0
-    # Whether PPPoE customers' profiles carry a rate limit, so each session brings a dynamic
-    # simple queue <pppoe-USER> with the customer's plan.
-    pppoe_queues: bool = True
-    # Hotspot users, and their mean session length and re-login gap in seconds (0 = they never
-    # log out by themselves; a voucher's hour still ends its session).
-    hotspot: int = 0
-    hotspot_session: float = 1800.0
-    hotspot_relogin: float = 60.0
-
-
-# Names with characters outside ASCII, as Winbox users type them; the first that the configured
-# encoding can carry is used.
-_NON_ASCII_NAMES: Final = ("ether-café", "ether-офис", "ether-łódź", "ether-東京")
-
-
-def _non_ascii_name(encoding: str) -> str | None:
-    """The first of those names the encoding can carry; None when it carries none (ASCII)."""
-    for name in _NON_ASCII_NAMES:
-        try:
-            name.encode(encoding)
-        except UnicodeEncodeError:
-            continue
-        return name
-    return None
-
-
-def _mac(n: int) -> str:
-    return "48:8F:5A:" + ":".join(f"{(n >> s) & 0xFF:02X}" for s in (16, 8, 0))
-
-
-# Customer names as billing systems write them into comments; the first that the configured
-# encoding can carry goes into the first static queue's comment.
-_NON_ASCII_CUSTOMERS: Final = ("Müller", "Мюллер", "Łukasz", "山田")
-
-
-def _non_ascii_customer(encoding: str) -> str | None:
-    for name in _NON_ASCII_CUSTOMERS:
-        try:
-            name.encode(encoding)
-        except UnicodeEncodeError:
-            continue
-        return name
-    return None
 
 
 class Device:
@@ -259,7 +179,7 @@ class Device:
                 self._traffic(400.0 if i == 1 else 60.0, idle_chance=0.15 if i > 1 else 0.0),
                 l2mtu=1514,
                 max_l2mtu=9214,
-                mac=_mac(self._next_number),
+                mac=port_mac(self._next_number),
                 default_name=name,
                 running=up,
                 slave=cfg.bridge and 2 <= i <= 4,
@@ -276,7 +196,7 @@ class Device:
                 self._traffic(2000.0),
                 l2mtu=1514,
                 max_l2mtu=10218,
-                mac=_mac(self._next_number),
+                mac=port_mac(self._next_number),
                 default_name=name,
                 last_link_up=now_wall,
                 comment="uplink",
@@ -289,7 +209,7 @@ class Device:
                 self._traffic(80.0),
                 mtu="auto",
                 l2mtu=1514,
-                mac=_mac(self._next_number),
+                mac=port_mac(self._next_number),
                 last_link_up=now_wall,
             )
             self.interfaces[iface.id] = iface
@@ -299,18 +219,18 @@ class Device:
                 "vlan",
                 self._traffic(50.0, idle_chance=0.2),
                 l2mtu=1510,
-                mac=_mac(self._next_number),
+                mac=port_mac(self._next_number),
                 last_link_up=now_wall,
             )
             self.interfaces[iface.id] = iface
-        non_ascii = _non_ascii_name(cfg.encoding) if cfg.non_ascii_name else None
+        non_ascii = non_ascii_name(cfg.encoding) if cfg.non_ascii_name else None
         if non_ascii is not None:
             iface = self._new(
                 non_ascii,
                 "vlan",
                 self._traffic(20.0),
                 l2mtu=1510,
-                mac=_mac(self._next_number),
+                mac=port_mac(self._next_number),
                 last_link_up=now_wall,
                 comment=non_ascii.replace("ether-", "office "),
             )
@@ -382,7 +302,7 @@ class Device:
     def _build_queues(self, now: float) -> None:
         """Static plan queues: every tenth customer unlimited (accounting only), every 25th
         suspended (disabled); the first comment carries a non-ASCII name when it can."""
-        non_ascii = _non_ascii_customer(self.config.encoding)
+        non_ascii = non_ascii_customer(self.config.encoding)
         for i in range(1, self.config.queues + 1):
             plan = (0, 0) if i % 10 == 0 else PLANS[self._crng.randrange(len(PLANS))]
             comment = f"CID-{100000 + i}"
@@ -797,31 +717,3 @@ class Device:
             }
         )
         return row
-
-
-def sized_config(interfaces: int = 8, pppoe: int = 0, **kw: object) -> DeviceConfig:
-    """A device with exactly ``interfaces`` static rows (plus ``lo`` on v7) and ``pppoe`` customers.
-
-    The mix is what a real box has: Ethernet ports first (up to 24), one SFP+ uplink and a bridge
-    once there are a few ports, one interface with a non-ASCII name, VLANs for the rest.
-    """
-    if interfaces < 1:
-        raise ValueError("a router has at least one interface")
-    sfp = 1 if interfaces >= 4 else 0
-    bridge = interfaces >= 3
-    # Popped whatever the size, so it never reaches DeviceConfig twice. When the encoding carries
-    # no non-ASCII name (ASCII), that row goes to the ports and VLANs, so the count stays exact.
-    wanted = bool(kw.pop("non_ascii_name", True))
-    encoding = str(kw.get("encoding", DeviceConfig().encoding))
-    non_ascii = interfaces >= 6 and wanted and _non_ascii_name(encoding) is not None
-    rest = interfaces - sfp - int(bridge) - int(non_ascii)
-    ethernet = min(rest, 24)
-    return DeviceConfig(
-        ethernet=ethernet,
-        sfp=sfp,
-        bridge=bridge,
-        vlans=rest - ethernet,
-        pppoe=pppoe,
-        non_ascii_name=non_ascii,
-        **kw,  # type: ignore[arg-type]
-    )
