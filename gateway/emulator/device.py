@@ -1,19 +1,15 @@
-"""The emulated router's state: its interfaces, counters that advance on a clock, its customers
-(simple queues, PPP sessions, hotspot users), reboots, the operator's actions and the rows the
-API prints.
+"""The emulated router's state: its interfaces, counters that advance on a clock, reboots, the
+operator's actions and the rows the API prints. Its customers (simple queues, PPP sessions,
+hotspot users) and how they come and go are ``gateway.emulator.population``; a PPPoE
+customer's ``<pppoe-USER>`` interface is made and dropped here, for it.
 
 Pure: no sockets, no asyncio. Time is read from an injected clock, so tests can drive it by hand.
 Counters are integrated lazily: ``advance()`` (called before any read) adds the traffic of the
 time elapsed since the previous call, so a print of 2,000 interfaces costs one pass over them.
-The configuration (``DeviceConfig``, ``sized_config``) is ``gateway.emulator.config``,
-importable from here too; one interface, its traffic and its printed row are
-``gateway.emulator.interface``; queues, PPP sessions and hotspot users
-``gateway.emulator.customers``, and how customers come and go (PPPoE and hotspot churn)
-``gateway.emulator.population``; the version and its formats ``gateway.emulator.version``.
-
-A PPPoE customer online is its ``<pppoe-USER>`` interface (here), its ``/ppp/active`` row and a
-dynamic simple queue that counts what the interface counts (``gateway.emulator.population``
-says how they come and go together).
+The configuration (``DeviceConfig``, ``sized_config``, importable from here too) is
+``gateway.emulator.config``; one interface, its traffic and its printed row
+``gateway.emulator.interface``; queues, PPP sessions and hotspot users and their rows
+``gateway.emulator.customers``; the version and its formats ``gateway.emulator.version``.
 """
 
 from __future__ import annotations
@@ -59,7 +55,7 @@ Clock = Callable[[], float]
 
 
 class Device:
-    """The router: its interfaces, customers, counters, uptime, churn and identity."""
+    """The router: its interfaces, counters, uptime, identity and customers (``population``)."""
 
     def __init__(
         self,
