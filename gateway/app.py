@@ -26,11 +26,13 @@ import jinja2
 from aiohttp import web
 
 from gateway import views
+from gateway.auth import Verifier
 from gateway.config import Settings
 from gateway.demand import Demand
 from gateway.faults import UnexpectedErrors
 from gateway.hub import Hub
-from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, ROUTERS, SETTINGS
+from gateway.keyfiles import KEY_CHECK_SECONDS, KeyFiles
+from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, ROUTERS, SETTINGS, VERIFIER
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
 from gateway.poller import Clock, Poller
@@ -53,6 +55,7 @@ def create_app(
     clock: Clock = time.monotonic,
     heartbeat: float | None = None,
     idle_logout: float | None = None,
+    key_check: float = KEY_CHECK_SECONDS,
 ) -> web.Application:
     """Build the gateway app.
 
@@ -60,7 +63,8 @@ def create_app(
     ``gateway.routeros.connect_librouteros``; tests pass it too, or a wrapper that injects
     faults. ``clock`` (the pollers' and their demand's) is a seam for tests, as are
     ``heartbeat`` and ``idle_logout`` (seconds), which replace ``server.heartbeat`` and
-    ``poll.idle_logout`` when given.
+    ``poll.idle_logout`` when given, and ``key_check``, the seconds between looks at the key
+    files (``gateway.keyfiles``).
 
     Whoever runs the app may keep aiohttp's access log on; its request lines carry ``?token=``,
     so the app redacts that logger's records (``gateway.redact``) wherever they are written.
@@ -76,7 +80,10 @@ def create_app(
     metrics = Metrics()
     lifecycle = Lifecycle()
     pollers: dict[str, Poller] = {}
+    key_files = KeyFiles(settings.auth)
+    verifier = Verifier(settings.auth, key_files.keys)
     app[SETTINGS] = settings
+    app[VERIFIER] = verifier
     app[HUB] = hub
     app[METRICS] = metrics
     app[LIFECYCLE] = lifecycle
@@ -94,7 +101,7 @@ def create_app(
             ),
         ),
         settings.server,
-        settings.auth,
+        verifier,
         lifecycle,
     )
     aiohttp_jinja2.setup(
@@ -172,6 +179,16 @@ def create_app(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def key_rotation(app: web.Application) -> AsyncIterator[None]:
+        # Owned here: one task looks at the key files every key_check seconds (none without).
+        task = asyncio.create_task(key_files.watch(key_check), name="key-files")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    if key_files.watching:
+        app.cleanup_ctx.append(key_rotation)
     app.cleanup_ctx.append(polling)
     app.cleanup_ctx.append(heartbeats)
     app.on_shutdown.append(drain)

@@ -1,43 +1,111 @@
-"""Viewer authorisation: HS256 JWTs minted by the billing system (``[auth] mode = "jwt"``).
+"""Viewer authorisation: JWTs minted by the billing system or portal (``[auth] mode = "jwt"``).
 
 A token names the routers its holder may see (``routers``: a list of ids, or ``"*"``) and,
-optionally, per router the interfaces (``interfaces``: router id -> a list of name globs and
-``{"exact": name}`` entries, see ``name_patterns``), so a customer sees only its own PPPoE
+optionally, per router what of each source (``interfaces``: router id -> a list of name globs
+and ``{"exact": name}`` entries, see ``name_patterns``), so a customer sees only its own PPPoE
 interface. In mode ``none`` every viewer sees everything.
+
+Each scoped source is one claim of the same name (``SCOPED_CLAIMS``): the claim maps router ids
+to name filters, a router without an entry is visible whole, and a subscription's own filter
+narrows the token's. A source added to the protocol gets its claim by adding its name there.
+
+Verification (``Verifier``): the token's header names an algorithm; only the configured keys
+pinned to that algorithm are tried (``gateway.signing_keys``), so neither ``none`` nor an HS256
+token signed with a public key can pass. ``exp``, ``sub`` and ``routers`` are required; ``nbf``
+and ``iat`` are checked when present; ``iss`` and ``aud`` when configured; all times with
+``[auth] leeway`` seconds of clock skew.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 import jwt
 
 from gateway.config import AuthSettings
 from gateway.core.frames import InterfaceFilter, name_patterns
+from gateway.signing_keys import (
+    KeySet,
+    VerificationKey,
+    hmac_key,
+    keys_from_jwks,
+    public_key_from_pem,
+)
 
-__all__ = ["EVERYTHING", "AuthError", "Grant", "authorise"]
+__all__ = [
+    "EVERYTHING",
+    "MAX_TOKEN",
+    "SCOPED_CLAIMS",
+    "AuthError",
+    "Grant",
+    "Verifier",
+    "authorise",
+    "settings_keys",
+]
+
+SCOPED_CLAIMS: Final = ("interfaces",)
+"""The claims that narrow a source of a router, each named as its source: router id -> name
+filter list."""
+
+MAX_TOKEN: Final = 8 * 1024
+"""The longest token read, in characters; a longer one is refused before any parsing."""
+
+_ALL: Final = InterfaceFilter.all()
 
 
 class AuthError(Exception):
-    """The token is missing, malformed, wrongly signed or expired. The message says which."""
+    """The token is missing, malformed, wrongly signed, expired or ill-shaped. The message says
+    which, and never holds the token."""
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What one viewer may see. ``routers`` None means every router."""
+    """What one viewer may see. ``routers`` None means every router.
+
+    ``scopes`` maps a source (``"interfaces"``) to router id -> the filter the token sets on
+    that source of that router; a router missing there is visible whole. ``expires`` is the
+    token's ``exp`` (Unix seconds), None in mode ``none``.
+    """
 
     subject: str | None = None
     routers: frozenset[str] | None = None
-    interfaces: Mapping[str, InterfaceFilter] = field(default_factory=dict)
+    scopes: Mapping[str, Mapping[str, InterfaceFilter]] = field(default_factory=dict)
     expires: float | None = None
 
     def allows(self, router: str) -> bool:
         return self.routers is None or router in self.routers
 
+    def filter(self, router: str, source: str = "interfaces") -> InterfaceFilter:
+        """The token's filter on ``source`` of ``router`` (everything when it sets none)."""
+        return self.scopes.get(source, {}).get(router, _ALL)
+
     def interface_filter(self, router: str) -> InterfaceFilter:
         """The token's interface filter for a router (everything when it names none)."""
-        return self.interfaces.get(router, InterfaceFilter.all())
+        return self.filter(router, "interfaces")
+
+    def within(self, wider: Grant) -> bool:
+        """Whether this grant shows nothing ``wider`` does not: the same or fewer routers, and on
+        each, for every scoped source, a filter within ``wider``'s.
+
+        Judged conservatively where filters are globs (``InterfaceFilter.within``): a narrower
+        token written with different globs may be refused, never a wider one accepted.
+        """
+        if wider.routers is not None and (
+            self.routers is None or not self.routers <= wider.routers
+        ):
+            return False
+        for source in SCOPED_CLAIMS:
+            wide = wider.scopes.get(source, {})
+            if not wide:
+                continue
+            mine = self.scopes.get(source, {})
+            routers = self.routers if self.routers is not None else wide.keys()
+            for router in routers:
+                if router in wide and not mine.get(router, _ALL).within(wide[router]):
+                    return False
+        return True
 
 
 EVERYTHING = Grant()
@@ -57,43 +125,138 @@ def _grant(claims: Mapping[str, object]) -> Grant:
         allowed = frozenset(routers)
     else:
         raise AuthError('token claim "routers" must be a list of router ids or "*"')
-    interfaces: dict[str, InterfaceFilter] = {}
-    raw = claims.get("interfaces", {})
-    if not isinstance(raw, dict):
-        raise AuthError('token claim "interfaces" must map router ids to lists of name globs')
-    for router, entries in raw.items():
-        try:
-            interfaces[router] = InterfaceFilter.of(name_patterns(entries))
-        except ValueError as exc:
-            raise AuthError(f'token claim "interfaces.{router}": {exc}') from None
+    scopes: dict[str, dict[str, InterfaceFilter]] = {}
+    for claim in SCOPED_CLAIMS:
+        raw = claims.get(claim, {})
+        if not isinstance(raw, dict):
+            raise AuthError(f'token claim "{claim}" must map router ids to lists of name globs')
+        filters: dict[str, InterfaceFilter] = {}
+        for router, entries in raw.items():
+            try:
+                filters[router] = InterfaceFilter.of(name_patterns(entries))
+            except ValueError as exc:
+                raise AuthError(f'token claim "{claim}.{router}": {exc}') from None
+        if filters:
+            scopes[claim] = filters
     subject = claims.get("sub")
     exp = claims.get("exp")
     return Grant(
         subject=str(subject) if subject is not None else None,
         routers=allowed,
-        interfaces=interfaces,
+        scopes=scopes,
         expires=float(exp) if isinstance(exp, int | float) else None,
     )
 
 
+def settings_keys(settings: AuthSettings) -> KeySet:
+    """The keys the settings configure, as read at start-up: the HS256 secret, the public key
+    file's key and the JWKS file's keys (``gateway.keyfiles`` re-reads the files later)."""
+    keys: list[VerificationKey] = []
+    if settings.jwt_secret is not None:
+        keys.append(hmac_key(settings.jwt_secret.reveal()))
+    if settings.public_key_pem is not None:
+        keys.append(public_key_from_pem(settings.public_key_pem))
+    if settings.jwks_json is not None:
+        keys.extend(keys_from_jwks(settings.jwks_json))
+    return KeySet(tuple(keys))
+
+
+# PyJWT's refusals in words a token's holder (and the operator reading the close reason) can act
+# on; checked in order, so a subclass comes before its base.
+_REFUSALS: Final[tuple[tuple[type[jwt.PyJWTError], str], ...]] = (
+    (jwt.ExpiredSignatureError, "the token has expired"),
+    (jwt.ImmatureSignatureError, "the token is not valid yet (nbf or iat in the future)"),
+    (jwt.InvalidAudienceError, "the token is for another audience (aud)"),
+    (jwt.InvalidIssuerError, "the token is from another issuer (iss)"),
+    (jwt.InvalidSignatureError, "the token's signature does not verify"),
+)
+
+
+class Verifier:
+    """Checks tokens against the keys of the moment: ``keys()`` is asked on every check, so a
+    key file re-read by ``gateway.keyfiles`` takes effect at once."""
+
+    __slots__ = ("_keys", "settings")
+
+    def __init__(self, settings: AuthSettings, keys: Callable[[], KeySet] | None = None) -> None:
+        self.settings = settings
+        if keys is None:
+            fixed = settings_keys(settings) if settings.mode == "jwt" else KeySet()
+
+            def keys() -> KeySet:
+                return fixed
+
+        self._keys = keys
+
+    @property
+    def enabled(self) -> bool:
+        """Whether tokens are checked at all (mode ``jwt``)."""
+        return self.settings.mode == "jwt"
+
+    def authorise(self, token: str | None) -> Grant:
+        """The grant of a token (from any transport); ``AuthError`` saying why it is refused.
+
+        In mode ``none`` every viewer gets ``EVERYTHING``, whatever it sends.
+        """
+        if not self.enabled:
+            return EVERYTHING
+        if not token:
+            raise AuthError("a token is required")
+        if len(token) > MAX_TOKEN:
+            raise AuthError(f"the token is longer than {MAX_TOKEN} characters")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise AuthError("the token is invalid (malformed)") from None
+        algorithm = header.get("alg")
+        kid = header.get("kid")
+        keyset = self._keys()
+        if not isinstance(algorithm, str) or algorithm not in keyset.algorithms:
+            accepted = ", ".join(keyset.algorithms) or "none configured"
+            raise AuthError(
+                f"the token's algorithm {str(algorithm)[:20]!r} is not accepted here "
+                f"(accepted: {accepted})"
+            )
+        candidates = keyset.candidates(algorithm, kid if isinstance(kid, str) else None)
+        if not candidates:
+            raise AuthError(f"the token's key id {str(kid)[:40]!r} is not among the gateway's keys")
+        claims = self._decode(token, candidates)
+        return _grant(claims)
+
+    def _decode(self, token: str, candidates: tuple[VerificationKey, ...]) -> dict[str, Any]:
+        """The claims, checked with the first candidate key whose signature verifies."""
+        settings = self.settings
+        refusal: jwt.PyJWTError | None = None
+        for key in candidates:
+            try:
+                return jwt.decode(
+                    token,
+                    key.key,
+                    # Pinned: this key verifies its own algorithm and nothing else.
+                    algorithms=[key.algorithm],
+                    options={"require": ["exp", "sub", "routers"]},
+                    audience=settings.audience or None,
+                    issuer=settings.issuer or None,
+                    leeway=settings.leeway,
+                )
+            except jwt.InvalidSignatureError as exc:
+                refusal = exc  # perhaps another key of the same algorithm (a rotation)
+            except jwt.PyJWTError as exc:
+                refusal = exc
+                break  # signed by this key, but its claims are refused
+        assert refusal is not None
+        raise _refused(refusal)
+
+
+def _refused(exc: jwt.PyJWTError) -> AuthError:
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return AuthError(f"the token lacks the {exc.claim!r} claim")
+    for kind, text in _REFUSALS:
+        if isinstance(exc, kind):
+            return AuthError(text)
+    return AuthError("the token is invalid (malformed or wrongly signed)")
+
+
 def authorise(settings: AuthSettings, token: str | None) -> Grant:
-    """Check a token (from ``?token=`` or ``Authorization: Bearer``) and return its grant."""
-    if settings.mode == "none":
-        return EVERYTHING
-    if not token:
-        raise AuthError("a token is required")
-    assert settings.jwt_secret is not None
-    try:
-        claims = jwt.decode(
-            token,
-            settings.jwt_secret.reveal(),
-            algorithms=["HS256"],
-            options={"require": ["exp", "sub", "routers"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise AuthError("the token has expired") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise AuthError(f"the token lacks the {exc.claim!r} claim") from None
-    except jwt.InvalidTokenError:
-        raise AuthError("the token is invalid (malformed or wrongly signed)") from None
-    return _grant(claims)
+    """Check a token against the settings' own keys (no key file reloads); see ``Verifier``."""
+    return Verifier(settings).authorise(token)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.auth import Verifier
 from gateway.config import RouterSettings, Settings
 from gateway.hub import Hub
 from gateway.lifecycle import Lifecycle
@@ -21,3 +22,5 @@ POLLERS = web.AppKey[dict[str, Poller]]("pollers")
 """One poller per router id, created at start-up (``gateway.app``), stopped at cleanup."""
 ROUTERS = web.AppKey[dict[str, RouterSettings]]("routers")
 """Every configured router's settings by id (the REST views' lookup)."""
+VERIFIER = web.AppKey("verifier", Verifier)
+"""Checks tokens (REST and websocket) against the keys of the moment (``gateway.keyfiles``)."""

@@ -16,10 +16,10 @@ import aiohttp_jinja2
 import orjson
 from aiohttp import web
 
-from gateway.auth import AuthError, Grant, authorise
+from gateway.auth import AuthError, Grant
 from gateway.core.frames import filter_traffic, is_stale
 from gateway.core.model import RouterState
-from gateway.keys import HUB, LIFECYCLE, METRICS, ROUTERS, SETTINGS
+from gateway.keys import HUB, LIFECYCLE, METRICS, ROUTERS, SETTINGS, VERIFIER
 from gateway.metrics import CONTENT_TYPE
 from gateway.topic import Topic
 
@@ -114,7 +114,7 @@ def _grant(request: web.Request) -> Grant:
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else None
     try:
-        return authorise(request.app[SETTINGS].auth, token)
+        return request.app[VERIFIER].authorise(token)
     except AuthError as exc:
         raise web.HTTPUnauthorized(
             text=orjson.dumps({"error": "unauthorized", "message": str(exc)}).decode(),

@@ -23,8 +23,8 @@ from typing import Final
 import orjson
 from aiohttp import WSMessage, WSMsgType, web
 
-from gateway.auth import AuthError, Grant, authorise
-from gateway.config import AuthSettings, ServerSettings
+from gateway.auth import AuthError, Grant, Verifier
+from gateway.config import ServerSettings
 from gateway.core.frames import (
     ErrorCode,
     InterfaceFilter,
@@ -356,12 +356,12 @@ class WebSocketEndpoint:
         self,
         context: ViewerContext,
         server: ServerSettings,
-        auth: AuthSettings,
+        verifier: Verifier,
         lifecycle: Lifecycle,
     ) -> None:
         self.context = context
         self.server = server
-        self.auth = auth
+        self.verifier = verifier
         self.lifecycle = lifecycle
         # The websocket origins refused so far, each logged once. Bounded: a client can send
         # any number of distinct Origin headers. A key is at most about 270 characters (a
@@ -388,7 +388,7 @@ class WebSocketEndpoint:
             await ws.close(code=CloseCode.POLICY_VIOLATION, message=b"origin not allowed")
             return ws
         try:
-            grant = authorise(self.auth, request.query.get("token"))
+            grant = self.verifier.authorise(request.query.get("token"))
         except AuthError as exc:
             await ws.close(code=CloseCode.BAD_TOKEN, message=close_reason(str(exc)))
             return ws

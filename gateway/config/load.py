@@ -13,6 +13,7 @@ from the settings fields (``gateway.config.schema.settings_fields``): nothing he
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import ssl
@@ -31,9 +32,12 @@ from gateway.config.schema import (
     Flag,
     Integer,
     JwtSecret,
+    KeyFile,
     NameFilter,
+    Networks,
     Number,
     Origins,
+    PageUrl,
     RouterPassword,
     SettingField,
     Text,
@@ -45,6 +49,12 @@ from gateway.config.settings import RouterSettings, Secret, Settings, redact_url
 from gateway.config.table import ConfigError, Context, Table, quote, show, toml_problem
 from gateway.core.frames import EXACT, name_patterns
 from gateway.core.origins import OriginError, normalise_origin
+from gateway.signing_keys import (
+    MAX_KEY_FILE_BYTES,
+    KeyFileError,
+    keys_from_jwks,
+    public_key_from_pem,
+)
 
 __all__ = [
     "ENV_PREFIX",
@@ -89,8 +99,8 @@ def accepted_keys(cls: type) -> tuple[str, ...]:
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] = os.environ) -> Settings:
     """Read the TOML file at ``path``, apply ``GATEWAY_*`` overrides from ``env``, check it all.
 
-    Relative ``password_file`` / ``jwt_secret_file`` / ``tls_ca_file`` paths are relative to the
-    file's directory.
+    Relative ``password_file`` / ``jwt_secret_file`` / ``tls_ca_file`` / ``public_key_file`` /
+    ``jwks_file`` paths are relative to the file's directory.
     Raises :class:`ConfigError` naming ``path`` for every problem, including an unreadable file and
     TOML syntax errors (with their line and column).
     """
@@ -332,12 +342,21 @@ def _read(reader: _Reader, spec: SettingField) -> object:
                 _origin(table, f"{key}[{index}]", value)
                 for index, value in enumerate(table.strings(key, default))
             )
+        case Networks():
+            return tuple(
+                _network(table, f"{key}[{index}]", value)
+                for index, value in enumerate(table.strings(key, default))
+            )
         case Texts():
             return table.strings(key, default)
         case NameFilter():
             return _name_filter(table, key, default)
         case Url():
             return _url(table, key, kind, default)
+        case PageUrl():
+            return _page_url(table, key, default)
+        case KeyFile():
+            return _key_file(reader, key, kind)
         case JwtSecret():
             return _jwt_secret(reader, kind)
         case RouterPassword():
@@ -433,6 +452,66 @@ def _url(table: Table, key: str, kind: Url, default: str) -> str:
     return url
 
 
+def _network(table: Table, key: str, value: str) -> str:
+    """One ``trusted_proxies`` entry: an IP network (or address) in canonical CIDR form."""
+    try:
+        network = ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        table.fail(
+            key,
+            f'expected an IP network like "10.0.0.0/8" or "2001:db8::/32", or an address, '
+            f"got {show(value)}",
+        )
+    return str(network)
+
+
+def _page_url(table: Table, key: str, default: str) -> str:
+    """``""``, an http(s) URL, or an absolute path on the gateway's own site."""
+    url = table.string(key, default, allow_empty=True)
+    if not url:
+        return url
+    expected = 'expected "", an https:// (or http://) URL, or a path such as "/portal/token"'
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        table.fail(key, f"{expected}, got one that does not parse")
+    if url.startswith("/") and not url.startswith("//") and not parts.scheme:
+        return url
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        table.fail(key, f"{expected}, got {show(url)}")
+    return url
+
+
+def _key_file(reader: _Reader, key: str, kind: KeyFile) -> str | None:
+    """A key file's resolved path; its text goes to ``kind.content_field`` once its keys load."""
+    table = reader.table
+    reader.values[kind.content_field] = None
+    name = table.optional_string(key)
+    if name is None:
+        return None
+    path = table.resolve(name)
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        table.fail(key, f"cannot read {quote(str(path))}: {exc.strerror or exc}")
+    except ValueError:
+        table.fail(key, f"expected a file path, got {show(name)} (a NUL character)")
+    try:
+        text = data.decode("utf-8")
+        if kind.jwks:
+            keys_from_jwks(data)
+        else:
+            public_key_from_pem(data)
+    except UnicodeDecodeError:
+        table.fail(key, f"{quote(str(path))} is not text")
+    except KeyFileError as exc:
+        what = "a JSON Web Key Set" if kind.jwks else "a public key"
+        table.fail(key, f"{quote(str(path))} is not usable as {what}: {exc}")
+    reader.values[kind.content_field] = text
+    return str(path)
+
+
 def _jwt_secret(reader: _Reader, kind: JwtSecret) -> Secret | None:
     table = reader.table
     mode = reader.value("mode")
@@ -441,6 +520,9 @@ def _jwt_secret(reader: _Reader, kind: JwtSecret) -> Secret | None:
     variable = table.string(kind.env_key, kind.default_env, secret=True)
     file_name = table.optional_string(kind.file_key, secret=True)
     if mode == "none":
+        return None
+    if not sources and (reader.value("public_key_file") or reader.value("jwks_file")):
+        # Public keys configured and no secret named: no HS256 at all, not the default variable.
         return None
     if len(sources) > 1:
         table.fail("", f"expected one of {kind.env_key} or {kind.file_key}, got both")

@@ -33,10 +33,13 @@ __all__ = [
     "Getter",
     "Integer",
     "JwtSecret",
+    "KeyFile",
     "Kind",
     "NameFilter",
+    "Networks",
     "Number",
     "Origins",
+    "PageUrl",
     "RouterPassword",
     "SettingField",
     "Text",
@@ -148,6 +151,18 @@ class Origins(Texts):
 
 
 @dataclass(frozen=True, slots=True)
+class Networks(Texts):
+    """An array of IP networks in CIDR notation (``"10.0.0.0/8"``, ``"2001:db8::/32"``) or single
+    addresses, kept in canonical form (host bits cleared)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageUrl(Kind):
+    """``""``, an absolute ``http``/``https`` URL, or a path on the gateway's own site
+    (``/portal/token``): an address the dashboard page fetches."""
+
+
+@dataclass(frozen=True, slots=True)
 class Url(Kind):
     """``""`` or a URL with one of ``schemes``. It may carry a password: never shown in errors."""
 
@@ -165,6 +180,16 @@ class JwtSecret(Kind):
 
     def keys(self, field: str) -> tuple[str, ...]:
         return (self.env_key, self.file_key)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFile(Kind):
+    """A file of token verification keys: a PEM public key or certificate, or (``jwks``) a JSON
+    Web Key Set. The field is the file's resolved path; its text goes to the field named by
+    ``content_field``, after its keys were checked (``gateway.signing_keys``)."""
+
+    content_field: str = ""
+    jwks: bool = False
 
 
 @dataclass(frozen=True, slots=True)

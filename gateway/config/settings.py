@@ -1,8 +1,9 @@
 """The gateway's settings: every configuration key, its default, its check and what it means.
 
 This module is the contract of the configuration file. Sections ``[server]``, ``[auth]``,
-``[poll]`` and ``[cluster]`` are one table each, and every router is one ``[[routers]]`` table;
-each key of the four sections can also be set as ``GATEWAY_<SECTION>_<KEY>`` in the environment
+``[poll]``, ``[cluster]`` and ``[limits]`` are one table each, and every router is one
+``[[routers]]`` table; each key of those sections can also be set as ``GATEWAY_<SECTION>_<KEY>``
+in the environment
 (README, "Configuration"). Each field is declared once, as ``name: Annotated[type, Kind("what it
 means", ...)] = default`` (``gateway.config.schema``): the list of accepted keys, the checks and
 their messages, and the environment overrides all follow from it. A new key is one new field
@@ -36,9 +37,12 @@ from gateway.config.schema import (
     Getter,
     Integer,
     JwtSecret,
+    KeyFile,
     NameFilter,
+    Networks,
     Number,
     Origins,
+    PageUrl,
     RouterPassword,
     Text,
     Url,
@@ -53,6 +57,8 @@ __all__ = [
     "AuthMode",
     "AuthSettings",
     "ClusterSettings",
+    "LimitSettings",
+    "LogFormat",
     "LoginMethod",
     "PollSettings",
     "RouterSettings",
@@ -63,7 +69,11 @@ __all__ = [
 ]
 
 AuthMode = Literal["none", "jwt"]
-"""``none``: anyone who can reach the gateway sees every router. ``jwt``: HS256 tokens."""
+"""``none``: anyone who can reach the gateway sees every router. ``jwt``: signed tokens (HS256,
+RS256, ES256)."""
+
+LogFormat = Literal["text", "json"]
+"""``text``: one readable line per record. ``json``: one JSON object per line (log pipelines)."""
 
 LoginMethod = Literal["plain", "token"]
 """``plain``: RouterOS 6.43 and later. ``token``: the older challenge login (MD5 of a token)."""
@@ -161,11 +171,36 @@ class ServerSettings:
     slow_consumer_seconds: Annotated[
         float, Number("seconds a viewer may take nothing while data waits before 4408")
     ] = 10.0
+    trusted_proxies: Annotated[
+        tuple[str, ...],
+        Networks(
+            "reverse proxies (CIDRs) whose X-Forwarded-For names the client; empty = the peer "
+            "address is the client"
+        ),
+    ] = ()
+    allowed_frame_ancestors: Annotated[
+        tuple[str, ...],
+        Origins("pages that may show the dashboard in a frame; empty = no framing at all"),
+    ] = ()
+    tls_proxy: Annotated[
+        bool, Flag("clients reach the gateway over HTTPS (a TLS proxy in front): send HSTS")
+    ] = False
+    log_format: Annotated[
+        LogFormat, Choice("text, or json: one object a line; --log-format overrides it")
+    ] = "text"
 
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    """``[auth]``: ``jwt_secret`` is the resolved HS256 secret, present exactly in ``jwt`` mode."""
+    """``[auth]``: who may watch, and how tokens are checked, carried and refreshed.
+
+    In ``jwt`` mode at least one key is configured: ``jwt_secret`` (the resolved HS256 secret),
+    the key of ``public_key_file`` (RS256 or ES256) or those of ``jwks_file``. Both files are
+    read and checked at load (their text kept in ``public_key_pem`` and ``jwks_json``) and
+    re-read when they change (``gateway.keyfiles``). ``jwt_secret`` is read from the default
+    variable ``GATEWAY_JWT_SECRET`` only when no key file is configured; with one, only when a
+    secret source is named.
+    """
 
     mode: Annotated[AuthMode, Choice("who may watch: everyone, or holders of a JWT")] = "none"
     jwt_secret: Annotated[
@@ -175,6 +210,56 @@ class AuthSettings:
             "jwt_secret_file"
         ),
     ] = None
+    public_key_file: Annotated[
+        str | None,
+        KeyFile(
+            "PEM public key or certificate: RSA 2048+ bits (RS256) or EC P-256 (ES256)",
+            content_field="public_key_pem",
+        ),
+    ] = None
+    public_key_pem: Annotated[
+        str | None, Derived("the text of public_key_file", source="public_key_file")
+    ] = field(default=None, repr=False)
+    jwks_file: Annotated[
+        str | None,
+        KeyFile(
+            "JSON Web Key Set of RS256 and ES256 keys, picked by kid; re-read when it changes",
+            content_field="jwks_json",
+            jwks=True,
+        ),
+    ] = None
+    jwks_json: Annotated[str | None, Derived("the text of jwks_file", source="jwks_file")] = field(
+        default=None, repr=False
+    )
+    issuer: Annotated[str, Text('required "iss" claim; empty = not checked', allow_empty=True)] = ""
+    audience: Annotated[
+        str,
+        Text('required "aud" claim; empty = tokens must carry no "aud"', allow_empty=True),
+    ] = ""
+    leeway: Annotated[
+        float, Number("seconds of clock skew allowed on exp, nbf and iat", allow_zero=True)
+    ] = 30.0
+    auth_timeout: Annotated[
+        float,
+        Number("seconds a websocket has to send its auth message when no token came with it"),
+    ] = 5.0
+    refresh_before: Annotated[
+        float,
+        Number(
+            "seconds before a token expires that the server asks for a new one (refresh_needed)"
+        ),
+    ] = 60.0
+    token_url: Annotated[
+        str,
+        PageUrl(
+            "where the dashboard fetches a new token (with the browser's cookies); empty = none"
+        ),
+    ] = ""
+
+    @property
+    def key_files(self) -> tuple[str, ...]:
+        """The key files to watch for changes (resolved paths)."""
+        return tuple(p for p in (self.public_key_file, self.jwks_file) if p is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +291,42 @@ class PollSettings:
             "keep the router session this long after polling stops, then log out", allow_zero=True
         ),
     ] = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """``[limits]``: what one client may cost. Rates are per second; a count of 0 (or a rate of
+    0) turns that limit off.
+
+    Per connection, a token bucket of ``message_burst`` messages refilled at
+    ``messages_per_second``; per client address (``server.trusted_proxies`` says what that is),
+    open websockets and a bucket of new ones; per token subject, open websockets. The server's
+    ``max_connections`` bounds them all. The README's "Limits" section gives the answers a
+    client gets past each.
+    """
+
+    messages_per_second: Annotated[
+        float,
+        Number(
+            "messages one websocket may send per second, on average; 0 = no limit", allow_zero=True
+        ),
+    ] = 10.0
+    message_burst: Annotated[
+        int, Integer("messages one websocket may send at once before the rate applies")
+    ] = 20
+    connections_per_subject: Annotated[
+        int, Integer("open websockets per token subject (jwt mode); 0 = no limit", minimum=0)
+    ] = 32
+    connections_per_address: Annotated[
+        int, Integer("open websockets per client address; 0 = no limit", minimum=0)
+    ] = 256
+    handshakes_per_second: Annotated[
+        float,
+        Number("new websockets per client address per second; 0 = no limit", allow_zero=True),
+    ] = 10.0
+    handshake_burst: Annotated[
+        int, Integer("new websockets one client address may open at once")
+    ] = 100
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -362,6 +483,7 @@ class Settings:
     poll: PollSettings
     cluster: ClusterSettings
     routers: tuple[RouterSettings, ...]
+    limits: LimitSettings = LimitSettings()
 
 
 def redact_url(url: str) -> str:

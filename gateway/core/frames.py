@@ -231,6 +231,20 @@ class InterfaceFilter:
         """The filter a name passes only when it passes both ``self`` and ``other``."""
         return InterfaceFilter(self.clauses + other.clauses)
 
+    def within(self, other: InterfaceFilter) -> bool:
+        """Whether every name this filter passes certainly passes ``other`` too.
+
+        True when each of ``other``'s clauses is implied by one of this filter's (the same
+        clause, or one whose every glob is in it or names one name it matches). Where that
+        cannot be told cheaply and for certain the answer is False: a narrower filter written
+        with different globs may be judged not within, a wider one never within. A token
+        refresh relies on it (``gateway.auth.Grant.within``).
+        """
+        return all(
+            theirs in self.clauses or any(_implies(mine, theirs) for mine in self.clauses)
+            for theirs in other.clauses
+        )
+
 
 def literal_glob(name: str) -> str:
     """The glob that matches ``name`` and no other name.

@@ -11,9 +11,8 @@ A RouterOS api-ssl service runs in one of two ways (PROTOCOL.md §1):
 :func:`anonymous_context` serves the second kind; :meth:`Certificate.server_context` serves
 the first from a :class:`Certificate`, which is either read from PEM files or generated here
 (:func:`make_certificate`, self-signed or issued by a test CA). Generating one needs the
-``cryptography`` package, imported only then: nothing else in the gateway needs it, and an
-operator who runs ``gateway emulate --tls-cert FILE --tls-key FILE`` or ``--tls-anonymous`` does
-not either.
+``cryptography`` package (a dependency of the gateway, for its token keys), imported only then,
+so the emulator's other modes load without it.
 """
 
 from __future__ import annotations

@@ -1,22 +1,40 @@
-"""Tokens: what a viewer may see, and the clear reasons it may not."""
+"""Tokens: what a viewer may see, which keys may sign for it, and the clear reasons it may not."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
 
-from gateway.auth import EVERYTHING, AuthError, authorise
+from gateway.auth import EVERYTHING, MAX_TOKEN, AuthError, Grant, Verifier, authorise
 from gateway.config import AuthSettings, Secret
+from gateway.core.frames import InterfaceFilter
+from tests.support.tokens import (
+    SECRET,
+    ec_key,
+    forged_hs256,
+    hs256,
+    jwk,
+    jwks,
+    public_pem,
+    rsa_key,
+    signed,
+    unsigned,
+)
 
-SECRET = "k" * 32
-JWT = AuthSettings(mode="jwt", jwt_secret=Secret(SECRET))
+JWT = AuthSettings(mode="jwt", jwt_secret=Secret(SECRET), leeway=0.0)
 
 
-def token(secret: str = SECRET, **claims: object) -> str:
-    body = {"sub": "cust-42", "exp": int(time.time()) + 300, "routers": ["core-1"], **claims}
-    return jwt.encode(body, secret, algorithm="HS256")
+def with_keys(**settings: object) -> AuthSettings:
+    """jwt mode with these key settings (text as the configuration would have read it)."""
+    return AuthSettings(mode="jwt", **settings)  # type: ignore[arg-type]
+
+
+RSA = with_keys(public_key_pem=public_pem(rsa_key()).decode())
+EC = with_keys(public_key_pem=public_pem(ec_key()).decode())
 
 
 def test_mode_none_sees_everything() -> None:
@@ -26,26 +44,26 @@ def test_mode_none_sees_everything() -> None:
 
 def test_token_limits_routers_and_interfaces() -> None:
     """A customer's token shows one router, and there only its own PPPoE interface."""
-    grant = authorise(JWT, token(interfaces={"core-1": ["<pppoe-alice>"]}))
+    grant = authorise(JWT, hs256(routers=["core-1"], interfaces={"core-1": ["<pppoe-alice>"]}))
     assert grant.allows("core-1")
     assert not grant.allows("core-2")
     assert grant.interface_filter("core-1").matches("<pppoe-alice>")
     assert not grant.interface_filter("core-1").matches("<pppoe-bob>")
-    assert grant.subject == "cust-42"
+    assert grant.subject == "cust-1"
 
 
 def test_token_with_an_exact_name_shows_that_interface_only() -> None:
     """A token naming a customer's interface exactly never shows a look-alike, glob characters
     and all."""
-    grant = authorise(JWT, token(interfaces={"core-1": [{"exact": "<pppoe-alice[1]>"}]}))
-    flt = grant.interface_filter("core-1")
+    grant = authorise(JWT, hs256(interfaces={"core": [{"exact": "<pppoe-alice[1]>"}]}))
+    flt = grant.interface_filter("core")
     assert flt.matches("<pppoe-alice[1]>")
     assert not flt.matches("<pppoe-alice1>")
 
 
 def test_wildcard_routers() -> None:
     """``"routers": "*"`` grants every router, whole."""
-    grant = authorise(JWT, token(routers="*"))
+    grant = authorise(JWT, hs256(routers="*"))
     assert grant.allows("anything")
     assert grant.interface_filter("anything").is_all
 
@@ -54,46 +72,178 @@ def test_a_star_inside_the_router_list_is_refused() -> None:
     """``"routers": ["*"]`` is refused saying how to write "every router", not a token that
     silently sees nothing."""
     with pytest.raises(AuthError) as caught:
-        authorise(JWT, token(routers=["core-1", "*"]))
+        authorise(JWT, hs256(routers=["core-1", "*"]))
     assert str(caught.value) == (
         'token claim "routers" is either the string "*" (every router) or a list of router '
         'ids, got a list containing "*"'
     )
 
 
+# The token matrix, key by key: what a gateway configured with ``settings`` says to each token.
+MATRIX: list[tuple[str, AuthSettings, Callable[[], str | None], str | None]] = [
+    ("no token", JWT, lambda: None, "a token is required"),
+    ("not a JWT", JWT, lambda: "not-a-jwt", "malformed"),
+    ("too long", JWT, lambda: "x" * (MAX_TOKEN + 1), "longer than"),
+    ("HS256 good", JWT, lambda: hs256(), None),
+    ("HS256 bad signature", JWT, lambda: hs256(secret="other" * 8), "signature does not verify"),
+    ("alg none", JWT, lambda: unsigned(), "algorithm 'none' is not accepted"),
+    ("expired", JWT, lambda: hs256(lifetime=-10), "expired"),
+    ("not yet valid", JWT, lambda: hs256(nbf=int(time.time()) + 60), "not valid yet"),
+    ("issued in the future", JWT, lambda: hs256(iat=int(time.time()) + 60), "not valid yet"),
+    ("no routers", JWT, lambda: jwt.encode({"sub": "x", "exp": 2**40}, SECRET), "routers"),
+    ("no sub", JWT, lambda: jwt.encode({"routers": "*", "exp": 2**40}, SECRET), "'sub'"),
+    ("no exp", JWT, lambda: jwt.encode({"routers": "*", "sub": "x"}, SECRET), "'exp'"),
+    ("routers not a list", JWT, lambda: hs256(routers="core-1"), "routers"),
+    ("interfaces ill-shaped", JWT, lambda: hs256(interfaces={"c": "x"}), "interfaces.c"),
+    ("exact not text", JWT, lambda: hs256(interfaces={"c": [{"exact": 1}]}), "interfaces.c"),
+    ("RS256 good", RSA, lambda: signed(rsa_key()), None),
+    ("RS256 other key", RSA, lambda: signed(rsa_key(n=1)), "signature does not verify"),
+    ("RS256 where only HS256", JWT, lambda: signed(rsa_key()), "'RS256' is not accepted"),
+    ("HS256 where only RS256", RSA, lambda: hs256(), "'HS256' is not accepted"),
+    (
+        "HS256 signed with the RSA public key",
+        RSA,
+        lambda: forged_hs256(public_pem(rsa_key())),
+        "'HS256' is not accepted",
+    ),
+    (
+        "HS256 signed with the RSA public key, HS256 also configured",
+        with_keys(jwt_secret=Secret(SECRET), public_key_pem=public_pem(rsa_key()).decode()),
+        lambda: forged_hs256(public_pem(rsa_key())),
+        "signature does not verify",
+    ),
+    ("ES256 good", EC, lambda: signed(ec_key()), None),
+    ("ES256 other key", EC, lambda: signed(ec_key(n=1)), "signature does not verify"),
+    ("ES256 where only RS256", RSA, lambda: signed(ec_key()), "'ES256' is not accepted"),
+]
+
+
 @pytest.mark.parametrize(
-    ("make", "reason"),
-    [
-        (lambda: None, "required"),
-        (lambda: "not-a-jwt", "invalid"),
-        (lambda: token(secret="other" * 8), "invalid"),
-        (lambda: token(exp=int(time.time()) - 10), "expired"),
-        (lambda: jwt.encode({"sub": "x", "exp": int(time.time()) + 60}, SECRET), "routers"),
-        (lambda: token(routers="core-1"), "routers"),
-        (lambda: token(interfaces={"core-1": "x"}), "interfaces.core-1"),
-        (lambda: token(interfaces={"core-1": [{"exact": 1}]}), "interfaces.core-1"),
-    ],
+    ("settings", "make", "refusal"),
+    [pytest.param(s, m, r, id=name) for name, s, m, r in MATRIX],
 )
-def test_bad_tokens_are_refused_with_a_reason(make: object, reason: str) -> None:
-    """Missing, malformed, forged, expired or ill-shaped tokens are refused, saying why."""
-    with pytest.raises(AuthError, match=reason):
-        authorise(JWT, make())  # type: ignore[operator]
+def test_token_matrix(
+    settings: AuthSettings, make: Callable[[], str | None], refusal: str | None
+) -> None:
+    """Each kind of token is accepted or refused as its key and claims deserve, saying why."""
+    verifier = Verifier(settings)
+    if refusal is None:
+        assert verifier.authorise(make()).subject == "cust-1"
+    else:
+        with pytest.raises(AuthError, match=refusal):
+            verifier.authorise(make())
 
 
-def test_other_algorithms_are_refused() -> None:
-    """A token signed with 'none' is never accepted."""
-    unsigned = jwt.encode(
-        {"sub": "x", "exp": int(time.time()) + 60, "routers": "*"}, "", algorithm="none"
+def test_issuer_and_audience_are_checked_when_configured() -> None:
+    """With ``issuer`` and ``audience`` set, only tokens naming both are accepted."""
+    settings = AuthSettings(
+        mode="jwt", jwt_secret=Secret(SECRET), issuer="https://portal.example.net", audience="gw"
     )
-    with pytest.raises(AuthError, match="invalid"):
-        authorise(JWT, unsigned)
+    verifier = Verifier(settings)
+    good: dict[str, Any] = {"iss": "https://portal.example.net", "aud": "gw"}
+    assert verifier.authorise(hs256(**good)).subject == "cust-1"
+    assert verifier.authorise(hs256(iss=good["iss"], aud=["other", "gw"])).subject == "cust-1"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"iss": "https://evil.example.com", "aud": "gw"}, "another issuer"),
+        ({"aud": "gw"}, "'iss'"),
+        ({"iss": good["iss"], "aud": "other"}, "another audience"),
+        ({"iss": good["iss"]}, "'aud'"),
+    ]
+    for claims, refusal in cases:
+        with pytest.raises(AuthError, match=refusal):
+            verifier.authorise(hs256(**claims))
+
+
+def test_a_token_for_an_audience_is_refused_where_none_is_configured() -> None:
+    """A token minted for some audience is not good at a gateway that expects none."""
+    with pytest.raises(AuthError, match="another audience"):
+        Verifier(JWT).authorise(hs256(aud="billing"))
+
+
+def test_clock_skew_leeway() -> None:
+    """A token just past ``exp`` (or just before ``nbf``) passes within the leeway, not beyond."""
+    lenient = Verifier(AuthSettings(mode="jwt", jwt_secret=Secret(SECRET), leeway=30.0))
+    assert lenient.authorise(hs256(lifetime=-10)).subject == "cust-1"
+    assert lenient.authorise(hs256(nbf=int(time.time()) + 10)).subject == "cust-1"
+    with pytest.raises(AuthError, match="expired"):
+        lenient.authorise(hs256(lifetime=-60))
+
+
+def test_jwks_keys_are_picked_by_kid() -> None:
+    """A JWKS holds several keys; a token is checked with the key its ``kid`` names."""
+    settings = with_keys(
+        jwks_json=jwks(jwk(rsa_key(), "2025"), jwk(rsa_key(n=1), "2026"), jwk(ec_key(), "ec"))
+    )
+    verifier = Verifier(settings)
+    assert verifier.authorise(signed(rsa_key(), kid="2025")).subject == "cust-1"
+    assert verifier.authorise(signed(rsa_key(n=1), kid="2026")).subject == "cust-1"
+    assert verifier.authorise(signed(ec_key(), kid="ec")).subject == "cust-1"
+    # Without a kid, every key of the token's algorithm is tried.
+    assert verifier.authorise(signed(rsa_key(n=1))).subject == "cust-1"
+    with pytest.raises(AuthError, match="signature does not verify"):
+        verifier.authorise(signed(rsa_key(), kid="2026"))
+    with pytest.raises(AuthError, match="key id '2027' is not among"):
+        verifier.authorise(signed(rsa_key(), kid="2027"))
+
+
+def test_keys_come_from_the_callable_at_each_check() -> None:
+    """A verifier asks for the keys on every check, so a re-read key file counts at once."""
+    current = [RSA]
+
+    def keys() -> object:
+        from gateway.auth import settings_keys
+
+        return settings_keys(current[0])
+
+    verifier = Verifier(RSA, keys)  # type: ignore[arg-type]
+    assert verifier.authorise(signed(rsa_key())).subject == "cust-1"
+    current[0] = EC
+    with pytest.raises(AuthError, match="'RS256' is not accepted"):
+        verifier.authorise(signed(rsa_key()))
+    assert verifier.authorise(signed(ec_key())).subject == "cust-1"
 
 
 def test_a_token_whose_globs_would_be_costly_is_refused_naming_the_limit() -> None:
     """A token's interfaces claim obeys the same limits as a subscription's."""
     stars = ["*a" * 20]
-    with pytest.raises(AuthError, match=r'interfaces\.core-1.*at most 4 "\*"'):
-        authorise(JWT, token(interfaces={"core-1": stars}))
+    with pytest.raises(AuthError, match=r'interfaces\.core.*at most 4 "\*"'):
+        authorise(JWT, hs256(interfaces={"core": stars}))
     many = [f"{n:03d}*" + "x" * 60 for n in range(5)]
     with pytest.raises(AuthError, match="characters together"):
-        authorise(JWT, token(interfaces={"core-1": many}))
+        authorise(JWT, hs256(interfaces={"core": many}))
+
+
+def grant(routers: list[str] | None, **interfaces: list[str]) -> Grant:
+    return Grant(
+        subject="s",
+        routers=None if routers is None else frozenset(routers),
+        scopes={"interfaces": {r: InterfaceFilter.of(g) for r, g in interfaces.items()}}
+        if interfaces
+        else {},
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "within"),
+    [
+        (grant(["a"]), grant(["a"]), True),
+        (grant(["a"]), grant(["a", "b"]), True),
+        (grant(["a", "b"]), grant(["a"]), False),
+        (grant(None), grant(["a"]), False),
+        (grant(["a"]), grant(None), True),
+        (grant(["a"], a=["x"]), grant(["a"]), True),
+        (grant(["a"]), grant(["a"], a=["x"]), False),
+        (grant(["a"], a=["x"]), grant(["a"], a=["x", "y"]), True),
+        (grant(["a"], a=["x", "y"]), grant(["a"], a=["x"]), False),
+        (grant(["a"], a=["<pppoe-alice>"]), grant(["a"], a=["<pppoe-*>"]), True),
+        (grant(["a"], a=["<pppoe-*>"]), grant(["a"], a=["<pppoe-alice>"]), False),
+        (grant(["a"], a=["<pppoe-a*>"]), grant(["a"], a=["<pppoe-*>"]), False),
+        (grant(None, b=["x"]), grant(None, b=["x"]), True),
+        (grant(None), grant(None, b=["x"]), False),
+        (grant(["a"]), grant(None, b=["x"]), True),
+    ],
+)
+def test_a_grant_is_within_another(new: Grant, old: Grant, within: bool) -> None:
+    """A refreshed token may keep or narrow what the connection sees, never widen it; a glob
+    that merely looks narrower is not taken on trust."""
+    assert new.within(old) is within

@@ -33,7 +33,7 @@ def jwt_settings(emulators: dict[str, RouterEmulator]) -> Settings:
     return settings_from_dict(
         {
             "server": {"host": "127.0.0.1", "port": 0},
-            "auth": {"mode": "jwt", "jwt_secret_env": "TEST_JWT_SECRET"},
+            "auth": {"mode": "jwt", "jwt_secret_env": "TEST_JWT_SECRET", "leeway": 0},
             "poll": {"interval": 0.3, "timeout": 1.0},
             "routers": [
                 {

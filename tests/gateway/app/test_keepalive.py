@@ -19,6 +19,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from gateway.auth import Verifier
 from gateway.config import AuthSettings, ServerSettings
 from gateway.hub import Hub
 from gateway.lifecycle import Lifecycle
@@ -78,7 +79,9 @@ async def rig(aiohttp_client: AiohttpClient) -> Rig:
         metrics=Metrics(),
         limits=Limits(),
     )
-    endpoint = WebSocketEndpoint(context, ServerSettings(), AuthSettings(), Lifecycle(ready=True))
+    endpoint = WebSocketEndpoint(
+        context, ServerSettings(), Verifier(AuthSettings()), Lifecycle(ready=True)
+    )
     app = web.Application()
     app.router.add_get("/ws", endpoint.handle)
     return Rig(hub, clock, await aiohttp_client(app))

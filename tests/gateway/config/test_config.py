@@ -292,7 +292,7 @@ ERROR_CASES = [
     pytest.param("[server\nport = 1\n", ["line 1", "column", "invalid TOML"], id="syntax"),
     pytest.param(
         "[severs]\n" + ROUTER,
-        ["severs: unknown key", "expected one of auth, cluster, poll, routers, server"],
+        ["severs: unknown key", "expected one of auth, cluster, limits, poll, routers, server"],
         id="unknown-section",
     ),
     pytest.param(
@@ -789,10 +789,12 @@ def test_unknown_environment_variables_are_refused_with_a_suggestion(tmp_path: P
     message = load_error(tmp_path, ROUTER, env={**ENV, "GATEWAY_SERVER_PROT": "9999"})
     assert message.endswith(
         "config.toml: GATEWAY_SERVER_PROT: unknown environment variable; expected one of "
-        "GATEWAY_SERVER_ALLOWED_ORIGINS, GATEWAY_SERVER_DRAIN_HOLD, GATEWAY_SERVER_HEARTBEAT, "
-        "GATEWAY_SERVER_HOST, GATEWAY_SERVER_MAX_CONNECTIONS, GATEWAY_SERVER_PORT, "
+        "GATEWAY_SERVER_ALLOWED_FRAME_ANCESTORS, GATEWAY_SERVER_ALLOWED_ORIGINS, "
+        "GATEWAY_SERVER_DRAIN_HOLD, GATEWAY_SERVER_HEARTBEAT, GATEWAY_SERVER_HOST, "
+        "GATEWAY_SERVER_LOG_FORMAT, GATEWAY_SERVER_MAX_CONNECTIONS, GATEWAY_SERVER_PORT, "
         "GATEWAY_SERVER_SHUTDOWN_GRACE, GATEWAY_SERVER_SLOW_CONSUMER_BYTES, "
-        'GATEWAY_SERVER_SLOW_CONSUMER_SECONDS (did you mean "GATEWAY_SERVER_PORT"?)'
+        "GATEWAY_SERVER_SLOW_CONSUMER_SECONDS, GATEWAY_SERVER_TLS_PROXY, "
+        'GATEWAY_SERVER_TRUSTED_PROXIES (did you mean "GATEWAY_SERVER_PORT"?)'
     )
     for variable, closest in [
         ("GATEWAY_POLL_INTERVALL", "GATEWAY_POLL_INTERVAL"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from gateway.config import ConfigError, settings_from_dict
 from gateway.config.load import SECTIONS, accepted_keys, env_variable
 from gateway.emulator.tls import make_certificate
+from tests.support.tokens import ec_key, jwk, jwks, private_pem, public_pem, rsa_key
 
 SECRET: Final = "fuzz-secret-Zq81"
 """The value of every secret source the documents can name (variable PW, file pw.txt)."""
@@ -60,6 +62,19 @@ AWKWARD_TEXT: Final = (
     "1e999",
     "nan",
     "-1",
+    "signer.pem",
+    "jwks.json",
+    "private.pem",
+    "10.0.0.0/8",
+    "10.0.0.0/33",
+    "::1",
+    "2001:db8::/64",
+    "/portal/token",
+    "//evil.example/token",
+    "javascript:alert(1)",
+    "https://portal.example.net/token",
+    "json",
+    "text",
 )
 
 # Built rather than listed, so that Hypothesis' description of the strategies stays short.
@@ -114,6 +129,7 @@ documents = st.fixed_dictionaries(
         "auth": table_for(SECTIONS["auth"]),
         "poll": table_for(SECTIONS["poll"]),
         "cluster": table_for(SECTIONS["cluster"]),
+        "limits": table_for(SECTIONS["limits"]) | values,
         "routers": st.lists(table_for(SECTIONS["routers"], GOOD_ROUTER) | values, max_size=3)
         | values,
         "stray": values,
@@ -135,12 +151,24 @@ environments = st.dictionaries(
 )
 
 
+def names_a_key(message: str, document: dict[str, Any]) -> bool:
+    """Whether a message names where the mistake is: ``fuzz.toml: <key path>: <problem>``, the
+    path starting at a section, a key of the document, or the variable that set the value."""
+    where, _, problem = message.removeprefix("fuzz.toml: ").partition(": ")
+    head = re.split(r"[.\[ ]", where, maxsplit=1)[0]
+    return bool(problem) and (head in SECTIONS or head in document or head.startswith("GATEWAY_"))
+
+
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding the files documents may name: a secret and a CA certificate."""
+    """A directory holding the files documents may name: a secret, a CA certificate, token keys
+    (a public key, a key set, and a private key that must be refused)."""
     path = tmp_path_factory.mktemp("fuzz")
     (path / "pw.txt").write_text(SECRET + "\n", encoding="utf-8")
     (path / "ca.pem").write_bytes(make_certificate("router").cert_pem)
+    (path / "signer.pem").write_bytes(public_pem(ec_key()))
+    (path / "jwks.json").write_text(jwks(jwk(rsa_key(), "k1")))
+    (path / "private.pem").write_bytes(private_pem(rsa_key()))
     return path
 
 
@@ -162,5 +190,7 @@ def test_any_document_loads_or_is_one_config_error(
     except ConfigError as exc:
         message = str(exc)
         assert message.startswith("fuzz.toml: ")
+        assert names_a_key(message, document), message
         assert "\n" not in message
         assert SECRET not in message
+        assert "PRIVATE KEY" not in message

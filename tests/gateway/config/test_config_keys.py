@@ -25,11 +25,14 @@ from gateway.config.schema import (
 )
 from gateway.emulator.tls import make_certificate
 from tests.support import ROOT
+from tests.support.tokens import ec_key, jwk, jwks, public_pem, rsa_key
 
 README = ROOT / "README.md"
 ROUTER: dict[str, object] = {"id": "core-1", "host": "192.0.2.1", "username": "u", "password": "p"}
 FINGERPRINT = "ab" * 32
 CERTIFICATE = make_certificate("router").cert_pem
+SIGNER_PEM = public_pem(ec_key()).decode()
+JWKS = jwks(jwk(rsa_key(), "k1"))
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,17 @@ SPECIAL: dict[tuple[str, str], Probe] = {
         "PROBE_JWT", Secret(PROBE_JWT), {"mode": "jwt"}, env={"PROBE_JWT": PROBE_JWT}
     ),
     ("auth", "jwt_secret_file"): Probe("jwt.secret", Secret(PROBE_JWT), {"mode": "jwt"}),
+    ("auth", "public_key_file"): Probe(
+        "signer.pem", Path("signer.pem"), {"mode": "jwt"}, also={"public_key_pem": SIGNER_PEM}
+    ),
+    ("auth", "jwks_file"): Probe(
+        "jwks.json", Path("jwks.json"), {"mode": "jwt"}, also={"jwks_json": JWKS}
+    ),
+    ("auth", "token_url"): Probe("https://portal.example/token", "https://portal.example/token"),
+    ("server", "trusted_proxies"): Probe(["10.1.2.3/8", "::1"], ("10.0.0.0/8", "::1/128")),
+    ("server", "allowed_frame_ancestors"): Probe(
+        ["HTTPS://Portal.Example:443"], ("https://portal.example",)
+    ),
     ("cluster", "redis_url"): Probe("redis://redis:6379/1", "redis://redis:6379/1"),
     ("cluster", "key_prefix"): Probe("noc:gw-2", "noc:gw-2"),
     ("routers", "id"): Probe("edge_2.example", "edge_2.example"),
@@ -139,6 +153,8 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "jwt.secret").write_text(PROBE_JWT + "\n", encoding="utf-8")
     (tmp_path / "router.secret").write_text("probe-pw\n", encoding="utf-8")
     (tmp_path / "ca.pem").write_bytes(CERTIFICATE)
+    (tmp_path / "signer.pem").write_text(SIGNER_PEM)
+    (tmp_path / "jwks.json").write_text(JWKS)
     return tmp_path
 
 
