@@ -36,7 +36,7 @@ from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, ROUTERS, SETTINGS, VE
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
 from gateway.poller import Clock, Poller
-from gateway.redact import install_filter
+from gateway.redact import AIOHTTP_LOGGERS, install_filter
 from gateway.sink import Limits
 from gateway.wire import CloseCode
 from gateway.ws import ViewerContext, WebSocketEndpoint, close_viewers
@@ -66,10 +66,12 @@ def create_app(
     ``poll.idle_logout`` when given, and ``key_check``, the seconds between looks at the key
     files (``gateway.keyfiles``).
 
-    Whoever runs the app may keep aiohttp's access log on; its request lines carry ``?token=``,
-    so the app redacts that logger's records (``gateway.redact``) wherever they are written.
+    Whoever runs the app may keep aiohttp's access log on; its request lines can carry
+    ``?token=``, and aiohttp's websocket logger the subprotocols a client offered, so the app
+    redacts those loggers' records (``gateway.redact``) wherever they are written.
     """
-    install_filter(logging.getLogger("aiohttp.access"))
+    for name in AIOHTTP_LOGGERS:
+        install_filter(logging.getLogger(name))
     period = settings.server.heartbeat if heartbeat is None else heartbeat
     app = web.Application()
     hub = Hub(
@@ -99,9 +101,9 @@ def create_app(
                 behind_bytes=settings.server.slow_consumer_bytes,
                 behind_seconds=settings.server.slow_consumer_seconds,
             ),
+            verifier=verifier,
         ),
         settings.server,
-        verifier,
         lifecycle,
     )
     aiohttp_jinja2.setup(

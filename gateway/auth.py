@@ -35,13 +35,16 @@ from gateway.signing_keys import (
 )
 
 __all__ = [
+    "BEARER_PROTOCOL",
     "EVERYTHING",
     "MAX_TOKEN",
     "SCOPED_CLAIMS",
+    "SUBPROTOCOL",
     "AuthError",
     "Grant",
     "Verifier",
     "authorise",
+    "protocol_token",
     "settings_keys",
 ]
 
@@ -53,6 +56,18 @@ MAX_TOKEN: Final = 8 * 1024
 """The longest token read, in characters; a longer one is refused before any parsing."""
 
 _ALL: Final = InterfaceFilter.all()
+
+SUBPROTOCOL: Final = "gateway.v1"
+"""The websocket subprotocol of this protocol (``Sec-WebSocket-Protocol``), version 1."""
+
+BEARER_PROTOCOL: Final = "bearer."
+"""The prefix of the ``Sec-WebSocket-Protocol`` value that carries a token: a client offers
+``gateway.v1, bearer.<token>`` and the server answers ``gateway.v1``, never the token.
+
+Why a subprotocol at all: a browser's ``WebSocket`` cannot set an ``Authorization`` header, and
+the alternative, ``?token=`` in the URL, ends up in access logs, browser history and the
+``Referer`` of proxies. A JWT's characters (letters, digits, ``-``, ``_``, ``.``) are all
+allowed in a subprotocol token (RFC 6455 section 4.1, RFC 7230 ``tchar``)."""
 
 
 class AuthError(Exception):
@@ -146,6 +161,18 @@ def _grant(claims: Mapping[str, object]) -> Grant:
         scopes=scopes,
         expires=float(exp) if isinstance(exp, int | float) else None,
     )
+
+
+def protocol_token(header: str | None) -> str | None:
+    """The token a client offered as ``bearer.<token>`` in ``Sec-WebSocket-Protocol`` (a
+    comma-separated list), or None when it offered none."""
+    if not header:
+        return None
+    for value in header.split(","):
+        value = value.strip()
+        if value.startswith(BEARER_PROTOCOL):
+            return value[len(BEARER_PROTOCOL) :]
+    return None
 
 
 def settings_keys(settings: AuthSettings) -> KeySet:

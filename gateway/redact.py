@@ -10,16 +10,18 @@ layers, each closing a gap that the one before it cannot:
    problem of a password without its text). This layer is where a secret would first be written,
    so it is the one that has to hold for every output: frames, REST bodies, metrics, exit messages.
 2. **Libraries that log what they send or receive are filtered at their own logger.** librouteros
-   logs every API word at DEBUG (``<--- '=password=...'``, ``<--- '=response=00...'``), and
-   aiohttp's access log writes request lines whose URL can carry ``?token=``. A
-   :class:`RedactingFilter` sits on those loggers themselves (``gateway.routeros`` installs it on
-   ``librouteros`` when it is imported, ``create_app`` on ``aiohttp.access``). A filter on the
-   logger, not on a handler, runs before any handler sees the record, so it holds whoever
-   configures the handlers: the CLI, an application that embeds ``create_app`` with its own
-   logging, or a test's capture. It redacts by *shape* (the value of an API word named like a
-   secret, ``token=`` in a query, ``Bearer ...``, anything shaped like a JWT), so it needs no list
-   of secrets and also hides secrets the gateway never knew (a ``/ppp/secret`` row, a stranger's
-   token).
+   logs every API word at DEBUG (``<--- '=password=...'``, ``<--- '=response=00...'``),
+   aiohttp's access log writes request lines whose URL can carry ``?token=`` (and, in a custom
+   format, headers such as ``Authorization`` or ``Sec-WebSocket-Protocol``), and aiohttp's
+   websocket logger names the subprotocols a client offered (``bearer.<token>``). A
+   :class:`RedactingFilter` sits on those loggers themselves (``gateway.routeros`` installs it
+   on ``librouteros`` when it is imported, ``create_app`` on aiohttp's ``AIOHTTP_LOGGERS``). A
+   filter on the logger, not on a handler, runs before any handler sees the record, so it holds
+   whoever configures the handlers: the CLI, an application that embeds ``create_app`` with its
+   own logging, or a test's capture. It redacts by *shape* (the value of an API word named like
+   a secret, ``token=`` in a query, ``Bearer ...``, ``bearer.<token>``, anything shaped like a
+   JWT), so it needs no list of secrets and also hides secrets the gateway never knew (a
+   ``/ppp/secret`` row, a stranger's token).
 3. **A last line of defence on the CLI's handlers** also redacts the *known* secret values from
    the configuration (and their escaped forms) wherever they appear, for a path nobody foresaw.
    An application embedding the gateway can put :func:`protect_handlers` on its own handlers.
@@ -43,6 +45,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 from gateway.config import Settings
 
 __all__ = [
+    "AIOHTTP_LOGGERS",
     "MASK",
     "RedactingFilter",
     "install_filter",
@@ -50,6 +53,16 @@ __all__ = [
     "redact",
     "settings_secrets",
 ]
+
+AIOHTTP_LOGGERS: Final = (
+    "aiohttp.access",
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.websocket",
+    "aiohttp.internal",
+)
+"""aiohttp's loggers that can see a request's URL or headers (a filter on a logger does not
+reach its children, so each gets its own)."""
 
 MASK: Final = "***"
 """What a redacted value is replaced with."""
@@ -80,6 +93,8 @@ _PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         rf"\g<1>{MASK}",
     ),
     (re.compile(r"(\bBearer\s+)[^\s,;'\"]+", re.I), rf"\g<1>{MASK}"),
+    # A token offered as a websocket subprotocol ("gateway.v1, bearer.<token>").
+    (re.compile(r"(\bbearer\.)[^\s,;'\"\]]+", re.I), rf"\g<1>{MASK}"),
     (re.compile(r"eyJ[\w-]*\.[\w-]*(?:\.[\w-]*)?"), MASK),
 )
 

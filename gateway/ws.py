@@ -1,7 +1,10 @@
 """The websocket endpoint ``/ws``: admission, then one Viewer per connection.
 
-The endpoint admits a connection (not draining, origin allowed, token good, under the
-connection limit), registers its viewer with the hub and runs the read loop. The viewer reads
+The endpoint admits a connection (not draining, origin allowed, under the connection limit,
+token good), registers its viewer with the hub and runs the read loop. The token comes in the
+handshake, as the subprotocol ``bearer.<token>`` next to ``gateway.v1`` (answered with
+``gateway.v1`` only) or, discouraged, as ``?token=``; or else, in ``jwt`` mode, as the first
+message, ``{"type": "auth", "token": ...}``, before which the server sends nothing. The viewer reads
 client messages (subscribe / unsubscribe); everything it sends goes out through it (a ``Sink``)
 as prebuilt frames, synchronously, so the hub never waits on it. A bad message gets an
 ``error`` frame and the connection stays open; an oversized one is closed with 1009 by aiohttp
@@ -21,9 +24,9 @@ from dataclasses import dataclass
 from typing import Final
 
 import orjson
-from aiohttp import WSMessage, WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, hdrs, web
 
-from gateway.auth import AuthError, Grant, Verifier
+from gateway.auth import SUBPROTOCOL, AuthError, Grant, Verifier, protocol_token
 from gateway.config import ServerSettings
 from gateway.core.frames import (
     ErrorCode,
@@ -101,6 +104,8 @@ class ViewerContext:
     metrics: Metrics
     # The slow-consumer rule's numbers (``server.slow_consumer_bytes`` and ``_seconds``).
     limits: Limits
+    # Checks tokens: at admission, and each refresh (``gateway.auth``).
+    verifier: Verifier
 
 
 class Viewer(Sink):
@@ -214,6 +219,14 @@ class Viewer(Sink):
                 self._subscribe(message)
             elif kind == "unsubscribe":
                 self._unsubscribe(self._router(message))
+            elif kind == "auth":
+                if self.context.verifier.enabled:
+                    raise BadMessage(
+                        "bad_request",
+                        'this connection has its token; send {"type": "refresh", "token": ...} '
+                        "for a new one",
+                    )
+                # Mode none: no token is needed, and a page that has one may send it anyway.
             else:
                 raise BadMessage(
                     "bad_request",
@@ -348,26 +361,28 @@ def _tune_socket(transport: asyncio.BaseTransport, heartbeat: float) -> None:
 class WebSocketEndpoint:
     """``GET /ws``: admits a connection, then runs its viewer until the connection ends.
 
-    Admission, in order: not draining (else close 1001), origin allowed (else 1008), token good
-    (else 4401), under ``max_connections`` (else 1013).
+    Admission (``_admit``): not draining (else close 1001), origin allowed (else 1008), under
+    ``max_connections`` (else 1013), a good token (else 4401).
     """
 
     def __init__(
         self,
         context: ViewerContext,
         server: ServerSettings,
-        verifier: Verifier,
         lifecycle: Lifecycle,
     ) -> None:
         self.context = context
         self.server = server
-        self.verifier = verifier
+        self.verifier = context.verifier
         self.lifecycle = lifecycle
         # The websocket origins refused so far, each logged once. Bounded: a client can send
         # any number of distinct Origin headers. A key is at most about 270 characters (a
         # refused origin is normalised, with a host of at most 253, or cut to 200), so under
         # 0.5 MB in all.
         self.refused_origins: FirstSeen[str] = FirstSeen(REFUSED_ORIGINS_LOGGED)
+        # Connections admitted so far but still waiting for their token (the auth message):
+        # they count towards max_connections like viewers.
+        self.authenticating = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # Few locals: this coroutine's frame lives as long as its connection, 15,000 of them.
@@ -379,21 +394,12 @@ class WebSocketEndpoint:
             compress=False,  # frames are prebuilt once and shared; per-client deflate is not
             max_msg_size=MAX_MESSAGE,
             timeout=CLOSE_TIMEOUT,
+            # Answered when offered (with a token as "bearer.<token>", never echoed).
+            protocols=(SUBPROTOCOL,),
         )
         await ws.prepare(request)
-        if self.lifecycle.draining:
-            await ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")
-            return ws
-        if not self._origin_allowed(request):
-            await ws.close(code=CloseCode.POLICY_VIOLATION, message=b"origin not allowed")
-            return ws
-        try:
-            grant = self.verifier.authorise(request.query.get("token"))
-        except AuthError as exc:
-            await ws.close(code=CloseCode.BAD_TOKEN, message=close_reason(str(exc)))
-            return ws
-        if self.context.hub.connections >= self.server.max_connections:
-            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit reached")
+        grant = await self._admit(request, ws)
+        if grant is None:
             return ws
         transport = request.transport
         assert transport is not None  # prepared just now: the connection is open
@@ -417,6 +423,84 @@ class WebSocketEndpoint:
                     async with asyncio.timeout(CLOSE_TIMEOUT):
                         await ws.close()
         return ws
+
+    async def _admit(self, request: web.Request, ws: web.WebSocketResponse) -> Grant | None:
+        """The viewer's grant, or None once the websocket is closed with the reason.
+
+        In order: not draining (else 1001), origin allowed (else 1008), under
+        ``max_connections`` counting those still authenticating (else 1013), a good token
+        (else 4401). The token comes from the ``bearer.`` subprotocol, else ``?token=``, else
+        (in ``jwt`` mode) the first message, which must be ``{"type": "auth", "token": ...}``
+        within ``auth_timeout``; nothing is sent before it.
+        """
+        if self.lifecycle.draining:
+            await ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")
+            return None
+        if not self._origin_allowed(request):
+            await ws.close(code=CloseCode.POLICY_VIOLATION, message=b"origin not allowed")
+            return None
+        if self.context.hub.connections + self.authenticating >= self.server.max_connections:
+            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit reached")
+            return None
+        token = protocol_token(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))
+        if token is None:
+            token = request.query.get("token")
+        refusal: AuthError | None = None
+        self.authenticating += 1
+        try:
+            grant = await self._token_grant(ws, token)
+        except AuthError as exc:
+            grant, refusal = None, exc
+        finally:
+            self.authenticating -= 1
+        if refusal is not None:
+            await ws.close(code=CloseCode.BAD_TOKEN, message=close_reason(str(refusal)))
+        return grant
+
+    async def _token_grant(self, ws: web.WebSocketResponse, token: str | None) -> Grant | None:
+        """The grant of the handshake's token, else of the auth message's; None when the peer
+        left (or broke the protocol) before sending one. ``AuthError`` when it is refused."""
+        if token is None and self.verifier.enabled:
+            token = await self._auth_message(ws)
+            if token is None:
+                return None
+        return self.verifier.authorise(token)
+
+    async def _auth_message(self, ws: web.WebSocketResponse) -> str | None:
+        """The token of the client's first message, ``{"type": "auth", "token": "..."}``.
+
+        Pings are answered while waiting. None when the peer closed (or sent an invalid
+        frame, which aiohttp has answered with a close); ``AuthError`` for anything else, and
+        when nothing came within ``auth_timeout``.
+        """
+        timeout = self.verifier.settings.auth_timeout
+        expected = 'expected {"type": "auth", "token": ...} as the first message'
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    msg = await ws.receive()
+                    if msg.type is WSMsgType.PING:
+                        await ws.pong(msg.data)
+                    elif msg.type is not WSMsgType.PONG:
+                        break
+        except TimeoutError:
+            raise AuthError(f"no token: {expected}, within {timeout:g} s") from None
+        if msg.type in _END or msg.type is WSMsgType.ERROR:
+            return None
+        if msg.type is not WSMsgType.TEXT:
+            raise AuthError(f"no token: {expected}")
+        try:
+            message = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            raise AuthError(f"no token: {expected}, got text that is not JSON") from None
+        if not isinstance(message, dict) or message.get("type") != "auth":
+            got = message.get("type") if isinstance(message, dict) else None
+            what = f"a {str(got)[:20]!r} message" if isinstance(got, str) else "something else"
+            raise AuthError(f"no token: {expected}, got {what}")
+        token = message.get("token")
+        if not isinstance(token, str) or set(message) != {"type", "token"}:
+            raise AuthError(f'no token: {expected} (a string "token" and nothing else)')
+        return token
 
     def _origin_allowed(self, request: web.Request) -> bool:
         """Whether this websocket's page may connect (``judge_origin``); a refusal is logged

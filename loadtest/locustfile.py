@@ -55,6 +55,7 @@ from locust import FastHttpUser, User, between, constant, events, task
 from locust.exception import CatchResponseError
 from locust.stats import StatsEntry
 
+from gateway.auth import BEARER_PROTOCOL, SUBPROTOCOL
 from gateway.contract import Phase, Rule, StreamCheck, Violation
 from gateway.wire import CloseCode, parse_close
 
@@ -129,7 +130,8 @@ def _add_options(parser: Any) -> None:
         default="",
         env_var="LOCUST_GATEWAY_TOKEN",
         include_in_web_ui=False,
-        help="a JWT for a gateway in auth mode jwt (websocket ?token= and REST Bearer)",
+        help="a JWT for a gateway in auth mode jwt (websocket subprotocol bearer.<token>, "
+        "REST Authorization: Bearer)",
     )
     parser.add_argument(
         "--summary-json",
@@ -223,10 +225,14 @@ class Run:
     def ws_url(self) -> str:
         base = self.host.rstrip("/")
         scheme, _, rest = base.partition("://")
-        url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws"
-        if self.settings.token:
-            url += "?token=" + urllib.parse.quote(self.settings.token, safe="")
-        return url
+        return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws"
+
+    @property
+    def ws_subprotocols(self) -> list[str] | None:
+        """The token as a subprotocol (README, "Security"), never in the URL."""
+        if not self.settings.token:
+            return None
+        return [SUBPROTOCOL, BEARER_PROTOCOL + self.settings.token]
 
     def gap_bound(self, router: str) -> float:
         """Longest silence allowed while the router is up, in seconds."""
@@ -578,7 +584,11 @@ class Viewer(User):
         ws: Any = None
         try:
             ws = websocket.create_connection(
-                RUN.ws_url, timeout=timeout, enable_multithread=False, skip_utf8_validation=True
+                RUN.ws_url,
+                timeout=timeout,
+                enable_multithread=False,
+                skip_utf8_validation=True,
+                subprotocols=RUN.ws_subprotocols,
             )
             feed = Feed(self, ws, router)
             self.check.connect(time.monotonic())

@@ -275,6 +275,20 @@ describe("subscription steps", () => {
     assert.equal(feed.subscribed, false);
     assert.deepEqual(h.take(), []);
   });
+
+  test("an error about the connection, not a subscribe, leaves the subscribes alone", () => {
+    const h = harness();
+    h.feed.opened();
+    h.feed.want("a", ["ether1"]);
+    h.take();
+    h.feed.handle({ type: "error", code: "refresh_refused", message: "wider scope" });
+    h.feed.handle({ type: "error", code: "rate_limited", message: "too many messages" });
+    h.feed.handle(status("a"));
+    h.feed.handle(history("a", [only(frame("a", 1, ALL), ["ether1"])]));
+    const feed = h.feed.routers.get("a");
+    assert.equal(feed.refused, null);
+    assert.deepEqual(h.take(), [full("a", 0)]);
+  });
 });
 
 describe("history in several messages, and only the window shown", () => {

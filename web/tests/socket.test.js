@@ -262,6 +262,42 @@ describe("ReconnectingSocket", () => {
     assert.deepEqual(h.changes.slice(0, 2), ["connecting", "open"]);
   });
 
+  test("the first message goes out on every connection before anything the page sends", () => {
+    const clock = new FakeClock();
+    const { FakeWebSocket, instances } = fakeWebSocketClass();
+    let token = "t1";
+    const socket = new ReconnectingSocket({
+      url: "ws://gateway.test/ws",
+      onMessage: () => {},
+      // What feed.js does on every open: subscribe at once.
+      onChange: (s) => s.state === "open" && s.send({ type: "subscribe", router: "a" }),
+      firstMessage: () => ({ type: "auth", token }),
+      WebSocket: FakeWebSocket,
+      clock,
+      random: () => 0,
+      events: {},
+    });
+    socket.start();
+    instances[0].serverOpen();
+    assert.deepEqual(instances[0].sent, [
+      { type: "auth", token: "t1" },
+      { type: "subscribe", router: "a" },
+    ]);
+    // A refreshed token is what the next connection sends.
+    token = "t2";
+    instances[0].serverClose(1006);
+    clock.advance(1000);
+    instances[1].serverOpen();
+    assert.deepEqual(instances[1].sent[0], { type: "auth", token: "t2" });
+  });
+
+  test("without a first message, nothing is sent before the page's own", () => {
+    const h = harness();
+    h.socket.start();
+    h.current().serverOpen();
+    assert.deepEqual(h.current().sent, []);
+  });
+
   test("secondsToRetry counts down", () => {
     const h = harness({ random: scriptedRandom(ALMOST_ONE) });
     h.socket.start();

@@ -78,10 +78,9 @@ async def rig(aiohttp_client: AiohttpClient) -> Rig:
         heartbeat=HEARTBEAT,
         metrics=Metrics(),
         limits=Limits(),
+        verifier=Verifier(AuthSettings()),
     )
-    endpoint = WebSocketEndpoint(
-        context, ServerSettings(), Verifier(AuthSettings()), Lifecycle(ready=True)
-    )
+    endpoint = WebSocketEndpoint(context, ServerSettings(), Lifecycle(ready=True))
     app = web.Application()
     app.router.add_get("/ws", endpoint.handle)
     return Rig(hub, clock, await aiohttp_client(app))

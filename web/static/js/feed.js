@@ -45,6 +45,14 @@ export const MAX_CHARTED = 8;
 /** A subscribe `interfaces` entry that matches `name` literally (a glob would not). */
 export const exactName = (name) => ({ exact: name });
 
+/** The `error` codes that answer a subscribe (README, "Websocket protocol"). */
+export const SUBSCRIBE_ERRORS = new Set([
+  "bad_request",
+  "unknown_router",
+  "forbidden",
+  "too_many_subscriptions",
+]);
+
 /** History asked for when no window is given, in seconds: the default 5-minute window. */
 export const DEFAULT_SECONDS = 300;
 
@@ -257,6 +265,9 @@ export class Feed {
   }
 
   _refused(message) {
+    // Only these answer a subscribe; others (a refused token refresh, a message over the rate
+    // limit) are about the connection, not about a router's subscription.
+    if (!SUBSCRIBE_ERRORS.has(message.code)) return;
     const entry = this._pending.shift();
     if (entry === undefined) return; // not an answer to a subscribe: nothing to undo
     const feed = this.routers.get(entry.router);

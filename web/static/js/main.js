@@ -10,13 +10,20 @@ import { Feed, MAX_CHARTED } from "./feed.js";
 import { busiest } from "./series.js";
 import { ReconnectingSocket } from "./socket.js";
 import { connectionBadge, viewBadge } from "./status.js";
-import { formatSearch, newView, parseViews, tokenOf } from "./urlstate.js";
+import { takeToken } from "./token.js";
+import { formatSearch, newView, parseViews } from "./urlstate.js";
 
 /** Interfaces charted when a view opens on a router without naming any. */
 const AUTO_PICK = 3;
 
 const template = document.getElementById("view-template");
 const container = document.getElementById("views");
+
+// The token, read once from the URL (fragment or query) and taken out of the address bar before
+// anything else reads it: it travels only in the websocket's first message (token.js).
+const taken = takeToken(location.href);
+if (taken.cleaned !== null) history.replaceState(history.state, "", taken.cleaned);
+let token = taken.token;
 
 let nextKey = 1;
 const views = parseViews(location.search).map((view) => ({
@@ -30,8 +37,6 @@ const panels = new Map();
 function socketUrl() {
   const url = new URL("/ws", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  const token = tokenOf(location.search);
-  if (token !== null) url.searchParams.set("token", token);
   return url.href;
 }
 
@@ -40,6 +45,7 @@ const socket = new ReconnectingSocket({
   url: socketUrl(),
   onMessage: (message) => feed.handle(message),
   onChange: socketChanged,
+  firstMessage: () => (token === null ? null : { type: "auth", token }),
 });
 
 let wasOpen = false;

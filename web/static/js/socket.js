@@ -10,6 +10,8 @@
  *   restarts under thousands of viewers is not hit by all of them at the same instant;
  * - the retry count resets once a connection has stayed healthy for HEALTHY_AFTER seconds, not
  *   merely opened (a gateway that accepts and closes at once must not cause a tight loop);
+ * - the first message on every connection can be one the page chooses (`firstMessage`: the
+ *   token, `{"type": "auth", ...}`), sent before anything else;
  * - terminal close codes (1008 origin not allowed, 4401 bad token) stop retrying and say why;
  * - 1013 (connection limit) waits longer: never less than TRY_AGAIN_FLOOR, three doublings ahead;
  * - the browser coming back `online`, or the tab becoming visible, tries at once;
@@ -139,6 +141,7 @@ export class ReconnectingSocket {
     url,
     onMessage,
     onChange = () => {},
+    firstMessage = () => null,
     WebSocket = globalThis.WebSocket,
     clock = browserClock,
     random = Math.random,
@@ -147,6 +150,8 @@ export class ReconnectingSocket {
   }) {
     this.url = url;
     this.onMessage = onMessage;
+    /** Called on every open: the message to send before anything else (the auth), or null. */
+    this.firstMessage = firstMessage;
     this.onChange = onChange;
     this.WebSocket = WebSocket;
     this.clock = clock;
@@ -232,6 +237,10 @@ export class ReconnectingSocket {
     this._ws = ws;
     this.connections += 1;
     ws.onopen = () => {
+      // Before anyone else may send (onChange below resubscribes): a gateway in jwt mode
+      // reads the token from the first message and sends nothing until it has it.
+      const first = this.firstMessage();
+      if (first !== null) ws.send(JSON.stringify(first));
       this.state = "open";
       this._lastMessageAt = this.clock.now();
       this._arm("_healthyTimer", HEALTHY_AFTER, () => {

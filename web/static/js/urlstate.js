@@ -7,7 +7,8 @@
  *     ?view=isp-bras~5m~sfp-sfpplus1,%3Cpppoe-user0092%3E&view=office~1m
  *
  * A view without the interface part charts the router's busiest interfaces (and the page then
- * writes the chosen names into the URL). Other parameters (e.g. `token`) are left as they are.
+ * writes the chosen names into the URL). Other parameters are left as they are (a token is
+ * taken out of the URL before this module reads it: token.js).
  */
 
 import { MAX_CHARTED } from "./feed.js";
@@ -79,10 +80,4 @@ export function formatSearch(search, views) {
     .map(([key, value]) => (value === "" ? key : `${key}=${value}`));
   const all = [...kept, ...views.map((view) => `view=${formatView(view)}`)];
   return all.length ? `?${all.join("&")}` : "";
-}
-
-/** The `token` parameter of the page's URL, passed on to /ws (README, "Access control"). */
-export function tokenOf(search) {
-  const pair = pairs(search).find(([key]) => decode(key) === "token");
-  return pair === undefined ? null : decode(pair[1]);
 }
