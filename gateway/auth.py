@@ -45,6 +45,7 @@ __all__ = [
     "Verifier",
     "authorise",
     "protocol_token",
+    "refresh_times",
     "settings_keys",
 ]
 
@@ -161,6 +162,21 @@ def _grant(claims: Mapping[str, object]) -> Grant:
         scopes=scopes,
         expires=float(exp) if isinstance(exp, int | float) else None,
     )
+
+
+def refresh_times(
+    expires: float, now: float, refresh_before: float, leeway: float
+) -> tuple[float, float]:
+    """When to ask for a new token and when to close, as seconds from ``now`` (Unix times in).
+
+    The ask (``refresh_needed``) comes ``refresh_before`` seconds before ``expires``, or at half
+    the token's remaining life when that is later (a short-lived token is not asked for again
+    the moment it arrives), and at once for a token already past ``exp`` within the leeway. The
+    close comes when a handshake would refuse the token: ``expires`` plus the ``leeway``.
+    """
+    remaining = expires - now
+    ask = max(0.0, remaining - refresh_before, remaining / 2)
+    return ask, max(ask, remaining + leeway)
 
 
 def protocol_token(header: str | None) -> str | None:

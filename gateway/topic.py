@@ -246,6 +246,29 @@ class Topic:
         self.demand.leave()
         return True
 
+    def narrow(self, sink: Sink, flt: InterfaceFilter) -> bool:
+        """Narrow a subscriber's filter to what also passes ``flt`` (its token was refreshed
+        with a narrower scope), without a new status or history: its next live frame is
+        filtered the new way. False if ``sink`` is not subscribed."""
+        current = self._filters.get(sink)
+        if current is None:
+            if sink not in self._groups.get(_EVERY, ()):
+                return False
+            current = _EVERY
+        narrowed = current.intersect(flt)
+        if narrowed == current:
+            return True
+        group = self._groups[current]
+        del group[sink]
+        if not group:
+            del self._groups[current]
+        if narrowed.is_all:
+            self._filters.pop(sink, None)
+        else:
+            self._filters[sink] = narrowed
+        self._groups.setdefault(narrowed, {})[sink] = None
+        return True
+
     def _history_chunks(self, flt: InterfaceFilter, start: int, reset: bool) -> list[bytes]:
         """The history messages of the ring's frames from ``start`` on, filtered by ``flt``.
 

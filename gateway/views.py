@@ -11,12 +11,14 @@ import secrets
 import time
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 import orjson
 from aiohttp import web
 
 from gateway.auth import AuthError, Grant
+from gateway.config import Settings
 from gateway.core.frames import filter_traffic, is_stale
 from gateway.core.model import RouterState
 from gateway.keys import HUB, LIFECYCLE, METRICS, ROUTERS, SETTINGS, VERIFIER
@@ -50,10 +52,29 @@ PAGE_ASSETS: Final = ("favicon.svg", "css/dashboard.css", "vendor/uplot/uPlot.mi
 
 _CSP: Final = (
     "default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
-    "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'"
+    "img-src 'self'; connect-src 'self'{connect}; base-uri 'none'; form-action 'none'"
 )
 """The page loads nothing from anywhere but the gateway (it must work on an air-gapped network);
-the policy makes that a guarantee the browser enforces, not just a habit of the templates."""
+the policy makes that a guarantee the browser enforces, not just a habit of the templates. The
+one exception is ``auth.token_url`` on another origin, which the page may fetch new tokens from."""
+
+
+def page_config(settings: Settings) -> dict[str, object]:
+    """What the page is told (as JSON in the page): where it gets new tokens (README,
+    "Security"): the token URL, and the origins allowed to embed it and post it tokens."""
+    return {
+        "tokenUrl": settings.auth.token_url,
+        "embedders": list(settings.server.allowed_frame_ancestors),
+    }
+
+
+def _connect_sources(settings: Settings) -> str:
+    """The CSP ``connect-src`` sources besides ``'self'``: the token URL's origin, if foreign."""
+    url = settings.auth.token_url
+    if not url.startswith(("http://", "https://")):
+        return ""
+    parts = urlsplit(url)
+    return f" {parts.scheme}://{parts.netloc}"
 
 
 def _asset_urls(
@@ -81,10 +102,20 @@ async def index(request: web.Request) -> web.Response:
     resource = request.app.router.named_resources()["static"]
     assets, importmap = await asyncio.to_thread(_asset_urls, resource)
     nonce = secrets.token_urlsafe(16)
+    settings = request.app[SETTINGS]
     response = aiohttp_jinja2.render_template(
-        "index.html", request, {"assets": assets, "importmap": importmap, "nonce": nonce}
+        "index.html",
+        request,
+        {
+            "assets": assets,
+            "importmap": importmap,
+            "nonce": nonce,
+            "config": page_config(settings),
+        },
     )
-    response.headers["Content-Security-Policy"] = _CSP.format(nonce=nonce)
+    response.headers["Content-Security-Policy"] = _CSP.format(
+        nonce=nonce, connect=_connect_sources(settings)
+    )
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"

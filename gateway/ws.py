@@ -26,7 +26,14 @@ from typing import Final
 import orjson
 from aiohttp import WSMessage, WSMsgType, hdrs, web
 
-from gateway.auth import SUBPROTOCOL, AuthError, Grant, Verifier, protocol_token
+from gateway.auth import (
+    SUBPROTOCOL,
+    AuthError,
+    Grant,
+    Verifier,
+    protocol_token,
+    refresh_times,
+)
 from gateway.config import ServerSettings
 from gateway.core.frames import (
     ErrorCode,
@@ -118,7 +125,7 @@ class Viewer(Sink):
     own, awaiting ``receive()`` directly (no coroutine frames of its own per idle connection).
     """
 
-    __slots__ = ("_closer", "_expiry", "context", "grant", "subscriptions", "ws")
+    __slots__ = ("_closer", "_token_timer", "context", "grant", "subscriptions", "ws")
 
     def __init__(
         self,
@@ -136,13 +143,11 @@ class Viewer(Sink):
         # Closes the websocket when the viewer falls behind or the server drains; owned here,
         # awaited by finish().
         self._closer: asyncio.Task[None] | None = None
-        # Closes the connection with 4401 when the token expires; cancelled by finish().
-        self._expiry: asyncio.TimerHandle | None = None
-        if grant.expires is not None:
-            delay = max(0.0, grant.expires - time.time())
-            self._expiry = asyncio.get_running_loop().call_later(
-                delay, self.close, CloseCode.BAD_TOKEN, "token expired"
-            )
+        # The token's one timer: first it asks for a new token (refresh_needed), then it
+        # closes with 4401 once the token is past exp plus the leeway. Re-armed by a good
+        # refresh, cancelled by finish(); None without a token.
+        self._token_timer: asyncio.TimerHandle | None = None
+        self._arm_token_timer()
 
     @property
     def closer(self) -> asyncio.Task[None] | None:
@@ -201,8 +206,8 @@ class Viewer(Sink):
 
     async def finish(self) -> None:
         """After the read loop: no more timers or subscriptions; wait for a closing handshake."""
-        if self._expiry is not None:
-            self._expiry.cancel()
+        if self._token_timer is not None:
+            self._token_timer.cancel()
         self._unsubscribe_all()
         closer = self._closer
         if closer is not None:
@@ -219,6 +224,8 @@ class Viewer(Sink):
                 self._subscribe(message)
             elif kind == "unsubscribe":
                 self._unsubscribe(self._router(message))
+            elif kind == "refresh":
+                self._refresh(message)
             elif kind == "auth":
                 if self.context.verifier.enabled:
                     raise BadMessage(
@@ -230,12 +237,90 @@ class Viewer(Sink):
             else:
                 raise BadMessage(
                     "bad_request",
-                    f"unknown message type {kind!r}; expected subscribe or unsubscribe",
+                    f"unknown message type {str(kind)[:40]!r}; expected subscribe, unsubscribe "
+                    "or refresh",
                 )
         except orjson.JSONDecodeError as exc:
             self.send(error_frame("bad_request", f"invalid JSON: {exc}"))
         except BadMessage as exc:
             self.send(error_frame(exc.code, str(exc)))
+
+    # -- the token's lifetime -------------------------------------------------------------
+
+    def _arm_token_timer(self) -> None:
+        """Schedule ``refresh_needed`` for the current token, then its expiry."""
+        if self._token_timer is not None:
+            self._token_timer.cancel()
+            self._token_timer = None
+        expires = self.grant.expires
+        if expires is None:
+            return
+        settings = self.context.verifier.settings
+        ask, close = refresh_times(expires, time.time(), settings.refresh_before, settings.leeway)
+        self._token_timer = asyncio.get_running_loop().call_later(
+            ask, self._ask_for_token, expires, close - ask
+        )
+
+    def _ask_for_token(self, expires: float, grace: float) -> None:
+        """The token expires soon: ask for a new one, and close if none comes within ``grace``."""
+        self.send({"type": "refresh_needed", "exp": expires})
+        self._token_timer = asyncio.get_running_loop().call_later(
+            grace, self.close, CloseCode.BAD_TOKEN, "token expired"
+        )
+
+    def _refresh(self, message: dict[str, object]) -> None:
+        """``{"type": "refresh", "token": ...}``: a new token of the same subject and the same or
+        a narrower scope replaces the connection's, in place. Anything else is refused with
+        ``refresh_refused`` and changes nothing: the current token's expiry still applies."""
+        verifier = self.context.verifier
+        if not verifier.enabled:
+            return  # mode none: no token to replace
+        token = message.get("token")
+        if not isinstance(token, str) or set(message) != {"type", "token"}:
+            raise BadMessage(
+                "bad_request", 'expected {"type": "refresh", "token": "..."} and nothing else'
+            )
+        keeps = "this connection keeps its current token until it expires"
+        try:
+            grant = verifier.authorise(token)
+        except AuthError as exc:
+            raise BadMessage("refresh_refused", f"{exc}; {keeps}") from None
+        if grant.subject != self.grant.subject:
+            raise BadMessage(
+                "refresh_refused", f"the new token is for another subject (sub); {keeps}"
+            )
+        if not grant.within(self.grant):
+            raise BadMessage(
+                "refresh_refused",
+                f"the new token covers more than this connection's; {keeps}, or reconnect "
+                "with the new one",
+            )
+        self._take(grant)
+
+    def _take(self, grant: Grant) -> None:
+        """Replace the grant with a narrower (or equal) one: routers it no longer covers are
+        unsubscribed, the other subscriptions narrowed to its filters; then ``refreshed``."""
+        self.grant = grant
+        dropped = [router for router in self.subscriptions if not grant.allows(router)]
+        for router in dropped:
+            self._unsubscribe(router)
+        topics = self.context.hub.topics
+        for router in self.subscriptions:
+            flt = grant.interface_filter(router)
+            if not flt.is_all:
+                topics[router].narrow(self, flt)
+        self._arm_token_timer()
+        allows = grant.allows
+        self.send(
+            {
+                "type": "refreshed",
+                "exp": grant.expires,
+                "routers": [{"id": i, "name": n} for i, n in self.context.routers if allows(i)],
+                "unsubscribed": dropped,
+            }
+        )
+
+    # -- subscriptions --------------------------------------------------------------------
 
     def _router(self, message: dict[str, object]) -> str:
         router = message.get("router")

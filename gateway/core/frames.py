@@ -63,8 +63,17 @@ looked up in a set, never compiled."""
 EXACT: Final = "exact"
 """The key of an exact-name entry in a name filter list: ``{"exact": "ether1 [WAN]"}``."""
 
-ErrorCode = Literal["bad_request", "unknown_router", "forbidden", "too_many_subscriptions"]
-"""The ``code`` of an ``error`` frame; the connection stays open after any of them."""
+ErrorCode = Literal[
+    "bad_request",
+    "unknown_router",
+    "forbidden",
+    "too_many_subscriptions",
+    "refresh_refused",
+    "rate_limited",
+]
+"""The ``code`` of an ``error`` frame; the connection stays open after any of them. The first
+four answer a subscribe (or unsubscribe); ``refresh_refused`` answers a token refresh, and
+``rate_limited`` a message sent past the connection's rate (which was not acted on)."""
 
 
 def traffic_frame(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -25,6 +26,7 @@ async def test_page_loads_only_hashed_files_from_the_gateway() -> None:
         assert html.count(f'nonce="{nonce.group(1)}"') == 2
         assert "http://" not in html
         assert "https://" not in html
+        assert '{"embedders": [], "tokenUrl": ""}' in html
 
         importmap = re.search(r'<script type="importmap"[^>]*>(.*?)</script>', html, re.S)
         assert importmap
@@ -47,3 +49,27 @@ async def test_page_lists_no_routers() -> None:
         async with gw.http.get(gw.url("/")) as response:
             html = await response.text()
         assert "hidden-bras-7" not in html
+
+
+async def test_page_tells_where_new_tokens_come_from() -> None:
+    """The page learns the portal's token URL and the origins that may frame it, and its
+    policy lets it fetch from that URL's origin and nowhere else."""
+    emu = emulator()
+    token_url = "https://portal.example.net/gw-token"
+    async with running(emu):
+        settings = gateway_settings(
+            {"core-1": emu}, allowed_frame_ancestors=["https://portal.example.net"]
+        )
+        settings = dataclasses.replace(
+            settings, auth=dataclasses.replace(settings.auth, token_url=token_url)
+        )
+        async with gateway(settings) as gw, gw.http.get(gw.url("/")) as response:
+            html = await response.text()
+            csp = response.headers["Content-Security-Policy"]
+    data = re.search(r'<script type="application/json" id="gateway-config">(.*?)</script>', html)
+    assert data
+    assert json.loads(data.group(1)) == {
+        "tokenUrl": "https://portal.example.net/gw-token",
+        "embedders": ["https://portal.example.net"],
+    }
+    assert "connect-src 'self' https://portal.example.net;" in csp

@@ -276,6 +276,26 @@ describe("subscription steps", () => {
     assert.deepEqual(h.take(), []);
   });
 
+  test("a refreshed token that drops a router marks it refused and lists the rest", () => {
+    const kinds = [];
+    const sent = [];
+    const feed = new Feed({ send: (m) => (sent.push(m), true), onChange: (k) => kinds.push(k) });
+    feed.opened();
+    feed.want("a", []);
+    feed.want("b", []);
+    feed.handle({
+      type: "refreshed",
+      exp: 2000000000,
+      routers: [{ id: "a", name: "A" }],
+      unsubscribed: ["b"],
+    });
+    assert.deepEqual(feed.routerList, [{ id: "a", name: "A" }]);
+    assert.equal(feed.routers.get("b").refused.code, "forbidden");
+    assert.equal(feed.routers.get("b").subscribed, false);
+    assert.equal(feed.routers.get("a").refused, null);
+    assert.ok(kinds.includes("hello"));
+  });
+
   test("an error about the connection, not a subscribe, leaves the subscribes alone", () => {
     const h = harness();
     h.feed.opened();

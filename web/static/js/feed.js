@@ -217,6 +217,9 @@ export class Feed {
       case "error":
         this._refused(message);
         break;
+      case "refreshed":
+        this._refreshed(message);
+        break;
       default:
         // heartbeat (socket.js's watchdog has seen it), and anything a newer gateway adds
         break;
@@ -262,6 +265,22 @@ export class Feed {
     }
     this._sync(feed);
     this.onChange("history", feed.id);
+  }
+
+  /**
+   * The connection took a new token (in-band refresh). It may show fewer routers: those it
+   * unsubscribed are marked refused, and the router list follows the new token.
+   */
+  _refreshed(message) {
+    if (Array.isArray(message.routers)) this.routerList = message.routers;
+    for (const id of message.unsubscribed ?? []) {
+      const feed = this.routers.get(id);
+      if (feed === undefined) continue;
+      feed.resetConnection();
+      feed.refused = { code: "forbidden", message: "the new token does not cover this router" };
+      this.onChange("refused", id);
+    }
+    this.onChange("hello", null);
   }
 
   _refused(message) {

@@ -8,9 +8,9 @@
 import { Header, ViewPanel } from "./dashboard.js";
 import { Feed, MAX_CHARTED } from "./feed.js";
 import { busiest } from "./series.js";
-import { ReconnectingSocket } from "./socket.js";
+import { CLOSE, ReconnectingSocket } from "./socket.js";
 import { connectionBadge, viewBadge } from "./status.js";
-import { takeToken } from "./token.js";
+import { TokenSource, takeToken } from "./token.js";
 import { formatSearch, newView, parseViews } from "./urlstate.js";
 
 /** Interfaces charted when a view opens on a router without naming any. */
@@ -19,11 +19,38 @@ const AUTO_PICK = 3;
 const template = document.getElementById("view-template");
 const container = document.getElementById("views");
 
+/** What the gateway tells the page (README, "Security"): where new tokens come from. */
+function pageConfig() {
+  try {
+    return JSON.parse(document.getElementById("gateway-config")?.textContent ?? "{}");
+  } catch {
+    return {};
+  }
+}
+const config = pageConfig();
+
 // The token, read once from the URL (fragment or query) and taken out of the address bar before
 // anything else reads it: it travels only in the websocket's first message (token.js).
 const taken = takeToken(location.href);
 if (taken.cleaned !== null) history.replaceState(history.state, "", taken.cleaned);
 let token = taken.token;
+const tokens = new TokenSource({
+  tokenUrl: config.tokenUrl ?? "",
+  embedders: Array.isArray(config.embedders) ? config.embedders : [],
+});
+// True while a new token is being fetched, so one request serves every reason to ask.
+let renewing = null;
+
+/** Get a new token (token URL or embedding page); true when it differs from the current one. */
+function renewToken() {
+  renewing ??= tokens.obtain().then((fresh) => {
+    renewing = null;
+    if (fresh === null || fresh === token) return false;
+    token = fresh;
+    return true;
+  });
+  return renewing;
+}
 
 let nextKey = 1;
 const views = parseViews(location.search).map((view) => ({
@@ -43,9 +70,25 @@ function socketUrl() {
 const feed = new Feed({ send: (message) => socket.send(message), onChange: feedChanged });
 const socket = new ReconnectingSocket({
   url: socketUrl(),
-  onMessage: (message) => feed.handle(message),
+  onMessage: received,
   onChange: socketChanged,
   firstMessage: () => (token === null ? null : { type: "auth", token }),
+});
+
+function received(message) {
+  if (message?.type === "refresh_needed") {
+    // The token expires soon: a new one extends this connection in place, no reconnect.
+    renewToken().then((fresh) => fresh && socket.send({ type: "refresh", token }));
+  }
+  feed.handle(message);
+}
+
+// A token the embedding page sends of its own accord replaces the connection's at once.
+tokens.listen((fresh) => {
+  if (fresh === token) return;
+  token = fresh;
+  if (socket.state === "open") socket.send({ type: "refresh", token });
+  else if (socket.state === "stopped") socket.retryNow();
 });
 
 let wasOpen = false;
@@ -55,6 +98,11 @@ function socketChanged() {
   if (open && !wasOpen) feed.opened();
   else if (!open && wasOpen) feed.closed();
   wasOpen = open;
+  if (socket.state === "stopped" && socket.lastClose?.code === CLOSE.BAD_TOKEN) {
+    // Refused or expired: with a source of new tokens, try once more with a new one (only a
+    // token different from the refused one, so a portal that keeps answering it ends here).
+    renewToken().then((fresh) => fresh && socket.retryNow());
+  }
   scheduleRender();
 }
 
@@ -223,4 +271,6 @@ setInterval(() => {
 window.gatewayDashboard = Object.freeze({ views, feed, socket });
 
 viewsChanged();
-socket.start();
+// Without a token in the URL, a framed or portal-served page asks for one before connecting.
+if (token === null && tokens.canRefresh) renewToken().finally(() => socket.start());
+else socket.start();
