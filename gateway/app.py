@@ -102,6 +102,7 @@ def create_app(
                 behind_seconds=settings.server.slow_consumer_seconds,
             ),
             verifier=verifier,
+            client_limits=settings.limits,
         ),
         settings.server,
         lifecycle,

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final, Literal, get_args
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "LIMITS", "Limit", "Metrics"]
+
+Limit = Literal[
+    "connections",
+    "connections_per_address",
+    "connections_per_subject",
+    "handshakes_per_address",
+    "messages",
+    "subscriptions",
+]
+"""The ``limit`` label of ``gateway_limit_hits_total``: which limit a client ran into."""
+
+LIMITS: Final[tuple[Limit, ...]] = get_args(Limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +42,7 @@ class Metrics:
     cluster_stream_lag: Histogram = field(init=False)
     cluster_redis_errors: Counter = field(init=False)
     cluster_degraded: Gauge = field(init=False)
+    limit_hits: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -146,6 +160,18 @@ class Metrics:
                 registry=r,
             ),
         )
+        put(
+            self,
+            "limit_hits",
+            Counter(
+                "gateway_limit_hits",
+                "Clients refused or closed by a limit (README, Limits), by limit",
+                ["limit"],
+                registry=r,
+            ),
+        )
+        for limit in LIMITS:
+            self.limit_hits.labels(limit)  # every limit listed from the start, at 0
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -74,6 +74,7 @@ class CloseCode(enum.IntEnum):
     TRY_AGAIN_LATER = 1013
     BAD_TOKEN = 4401
     SLOW_CONSUMER = 4408
+    TOO_MANY_MESSAGES = 4429
 
     @property
     def reconnect(self) -> Reconnect:
@@ -89,9 +90,10 @@ _CLOSE_TABLE: Final[dict[CloseCode, tuple[Reconnect, str]]] = {
     CloseCode.POLICY_VIOLATION: ("stop", "the page's origin is not allowed"),
     CloseCode.MESSAGE_TOO_BIG: ("retry", "a client message was over 64 KiB"),
     CloseCode.INTERNAL_ERROR: ("retry", "an internal error"),
-    CloseCode.TRY_AGAIN_LATER: ("slow", "the connection limit is reached"),
+    CloseCode.TRY_AGAIN_LATER: ("slow", "a connection limit is reached"),
     CloseCode.BAD_TOKEN: ("stop", "the token is missing, invalid or expired"),
     CloseCode.SLOW_CONSUMER: ("retry", "the viewer stopped reading"),
+    CloseCode.TOO_MANY_MESSAGES: ("slow", "the client kept sending past the message rate"),
 }
 
 NO_STATUS: Final = 1005

@@ -20,7 +20,7 @@ import logging
 import math
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import orjson
@@ -34,7 +34,8 @@ from gateway.auth import (
     protocol_token,
     refresh_times,
 )
-from gateway.config import ServerSettings
+from gateway.config import LimitSettings, ServerSettings
+from gateway.core.address import client_address, networks
 from gateway.core.frames import (
     ErrorCode,
     InterfaceFilter,
@@ -42,11 +43,12 @@ from gateway.core.frames import (
     hello_frame,
     name_patterns,
 )
+from gateway.core.limits import Counts, KeyedBuckets, address_key, refill
 from gateway.core.once import FirstSeen
 from gateway.core.origins import judge_origin
 from gateway.hub import Hub
 from gateway.lifecycle import Lifecycle
-from gateway.metrics import Metrics
+from gateway.metrics import Limit, Metrics
 from gateway.sink import Limits, Sink, Transport
 from gateway.topic import encode_message
 from gateway.wire import CloseCode, close_reason, pong_frame
@@ -78,6 +80,9 @@ drain (``Viewer.wait_taken``): only viewers taking a big history are looked at."
 
 REFUSED_ORIGINS_LOGGED: Final = 1000
 """Distinct refused websocket origins logged at WARNING (each once); later ones only at DEBUG."""
+
+UNTRUSTED_PROXIES_LOGGED: Final = 100
+"""Distinct peers that sent X-Forwarded-For without being trusted, each logged once."""
 
 
 class BadMessage(Exception):
@@ -113,6 +118,8 @@ class ViewerContext:
     limits: Limits
     # Checks tokens: at admission, and each refresh (``gateway.auth``).
     verifier: Verifier
+    # What one client may cost (``[limits]``): the message rate is each viewer's to keep.
+    client_limits: LimitSettings = field(default_factory=LimitSettings)
 
 
 class Viewer(Sink):
@@ -125,7 +132,18 @@ class Viewer(Sink):
     own, awaiting ``receive()`` directly (no coroutine frames of its own per idle connection).
     """
 
-    __slots__ = ("_closer", "_token_timer", "context", "grant", "subscriptions", "ws")
+    __slots__ = (
+        "_budget",
+        "_budget_at",
+        "_closer",
+        "_ignored",
+        "_token_timer",
+        "address",
+        "context",
+        "grant",
+        "subscriptions",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -133,11 +151,20 @@ class Viewer(Sink):
         ws: web.WebSocketResponse,
         transport: Transport,
         grant: Grant,
+        address: str = "",
     ) -> None:
         self.context = context
         self.ws = ws
         self.grant = grant
+        # The client's address (``gateway.core.address``), for the limits and the audit line.
+        self.address = address
         super().__init__(transport, limits=context.limits)
+        # The message rate's token bucket (``limits.messages_per_second``, burst
+        # ``message_burst``): tokens left, and when (monotonic) they were counted. Starts full.
+        self._budget = float(context.client_limits.message_burst)
+        self._budget_at = time.monotonic()
+        # Messages ignored in a row for the rate; message_burst of them close the connection.
+        self._ignored = 0
         # The routers this viewer is subscribed to (a tuple: usually one, at most 64).
         self.subscriptions: tuple[str, ...] = ()
         # Closes the websocket when the viewer falls behind or the server drains; owned here,
@@ -167,16 +194,49 @@ class Viewer(Sink):
             return False
         # Anything from the peer, the pong to a heartbeat ping included, proves it alive.
         self.awaiting_pong = False
+        if msg.type is WSMsgType.ERROR:
+            logger.debug("websocket error: %s", self.ws.exception())
+            return False
+        if not self._within_rate():
+            return True
         if msg.type is WSMsgType.TEXT:
             self._handle_text(msg.data)
         elif msg.type is WSMsgType.PING:
             self.write(pong_frame(msg.data))  # aiohttp took at most 125 bytes, as RFC 6455 says
         elif msg.type is WSMsgType.BINARY:
             self.send(error_frame("bad_request", "messages must be JSON text frames"))
-        elif msg.type is WSMsgType.ERROR:
-            logger.debug("websocket error: %s", self.ws.exception())
-            return False
         return True
+
+    def _within_rate(self) -> bool:
+        """Take one message from the rate's bucket. A message past the rate is not acted on
+        and gets ``rate_limited``; ``message_burst`` of them in a row (a client that ignores
+        the answers) close the connection with 4429. Other viewers never wait on any of it."""
+        limits = self.context.client_limits
+        rate = limits.messages_per_second
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        burst = limits.message_burst
+        tokens = refill(self._budget, self._budget_at, now, rate, burst)
+        self._budget_at = now
+        if tokens >= 1.0:
+            self._budget = tokens - 1.0
+            self._ignored = 0
+            return True
+        self._budget = tokens
+        self._ignored += 1
+        if self._ignored == 1:
+            self.context.metrics.limit_hits.labels("messages").inc()
+        self.send(
+            error_frame(
+                "rate_limited",
+                f"more than {rate:g} messages a second (or {burst} at once): this one was "
+                f"ignored; {burst} ignored in a row close the connection",
+            )
+        )
+        if self._ignored >= burst:
+            self.close(CloseCode.TOO_MANY_MESSAGES, "too many messages")
+        return False
 
     async def wait_taken(self) -> None:
         """Wait until at most ``limits.behind_bytes`` of what was sent is still unsent.
@@ -370,6 +430,7 @@ class Viewer(Sink):
                 "bad_request", '"history_seconds" must be a non-negative number of seconds'
             )
         if router not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+            self.context.metrics.limit_hits.labels("subscriptions").inc()
             raise BadMessage(
                 "too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} routers per connection"
             )
@@ -447,7 +508,7 @@ class WebSocketEndpoint:
     """``GET /ws``: admits a connection, then runs its viewer until the connection ends.
 
     Admission (``_admit``): not draining (else close 1001), origin allowed (else 1008), under
-    ``max_connections`` (else 1013), a good token (else 4401).
+    the connection limits (else 1013), a good token (else 4401).
     """
 
     def __init__(
@@ -468,6 +529,16 @@ class WebSocketEndpoint:
         # Connections admitted so far but still waiting for their token (the auth message):
         # they count towards max_connections like viewers.
         self.authenticating = 0
+        limits = context.client_limits
+        self.trusted = networks(server.trusted_proxies)
+        # New websockets per client address (a token bucket each, bounded in number), and open
+        # ones per address and per token subject; each count is taken at admission and given
+        # back when the connection ends (_release).
+        self.handshakes = KeyedBuckets(limits.handshakes_per_second, limits.handshake_burst)
+        self.per_address = Counts(limits.connections_per_address)
+        self.per_subject = Counts(limits.connections_per_subject)
+        # Peers that sent X-Forwarded-For without being trusted proxies, each logged once.
+        self.untrusted_proxies: FirstSeen[str] = FirstSeen(UNTRUSTED_PROXIES_LOGGED)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # Few locals: this coroutine's frame lives as long as its connection, 15,000 of them.
@@ -483,13 +554,13 @@ class WebSocketEndpoint:
             protocols=(SUBPROTOCOL,),
         )
         await ws.prepare(request)
-        grant = await self._admit(request, ws)
-        if grant is None:
+        admitted = await self._admit(request, ws)
+        if admitted is None:
             return ws
         transport = request.transport
         assert transport is not None  # prepared just now: the connection is open
         _tune_socket(transport, self.context.heartbeat)
-        viewer = Viewer(self.context, ws, transport, grant)
+        viewer = Viewer(self.context, ws, transport, *admitted)
         self.context.hub.connect(viewer)
         self.context.metrics.ws_connections.inc()
         viewer.hello()
@@ -503,20 +574,27 @@ class WebSocketEndpoint:
             await viewer.finish()
             self.context.hub.disconnect(viewer)
             self.context.metrics.ws_connections.dec()
+            self._release(viewer.address, viewer.grant.subject)
             if not ws.closed:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(CLOSE_TIMEOUT):
                         await ws.close()
         return ws
 
-    async def _admit(self, request: web.Request, ws: web.WebSocketResponse) -> Grant | None:
-        """The viewer's grant, or None once the websocket is closed with the reason.
+    async def _admit(
+        self, request: web.Request, ws: web.WebSocketResponse
+    ) -> tuple[Grant, str] | None:
+        """The viewer's grant and client address, or None once the websocket is closed with
+        the reason (and the refusal counted in ``gateway_limit_hits_total``).
 
-        In order: not draining (else 1001), origin allowed (else 1008), under
-        ``max_connections`` counting those still authenticating (else 1013), a good token
-        (else 4401). The token comes from the ``bearer.`` subprotocol, else ``?token=``, else
-        (in ``jwt`` mode) the first message, which must be ``{"type": "auth", "token": ...}``
-        within ``auth_timeout``; nothing is sent before it.
+        In order: not draining (else 1001); origin allowed (else 1008); the client's address
+        under ``handshakes_per_second``, the server under ``max_connections`` (those still
+        authenticating count) and the address under ``connections_per_address`` (else 1013);
+        a good token (else 4401); its subject under ``connections_per_subject`` (else 1013).
+        The token comes from the ``bearer.`` subprotocol, else ``?token=``, else (in ``jwt``
+        mode) the first message, which must be ``{"type": "auth", "token": ...}`` within
+        ``auth_timeout``; nothing is sent before it. A grant returned holds one count of its
+        address and subject, which ``_release`` gives back.
         """
         if self.lifecycle.draining:
             await ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")
@@ -524,8 +602,17 @@ class WebSocketEndpoint:
         if not self._origin_allowed(request):
             await ws.close(code=CloseCode.POLICY_VIOLATION, message=b"origin not allowed")
             return None
-        if self.context.hub.connections + self.authenticating >= self.server.max_connections:
-            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit reached")
+        address = self._client_address(request)
+        key = address_key(address)
+        over: tuple[Limit, str] | None = None
+        if not self.handshakes.take(key, time.monotonic()):
+            over = ("handshakes_per_address", "too many new connections from your address")
+        elif self.context.hub.connections + self.authenticating >= self.server.max_connections:
+            over = ("connections", "connection limit reached")
+        elif not self.per_address.acquire(key):
+            over = ("connections_per_address", "too many connections from your address")
+        if over is not None:
+            await self._refuse(ws, *over)
             return None
         token = protocol_token(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))
         if token is None:
@@ -538,9 +625,47 @@ class WebSocketEndpoint:
             grant, refusal = None, exc
         finally:
             self.authenticating -= 1
-        if refusal is not None:
-            await ws.close(code=CloseCode.BAD_TOKEN, message=close_reason(str(refusal)))
-        return grant
+        if grant is None:
+            self.per_address.release(key)
+            if refusal is not None:
+                await ws.close(code=CloseCode.BAD_TOKEN, message=close_reason(str(refusal)))
+            return None
+        if grant.subject is not None and not self.per_subject.acquire(grant.subject):
+            self.per_address.release(key)
+            await self._refuse(
+                ws, "connections_per_subject", "too many connections with this token's subject"
+            )
+            return None
+        return grant, address
+
+    async def _refuse(self, ws: web.WebSocketResponse, limit: Limit, reason: str) -> None:
+        """Close with 1013 for a limit, counted in ``gateway_limit_hits_total``."""
+        self.context.metrics.limit_hits.labels(limit).inc()
+        await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=close_reason(reason))
+
+    def _release(self, address: str, subject: str | None) -> None:
+        """Give back the counts a viewer's admission took."""
+        self.per_address.release(address_key(address))
+        if subject is not None:
+            self.per_subject.release(subject)
+
+    def _client_address(self, request: web.Request) -> str:
+        """The client's address: the peer, or behind ``server.trusted_proxies`` the address
+        they report (``gateway.core.address``). A forwarded header from a peer that is not
+        trusted is ignored, and said once per peer: it usually means a proxy in front that
+        the configuration does not name, so every client would share the proxy's limits."""
+        peer = request.remote or ""
+        forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, ())
+        address = client_address(peer, forwarded, self.trusted)
+        if forwarded and address == peer and self.untrusted_proxies.first(peer):
+            logger.warning(
+                "websocket from %s carries X-Forwarded-For, but %s is not in "
+                "server.trusted_proxies: limits and logs take it as the client's address. If "
+                "it is your reverse proxy, list it there",
+                peer,
+                peer,
+            )
+        return address
 
     async def _token_grant(self, ws: web.WebSocketResponse, token: str | None) -> Grant | None:
         """The grant of the handshake's token, else of the auth message's; None when the peer

@@ -114,6 +114,11 @@ host = "127.0.0.1"
 port = 0
 shutdown_grace = 5.0
 
+# Every load generator here connects from 127.0.0.1: the per-address limits are for the Internet.
+[limits]
+connections_per_address = 0
+handshakes_per_second = 0
+
 [poll]
 interval = {interval}
 timeout = {timeout}

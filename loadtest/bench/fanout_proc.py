@@ -117,6 +117,11 @@ port = 0
 max_connections = 20000
 shutdown_grace = 2.0
 
+# Every load generator here connects from 127.0.0.1: the per-address limits are for the Internet.
+[limits]
+connections_per_address = 0
+handshakes_per_second = 0
+
 [poll]
 interval = {interval}
 history = {history}

@@ -111,6 +111,11 @@ def gateway_config(path: Path, port: int, interval: float) -> None:
 host = "127.0.0.1"
 port = 0
 
+# Every load generator here connects from 127.0.0.1: the per-address limits are for the Internet.
+[limits]
+connections_per_address = 0
+handshakes_per_second = 0
+
 [poll]
 interval = {interval}
 

@@ -57,8 +57,17 @@ def emulator(interfaces: int = 8, pppoe: int = 0, **kw: Any) -> RouterEmulator:
 _EMULATOR_ARGS = {"max_sessions", "over_limit", "write_chunk", "username", "tls"}
 
 
+LOOPBACK_LIMITS: Final = {"connections_per_address": 0, "handshakes_per_second": 0}
+"""Every test client connects from 127.0.0.1, so the per-address limits (meant for clients on
+the Internet) are off unless a test sets them; the other limits keep their defaults."""
+
+
 def gateway_settings(
-    emulators: Mapping[str, RouterEmulator], poll: Mapping[str, object] | None = None, **server: Any
+    emulators: Mapping[str, RouterEmulator],
+    poll: Mapping[str, object] | None = None,
+    *,
+    limits: Mapping[str, object] | None = None,
+    **server: Any,
 ) -> Settings:
     """Settings for a gateway in front of these (already started) emulators."""
     for router_id, emu in emulators.items():
@@ -66,6 +75,7 @@ def gateway_settings(
     return settings_from_dict(
         {
             "server": {"host": "127.0.0.1", "port": 0, **server},
+            "limits": {**LOOPBACK_LIMITS, **(limits or {})},
             "poll": {"interval": 0.5, "timeout": 1.0, "linger": 2.0, **(poll or {})},
             "routers": [
                 {

@@ -96,8 +96,11 @@ describe("close codes", () => {
     assert.equal(retryDelay(4401, 3), null);
   });
 
-  test("1013 backs off longer; everything else retries with the usual backoff", () => {
+  test("1013 and 4429 back off longer; everything else retries with the usual backoff", () => {
     assert.equal(closeDecision(1013).action, "slow");
+    assert.equal(closeDecision(4429).action, "slow");
+    assert.match(closeDecision(4429).why, /faster than the gateway allows/);
+    assert.ok(retryDelay(4429, 0, () => 0) >= TRY_AGAIN_FLOOR);
     for (const code of [1000, 1001, 1006, 1009, 1011, 4408, CLOSE_WATCHDOG, 4999]) {
       assert.equal(closeDecision(code).action, "retry", `code ${code}`);
       assert.ok(closeDecision(code).why.length > 0);

@@ -35,12 +35,16 @@ Message = dict[str, Any]
 
 
 @contextlib.asynccontextmanager
-async def isp_gateway(history: int = 300) -> AsyncIterator[Gateway]:
+async def isp_gateway(
+    history: int = 300, limits: dict[str, object] | None = None
+) -> AsyncIterator[Gateway]:
     """A gateway in front of one router with four ports and three PPPoE customers online."""
     emu = emulator(interfaces=4, pppoe=3, pppoe_session=0.0)
     poll = {"interval": INTERVAL, "history": history}
-    async with running(emu), gateway(gateway_settings({"isp": emu}, poll)) as gw:
-        yield gw
+    async with running(emu):
+        settings = gateway_settings({"isp": emu}, poll, limits=limits)
+        async with gateway(settings) as gw:
+            yield gw
 
 
 class Tracker:
@@ -174,7 +178,8 @@ BAD_MESSAGES: Final[list[tuple[str, str]]] = [
 
 async def test_bad_messages_get_an_error_and_the_stream_goes_on() -> None:
     """A buggy client gets an error per bad message and keeps its live chart; others see nothing."""
-    async with isp_gateway() as gw:
+    # Three dozen messages back to back: more than the message rate allows (test_limits.py).
+    async with isp_gateway(limits={"messages_per_second": 0}) as gw:
         bystander = await tracked(gw)
         probe = await tracked(gw)
         await probe.frames(1)

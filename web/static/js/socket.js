@@ -13,7 +13,8 @@
  * - the first message on every connection can be one the page chooses (`firstMessage`: the
  *   token, `{"type": "auth", ...}`), sent before anything else;
  * - terminal close codes (1008 origin not allowed, 4401 bad token) stop retrying and say why;
- * - 1013 (connection limit) waits longer: never less than TRY_AGAIN_FLOOR, three doublings ahead;
+ * - 1013 (a connection limit) and 4429 (the message rate) wait longer: never less than
+ *   TRY_AGAIN_FLOOR, three doublings ahead;
  * - the browser coming back `online`, or the tab becoming visible, tries at once;
  * - a watchdog closes and reconnects when nothing (frame or heartbeat) arrives for two
  *   heartbeat periods: websocket pings are invisible to page scripts, so a connection that died
@@ -57,6 +58,7 @@ export const CLOSE = Object.freeze({
   TRY_AGAIN_LATER: 1013,
   BAD_TOKEN: 4401,
   SLOW_CONSUMER: 4408,
+  TOO_MANY_MESSAGES: 4429,
 });
 
 /** The close code this client uses when its watchdog gives up on a silent connection. */
@@ -73,14 +75,18 @@ const TERMINAL = new Map([
   ],
 ]);
 
+/** Codes after which retrying soon would meet the same limit: back off longer. */
+const SLOW = new Set([CLOSE.TRY_AGAIN_LATER, CLOSE.TOO_MANY_MESSAGES]);
+
 const RETRY_REASONS = new Map([
   [1000, "the gateway closed the connection"],
   [CLOSE.GOING_AWAY, "the gateway is restarting"],
   [1006, "the connection to the gateway was lost"],
   [CLOSE.MESSAGE_TOO_BIG, "a message was too large"],
   [CLOSE.INTERNAL_ERROR, "the gateway had an internal error"],
-  [CLOSE.TRY_AGAIN_LATER, "the gateway is at its connection limit"],
+  [CLOSE.TRY_AGAIN_LATER, "the gateway is at a connection limit"],
   [CLOSE.SLOW_CONSUMER, "the connection was too slow to keep up"],
+  [CLOSE.TOO_MANY_MESSAGES, "the page sent messages faster than the gateway allows"],
   [CLOSE_WATCHDOG, "nothing arrived from the gateway for two heartbeat periods"],
 ]);
 
@@ -94,7 +100,7 @@ export function backoffDelay(attempt, random = Math.random, policy = POLICY) {
   return random() * backoffBound(attempt, policy);
 }
 
-/** The n-th retry's delay after 1013: in [TRY_AGAIN_FLOOR, bound of n + 3), still capped. */
+/** The n-th retry's delay after 1013 or 4429: in [TRY_AGAIN_FLOOR, bound of n + 3), capped. */
 export function tryAgainDelay(attempt, random = Math.random, policy = POLICY) {
   const bound = Math.max(
     TRY_AGAIN_FLOOR,
@@ -105,12 +111,12 @@ export function tryAgainDelay(attempt, random = Math.random, policy = POLICY) {
 
 /**
  * What to do after a close: `{action: "retry" | "slow" | "stop", why}`.
- * `stop` is terminal (retrying cannot help); `slow` is 1013's longer backoff.
+ * `stop` is terminal (retrying cannot help); `slow` is the longer backoff of 1013 and 4429.
  */
 export function closeDecision(code) {
   if (TERMINAL.has(code)) return { action: "stop", why: TERMINAL.get(code) };
   const why = RETRY_REASONS.get(code) ?? `the connection closed (code ${code})`;
-  return { action: code === CLOSE.TRY_AGAIN_LATER ? "slow" : "retry", why };
+  return { action: SLOW.has(code) ? "slow" : "retry", why };
 }
 
 /** The delay before the next try after a close with `code`, in seconds; null when terminal. */
