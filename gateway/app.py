@@ -30,6 +30,7 @@ from gateway.auth import Verifier
 from gateway.config import Settings
 from gateway.demand import Demand
 from gateway.faults import UnexpectedErrors
+from gateway.headers import response_hook
 from gateway.hub import Hub
 from gateway.keyfiles import KEY_CHECK_SECONDS, KeyFiles
 from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, ROUTERS, SETTINGS, VERIFIER
@@ -120,6 +121,7 @@ def create_app(
     app.router.add_get("/api/routers/{router}/traffic", views.traffic)
     app.router.add_get("/ws", endpoint.handle)
     app.router.add_static("/static", views.STATIC_ROOT, append_version=True, name="static")
+    app.on_response_prepare.append(response_hook(settings.server))
 
     async def polling(app: web.Application) -> AsyncIterator[None]:
         # Owned here: one poller (and its task) per router, from start-up to step 3; in cluster

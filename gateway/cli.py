@@ -16,7 +16,7 @@ from typing import Final
 from aiohttp import web
 
 from gateway.app import create_app, drain
-from gateway.config import ConfigError, Settings, load_settings
+from gateway.config import ConfigError, LogFormat, Settings, load_settings
 from gateway.core.text import encoding_problem
 from gateway.demo import demo_settings, running_demo_routers
 from gateway.emulator.control import create_control_app
@@ -33,6 +33,8 @@ from gateway.listen_file import (
     remove_listen_file,
     write_listen_file,
 )
+from gateway.logs import configure as configure_logging
+from gateway.logs import use_format
 from gateway.redact import protect_handlers, settings_secrets
 from gateway.routeros import connect_librouteros
 
@@ -46,6 +48,13 @@ def _common() -> argparse.ArgumentParser:
     """Options every command takes."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    common.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="text lines, or one JSON object a line for log pipelines (default: the "
+        "configuration's server.log_format, else text)",
+    )
     return common
 
 
@@ -319,6 +328,8 @@ async def serve(settings: Settings) -> None:
 async def run_demo(args: argparse.Namespace) -> None:
     async with running_demo_routers() as emulators:
         settings = demo_settings(emulators, host=args.host, port=args.port)
+        if args.log_format is None:
+            use_format(settings.server.log_format)  # GATEWAY_SERVER_LOG_FORMAT
         await serve(settings)
 
 
@@ -477,10 +488,8 @@ def _tls_options_problem(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    chosen: LogFormat | None = getattr(args, "log_format", None)
+    configure_logging(getattr(args, "log_level", "INFO"), chosen or "text")
     # The last line of defence (gateway.redact): secret shapes now, known secrets once loaded.
     protect_handlers()
     try:
@@ -494,6 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"gateway: {exc}", file=sys.stderr)
                 return 2
             protect_handlers(settings_secrets(settings))
+            if chosen is None:
+                use_format(settings.server.log_format)
             asyncio.run(serve(settings))
         elif args.command == "healthcheck":
             return run_healthcheck(args)

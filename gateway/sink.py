@@ -100,6 +100,7 @@ class Sink:
         "limits",
         "stuck_since",
         "transport",
+        "written",
     )
 
     def __init__(
@@ -136,11 +137,13 @@ class Sink:
         self.behind = False
         # Traffic frames skipped for this viewer while its socket was backed up.
         self.dropped = 0
+        # Frames written to this viewer (any kind: its audit line's messages out).
+        self.written = 0
 
     def write(self, frame: bytes, droppable: bool = False, backfill: bool = False) -> bool | None:
-        """Write one frame. Returns True if it was written, None if it was skipped (a droppable
-        frame while the socket is backed up; counted in ``dropped``), False if the sink takes
-        nothing more (behind, or its transport is closing).
+        """Write one frame. Returns True if it was written (counted in ``written``), None if it
+        was skipped (a droppable frame while the socket is backed up; counted in ``dropped``),
+        False if the sink takes nothing more (behind, or its transport is closing).
 
         ``droppable`` frames (live traffic) are skipped while the socket is backed up (the next
         frame will be newer); others (status, history, errors) are always queued, as a viewer
@@ -149,6 +152,7 @@ class Sink:
         transport = self.transport
         if self.behind or transport.is_closing():
             return False
+        self.written += 1  # taken back below if the frame is skipped
         unsent = transport.get_write_buffer_size()
         if unsent:
             limits = self.limits
@@ -157,14 +161,17 @@ class Sink:
             elif self.stuck_since is None:
                 self.stuck_since = self._clock()
             elif self._clock() - self.stuck_since > limits.behind_seconds:
+                self.written -= 1
                 self.fall_behind()
                 return False
             self._allowance = min(self._allowance, unsent)
             excess = unsent - self._allowance
             if excess + len(frame) > limits.behind_bytes and not backfill:
+                self.written -= 1
                 self.fall_behind()
                 return False
             if droppable and excess > limits.skip_bytes:
+                self.written -= 1
                 self.dropped += 1
                 self._unsent_after = unsent
                 return None

@@ -21,6 +21,7 @@ from gateway.auth import AuthError, Grant
 from gateway.config import Settings
 from gateway.core.frames import filter_traffic, is_stale
 from gateway.core.model import RouterState
+from gateway.headers import frame_ancestors
 from gateway.keys import HUB, LIFECYCLE, METRICS, ROUTERS, SETTINGS, VERIFIER
 from gateway.metrics import CONTENT_TYPE
 from gateway.topic import Topic
@@ -52,11 +53,13 @@ PAGE_ASSETS: Final = ("favicon.svg", "css/dashboard.css", "vendor/uplot/uPlot.mi
 
 _CSP: Final = (
     "default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
-    "img-src 'self'; connect-src 'self'{connect}; base-uri 'none'; form-action 'none'"
+    "img-src 'self'; connect-src 'self'{connect}; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors {ancestors}"
 )
 """The page loads nothing from anywhere but the gateway (it must work on an air-gapped network);
 the policy makes that a guarantee the browser enforces, not just a habit of the templates. The
-one exception is ``auth.token_url`` on another origin, which the page may fetch new tokens from."""
+one exception is ``auth.token_url`` on another origin, which the page may fetch new tokens from.
+Who may frame it is ``gateway.headers``'s business (every response says the same)."""
 
 
 def page_config(settings: Settings) -> dict[str, object]:
@@ -114,11 +117,11 @@ async def index(request: web.Request) -> web.Response:
         },
     )
     response.headers["Content-Security-Policy"] = _CSP.format(
-        nonce=nonce, connect=_connect_sources(settings)
+        nonce=nonce,
+        connect=_connect_sources(settings),
+        ancestors=frame_ancestors(settings.server),
     )
     response.headers["Cache-Control"] = "no-cache"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

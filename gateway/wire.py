@@ -24,6 +24,7 @@ import struct
 from typing import Final, Literal
 
 __all__ = [
+    "ABNORMAL",
     "PING",
     "ZERO_MASK",
     "CloseCode",
@@ -99,6 +100,10 @@ _CLOSE_TABLE: Final[dict[CloseCode, tuple[Reconnect, str]]] = {
 NO_STATUS: Final = 1005
 """What ``parse_close`` reports for a close frame without a code (RFC 6455 section 7.1.5); never
 sent on the wire."""
+
+ABNORMAL: Final = 1006
+"""What a connection that ended without a close frame (a dropped peer) reports (RFC 6455
+section 7.1.5); never sent on the wire."""
 
 ZERO_MASK: Final = b"\x00\x00\x00\x00"
 """The masking key that leaves a client frame's payload unchanged."""

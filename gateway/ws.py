@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 import orjson
 from aiohttp import WSMessage, WSMsgType, hdrs, web
@@ -46,12 +47,14 @@ from gateway.core.frames import (
 from gateway.core.limits import Counts, KeyedBuckets, address_key, refill
 from gateway.core.once import FirstSeen
 from gateway.core.origins import judge_origin
+from gateway.faults import UnexpectedErrors
 from gateway.hub import Hub
 from gateway.lifecycle import Lifecycle
+from gateway.logs import audit_session
 from gateway.metrics import Limit, Metrics
 from gateway.sink import Limits, Sink, Transport
 from gateway.topic import encode_message
-from gateway.wire import CloseCode, close_reason, pong_frame
+from gateway.wire import ABNORMAL, CloseCode, close_reason, pong_frame
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,24 @@ drain (``Viewer.wait_taken``): only viewers taking a big history are looked at."
 
 REFUSED_ORIGINS_LOGGED: Final = 1000
 """Distinct refused websocket origins logged at WARNING (each once); later ones only at DEBUG."""
+
+_LIMITS: Final[dict[Limit, str]] = {
+    "handshakes_per_address": "too many new connections from your address",
+    "connections": "connection limit reached",
+    "connections_per_address": "too many connections from your address",
+    "connections_per_subject": "too many connections with this token's subject",
+}
+"""The close reason of each admission limit (1013)."""
+
+
+def _refusal(limit: Limit) -> tuple[int, str, Limit]:
+    """A limit's refusal: close 1013 with its reason."""
+    return CloseCode.TRY_AGAIN_LATER, _LIMITS[limit], limit
+
+
+TokenVia = Literal["protocol", "query", "message", "none"]
+"""How a viewer's token came: the ``bearer.`` subprotocol, ``?token=``, the auth message, or
+none at all (mode ``none``). In the audit line, so an operator can see who still uses URLs."""
 
 UNTRUSTED_PROXIES_LOGGED: Final = 100
 """Distinct peers that sent X-Forwarded-For without being trusted, each logged once."""
@@ -140,8 +161,13 @@ class Viewer(Sink):
         "_token_timer",
         "address",
         "context",
+        "ended",
         "grant",
+        "opened",
+        "received",
         "subscriptions",
+        "token_via",
+        "watched",
         "ws",
     )
 
@@ -152,12 +178,22 @@ class Viewer(Sink):
         transport: Transport,
         grant: Grant,
         address: str = "",
+        token_via: TokenVia = "none",
     ) -> None:
         self.context = context
         self.ws = ws
         self.grant = grant
-        # The client's address (``gateway.core.address``), for the limits and the audit line.
+        # For the limits and the audit line: the client's address (``gateway.core.address``),
+        # how its token came, when it was admitted (monotonic), the messages it sent (text and
+        # binary ones, those past the rate included; not pings and pongs), every
+        # router it subscribed to (usually one: that topic's shared 1-tuple), and the close code
+        # this side sent (None until then; the peer's, or 1006, otherwise).
         self.address = address
+        self.token_via = token_via
+        self.opened = time.monotonic()
+        self.received = 0
+        self.watched: tuple[str, ...] = ()
+        self.ended: int | None = None
         super().__init__(transport, limits=context.limits)
         # The message rate's token bucket (``limits.messages_per_second``, burst
         # ``message_burst``): tokens left, and when (monotonic) they were counted. Starts full.
@@ -197,6 +233,8 @@ class Viewer(Sink):
         if msg.type is WSMsgType.ERROR:
             logger.debug("websocket error: %s", self.ws.exception())
             return False
+        if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
+            self.received += 1
         if not self._within_rate():
             return True
         if msg.type is WSMsgType.TEXT:
@@ -439,6 +477,10 @@ class Viewer(Sink):
         if router not in self.subscriptions:
             self._set_subscriptions((*self.subscriptions, router))
             self.context.metrics.viewers.labels(router).inc()
+            if not self.watched:
+                self.watched = self.subscriptions
+            elif router not in self.watched:
+                self.watched = (*self.watched, router)
 
     def _unsubscribe(self, router: str) -> None:
         if router in self.subscriptions:
@@ -465,12 +507,15 @@ class Viewer(Sink):
     def died(self) -> None:
         """The peer did not answer a heartbeat ping: drop the connection without a handshake."""
         logger.debug("dropping a viewer that did not answer a ping")
+        if self.ended is None:
+            self.ended = ABNORMAL
         self._unsubscribe_all()
         self._abort()
 
     def close(self, code: CloseCode, reason: str) -> None:
         """Start closing (once); the close handshake is bounded, then the socket is dropped."""
         if self._closer is None:
+            self.ended = int(code)
             self.behind = True  # nothing more from the hub: no frame may follow the close frame
             self._closer = asyncio.create_task(self._close(code, reason))
 
@@ -484,6 +529,22 @@ class Viewer(Sink):
         finally:
             # Free what is still queued for a peer that stopped reading.
             self._abort()
+
+    def audit(self) -> None:
+        """Write this session's audit line (``gateway.logs``), once it has ended."""
+        code = self.ended
+        if code is None:
+            code = self.ws.close_code or ABNORMAL  # the peer's close, or none at all
+        audit_session(
+            subject=self.grant.subject,
+            client=self.address,
+            token_via=self.token_via,
+            routers=self.watched,
+            duration=time.monotonic() - self.opened,
+            close_code=int(code),
+            messages_in=self.received,
+            messages_out=self.written,
+        )
 
     def _abort(self) -> None:
         transport = self.transport
@@ -537,6 +598,8 @@ class WebSocketEndpoint:
         self.handshakes = KeyedBuckets(limits.handshakes_per_second, limits.handshake_burst)
         self.per_address = Counts(limits.connections_per_address)
         self.per_subject = Counts(limits.connections_per_subject)
+        # Unexpected errors while serving a viewer (bugs): each kind's traceback logged once.
+        self.unexpected = UnexpectedErrors(logger, "websocket viewer")
         # Peers that sent X-Forwarded-For without being trusted proxies, each logged once.
         self.untrusted_proxies: FirstSeen[str] = FirstSeen(UNTRUSTED_PROXIES_LOGGED)
 
@@ -554,7 +617,7 @@ class WebSocketEndpoint:
             protocols=(SUBPROTOCOL,),
         )
         await ws.prepare(request)
-        admitted = await self._admit(request, ws)
+        admitted = await self._admit(request, ws, time.monotonic())
         if admitted is None:
             return ws
         transport = request.transport
@@ -570,6 +633,11 @@ class WebSocketEndpoint:
             while viewer.handle(await ws.receive()):
                 if transport.get_write_buffer_size() > viewer.limits.behind_bytes:
                     await viewer.wait_taken()
+        except Exception as exc:  # noqa: BLE001 - one viewer's fault ends that viewer only
+            # A bug of ours met by this client's messages: logged (a traceback once per kind,
+            # so a client repeating it cannot flood the log) and the client told 1011.
+            self.unexpected.report(exc, "a websocket message")
+            viewer.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             await viewer.finish()
             self.context.hub.disconnect(viewer)
@@ -579,13 +647,15 @@ class WebSocketEndpoint:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(CLOSE_TIMEOUT):
                         await ws.close()
+            viewer.audit()
         return ws
 
     async def _admit(
-        self, request: web.Request, ws: web.WebSocketResponse
-    ) -> tuple[Grant, str] | None:
-        """The viewer's grant and client address, or None once the websocket is closed with
-        the reason (and the refusal counted in ``gateway_limit_hits_total``).
+        self, request: web.Request, ws: web.WebSocketResponse, started: float
+    ) -> tuple[Grant, str, TokenVia] | None:
+        """The viewer's grant, client address and token transport, or None once the websocket
+        is closed with the reason (counted in ``gateway_limit_hits_total`` when a limit refused
+        it, and written to the audit log either way).
 
         In order: not draining (else 1001); origin allowed (else 1008); the client's address
         under ``handshakes_per_second``, the server under ``max_connections`` (those still
@@ -596,27 +666,18 @@ class WebSocketEndpoint:
         ``auth_timeout``; nothing is sent before it. A grant returned holds one count of its
         address and subject, which ``_release`` gives back.
         """
-        if self.lifecycle.draining:
-            await ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")
-            return None
-        if not self._origin_allowed(request):
-            await ws.close(code=CloseCode.POLICY_VIOLATION, message=b"origin not allowed")
-            return None
         address = self._client_address(request)
         key = address_key(address)
-        over: tuple[Limit, str] | None = None
-        if not self.handshakes.take(key, time.monotonic()):
-            over = ("handshakes_per_address", "too many new connections from your address")
-        elif self.context.hub.connections + self.authenticating >= self.server.max_connections:
-            over = ("connections", "connection limit reached")
-        elif not self.per_address.acquire(key):
-            over = ("connections_per_address", "too many connections from your address")
-        if over is not None:
-            await self._refuse(ws, *over)
+        refused = functools.partial(self._refuse, ws, address, started)
+        early = self._early_refusal(request, key)
+        if early is not None:
+            await refused(*early)
             return None
-        token = protocol_token(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))
+        token: str | None = protocol_token(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))
+        via: TokenVia = "protocol"
         if token is None:
             token = request.query.get("token")
+            via = "query" if token is not None else "message" if self.verifier.enabled else "none"
         refusal: AuthError | None = None
         self.authenticating += 1
         try:
@@ -627,21 +688,64 @@ class WebSocketEndpoint:
             self.authenticating -= 1
         if grant is None:
             self.per_address.release(key)
-            if refusal is not None:
-                await ws.close(code=CloseCode.BAD_TOKEN, message=close_reason(str(refusal)))
+            if refusal is None:
+                await refused(ABNORMAL, "left before authenticating", via=via)
+            else:
+                await refused(CloseCode.BAD_TOKEN, str(refusal), via=via)
             return None
         if grant.subject is not None and not self.per_subject.acquire(grant.subject):
             self.per_address.release(key)
-            await self._refuse(
-                ws, "connections_per_subject", "too many connections with this token's subject"
-            )
+            limit: Limit = "connections_per_subject"
+            await refused(*_refusal(limit), via=via, subject=grant.subject)
             return None
-        return grant, address
+        return grant, address, via
 
-    async def _refuse(self, ws: web.WebSocketResponse, limit: Limit, reason: str) -> None:
-        """Close with 1013 for a limit, counted in ``gateway_limit_hits_total``."""
-        self.context.metrics.limit_hits.labels(limit).inc()
-        await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=close_reason(reason))
+    def _early_refusal(
+        self, request: web.Request, key: str
+    ) -> tuple[int, str, Limit | None] | None:
+        """Why a websocket is refused before its token is looked at (code, reason, the limit
+        it ran into), or None; when None, one count of the address ``key`` is taken."""
+        if self.lifecycle.draining:
+            return CloseCode.GOING_AWAY, "server shutting down", None
+        if not self._origin_allowed(request):
+            return CloseCode.POLICY_VIOLATION, "origin not allowed", None
+        if not self.handshakes.take(key, time.monotonic()):
+            return _refusal("handshakes_per_address")
+        if self.context.hub.connections + self.authenticating >= self.server.max_connections:
+            return _refusal("connections")
+        if not self.per_address.acquire(key):
+            return _refusal("connections_per_address")
+        return None
+
+    async def _refuse(
+        self,
+        ws: web.WebSocketResponse,
+        address: str,
+        started: float,
+        code: int,
+        reason: str,
+        limit: Limit | None = None,
+        *,
+        via: TokenVia = "none",
+        subject: str | None = None,
+    ) -> None:
+        """Close a websocket that is not admitted (``ABNORMAL``: it is gone already), count a
+        limit's refusal, and write its audit line."""
+        if limit is not None:
+            self.context.metrics.limit_hits.labels(limit).inc()
+        if code != ABNORMAL:
+            await ws.close(code=code, message=close_reason(reason))
+        audit_session(
+            subject=subject,
+            client=address,
+            token_via=via,
+            routers=(),
+            duration=time.monotonic() - started,
+            close_code=code,
+            messages_in=0,
+            messages_out=0,
+            reason=reason,
+        )
 
     def _release(self, address: str, subject: str | None) -> None:
         """Give back the counts a viewer's admission took."""

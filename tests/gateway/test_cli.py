@@ -33,6 +33,11 @@ port = 0
 interval = 0.5
 timeout = 1.0
 
+# Hundreds of viewers from 127.0.0.1: the per-address limits are for the Internet.
+[limits]
+connections_per_address = 0
+handshakes_per_second = 0
+
 [[routers]]
 id = "core-1"
 name = "Core router"
