@@ -10,11 +10,13 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal
 
+import aiohttp
 import pytest
 
 from gateway.config import RouterSettings
 from gateway.routeros import Connector, ExactApi, connect_librouteros
 from gateway.sink import Sink
+from gateway.topic import Topic
 from tests.support.gateway import (
     emulator,
     gateway,
@@ -23,6 +25,7 @@ from tests.support.gateway import (
     receive,
     receive_until,
     running,
+    send,
 )
 from tests.support.timing import eventually, seconds
 
@@ -238,3 +241,34 @@ async def test_heartbeat_survives_a_viewer_whose_write_raises(
             await ws.close()
         finally:
             gw.hub.disconnect(sink)
+
+
+async def test_a_bug_met_by_one_viewers_message_closes_only_that_viewer_with_1011(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message that runs into a bug of ours closes its connection with 1011 (the client
+    reconnects) and logs one traceback per kind; the other viewers keep getting frames."""
+    caplog.set_level(logging.DEBUG, logger="gateway.ws")
+    subscribe_for_real = Topic.subscribe
+
+    def subscribe(self: Topic, sink: Sink, *args: Any, **kw: Any) -> bool:
+        if kw.get("frames") == 13:  # the test's trigger: stands in for a bug of ours
+            raise KeyError("a bug")
+        return subscribe_for_real(self, sink, *args, **kw)
+
+    monkeypatch.setattr(Topic, "subscribe", subscribe)
+    emu = emulator()
+    async with running(emu), gateway(gateway_settings({"core": emu}, poll=POLL)) as gw:
+        calm = await gw.viewer()
+        await send(calm, {"type": "subscribe", "router": "core", "history": 0})
+        await receive_until(calm, "traffic", seconds(5))
+        for _ in range(2):
+            unlucky = await gw.viewer()
+            await send(unlucky, {"type": "subscribe", "router": "core", "history": 13})
+            msg = await unlucky.receive(timeout=seconds(5))
+            assert msg.type is aiohttp.WSMsgType.CLOSE, msg
+            assert (unlucky.close_code, msg.extra) == (1011, "internal error")
+        await receive_until(calm, "traffic", seconds(5))
+        await eventually(lambda: len(gw.viewers()) == 1, timeout=seconds(5))
+        await calm.close()
+    assert len(tracebacks(caplog, "gateway.ws")) == 1
