@@ -20,6 +20,7 @@ import functools
 import logging
 import math
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -101,6 +102,9 @@ def _refusal(limit: Limit) -> tuple[int, str, Limit]:
 TokenVia = Literal["protocol", "query", "message", "none"]
 """How a viewer's token came: the ``bearer.`` subprotocol, ``?token=``, the auth message, or
 none at all (mode ``none``). In the audit line, so an operator can see who still uses URLs."""
+
+_RESET: Final = struct.pack("ii", 1, 0)
+"""``SO_LINGER`` on, zero seconds: closing the socket resets the connection at once."""
 
 UNTRUSTED_PROXIES_LOGGED: Final = 100
 """Distinct peers that sent X-Forwarded-For without being trusted, each logged once."""
@@ -521,9 +525,17 @@ class Viewer(Sink):
 
     async def _close(self, code: CloseCode, reason: str) -> None:
         self._unsubscribe_all()
+        transport = self.transport
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self.ws.close(code=code, message=close_reason(reason), drain=False)
+                # aiohttp closes the transport at once here (the read loop is waiting in
+                # receive), and the transport sends what is queued (frames, then the close
+                # frame) before its FIN: give a peer that is still reading the rest of the
+                # bound to take it, so a slow consumer learns why it was closed (4408).
+                # The transport tells only its protocol (aiohttp's) when it drains: look.
+                while transport.get_write_buffer_size():  # noqa: ASYNC110
+                    await asyncio.sleep(TAKEN_POLL)
         except TimeoutError:
             pass
         finally:
@@ -547,8 +559,19 @@ class Viewer(Sink):
         )
 
     def _abort(self) -> None:
+        """Drop the connection now, and what is queued for it.
+
+        With bytes still queued the connection is reset (``SO_LINGER`` 0), not ended with a
+        FIN: the peer would otherwise see a frame cut short followed by an orderly end, which
+        a websocket client cannot tell from a server that wrote a broken frame.
+        """
         transport = self.transport
         assert isinstance(transport, asyncio.Transport)  # Sink.transport: the asyncio one
+        if transport.get_write_buffer_size():
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         transport.abort()
 
 
