@@ -240,7 +240,11 @@ class Viewer(Sink):
         if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
             self.received += 1
         if not self._within_rate():
-            return True
+            # Closing for the rate (4429) ends the read loop here, rather than leaving the close
+            # to wait on the next receive: aiohttp then reads (and drops) what the flooding
+            # client still sends until its close frame, instead of closing a socket with
+            # unread data, which resets the connection and loses the 4429 on the way.
+            return self._closer is None
         if msg.type is WSMsgType.TEXT:
             self._handle_text(msg.data)
         elif msg.type is WSMsgType.PING:
