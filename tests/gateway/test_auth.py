@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -19,6 +20,7 @@ from tests.support.tokens import (
     hs256,
     jwk,
     jwks,
+    private_pem,
     public_pem,
     rsa_key,
     signed,
@@ -247,3 +249,35 @@ def test_a_grant_is_within_another(new: Grant, old: Grant, within: bool) -> None
     """A refreshed token may keep or narrow what the connection sees, never widen it; a glob
     that merely looks narrower is not taken on trust."""
     assert new.within(old) is within
+
+
+def readme_minting_example() -> str:
+    """The Python code block of the README's minting example ("Security", "Keys")."""
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    after = text.split("Minting, in Python with PyJWT", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_minting_example_makes_tokens_the_gateway_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's PyJWT code, run as written, mints an HS256 token and an ES256 token with a
+    kid that a gateway configured as the README says accepts, with iss and aud checked."""
+    code = readme_minting_example()
+    key = ec_key()
+    (tmp_path / "signer.key").write_bytes(private_pem(key))
+    monkeypatch.chdir(tmp_path)
+    checks = {"issuer": "https://portal.example.net", "audience": "traffic-gateway"}
+    hs_part = code.split("# ES256", 1)[0]
+    namespace: dict[str, Any] = {"secret": SECRET}
+    exec(hs_part, namespace)  # the README's own example, run as a reader would
+    hs = with_keys(jwt_secret=Secret(SECRET), **checks)
+    assert Verifier(hs).authorise(namespace["token"]).subject == "customer-4711"
+    namespace = {"secret": SECRET}
+    exec(code, namespace)
+    es = with_keys(jwks_json=jwks(jwk(key, "2026-11")), **checks)
+    grant = Verifier(es).authorise(namespace["token"])
+    assert grant.interface_filter("core-1").matches("<pppoe-alice>")
+    assert not grant.interface_filter("core-1").matches("<pppoe-bob>")
+    with pytest.raises(AuthError, match="audience"):
+        Verifier(with_keys(jwks_json=jwks(jwk(key, "2026-11")))).authorise(namespace["token"])
