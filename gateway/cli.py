@@ -51,9 +51,10 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default=None,
-        help="text lines, or one JSON object a line for log pipelines (default: the "
-        "configuration's server.log_format, else text)",
+        # Absent unless given, so that the configuration's server.log_format can apply.
+        default=argparse.SUPPRESS,
+        help="text lines, or one JSON object a line for log pipelines; when not given, the "
+        "configuration's server.log_format (serve, demo), else text",
     )
     return common
 
@@ -328,7 +329,7 @@ async def serve(settings: Settings) -> None:
 async def run_demo(args: argparse.Namespace) -> None:
     async with running_demo_routers() as emulators:
         settings = demo_settings(emulators, host=args.host, port=args.port)
-        if args.log_format is None:
+        if getattr(args, "log_format", None) is None:
             use_format(settings.server.log_format)  # GATEWAY_SERVER_LOG_FORMAT
         await serve(settings)
 

@@ -263,12 +263,15 @@ async def test_help_documents_every_option() -> None:
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
     options = _emulate_options()
-    assert len(options) == 24
+    assert len(options) == 25
     for action in options:
         assert action.help, f"{action.option_strings[0]} has no help"
         assert action.option_strings[0] in text
         assert " ".join(action.help.split()) in text, action.option_strings[0]
-        assert f"(default: {action.default})" in text, action.option_strings[0]
+        if action.default is argparse.SUPPRESS:  # absent unless given: the help says what then
+            assert "when not given" in action.help, action.option_strings[0]
+        else:
+            assert f"(default: {action.default})" in text, action.option_strings[0]
 
 
 async def _interfaces_over_api_ssl(port: int, **tls: object) -> int:
