@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from gateway.core.model import InterfaceRate, RouterState
+from gateway.core.rates import Rates
+from gateway.core.sessions import SessionView
+from gateway.core.sources import DEFAULT_SOURCE, HotspotSample, QueueSample, Reading, Source
 
 __all__ = [
     "EXACT",
@@ -28,9 +31,12 @@ __all__ = [
     "filter_history",
     "filter_traffic",
     "hello_frame",
+    "hotspot_frame",
     "is_stale",
     "literal_glob",
     "name_patterns",
+    "queue_frame",
+    "rows_of",
     "status_frame",
     "traffic_frame",
 ]
@@ -83,64 +89,202 @@ def traffic_frame(
     interval: float,
     stale: bool,
     rates: Sequence[InterfaceRate],
+    sessions: SessionView | None = None,
 ) -> dict[str, object]:
-    """A ``traffic`` frame: one poll of one router.
+    """A ``traffic`` frame of the ``interfaces`` source: one poll of one router.
 
-    Keys, in order: ``type, v, router, seq, ts, interval, stale, interfaces``; each interface has
-    ``id, name, type, running, disabled, rx_bps, tx_bps, rx_pps, tx_pps``. Rates are rounded to
-    one decimal (sub-decibit precision is noise and costs bytes on every frame to every viewer);
-    an undefined rate stays ``None`` (JSON ``null``). ``ts`` is Unix time, passed through as is.
+    Keys, in order: ``type, v, router, source, seq, ts, interval, stale, interfaces``; each
+    interface has ``id, name, type, running, disabled, rx_bps, tx_bps, rx_pps, tx_pps``, then
+    ``comment`` when it has one and ``session`` when ``sessions`` joins a PPP session to it.
+    Rates are rounded to one decimal (sub-decibit precision is noise and costs bytes on every
+    frame to every viewer); an undefined rate stays ``None`` (JSON ``null``). ``ts`` is Unix
+    time, passed through as is.
     """
+    rows: list[dict[str, object]] = []
+    add = rows.append
+    # Unpacked and rounded inline: this runs once per interface per poll, and a call per rate
+    # was a fifth of its cost. Only names starting with "<" can be PPP interfaces.
+    for (
+        interface_id,
+        name,
+        kind,
+        running,
+        disabled,
+        rx_bps,
+        tx_bps,
+        rx_pps,
+        tx_pps,
+        comment,
+    ) in rates:
+        row: dict[str, object] = {
+            "id": interface_id,
+            "name": name,
+            "type": kind,
+            "running": running,
+            "disabled": disabled,
+            "rx_bps": None if rx_bps is None else round(rx_bps, 1),
+            "tx_bps": None if tx_bps is None else round(tx_bps, 1),
+            "rx_pps": None if rx_pps is None else round(rx_pps, 1),
+            "tx_pps": None if tx_pps is None else round(tx_pps, 1),
+        }
+        if comment is not None:
+            row["comment"] = comment
+        if sessions is not None and name[:1] == "<":
+            session = sessions.interface(name, interface_id)
+            if session is not None:
+                row["session"] = session
+        add(row)
+    return _frame(router, "interfaces", seq, ts, interval, stale, rows)
+
+
+def _frame(
+    router: str,
+    source: Source,
+    seq: int,
+    ts: float,
+    interval: float,
+    stale: bool,
+    rows: list[dict[str, object]],
+) -> dict[str, object]:
     return {
         "type": "traffic",
         "v": PROTOCOL_VERSION,
         "router": router,
+        "source": source,
         "seq": seq,
         "ts": ts,
         "interval": interval,
         "stale": stale,
-        # Unpacked and rounded inline: this runs once per interface per poll, and a call per
-        # rate was a fifth of its cost.
-        "interfaces": [
-            {
-                "id": interface_id,
-                "name": name,
-                "type": kind,
-                "running": running,
-                "disabled": disabled,
-                "rx_bps": None if rx_bps is None else round(rx_bps, 1),
-                "tx_bps": None if tx_bps is None else round(tx_bps, 1),
-                "rx_pps": None if rx_pps is None else round(rx_pps, 1),
-                "tx_pps": None if tx_pps is None else round(tx_pps, 1),
-            }
-            for (
-                interface_id,
-                name,
-                kind,
-                running,
-                disabled,
-                rx_bps,
-                tx_bps,
-                rx_pps,
-                tx_pps,
-            ) in rates
-        ],
+        source: rows,
     }
 
 
-def status_frame(
-    router: str, state: RouterState, error: str | None, since: float, *, degraded: bool = False
+def _rounded(rate: float | None) -> float | None:
+    return None if rate is None else round(rate, 1)
+
+
+def _percent(rate: float | None, plan: int | None) -> float | None:
+    """``rate`` as a percentage of ``plan`` (both bits/s), one decimal; None without either."""
+    if rate is None or plan is None:
+        return None
+    return round(rate * 100 / plan, 1)
+
+
+def queue_frame(
+    router: str,
+    seq: int,
+    ts: float,
+    interval: float,
+    stale: bool,
+    reading: Reading[QueueSample],
+    rates: Sequence[Rates],
+    sessions: SessionView | None = None,
 ) -> dict[str, object]:
-    """A ``status`` frame: ``{"type": "status", "router", "state", "error", "since"}``.
+    """A ``traffic`` frame of the ``queues`` source: ``reading``'s queues with ``rates`` (one
+    per queue, in order: see ``gateway.core.rates.compute_queue_rates``).
+
+    Keys as :func:`traffic_frame`'s, the rows under ``queues``; each queue has ``id, name,
+    target``, ``parent`` and ``comment`` when it has them, ``dynamic, disabled, up_bps,
+    down_bps, up_pps, down_pps`` (rounded to one decimal), ``max_up_bps, max_down_bps`` (the
+    plan in bits/s, None when unlimited), ``util_up, util_down`` (percent of the plan, one
+    decimal; None when unlimited or without a rate), then ``session`` when ``sessions`` joins
+    one.
+    """
+    rows: list[dict[str, object]] = []
+    add = rows.append
+    for queue, (up_bps, down_bps, up_pps, down_pps) in zip(reading.rows, rates, strict=True):
+        row: dict[str, object] = {"id": queue.id, "name": queue.name, "target": queue.target}
+        if queue.parent is not None:
+            row["parent"] = queue.parent
+        if queue.comment is not None:
+            row["comment"] = queue.comment
+        row["dynamic"] = queue.dynamic
+        row["disabled"] = queue.disabled
+        row["up_bps"] = _rounded(up_bps)
+        row["down_bps"] = _rounded(down_bps)
+        row["up_pps"] = _rounded(up_pps)
+        row["down_pps"] = _rounded(down_pps)
+        row["max_up_bps"] = queue.max_up
+        row["max_down_bps"] = queue.max_down
+        row["util_up"] = _percent(up_bps, queue.max_up)
+        row["util_down"] = _percent(down_bps, queue.max_down)
+        if sessions is not None:
+            session = sessions.queue(queue.name, queue.target, queue.id)
+            if session is not None:
+                row["session"] = session
+        add(row)
+    return _frame(router, "queues", seq, ts, interval, stale, rows)
+
+
+def hotspot_frame(
+    router: str,
+    seq: int,
+    ts: float,
+    interval: float,
+    stale: bool,
+    reading: Reading[HotspotSample],
+    rates: Sequence[Rates],
+) -> dict[str, object]:
+    """A ``traffic`` frame of the ``hotspot`` source: ``reading``'s users with ``rates``.
+
+    Keys as :func:`traffic_frame`'s, the rows under ``hotspot``; each user has ``id, name``
+    (the login), ``server, address, mac, uptime`` (seconds; None when not sent), ``comment``
+    when it has one, then ``up_bps, down_bps, up_pps, down_pps`` (up: what the user sent).
+    """
+    rows: list[dict[str, object]] = []
+    add = rows.append
+    for user, (up_bps, down_bps, up_pps, down_pps) in zip(reading.rows, rates, strict=True):
+        row: dict[str, object] = {
+            "id": user.id,
+            "name": user.user,
+            "server": user.server,
+            "address": user.address,
+            "mac": user.mac,
+            "uptime": user.uptime,
+        }
+        if user.comment is not None:
+            row["comment"] = user.comment
+        row["up_bps"] = _rounded(up_bps)
+        row["down_bps"] = _rounded(down_bps)
+        row["up_pps"] = _rounded(up_pps)
+        row["down_pps"] = _rounded(down_pps)
+        add(row)
+    return _frame(router, "hotspot", seq, ts, interval, stale, rows)
+
+
+def rows_of(frame: dict[str, object]) -> list[object]:
+    """The row list of a ``traffic`` frame: under the key named by its ``source`` (a frame
+    without one, from a gateway older than sources, is of ``interfaces``).
+
+    Raises TypeError when that key does not hold a list.
+    """
+    rows = frame.get(str(frame.get("source", DEFAULT_SOURCE)))
+    if not isinstance(rows, list):
+        raise TypeError("not a traffic frame: no list of rows under its source")
+    return rows
+
+
+def status_frame(
+    router: str,
+    state: RouterState,
+    error: str | None,
+    since: float,
+    *,
+    degraded: bool = False,
+    source: Source = DEFAULT_SOURCE,
+) -> dict[str, object]:
+    """A ``status`` frame: ``{"type": "status", "router", "source", "state", "error",
+    "since"}``, the state of one source of a router.
 
     ``error`` is a short human-readable reason (never a secret) or ``None``; ``since`` is the Unix
-    time the router entered ``state``. With ``degraded`` (cluster mode, Redis unreachable: this
+    time the source entered ``state``. With ``degraded`` (cluster mode, Redis unreachable: this
     replica polls the router itself) the frame ends with ``"degraded": true``; otherwise the
     key is absent.
     """
     status: dict[str, object] = {
         "type": "status",
         "router": router,
+        "source": source,
         "state": state,
         "error": error,
         "since": since,
@@ -330,19 +474,16 @@ def _show(value: object) -> str:
 
 
 def filter_traffic(frame: dict[str, object], flt: InterfaceFilter) -> dict[str, object]:
-    """A copy of a ``traffic`` frame that keeps only the interfaces ``flt`` lets through.
+    """A copy of a ``traffic`` frame that keeps only the rows ``flt`` lets through, by their
+    ``name`` (the rows of its source: see :func:`rows_of`).
 
-    Shallow: the new frame has the same keys in the same order and a new ``interfaces`` list
-    holding the same interface dicts, which nobody mutates after :func:`traffic_frame`.
+    Shallow: the new frame has the same keys in the same order and a new row list holding the
+    same row dicts, which nobody mutates after they are built.
     """
-    interfaces = frame["interfaces"]
-    if not isinstance(interfaces, list):
-        raise TypeError("not a traffic frame: 'interfaces' is not a list")
+    rows = rows_of(frame)
     filtered = dict(frame)
-    filtered["interfaces"] = [
-        interface
-        for interface in interfaces
-        if isinstance(interface, dict) and flt.matches(str(interface["name"]))
+    filtered[str(frame.get("source", DEFAULT_SOURCE))] = [
+        row for row in rows if isinstance(row, dict) and flt.matches(str(row["name"]))
     ]
     return filtered
 
@@ -350,8 +491,8 @@ def filter_traffic(frame: dict[str, object], flt: InterfaceFilter) -> dict[str, 
 def filter_history(
     frames: Iterable[dict[str, object]], flt: InterfaceFilter
 ) -> Iterator[dict[str, object]]:
-    """:func:`filter_traffic` of each of one router's ``frames``, in order, deciding each
-    distinct interface name once.
+    """:func:`filter_traffic` of each of one router's ``frames`` (of one source), in order,
+    deciding each distinct name once.
 
     A backfill is hundreds of frames of the same few hundred interfaces; matching every name of
     every frame against the filter's globs made filtering a 300-frame ring of a 300-customer
@@ -359,21 +500,19 @@ def filter_history(
     """
     verdicts: dict[str, bool] = {}
     for frame in frames:
-        interfaces = frame["interfaces"]
-        if not isinstance(interfaces, list):
-            raise TypeError("not a traffic frame: 'interfaces' is not a list")
+        rows = rows_of(frame)
         kept = []
-        for interface in interfaces:
-            if not isinstance(interface, dict):
+        for row in rows:
+            if not isinstance(row, dict):
                 continue
-            name = str(interface["name"])
+            name = str(row["name"])
             verdict = verdicts.get(name)
             if verdict is None:
                 verdict = verdicts[name] = flt.matches(name)
             if verdict:
-                kept.append(interface)
+                kept.append(row)
         filtered = dict(frame)
-        filtered["interfaces"] = kept
+        filtered[str(frame.get("source", DEFAULT_SOURCE))] = kept
         yield filtered
 
 

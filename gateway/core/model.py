@@ -40,6 +40,7 @@ PROPLIST: Final[tuple[str, ...]] = (
     "tx-byte",
     "rx-packet",
     "tx-packet",
+    "comment",
 )
 """The only fields the poller asks for, with ``=.proplist=``.
 
@@ -93,6 +94,8 @@ class InterfaceSample(NamedTuple):
     tx_byte: int
     rx_packet: int
     tx_packet: int
+    # Last, with a default: the interface's comment, None when it has none (most have none).
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,7 @@ class InterfaceRate(NamedTuple):
     tx_bps: float | None
     rx_pps: float | None
     tx_pps: float | None
+    comment: str | None = None
 
 
 def parse_interface_row(row: Mapping[str, str]) -> InterfaceSample | None:
@@ -134,6 +138,7 @@ def parse_interface_row(row: Mapping[str, str]) -> InterfaceSample | None:
       rows when the proplist is wrong, and one odd row must not cost the whole poll).
     - ``name``, ``type``, ``.id``: the text as sent, never converted (``"007"``, ``"yes"``,
       ``" x "`` stay so). A missing ``type`` is ``""``.
+    - ``comment``: the text as sent; missing or empty is ``None``.
     - ``running``, ``disabled``: the words true/false/yes/no in any case; missing is ``False``.
     - counters: a string of decimal digits (leading zeros allowed); missing is 0.
 
@@ -156,8 +161,10 @@ def parse_interface_row(row: Mapping[str, str]) -> InterfaceSample | None:
     tx_byte = get("tx-byte", "0")
     rx_packet = get("rx-packet", "0")
     tx_packet = get("tx-packet", "0")
+    comment = get("comment", "")
     if (
-        type(row_id) is str
+        type(comment) is str
+        and type(row_id) is str
         and type(name) is str
         and type(kind) is str
         and type(running) is str
@@ -185,6 +192,7 @@ def parse_interface_row(row: Mapping[str, str]) -> InterfaceSample | None:
                 int(tx_byte),
                 int(rx_packet),
                 int(tx_packet),
+                comment or None,
             )
         except ValueError:
             pass  # a counter with more digits than int() reads: named below
@@ -204,6 +212,7 @@ def _parse_slowly(row: Mapping[str, str]) -> InterfaceSample:
         tx_byte=tx_byte,
         rx_packet=rx_packet,
         tx_packet=tx_packet,
+        comment=_text(row, "comment") or None,
     )
 
 

@@ -10,10 +10,19 @@ becomes the new baseline by being the next tick's ``prev``.
 from __future__ import annotations
 
 import math
+from typing import Final
 
 from gateway.core.model import InterfaceRate, InterfaceSample, Sample
+from gateway.core.sources import Counters, HotspotSample, QueueSample, Reading
 
-__all__ = ["compute_rates"]
+__all__ = [
+    "NO_RATES",
+    "Rates",
+    "compute_hotspot_rates",
+    "compute_queue_rates",
+    "compute_rates",
+    "counter_rates",
+]
 
 
 def compute_rates(prev: Sample | None, cur: Sample) -> tuple[InterfaceRate, ...]:
@@ -78,6 +87,7 @@ def compute_rates(prev: Sample | None, cur: Sample) -> tuple[InterfaceRate, ...]
                                 tx_bps,
                                 rx_pps,
                                 tx_pps,
+                                new.comment,
                             )
                         )
                         continue
@@ -96,4 +106,74 @@ def _no_rates(interface: InterfaceSample) -> InterfaceRate:
         None,
         None,
         None,
+        interface.comment,
     )
+
+
+Rates = tuple[float | None, float | None, float | None, float | None]
+"""Up bits/s, down bits/s, up packets/s, down packets/s of one row (customer's side)."""
+
+NO_RATES: Final[Rates] = (None, None, None, None)
+
+
+def counter_rates(old: Counters | None, new: Counters | None, dt: float) -> Rates:
+    """The four rates between two readings of one row's counters, ``dt`` seconds apart.
+
+    :data:`NO_RATES` when either reading has no counters, when any counter went down (a reset),
+    when ``dt`` is not a positive finite number, or when a rate would not be finite. The rule
+    of :func:`compute_rates`, for rows with ``up``/``down`` counters.
+    """
+    if old is None or new is None or not (dt > 0 and math.isfinite(dt)):
+        return NO_RATES
+    up = new.up_bytes - old.up_bytes
+    down = new.down_bytes - old.down_bytes
+    up_packets = new.up_packets - old.up_packets
+    down_packets = new.down_packets - old.down_packets
+    if up < 0 or down < 0 or up_packets < 0 or down_packets < 0:
+        return NO_RATES
+    try:
+        rates = (up * 8 / dt, down * 8 / dt, up_packets / dt, down_packets / dt)
+    except OverflowError:
+        return NO_RATES
+    if not all(math.isfinite(rate) for rate in rates):
+        return NO_RATES
+    return rates
+
+
+def compute_queue_rates(
+    prev: Reading[QueueSample] | None, cur: Reading[QueueSample]
+) -> tuple[Rates, ...]:
+    """The rates of every queue of ``cur``, in its order (see :func:`counter_rates`).
+
+    Queues are matched by ``.id``: a dynamic queue that came back (a customer re-dialed or
+    logged in again) has a new one, so it starts over with no rates.
+    """
+    if prev is None:
+        return tuple(NO_RATES for _ in cur.rows)
+    dt = cur.at - prev.at
+    baseline = {queue.id: queue.counters for queue in prev.rows}.get
+    return tuple(counter_rates(baseline(queue.id), queue.counters, dt) for queue in cur.rows)
+
+
+def compute_hotspot_rates(
+    prev: Reading[HotspotSample] | None, cur: Reading[HotspotSample]
+) -> tuple[Rates, ...]:
+    """The rates of every hotspot user of ``cur``, in its order (see :func:`counter_rates`).
+
+    Matched by ``.id`` (a user who logs in again gets a new one; two devices of one user are
+    two rows); a row whose ``uptime`` went down is a new login too, whatever its ``.id``.
+    """
+    if prev is None:
+        return tuple(NO_RATES for _ in cur.rows)
+    dt = cur.at - prev.at
+    baseline = {user.id: user for user in prev.rows}.get
+    rates: list[Rates] = []
+    for user in cur.rows:
+        old = baseline(user.id)
+        if old is None or (
+            old.uptime is not None and user.uptime is not None and user.uptime < old.uptime
+        ):
+            rates.append(NO_RATES)
+        else:
+            rates.append(counter_rates(old.counters, user.counters, dt))
+    return tuple(rates)

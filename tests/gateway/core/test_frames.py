@@ -65,6 +65,7 @@ def test_traffic_frame_shape_and_key_order() -> None:
         "type",
         "v",
         "router",
+        "source",
         "seq",
         "ts",
         "interval",
@@ -75,6 +76,7 @@ def test_traffic_frame_shape_and_key_order() -> None:
         "type": "traffic",
         "v": 1,
         "router": "core-1",
+        "source": "interfaces",
         "seq": 1042,
         "ts": 1764377000.512,
         "interval": 1.0,
@@ -102,7 +104,8 @@ def test_traffic_frame_encodes_in_wire_order() -> None:
     """orjson writes the frame with the keys in protocol order and null for missing rates."""
     frame = traffic_frame("r", 1, 2.0, 1.0, True, [rate("e", rx_bps=None)])
     assert orjson.dumps(frame).startswith(
-        b'{"type":"traffic","v":1,"router":"r","seq":1,"ts":2.0,"interval":1.0,"stale":true,'
+        b'{"type":"traffic","v":1,"router":"r","source":"interfaces","seq":1,"ts":2.0,"interval":1.0,'
+        b'"stale":true,'
         b'"interfaces":[{"id":"*1","name":"e","type":"ether","running":true,"disabled":false,'
         b'"rx_bps":null,"tx_bps":2.0,'
     )
@@ -127,6 +130,7 @@ def test_status_frame_shape() -> None:
     assert list(frame.items()) == [
         ("type", "status"),
         ("router", "core-1"),
+        ("source", "interfaces"),
         ("state", "down"),
         ("error", "connection refused"),
         ("since", 1764377000.0),

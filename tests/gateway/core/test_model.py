@@ -57,7 +57,7 @@ def test_a_converted_text_field_is_an_error_not_a_guess(field: str, value: objec
 
 
 def test_unrelated_fields_are_ignored() -> None:
-    """Fields outside the proplist (mtu=auto, comments) do not disturb the sample."""
+    """Fields outside the proplist (mtu=auto) do not disturb the sample."""
     sample = parse_interface_row(
         {".id": "*4", "name": "bridge", "mtu": "auto", "comment": "42", "rx-byte": "5"}
     )
@@ -172,7 +172,8 @@ def test_parser_reads_only_the_fields_the_poller_asks_for() -> None:
         assert len(row) > len(PROPLIST)
         parse_interface_row(row)
         assert row.read == set(PROPLIST), full["name"]
-        only = {field: full[field] for field in PROPLIST}
+        # An interface without a comment has no comment field at all.
+        only = {field: full[field] for field in PROPLIST if field in full}
         assert parse_interface_row(only) == parse_interface_row(full)
 
 
@@ -185,3 +186,18 @@ def test_parser_needs_every_field_the_poller_asks_for(field: str) -> None:
         without = {name: value for name, value in only.items() if name != field}
         changed.append(parse_interface_row(without) != parse_interface_row(only))
     assert any(changed)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("uplink", "uplink"), ("", None), (" 42 ", " 42 ")])
+def test_comment_is_kept_as_sent_and_empty_is_none(text: str, expected: str | None) -> None:
+    """An interface's comment is its text exactly; an empty comment is no comment."""
+    sample = parse_interface_row({".id": "*1", "name": "e", "comment": text})
+    assert sample is not None
+    assert sample.comment == expected
+
+
+def test_missing_comment_is_none() -> None:
+    """An interface without a comment has None, not an empty text."""
+    sample = parse_interface_row({".id": "*1", "name": "e"})
+    assert sample is not None
+    assert sample.comment is None
