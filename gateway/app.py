@@ -78,6 +78,7 @@ def create_app(
     hub = Hub(
         (r.id for r in settings.routers),
         settings.poll.history,
+        sources={r.id: r.sources for r in settings.routers},
         demand=functools.partial(Demand, settings.poll.linger, clock),
     )
     metrics = Metrics()
@@ -119,6 +120,8 @@ def create_app(
     app.router.add_get("/metrics", views.metrics)
     app.router.add_get("/api/routers", views.routers)
     app.router.add_get("/api/routers/{router}/traffic", views.traffic)
+    app.router.add_get("/api/routers/{router}/queues", views.queues)
+    app.router.add_get("/api/routers/{router}/hotspot", views.hotspot)
     app.router.add_get("/ws", endpoint.handle)
     app.router.add_static("/static", views.STATIC_ROOT, append_version=True, name="static")
     app.on_response_prepare.append(response_hook(settings.server))
@@ -131,13 +134,13 @@ def create_app(
             # Imported here: one process never loads the Redis client.
             from gateway.cluster import Cluster
 
-            cluster = Cluster(settings, hub.topics, metrics, clock=clock)
+            cluster = Cluster(settings, hub.sources, metrics, clock=clock)
         for router in settings.routers:
             lease = None if cluster is None else cluster.leases[router.id]
             poller = Poller(
                 router,
                 settings.poll,
-                hub.topics[router.id],
+                hub.sources[router.id],
                 metrics,
                 connect=connect,
                 clock=clock,

@@ -1,13 +1,16 @@
 """Viewer authorisation: JWTs minted by the billing system or portal (``[auth] mode = "jwt"``).
 
 A token names the routers its holder may see (``routers``: a list of ids, or ``"*"``) and,
-optionally, per router what of each source (``interfaces``: router id -> a list of name globs
-and ``{"exact": name}`` entries, see ``name_patterns``), so a customer sees only its own PPPoE
-interface. In mode ``none`` every viewer sees everything.
+optionally, per router what of each source (``interfaces``, ``queues``, ``hotspot``: router id
+-> a list of name globs and ``{"exact": name}`` entries, see ``name_patterns``), so a customer
+sees only its own PPPoE interface, queue and hotspot user. In mode ``none`` every viewer sees
+everything.
 
-Each scoped source is one claim of the same name (``SCOPED_CLAIMS``): the claim maps router ids
-to name filters, a router without an entry is visible whole, and a subscription's own filter
-narrows the token's. A source added to the protocol gets its claim by adding its name there.
+Each scoped source is one claim of the same name (``SCOPED_CLAIMS``). A router the token names
+in none of them is visible whole; a router it names in any of them shows, of each source, what
+that source's entry allows, and nothing of a source without one (``Grant.filter``): a token
+written for interfaces alone never starts showing queues. A subscription's own filter narrows
+the token's.
 
 Verification (``Verifier``): the token's header names an algorithm; only the configured keys
 pinned to that algorithm are tried (``gateway.signing_keys``), so neither ``none`` nor an HS256
@@ -26,6 +29,7 @@ import jwt
 
 from gateway.config import AuthSettings
 from gateway.core.frames import InterfaceFilter, name_patterns
+from gateway.core.sources import SOURCES
 from gateway.signing_keys import (
     KeySet,
     VerificationKey,
@@ -49,7 +53,7 @@ __all__ = [
     "settings_keys",
 ]
 
-SCOPED_CLAIMS: Final = ("interfaces",)
+SCOPED_CLAIMS: Final = SOURCES
 """The claims that narrow a source of a router, each named as its source: router id -> name
 filter list."""
 
@@ -57,6 +61,7 @@ MAX_TOKEN: Final = 8 * 1024
 """The longest token read, in characters; a longer one is refused before any parsing."""
 
 _ALL: Final = InterfaceFilter.all()
+_NOTHING: Final = InterfaceFilter.of(())
 
 SUBPROTOCOL: Final = "gateway.v1"
 """The websocket subprotocol of this protocol (``Sec-WebSocket-Protocol``), version 1."""
@@ -80,9 +85,9 @@ class AuthError(Exception):
 class Grant:
     """What one viewer may see. ``routers`` None means every router.
 
-    ``scopes`` maps a source (``"interfaces"``) to router id -> the filter the token sets on
-    that source of that router; a router missing there is visible whole. ``expires`` is the
-    token's ``exp`` (Unix seconds), None in mode ``none``.
+    ``scopes`` maps a source (``"interfaces"``, ``"queues"``, ``"hotspot"``) to router id ->
+    the filter the token sets on that source of that router (see ``filter``). ``expires`` is
+    the token's ``exp`` (Unix seconds), None in mode ``none``.
     """
 
     subject: str | None = None
@@ -94,11 +99,17 @@ class Grant:
         return self.routers is None or router in self.routers
 
     def filter(self, router: str, source: str = "interfaces") -> InterfaceFilter:
-        """The token's filter on ``source`` of ``router`` (everything when it sets none)."""
-        return self.scopes.get(source, {}).get(router, _ALL)
+        """The token's filter on ``source`` of ``router``: its entry for them; else everything
+        when the token scopes no source of that router, nothing when it scopes another one."""
+        found = self.scopes.get(source, {}).get(router)
+        if found is not None:
+            return found
+        if any(router in scoped for scoped in self.scopes.values()):
+            return _NOTHING
+        return _ALL
 
     def interface_filter(self, router: str) -> InterfaceFilter:
-        """The token's interface filter for a router (everything when it names none)."""
+        """The token's interface filter for a router (see ``filter``)."""
         return self.filter(router, "interfaces")
 
     def within(self, wider: Grant) -> bool:
@@ -112,14 +123,13 @@ class Grant:
             self.routers is None or not self.routers <= wider.routers
         ):
             return False
-        for source in SCOPED_CLAIMS:
-            wide = wider.scopes.get(source, {})
-            if not wide:
-                continue
-            mine = self.scopes.get(source, {})
-            routers = self.routers if self.routers is not None else wide.keys()
-            for router in routers:
-                if router in wide and not mine.get(router, _ALL).within(wide[router]):
+        # Routers ``wider`` shows whole in every source need no look; the others are those it
+        # scopes (``filter``: a source without an entry there shows nothing).
+        scoped = {router for by_router in wider.scopes.values() for router in by_router}
+        routers = scoped if self.routers is None else self.routers & scoped
+        for router in routers:
+            for source in SCOPED_CLAIMS:
+                if not self.filter(router, source).within(wider.filter(router, source)):
                     return False
         return True
 

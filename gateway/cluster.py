@@ -8,10 +8,11 @@ The only module that imports the Redis client. ``Cluster`` owns what one replica
   sees it: a failed call backs the next ones off (full jitter), and no answer for a lease TTL
   makes the replica ``degraded`` (logged once each way; ``gateway_cluster_degraded``);
 - one ``RouterLease`` per router (``gateway.cluster_lease``): who polls, demand, the lease;
-- ``StreamReader``: one task with one ``XREAD BLOCK`` over every router's stream, feeding every
-  topic of this replica (the holder's own included: one path, one order everywhere). At start
-  and after every reconnect it loads the streams' tails first, so a subscriber on any replica
-  finds a warm history ring. Frames reach viewers as the holder encoded them.
+- ``StreamReader``: one task with one ``XREAD BLOCK`` over every router's streams (one per
+  source it serves), feeding every topic of this replica (the holder's own included: one path,
+  one order everywhere). At start and after every reconnect it loads the streams' tails first,
+  so a subscriber on any replica finds a warm history ring. Frames reach viewers as the holder
+  encoded them.
 
 ``/healthz`` and ``/readyz`` never look at any of this: Redis being away is no reason to restart
 or unroute a replica, whose viewers stay connected (see README, "Cluster mode").
@@ -40,18 +41,25 @@ from gateway.cluster_scripts import ACQUIRE, RELEASE, TICK
 from gateway.config import Settings
 from gateway.core.backoff import Backoff
 from gateway.core.cluster import (
+    Demanded,
     Entry,
     EntryError,
     RedisUnavailable,
     RouterKeys,
+    demand_member,
     entry_args,
+    entry_place,
     lease_ttl_ms,
+    member_source,
+    meta_field,
     parse_entry,
     replica_id,
     router_keys,
     stream_maxlen,
 )
+from gateway.core.frames import rows_of
 from gateway.core.once import FirstSeen
+from gateway.core.sources import DEFAULT_SOURCE, SOURCES, Source
 from gateway.history import Frame
 from gateway.metrics import Metrics
 from gateway.topic import Topic
@@ -193,16 +201,38 @@ class Link:
     # -- the lease store ----------------------------------------------------------------------
 
     async def acquire(
-        self, keys: RouterKeys, token: str, ttl_ms: int, replica: str, demand_ms: int
+        self,
+        keys: RouterKeys,
+        token: str,
+        ttl_ms: int,
+        replica: str,
+        demand_ms: int,
+        *,
+        sources: Sequence[str] = (DEFAULT_SOURCE,),
     ) -> Acquired:
+        members = [demand_member(replica, source) for source in sources]
         reply = await self._call(
             "acquire",
             lambda: self._acquire(
-                keys=[keys.lease, keys.demand, keys.meta], args=[token, ttl_ms, replica, demand_ms]
+                keys=[keys.lease, keys.demand, keys.meta], args=[token, ttl_ms, demand_ms, *members]
             ),
         )
-        taken, now_ms, seq, status = reply
-        return Acquired(int(taken) == 1, int(now_ms), int(seq) if seq else None, status or None)
+        taken, now_ms, flat, demanded = reply
+        meta = dict(zip(flat[::2], flat[1::2], strict=True))
+        seqs = [int(value) for field, value in meta.items() if field.split(b":")[0] == b"seq"]
+        statuses: dict[str, bytes] = {
+            source: status
+            for source in SOURCES
+            if (status := meta.get(meta_field("status", source).encode()))
+        }
+        return Acquired(
+            int(taken) == 1,
+            int(now_ms),
+            max(seqs) if seqs else None,
+            statuses.get(DEFAULT_SOURCE),
+            statuses=statuses,
+            wanted=_sources_of(demanded),
+        )
 
     async def tick(
         self,
@@ -213,47 +243,79 @@ class Link:
         demand_ms: int,
         maxlen: int,
         entries: Sequence[Entry],
-    ) -> int:
-        args: list[str | bytes | int] = [token, ttl_ms, replica, demand_ms, maxlen]
+        *,
+        sources: Sequence[str] = (DEFAULT_SOURCE,),
+    ) -> Demanded:
+        wanted = [demand_member(replica, source) for source in sources] if demand_ms else []
+        others = [
+            demand_member(replica, s) for s in SOURCES if demand_member(replica, s) not in wanted
+        ]
+        args: list[str | bytes | int] = [token, ttl_ms, demand_ms, maxlen, len(wanted), len(others)]
+        args += wanted
+        args += others
         for entry in entries:
+            args.extend(entry_place(entry))
             args.extend(entry_args(entry))
         reply = await self._call(
             "tick",
-            lambda: self._tick(keys=[keys.lease, keys.demand, keys.stream, keys.meta], args=args),
+            lambda: self._tick(keys=[keys.lease, keys.demand, keys.meta, *keys.streams], args=args),
         )
-        return int(reply)
+        if not isinstance(reply, list):
+            return Demanded(int(reply))
+        return Demanded(len(reply), _sources_of(reply))
 
     async def release(
-        self, keys: RouterKeys, token: str, replica: str, maxlen: int, status: Entry | None
+        self,
+        keys: RouterKeys,
+        token: str,
+        replica: str,
+        maxlen: int,
+        status: Entry | Sequence[Entry] | None,
     ) -> bool:
-        args: list[str | bytes | int] = [token, replica, maxlen]
-        if status is not None:
-            args += [status.data, repr(status.published)]
+        members = [demand_member(replica, source) for source in SOURCES]
+        args: list[str | bytes | int] = [token, maxlen, len(members), *members]
+        statuses = [] if status is None else [status] if isinstance(status, Entry) else status
+        for entry in statuses:
+            _, data, published, _ = entry_args(entry)
+            args += [*entry_place(entry), data, published]
         reply = await self._call(
             "release",
             lambda: self._release(
-                keys=[keys.lease, keys.demand, keys.stream, keys.meta], args=args
+                keys=[keys.lease, keys.demand, keys.meta, *keys.streams], args=args
             ),
         )
         return int(reply) == 1
 
     async def withdraw(self, keys: RouterKeys, replica: str) -> None:
-        await self._call("demand withdrawal", lambda: self.commands.zrem(keys.demand, replica))
+        members = [demand_member(replica, source) for source in SOURCES]
+        await self._call("demand withdrawal", lambda: self.commands.zrem(keys.demand, *members))
 
     async def status(self, keys: RouterKeys) -> bytes | None:
-        status = await self._call("status read", lambda: self.commands.hget(keys.meta, "status"))
-        return status if isinstance(status, bytes) and status else None
+        """The router's interfaces status JSON in Redis, if any (``statuses`` has them all)."""
+        return (await self.statuses(keys)).get(DEFAULT_SOURCE)
+
+    async def statuses(self, keys: RouterKeys) -> dict[str, bytes]:
+        """The router's current status JSON in Redis, per source that has one."""
+        fields = [meta_field("status", source) for source in SOURCES]
+        values = await self._call("status read", lambda: self.commands.hmget(keys.meta, fields))
+        return {
+            source: value
+            for source, value in zip(SOURCES, values, strict=True)
+            if isinstance(value, bytes) and value
+        }
 
     # -- the stream reader's calls ------------------------------------------------------------
 
-    async def tail(self, keys: RouterKeys, count: int) -> tuple[list[Any], bytes | None]:
-        """The newest ``count`` entries of a router's stream (newest first) and its status,
-        read together (one transaction)."""
+    async def tail(
+        self, keys: RouterKeys, count: int, source: str = DEFAULT_SOURCE
+    ) -> tuple[list[Any], bytes | None]:
+        """The newest ``count`` entries of the stream of a router's ``source`` (newest first)
+        and its status, read together (one transaction)."""
 
         async def read() -> list[Any]:
             async with self.commands.pipeline(transaction=True) as pipe:
-                pipe.xrevrange(keys.stream, count=count)
-                pipe.hget(keys.meta, "status")
+                pipe.xrevrange(keys.stream_of(source), count=count)
+                pipe.hget(keys.meta, meta_field("status", source))
                 return list(await pipe.execute())
 
         entries, status = await self._call("stream load", read)
@@ -277,6 +339,11 @@ class Link:
                     await client.aclose()
 
 
+def _sources_of(members: Sequence[bytes | str]) -> frozenset[str]:
+    """The sources that demand entries (``demand_member``) want."""
+    return frozenset(member_source(m.decode() if isinstance(m, bytes) else m) for m in members)
+
+
 def _describe(exc: BaseException) -> str:
     """An error in one line: its type and message (Redis errors name host and port, never a
     password)."""
@@ -285,10 +352,12 @@ def _describe(exc: BaseException) -> str:
     return f"{kind}: {text}" if text else kind
 
 
-def frame_of(entry: Entry, router: str) -> Frame:
-    """A topic frame from a traffic entry: its JSON as it is, parsed once for filters and REST.
+def frame_of(entry: Entry, router: str, source: str = DEFAULT_SOURCE) -> Frame:
+    """A topic frame from a traffic entry of the stream of ``router``'s ``source``: its JSON as
+    it is, parsed once for filters and REST.
 
-    Raises EntryError when the JSON is not a traffic frame of ``router`` with the entry's seq.
+    Raises EntryError when the JSON is not a traffic frame of ``router`` and ``source`` with the
+    entry's seq.
     """
     try:
         data = orjson.loads(entry.data)
@@ -298,15 +367,22 @@ def frame_of(entry: Entry, router: str) -> Frame:
         raise EntryError("traffic entry does not hold a traffic frame")
     if data.get("router") != router or data.get("seq") != entry.seq:
         raise EntryError("traffic entry's frame names another router or seq")
+    if data.get("source", DEFAULT_SOURCE) != source:
+        raise EntryError("traffic entry's frame is of another source than its stream's")
     ts = data.get("ts")
-    if not isinstance(ts, float) or not isinstance(data.get("interfaces"), list):
-        raise EntryError("traffic entry's frame has no float ts or no interfaces list")
+    try:
+        rows_of(data)
+    except TypeError:
+        raise EntryError(f"traffic entry's frame has no list of {source}") from None
+    if not isinstance(ts, float):
+        raise EntryError("traffic entry's frame has no float ts")
     assert entry.seq is not None  # a traffic entry has one
     return Frame(entry.seq, ts, data, entry.data)
 
 
 class StreamReader:
-    """One task that feeds every topic of this replica from the routers' streams.
+    """One task that feeds every topic of this replica from the routers' streams (one per router
+    and source).
 
     Owned by ``Cluster``. The last entry id read from each stream is kept here; it is reset
     from the streams' tails at start and after every failed call (a reconnect: Redis may have
@@ -317,7 +393,7 @@ class StreamReader:
     def __init__(
         self,
         link: Link,
-        topics: Mapping[str, Topic],
+        topics: Mapping[str, Mapping[Source, Topic]],
         leases: Mapping[str, RouterLease],
         metrics: Metrics,
         *,
@@ -332,9 +408,14 @@ class StreamReader:
         self._history = history
         self._wall = wall
         self._keys = {router: router_keys(prefix, router) for router in topics}
-        # Stream key (as Redis returns it: bytes) to router id, and stream key to the last id.
-        self._routers = {keys.stream.encode(): r for r, keys in self._keys.items()}
-        self._ids: dict[str, bytes] = {keys.stream: b"0-0" for keys in self._keys.values()}
+        # Each stream this replica reads: its key (as Redis returns it: bytes) to its router and
+        # source, and its key to the last entry id read.
+        self._streams: dict[bytes, tuple[str, Source]] = {
+            self._keys[router].stream_of(source).encode(): (router, source)
+            for router, by_source in topics.items()
+            for source in by_source
+        }
+        self._ids: dict[str, bytes] = {key.decode(): b"0-0" for key in self._streams}
         self._lag = metrics.cluster_stream_lag
         # Routers whose malformed entries were logged (once per router).
         self._bad: FirstSeen[str] = FirstSeen(len(topics) + 1)
@@ -348,8 +429,8 @@ class StreamReader:
                 continue
             try:
                 if not loaded:
-                    for router in self._topics:
-                        await self._load(router)
+                    for router, source in self._streams.values():
+                        await self._load(router, source)
                     loaded = True
                 reply = await link.read(self._ids, READ_COUNT)
             except RedisUnavailable:
@@ -357,18 +438,19 @@ class StreamReader:
                 continue
             now = self._wall()
             for key, entries in reply:
-                name = self._routers.get(key)
-                if name is None:
+                found = self._streams.get(key)
+                if found is None:
                     continue
+                router, source = found
                 for entry_id, fields in entries:
-                    self._ids[self._keys[name].stream] = entry_id
-                    self._feed(name, fields, now)
+                    self._ids[key.decode()] = entry_id
+                    self._feed(router, source, fields, now)
 
-    async def _load(self, router: str) -> None:
+    async def _load(self, router: str, source: Source) -> None:
         """The stream's tail into the topic (frames it lacks), its status first."""
         keys = self._keys[router]
-        entries, status = await self._link.tail(keys, stream_maxlen(self._history))
-        self._ids[keys.stream] = entries[0][0] if entries else b"0-0"
+        entries, status = await self._link.tail(keys, stream_maxlen(self._history), source)
+        self._ids[keys.stream_of(source)] = entries[0][0] if entries else b"0-0"
         lease = self._leases[router]
         if not lease.feeds_topic:
             return
@@ -382,9 +464,9 @@ class StreamReader:
                 if len(frames) == self._history:
                     break
         for entry in reversed(frames):
-            self._traffic(router, entry)
+            self._traffic(router, source, entry)
 
-    def _feed(self, router: str, fields: Mapping[bytes, bytes], now: float) -> None:
+    def _feed(self, router: str, source: Source, fields: Mapping[bytes, bytes], now: float) -> None:
         entry = self._parse(router, fields)
         if entry is None:
             return
@@ -396,15 +478,15 @@ class StreamReader:
         if entry.kind == "status":
             lease.show_status(entry.data)
         else:
-            self._traffic(router, entry)
+            self._traffic(router, source, entry)
 
-    def _traffic(self, router: str, entry: Entry) -> None:
-        topic = self._topics[router]
+    def _traffic(self, router: str, source: Source, entry: Entry) -> None:
+        topic = self._topics[router][source]
         latest = topic.latest
         if latest is not None and entry.seq is not None and entry.seq <= latest.seq:
             return  # had it already (a reload), or older than what viewers saw: never backwards
         try:
-            frame = frame_of(entry, router)
+            frame = frame_of(entry, router, source)
         except EntryError as exc:
             self._report(router, exc)
             return
@@ -434,7 +516,7 @@ class Cluster:
     def __init__(
         self,
         settings: Settings,
-        topics: Mapping[str, Topic],
+        topics: Mapping[str, Mapping[Source, Topic]],
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.monotonic,

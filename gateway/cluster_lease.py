@@ -1,6 +1,9 @@
 """One router's lease in cluster mode: which replica polls it, and where its frames go.
 
-Each replica runs one ``RouterLease`` per router (one task). Its role is one of:
+Each replica runs one ``RouterLease`` per router (one task), whatever sources the router
+serves: one poller per router for the cluster. Demand is per source (a replica announces the
+sources its viewers watch); the holder polls each source some replica wants, and appends each
+source's frames and statuses to that source's stream. Its role is one of:
 
 - ``idle``: this replica does not poll the router. When it has local demand (the topic's
   ``Demand``: subscribers, REST reads, linger) it tries every interval to take the lease
@@ -30,14 +33,15 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
 import orjson
 
 from gateway.config import PollSettings, RouterSettings
 from gateway.core.cluster import (
+    Demanded,
     Entry,
     RedisUnavailable,
     RouterKeys,
@@ -47,6 +51,8 @@ from gateway.core.cluster import (
 )
 from gateway.core.frames import status_frame
 from gateway.core.model import RouterState
+from gateway.core.sources import DEFAULT_SOURCE, Source
+from gateway.demand import RouterDemand
 from gateway.faults import UnexpectedErrors
 from gateway.history import Frame
 from gateway.metrics import Metrics
@@ -69,12 +75,16 @@ holder whose router is down still renews well within the TTL (two intervals plus
 @dataclass(frozen=True, slots=True)
 class Acquired:
     """The answer to an acquire: whether the lease was taken, Redis time (ms), and the router's
-    last published seq and status JSON (None when the stream has none)."""
+    last published seq (of any source) and interfaces status JSON (None when there is none);
+    ``statuses``: each source's status JSON in Redis; ``wanted``: the sources some replica
+    wants (what a new holder polls)."""
 
     taken: bool
     now_ms: int
     seq: int | None
     status: bytes | None
+    statuses: Mapping[str, bytes] = field(default_factory=dict, compare=False)
+    wanted: frozenset[str] = field(default_factory=frozenset, compare=False)
 
 
 class LeaseStore(Protocol):
@@ -92,9 +102,17 @@ class LeaseStore(Protocol):
         ...
 
     async def acquire(
-        self, keys: RouterKeys, token: str, ttl_ms: int, replica: str, demand_ms: int
+        self,
+        keys: RouterKeys,
+        token: str,
+        ttl_ms: int,
+        replica: str,
+        demand_ms: int,
+        *,
+        sources: Sequence[str] = (DEFAULT_SOURCE,),
     ) -> Acquired:
-        """``ACQUIRE``: announce demand until ``demand_ms`` from now, take the lease if free."""
+        """``ACQUIRE``: announce demand for ``sources`` until ``demand_ms`` from now, take the
+        lease if free."""
         ...
 
     async def tick(
@@ -106,22 +124,32 @@ class LeaseStore(Protocol):
         demand_ms: int,
         maxlen: int,
         entries: Sequence[Entry],
-    ) -> int:
-        """``TICK``: -1 when the lease is lost, else the replicas with demand."""
+        *,
+        sources: Sequence[str] = (DEFAULT_SOURCE,),
+    ) -> Demanded:
+        """``TICK``: -1 when the lease is lost, else the demand entries of every replica (and
+        the sources they want); this replica's demand is for ``sources`` (none without
+        ``demand_ms``)."""
         ...
 
     async def release(
-        self, keys: RouterKeys, token: str, replica: str, maxlen: int, status: Entry | None
+        self,
+        keys: RouterKeys,
+        token: str,
+        replica: str,
+        maxlen: int,
+        status: Entry | Sequence[Entry] | None,
     ) -> bool:
-        """``RELEASE``: give the lease up if it is ``token``'s, appending ``status`` first."""
+        """``RELEASE``: give the lease up if it is ``token``'s, appending ``status`` (one per
+        source) first."""
         ...
 
     async def withdraw(self, keys: RouterKeys, replica: str) -> None:
         """Take this replica's demand for the router back."""
         ...
 
-    async def status(self, keys: RouterKeys) -> bytes | None:
-        """The router's current status JSON in Redis, if any."""
+    async def statuses(self, keys: RouterKeys) -> Mapping[str, bytes]:
+        """The router's current status JSON in Redis, per source that has one."""
         ...
 
 
@@ -132,11 +160,16 @@ class PollerState(Protocol):
     error: str | None
     since: float
 
+    def statuses(self) -> list[dict[str, object]]:
+        """The current status message of every source."""
+        ...
+
 
 class Gate:
     """The poller's demand in cluster mode: poll while this replica holds the lease (and it has
-    not run out) or polls for itself while Redis is away. ``woken`` is the poller's own event,
-    set when polling becomes wanted; the poller clears it."""
+    not run out) or polls for itself while Redis is away; each tick, the sources some replica
+    wants (a holder) or this replica's viewers want (polling for itself). ``woken`` is the
+    poller's own event, set when polling becomes wanted; the poller clears it."""
 
     __slots__ = ("_lease", "woken")
 
@@ -146,6 +179,14 @@ class Gate:
 
     def wanted(self) -> bool:
         return self._lease.polling
+
+    def wants(self, source: str) -> bool:
+        lease = self._lease
+        if not lease.polling:
+            return False
+        if lease.role == "holder" and source in lease.wanted_anywhere:
+            return True
+        return lease.demand.wants(source)
 
 
 def publish_counted(topic: Topic, metrics: Metrics, frame: Frame | dict[str, object]) -> None:
@@ -171,7 +212,7 @@ class RouterLease:
         self,
         router: RouterSettings,
         poll: PollSettings,
-        topic: Topic,
+        topics: Topic | Mapping[Source, Topic],
         store: LeaseStore,
         metrics: Metrics,
         *,
@@ -184,8 +225,12 @@ class RouterLease:
         self.interval = router.effective_interval(poll)
         self.ttl_ms = lease_ttl_ms(self.interval, router.effective_timeout(poll))
         self.maxlen = stream_maxlen(poll.history)
-        self.topic = topic
-        self.demand = topic.demand
+        # The router's topics by source (a single topic: its interfaces).
+        self.topics: dict[Source, Topic] = (
+            {topics.source: topics} if isinstance(topics, Topic) else dict(topics)
+        )
+        self.topic = self.topics.get(DEFAULT_SOURCE) or next(iter(self.topics.values()))
+        self.demand = RouterDemand({s: t.demand for s, t in self.topics.items()})
         self.keys = keys
         self.replica = replica
         self.poller: PollerState | None = None
@@ -210,12 +255,15 @@ class RouterLease:
         self._pending: deque[Entry] = deque(maxlen=PENDING)
         # Whether this replica's demand is in Redis (it is withdrawn once demand ends).
         self._announced = False
+        # The sources some replica wants, as the last acquire or tick said (a holder polls
+        # them, besides what its own viewers want).
+        self.wanted_anywhere: frozenset[str] = frozenset()
         # Whether the last step saw local demand; when the step ran.
         self._wanted = False
         self._stepped_at = -math.inf
-        # Set by the topic's demand (a subscriber joined, a REST read) and by the publisher
+        # Set by the topics' demand (a subscriber joined, a REST read) and by the publisher
         # (entries to send): the lease's task looks again. Only that task clears it.
-        self.wake = topic.demand.woken
+        self.wake = self.demand.woken
         self._unexpected = UnexpectedErrors(logger, f"{router.id}: cluster lease")
         self._held = metrics.cluster_lease_held.labels(router.id)
         self._changes = metrics.cluster_lease_changes
@@ -223,7 +271,8 @@ class RouterLease:
         # The lease's task: created by start(), cancelled and awaited by shutdown().
         self._task: asyncio.Task[None] | None = None
         # Until the stream's reader finds the router's status in Redis, viewers see it idle.
-        topic.publish_status(status_frame(router.id, "idle", None, wall()))
+        for source, topic in self.topics.items():
+            topic.publish_status(status_frame(router.id, "idle", None, wall(), source=source))
 
     @property
     def polling(self) -> bool:
@@ -298,7 +347,7 @@ class RouterLease:
             if wanted and self.role != "local":
                 self._go_local()
             elif not wanted and self.role == "local":
-                self._end_local(None, degraded=True)
+                self._end_local({}, degraded=True)
             return
         if not store.may_call():
             return
@@ -308,31 +357,43 @@ class RouterLease:
         elif wanted:
             await self._acquire()
         elif self.role == "local":
-            self._end_local(await store.status(self.keys), degraded=False)
+            self._end_local(await store.statuses(self.keys), degraded=False)
         elif self._announced:
             await store.withdraw(self.keys, self.replica)
             self._announced = False
 
     # -- the lease ----------------------------------------------------------------------------
 
+    def _sources_wanted(self) -> list[str]:
+        """The sources this replica's viewers want now."""
+        return [source for source in self.topics if self.demand.wants(source)]
+
     async def _acquire(self) -> None:
         self._attempts += 1
         token = f"{self.replica}#{self._attempts}"
         sent = self._clock()
-        reply = await self._store.acquire(self.keys, token, self.ttl_ms, self.replica, self.ttl_ms)
+        reply = await self._store.acquire(
+            self.keys,
+            token,
+            self.ttl_ms,
+            self.replica,
+            self.ttl_ms,
+            sources=self._sources_wanted(),
+        )
         self._announced = True
+        self.wanted_anywhere = reply.wanted
         if reply.taken:
             self._take(token, sent, reply)
         elif self.role == "local":
-            self._end_local(reply.status, degraded=False)
+            self._end_local(reply.statuses, degraded=False)
 
     def _take(self, token: str, sent: float, reply: Acquired) -> None:
         self.role = "holder"
         self._token = token
         self._renewed_at = sent
         self._lease_until = sent + self.ttl_ms / 1000
-        latest = None if self.topic.latest is None else self.topic.latest.seq
-        self._seq_floor = takeover_seq(reply.seq, latest, reply.now_ms)
+        seqs = [t.latest.seq for t in self.topics.values() if t.latest is not None]
+        self._seq_floor = takeover_seq(reply.seq, max(seqs, default=None), reply.now_ms)
         self._held.set(1)
         self._changes.labels(self.router, "acquired").inc()
         logger.info("%s: this replica (%s) polls it for the cluster", self.router, self.replica)
@@ -340,7 +401,8 @@ class RouterLease:
         if poller is not None and poller.state != "idle":
             # Polling already (for itself, or not yet stopped after a lost lease): viewers get
             # the state before the first frame of the takeover, whose seq jumps.
-            self.status(status_frame(self.router, poller.state, poller.error, poller.since))
+            for status in poller.statuses():
+                self.status(status)
         self.gate.woken.set()
 
     async def _tick(self, wanted: bool) -> None:
@@ -356,6 +418,7 @@ class RouterLease:
             self.ttl_ms if wanted else 0,
             self.maxlen,
             entries,
+            sources=self._sources_wanted(),
         )
         if count < 0:
             self._drop("lost", "another replica holds it, or it ran out")
@@ -366,13 +429,22 @@ class RouterLease:
         self._renewed_at = sent
         self._lease_until = sent + self.ttl_ms / 1000
         self._announced = wanted
+        self.wanted_anywhere = count.sources
         if count == 0:
             # Nobody watches anywhere: say so, give the lease up; the poller stops at once and
             # logs out after its idle period.
             self._drop("released", "nobody watches in the cluster")
-            idle = orjson.dumps(status_frame(self.router, "idle", None, self._wall()))
-            entry = Entry("status", idle, self._wall())
-            await self._store.release(self.keys, token, self.replica, self.maxlen, entry)
+            now = self._wall()
+            idle = [
+                Entry(
+                    "status",
+                    orjson.dumps(status_frame(self.router, "idle", None, now, source=source)),
+                    now,
+                    source=source,
+                )
+                for source in self.topics
+            ]
+            await self._store.release(self.keys, token, self.replica, self.maxlen, idle)
 
     def _drop(self, change: Literal["lost", "released"], why: str) -> None:
         """Stop holding (the poller stops before its next request): count and log it."""
@@ -395,30 +467,39 @@ class RouterLease:
         logger.debug("%s: polled by this replica for itself while Redis is away", self.router)
         poller = self.poller
         if poller is not None and poller.state != "idle":
-            status = status_frame(
-                self.router, poller.state, poller.error, poller.since, degraded=True
-            )
-            self.topic.publish_status(status)
+            for status in poller.statuses():
+                self._topic_of(status).publish_status({**status, "degraded": True})
         self.gate.woken.set()
 
-    def _end_local(self, status: bytes | None, *, degraded: bool) -> None:
+    def _end_local(self, statuses: Mapping[str, bytes], *, degraded: bool) -> None:
         """Stop polling for this replica alone: local demand ended (``degraded``: Redis is
         still away, the router is idle here), or Redis answers and another replica holds the
-        lease: its ``status`` in Redis replaces the degraded one, or when Redis has none yet (it
-        restarted empty; the holder's own is on its way), the current one without the mark, so
-        that the next frame (whose seq may jump) comes right after a status."""
+        lease: each source's status in Redis replaces the degraded one, or when Redis has none
+        yet (it restarted empty; the holder's own is on its way), the current one without the
+        mark, so that the next frame (whose seq may jump) comes right after a status."""
         self.role = "idle"
-        if degraded:
-            idle = status_frame(self.router, "idle", None, self._wall(), degraded=True)
-            self.topic.publish_status(idle)
-        elif status is not None:
-            self.show_status(status)
-        elif (current := self.topic.status) is not None and current.get("degraded"):
-            self.topic.publish_status({k: v for k, v in current.items() if k != "degraded"})
+        for source, topic in self.topics.items():
+            if degraded:
+                idle = status_frame(
+                    self.router, "idle", None, self._wall(), degraded=True, source=source
+                )
+                topic.publish_status(idle)
+            elif (stored := statuses.get(source)) is not None:
+                self.show_status(stored)
+            elif (current := topic.status) is not None and current.get("degraded"):
+                topic.publish_status({k: v for k, v in current.items() if k != "degraded"})
+
+    def _topic_of(self, message: Mapping[str, object]) -> Topic:
+        """The topic of the source a status or frame names (interfaces when it names none)."""
+        source = message.get("source", DEFAULT_SOURCE)
+        for served, topic in self.topics.items():
+            if served == source:
+                return topic
+        raise KeyError(f"{self.router} does not serve {source!r}")
 
     def show_status(self, data: bytes) -> None:
-        """Show viewers a status message from the stream (its JSON); a malformed one is
-        skipped."""
+        """Show viewers a status message from a stream (its JSON); a malformed one, or one of a
+        source this replica does not serve, is skipped."""
         try:
             status = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -426,39 +507,50 @@ class RouterLease:
         if not isinstance(status, dict) or status.get("router") != self.router:
             logger.warning("%s: skipped a status in Redis that is not one", self.router)
             return
-        if status != self.topic.status:
-            self.topic.publish_status(status)
+        try:
+            topic = self._topic_of(status)
+        except KeyError:
+            logger.warning("%s: skipped a status of a source it does not serve", self.router)
+            return
+        if status != topic.status:
+            topic.publish_status(status)
 
     # -- the poller's publisher ---------------------------------------------------------------
 
     def traffic(self, frame: dict[str, object]) -> None:
-        """A frame the poller made: to the stream (holder), to the topic (local), or dropped."""
+        """A frame the poller made: to its source's stream (holder), to the topic (local), or
+        dropped."""
         if self.role == "holder":
             if self._clock() >= self._lease_until:
                 return  # the lease may have run out: this replica may not publish any more
             seq = frame["seq"]
+            source = str(frame.get("source", DEFAULT_SOURCE))
             assert isinstance(seq, int)
             self._metrics.frame_encode.inc()
-            self._pending.append(Entry("traffic", orjson.dumps(frame), self._wall(), seq))
+            data = orjson.dumps(frame)
+            self._pending.append(Entry("traffic", data, self._wall(), seq, source))
             self.wake.set()
         elif self.role == "local":
-            publish_counted(self.topic, self._metrics, frame)
+            publish_counted(self._topic_of(frame), self._metrics, frame)
 
     def status(self, status: dict[str, object]) -> None:
-        """A status change of the poller's: to the stream, to the topic marked degraded, or
-        dropped (a poller that is not polling for anyone)."""
+        """A status change of the poller's: to its source's stream, to the topic marked
+        degraded, or dropped (a poller that is not polling for anyone)."""
         if self.role == "holder":
-            self._pending.append(Entry("status", orjson.dumps(status), self._wall()))
+            source = str(status.get("source", DEFAULT_SOURCE))
+            entry = Entry("status", orjson.dumps(status), self._wall(), source=source)
+            self._pending.append(entry)
             self.wake.set()
         elif self.role == "local":
-            self.topic.publish_status({**status, "degraded": True})
+            self._topic_of(status).publish_status({**status, "degraded": True})
 
-    def next_seq(self, seq: int) -> int:
-        """The seq of the poller's next frame, after ``seq``: a holder's starts at its takeover
-        floor; a replica polling for itself goes on from what its viewers saw last."""
+    def next_seq(self, seq: int, source: str = DEFAULT_SOURCE) -> int:
+        """The seq of the poller's next frame of ``source``, after ``seq``: a holder's starts
+        at its takeover floor; a replica polling for itself goes on from what its viewers saw
+        last."""
         if self.role == "holder":
             return max(seq + 1, self._seq_floor)
-        latest = self.topic.latest
+        latest = self._topic_of({"source": source}).latest
         if self.role == "local" and latest is not None:
             return max(seq + 1, latest.seq + 1)
         return seq + 1

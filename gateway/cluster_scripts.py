@@ -4,6 +4,12 @@ Keys are those of ``gateway.core.cluster.RouterKeys``; times are Redis's own (``
 milliseconds), so the replicas' clocks never have to agree for demand to expire or a lease to be
 taken. ``gateway.cluster`` runs them with ``EVALSHA`` (loaded once, loaded again after a
 ``NOSCRIPT``). Each script's comment states its keys, arguments and reply.
+
+Demand entries are ``gateway.core.cluster.demand_member``s (a replica id, with ``:<source>`` for
+a source other than interfaces); a router's streams are one per source, passed in the order of
+``gateway.core.sources.SOURCES`` after the lease, demand and meta keys, and each entry names its
+stream by index and its meta fields by suffix (``""`` for interfaces: ``seq`` and ``status``;
+``":queues"``: ``seq:queues`` and ``status:queues``).
 """
 
 from __future__ import annotations
@@ -21,16 +27,19 @@ ACQUIRE: Final = (
     """
 -- A replica with local demand: announce it, and take the lease if nobody holds it.
 -- KEYS: lease, demand, meta
--- ARGV: token, lease ttl (ms), replica id, demand ttl (ms)
--- Reply: {1 if the lease was taken else 0, Redis time (ms), meta seq or '', meta status or ''}
+-- ARGV: token, lease ttl (ms), demand ttl (ms), then this replica's demand entries (one per
+--       source it wants)
+-- Reply: {1 if the lease was taken else 0, Redis time (ms), the meta hash as a flat list of
+--         field, value, ..., the demand entries of every replica}
 """
     + _NOW
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
+for i = 4, #ARGV do
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[i])
+end
 local taken = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
-local meta = redis.call('HMGET', KEYS[3], 'seq', 'status')
-return {taken, now, meta[1] or '', meta[2] or ''}
+return {taken, now, redis.call('HGETALL', KEYS[3]), redis.call('ZRANGE', KEYS[2], 0, -1)}
 """
 )
 
@@ -38,10 +47,12 @@ TICK: Final = (
     """
 -- The holder's tick: renew the lease, append what it publishes, keep demand fresh. Nothing is
 -- appended and nothing renewed unless the lease is still this token's.
--- KEYS: lease, demand, stream, meta
--- ARGV: token, lease ttl (ms), replica id, demand ttl (ms; '0' = no local demand), stream
---       length, then per entry: kind ('traffic'|'status'), data (JSON), publish time, seq
--- Reply: -1 when the lease is lost, else how many replicas have demand (this one included)
+-- KEYS: lease, demand, meta, then the router's streams (one per source)
+-- ARGV: token, lease ttl (ms), demand ttl (ms), stream length, n: how many demand entries
+--       follow to add, m: how many to remove, the n entries, the m entries, then per stream
+--       entry: stream index, meta suffix, kind ('traffic'|'status'), data (JSON), publish time,
+--       seq
+-- Reply: -1 when the lease is lost, else the demand entries of every replica
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -1
 end
@@ -49,42 +60,52 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
     + _NOW
     + """
-for i = 6, #ARGV, 4 do
-  local kind = ARGV[i]
+local adds = tonumber(ARGV[5])
+local removes = tonumber(ARGV[6])
+local first = 7 + adds + removes
+for i = first, #ARGV, 6 do
+  local stream = KEYS[3 + tonumber(ARGV[i])]
+  local suffix = ARGV[i + 1]
+  local kind = ARGV[i + 2]
   if kind == 'traffic' then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
-      'type', kind, 'data', ARGV[i + 1], 't', ARGV[i + 2], 'seq', ARGV[i + 3])
-    redis.call('HSET', KEYS[4], 'seq', ARGV[i + 3])
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[4], '*',
+      'type', kind, 'data', ARGV[i + 3], 't', ARGV[i + 4], 'seq', ARGV[i + 5])
+    redis.call('HSET', KEYS[3], 'seq' .. suffix, ARGV[i + 5])
   else
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
-      'type', kind, 'data', ARGV[i + 1], 't', ARGV[i + 2])
-    redis.call('HSET', KEYS[4], 'status', ARGV[i + 1])
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[4], '*',
+      'type', kind, 'data', ARGV[i + 3], 't', ARGV[i + 4])
+    redis.call('HSET', KEYS[3], 'status' .. suffix, ARGV[i + 3])
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if ARGV[4] ~= '0' then
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
-else
-  redis.call('ZREM', KEYS[2], ARGV[3])
+for i = 7, 6 + adds do
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[i])
 end
-return redis.call('ZCARD', KEYS[2])
+for i = 7 + adds, first - 1 do
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+return redis.call('ZRANGE', KEYS[2], 0, -1)
 """
 )
 
 RELEASE: Final = """
--- Give the lease up (compare and delete), appending a last status first when one is given.
--- KEYS: lease, demand, stream, meta
--- ARGV: token, replica id, stream length, [status JSON, publish time]
+-- Give the lease up (compare and delete), appending last statuses first when given.
+-- KEYS: lease, demand, meta, then the router's streams (one per source)
+-- ARGV: token, stream length, n: how many demand entries follow to remove, the n entries,
+--       then per status: stream index, meta suffix, status JSON, publish time
 -- Reply: 1 when released, 0 when the lease was not this token's (nothing is changed then)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-if #ARGV >= 5 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*',
-    'type', 'status', 'data', ARGV[4], 't', ARGV[5])
-  redis.call('HSET', KEYS[4], 'status', ARGV[4])
+local removes = tonumber(ARGV[3])
+for i = 4 + removes, #ARGV, 4 do
+  redis.call('XADD', KEYS[3 + tonumber(ARGV[i])], 'MAXLEN', '~', ARGV[2], '*',
+    'type', 'status', 'data', ARGV[i + 2], 't', ARGV[i + 3])
+  redis.call('HSET', KEYS[3], 'status' .. ARGV[i + 1], ARGV[i + 2])
 end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
+for i = 4, 3 + removes do
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
 return 1
 """

@@ -13,6 +13,7 @@ from typing import Final
 
 import orjson
 
+from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.wire import text_header
 
 MESSAGE_LIMIT: Final = 1024 * 1024
@@ -76,19 +77,27 @@ def _tail(ring: Sequence[Frame], keep: Callable[[Frame], bool]) -> int:
 
 
 def history_chunks(
-    router: str, reset: bool, frames: Sequence[bytes], limit: int = MESSAGE_LIMIT
+    router: str,
+    reset: bool,
+    frames: Sequence[bytes],
+    limit: int = MESSAGE_LIMIT,
+    *,
+    source: Source = DEFAULT_SOURCE,
 ) -> list[bytes]:
-    """The ``history`` messages carrying ``frames`` (encoded traffic frames, oldest first), as
-    ready-to-write websocket frames, each with a JSON payload smaller than ``limit`` bytes.
+    """The ``history`` messages carrying ``frames`` (encoded traffic frames of ``router``'s
+    ``source``, oldest first), as ready-to-write websocket frames, each with a JSON payload
+    smaller than ``limit`` bytes.
 
-    Each message is ``{"type":"history","router","reset","more","frames":[...]}``; ``more`` is
-    true on every message but the last, and ``reset`` is the same on all. Frames stay in order
-    and are never split: one that does not fit under ``limit`` by itself travels alone (and that
-    message is larger than ``limit``). No frames gives one message with an empty list. The frames
-    are spliced in as they are, never decoded and encoded again.
+    Each message is ``{"type":"history","router","source","reset","more","frames":[...]}``;
+    ``more`` is true on every message but the last, and ``reset`` is the same on all. Frames
+    stay in order and are never split: one that does not fit under ``limit`` by itself travels
+    alone (and that message is larger than ``limit``). No frames gives one message with an
+    empty list. The frames are spliced in as they are, never decoded and encoded again.
     """
     open_more, open_last = (
-        orjson.dumps({"type": "history", "router": router, "reset": reset, "more": more})[:-1]
+        orjson.dumps(
+            {"type": "history", "router": router, "source": source, "reset": reset, "more": more}
+        )[:-1]
         + b',"frames":['
         for more in (True, False)
     )

@@ -1,4 +1,5 @@
-"""The broadcast hub: every topic by router id, every connected viewer, and the heartbeat.
+"""The broadcast hub: every topic by router id and source, every connected viewer, and the
+heartbeat.
 
 Topics (``gateway.topic``) fan prebuilt frames out to their subscribers; sinks
 (``gateway.sink``) write them without waiting. The hub is the one registry of connected
@@ -12,9 +13,11 @@ a viewer's whole footprint (about 14 KiB), and the sink already identifies its e
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
+from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.demand import Demand
 from gateway.sink import Sink
 from gateway.topic import Topic, encode_message
@@ -22,27 +25,51 @@ from gateway.wire import PING
 
 
 class Hub:
-    """Every topic, by router id; every connected viewer; the heartbeat that checks idle viewers
-    and feeds their pages' watchdogs."""
+    """Every topic, by router id and source; every connected viewer; the heartbeat that checks
+    idle viewers and feeds their pages' watchdogs."""
 
     def __init__(
         self,
         routers: Iterable[str],
         history: int,
         *,
-        demand: Callable[[], Demand] = Demand,
+        sources: Mapping[str, Sequence[Source]] | None = None,
+        demand: Callable[..., Demand] = Demand,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        """One topic per router id, each keeping ``history`` frames and its own ``demand()``.
+        """One topic per router id and source it serves (``sources``: router id -> its sources;
+        a router not in it serves ``interfaces`` only), each keeping ``history`` frames and its
+        own ``demand(woken=...)``: the demands of one router's sources share one ``woken``
+        event, as they have one producer.
 
         ``clock`` (monotonic seconds) times the heartbeat and the topics' writes, which it
         compares; ``wall`` (Unix seconds) is what a subscribe's ``history_seconds`` counts back
         from. The demand has a clock of its own: it is its producer's.
         """
         self._clock = clock
+        served = sources or {}
+        # Router id -> source -> topic, in the order of each router's sources.
+        self.sources: dict[str, dict[Source, Topic]] = {}
+        for router in routers:
+            woken = asyncio.Event()
+            self.sources[router] = {
+                source: Topic(
+                    router,
+                    history,
+                    source=source,
+                    demand=demand(woken=woken),
+                    clock=clock,
+                    wall=wall,
+                )
+                for source in served.get(router, (DEFAULT_SOURCE,))
+            }
+        # Router id -> its interfaces topic (every router that serves them): what a client of
+        # the protocol before sources existed subscribes to.
         self.topics: dict[str, Topic] = {
-            r: Topic(r, history, demand=demand(), clock=clock, wall=wall) for r in routers
+            router: by_source[DEFAULT_SOURCE]
+            for router, by_source in self.sources.items()
+            if DEFAULT_SOURCE in by_source
         }
         # Every connected viewer's sink, subscribed or not; heartbeat() looks at all of them.
         # A dict used as an ordered set (see Topic._groups). Viewers join with connect() and
@@ -50,6 +77,22 @@ class Hub:
         self._sinks: dict[Sink, None] = {}
         # Monotonic time of the previous heartbeat() (of start-up, before the first one).
         self._last_beat = clock()
+
+    def topic(self, router: str, source: str) -> Topic | None:
+        """The topic of ``source`` of ``router``; None when there is no such router or it does
+        not serve that source."""
+        for served, topic in self.sources.get(router, {}).items():
+            if served == source:
+                return topic
+        return None
+
+    def every_topic(self) -> Iterator[Topic]:
+        """Every topic, each once."""
+        seen = {id(topic): topic for topic in self.topics.values()}
+        for by_source in self.sources.values():
+            for topic in by_source.values():
+                seen.setdefault(id(topic), topic)
+        return iter(seen.values())
 
     # -- connected viewers ----------------------------------------------------------------------
 
@@ -89,7 +132,7 @@ class Hub:
         An exception from one viewer does not cost the others their heartbeat: the pass goes on,
         and the first such exception is raised at its end (for the caller to log).
         """
-        for topic in self.topics.values():
+        for topic in self.every_topic():
             topic.forget_backfills()
         mono = self._clock()
         fresh_after = mono - (mono - self._last_beat) / 2

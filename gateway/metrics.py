@@ -37,6 +37,7 @@ class Metrics:
     frames_dropped: Counter = field(init=False)
     slow_consumer_closes: Counter = field(init=False)
     frame_encode: Counter = field(init=False)
+    rows_skipped: Counter = field(init=False)
     cluster_lease_held: Gauge = field(init=False)
     cluster_lease_changes: Counter = field(init=False)
     cluster_stream_lag: Histogram = field(init=False)
@@ -62,7 +63,7 @@ class Metrics:
             "router_poll_seconds",
             Histogram(
                 "gateway_router_poll_seconds",
-                "Duration of one poll (/interface/print) of a router",
+                "Duration of one tick of a router: the requests of every source watched",
                 ["router"],
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
                 registry=r,
@@ -76,7 +77,12 @@ class Metrics:
         put(
             self,
             "viewers",
-            Gauge("gateway_viewers", "Websocket subscribers per router", ["router"], registry=r),
+            Gauge(
+                "gateway_viewers",
+                "Websocket subscriptions to a router's sources",
+                ["router"],
+                registry=r,
+            ),
         )
         put(
             self,
@@ -110,6 +116,16 @@ class Metrics:
             self,
             "frame_encode",
             Counter("gateway_frame_encode", "JSON encodings of traffic frames", registry=r),
+        )
+        put(
+            self,
+            "rows_skipped",
+            Counter(
+                "gateway_rows_skipped",
+                "Rows of a router's reply that could not be read, and were left out of its frame",
+                ["router", "source"],
+                registry=r,
+            ),
         )
         # Cluster mode (README, "Cluster mode"); in one process they stay at zero.
         put(

@@ -442,7 +442,14 @@ class RouterClient:
 
     async def print_interfaces(self, proplist: Sequence[str]) -> list[Row]:
         """``/interface/print`` of only the named properties, in one request."""
-        return await self.run("/interface/print", f"=.proplist={','.join(proplist)}")
+        return await self.print_rows("/interface/print", proplist)
+
+    async def print_rows(self, command: str, proplist: Sequence[str]) -> list[Row]:
+        """``command`` (a menu's ``print``) of only the named properties, in one request.
+
+        A router that refuses the command (a ``!trap``: no such menu, no permission) raises
+        :class:`RouterProtocolError` and keeps the session (``connected`` stays true)."""
+        return await self.run(command, f"=.proplist={','.join(proplist)}")
 
     async def _ensure_session(self) -> AsyncApi:
         if self._api is not None:

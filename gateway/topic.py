@@ -1,4 +1,5 @@
-"""One router's channel: the latest frame, the history ring, the status, the subscribers.
+"""One router's source's channel: the latest frame, the history ring, the status, the
+subscribers.
 
 The hot path is ``Topic.publish``: it encodes a frame once per distinct interface filter
 (orjson), wraps it in a websocket frame once, and writes the same bytes to every subscriber
@@ -20,7 +21,8 @@ from typing import Final
 
 import orjson
 
-from gateway.core.frames import InterfaceFilter, filter_history, filter_traffic
+from gateway.core.frames import InterfaceFilter, filter_history, filter_traffic, rows_of
+from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.demand import Demand
 from gateway.history import MESSAGE_LIMIT, Frame, backfill_start, history_chunks
 from gateway.sink import Sink
@@ -42,20 +44,23 @@ def encode_message(message: object) -> bytes:
 
 
 class Topic:
-    """One router's channel: the latest frame, a history ring, the status, the subscribers."""
+    """One source of one router (``interfaces`` unless told): the latest frame, a history
+    ring, the status, the subscribers."""
 
     def __init__(
         self,
         router: str,
         history: int,
         *,
+        source: Source = DEFAULT_SOURCE,
         demand: Demand | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.router = router
-        # This router's id as a 1-tuple, for the viewers that watch only it to share.
-        self.only = (router,)
+        self.source: Source = source
+        # This topic as a 1-tuple, for the viewers that watch only it to share.
+        self.only: tuple[Topic, ...] = (self,)
         # Who wants this topic's frames; read by its producer. Counts the subscribers.
         self.demand = demand if demand is not None else Demand()
         # Monotonic time of a write, as Sink.fed_at records it (the hub's heartbeat compares).
@@ -139,12 +144,14 @@ class Topic:
             # token's) make such a frame smaller.
             self._warned_size = True
             logger.warning(
-                "%s: a traffic frame of %d bytes (%d interfaces) is over the 1 MiB message "
-                "limit of websocket clients; narrow the router's `interfaces` setting or "
-                "subscribe with an `interfaces` filter",
+                "%s: a traffic frame of %d bytes (%d %s) is over the 1 MiB message limit of "
+                "websocket clients; narrow the router's `%s` setting or subscribe with a "
+                "`names` filter",
                 self.router,
                 len(payload),
-                len(rows) if isinstance(rows := data.get("interfaces"), list) else 0,
+                len(rows_of(data)),
+                self.source,
+                self.source,
             )
         written = dropped = 0
         now = self._clock()
@@ -284,7 +291,7 @@ class Topic:
                 parts = [f.json for f in frames]
             else:
                 parts = [orjson.dumps(f) for f in filter_history((f.data for f in frames), flt)]
-            chunks = history_chunks(self.router, reset, parts)
+            chunks = history_chunks(self.router, reset, parts, source=self.source)
             if len(self._chunk_cache) >= _CHUNK_CACHE:
                 del self._chunk_cache[next(iter(self._chunk_cache))]
             self._chunk_cache[key] = chunks

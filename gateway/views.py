@@ -21,6 +21,7 @@ from gateway.auth import AuthError, Grant
 from gateway.config import Settings
 from gateway.core.frames import filter_traffic, is_stale
 from gateway.core.model import RouterState
+from gateway.core.sources import Source
 from gateway.headers import frame_ancestors
 from gateway.keys import HUB, LIFECYCLE, METRICS, ROUTERS, SETTINGS, VERIFIER
 from gateway.metrics import CONTENT_TYPE
@@ -158,8 +159,8 @@ def _grant(request: web.Request) -> Grant:
 
 
 def _state(topic: Topic) -> tuple[RouterState, str | None]:
-    """The router's state and error as its topic's viewers see them: what its poller last
-    published (in cluster mode: whichever replica polls it)."""
+    """The state and error of a router's source as its topic's viewers see them: what its
+    poller last published (in cluster mode: whichever replica polls it)."""
     status = topic.status or {}
     state = status.get("state")
     error = status.get("error")
@@ -169,25 +170,41 @@ def _state(topic: Topic) -> tuple[RouterState, str | None]:
     )
 
 
+# A router's state as a whole, from its sources': the first of these any source is in.
+_ROUTER_STATES: Final[tuple[RouterState, ...]] = ("up", "connecting", "down", "idle")
+
+
+def _router_state(topics: list[Topic]) -> tuple[RouterState, str | None]:
+    """A router's state from its sources': ``up`` while any is up, else ``connecting``, else
+    ``down`` (with that source's error), else ``idle``."""
+    states = [_state(topic) for topic in topics]
+    for wanted in _ROUTER_STATES:
+        for state, error in states:
+            if state == wanted:
+                return state, error
+    return "idle", None
+
+
 async def routers(request: web.Request) -> web.Response:
     app = request.app
-    poll, topics = app[SETTINGS].poll, app[HUB].topics
+    poll, sources = app[SETTINGS].poll, app[HUB].sources
     grant = _grant(request)
     listing = []
     for router in app[SETTINGS].routers:
         if not grant.allows(router.id):
             continue
-        topic = topics[router.id]
-        state, error = _state(topic)
-        latest = topic.latest
+        topics = list(sources[router.id].values())
+        state, error = _router_state(topics)
+        stamps = [topic.latest.ts for topic in topics if topic.latest is not None]
         listing.append(
             {
                 "id": router.id,
                 "name": router.name,
                 "interval": router.effective_interval(poll),
+                "sources": list(sources[router.id]),
                 "state": state,
-                "viewers": topic.viewers,
-                "last_poll_ts": None if latest is None else latest.ts,
+                "viewers": sum(topic.viewers for topic in topics),
+                "last_poll_ts": max(stamps, default=None),
                 "last_error": error,
             }
         )
@@ -195,15 +212,37 @@ async def routers(request: web.Request) -> web.Response:
 
 
 async def traffic(request: web.Request) -> web.Response:
-    """The latest frame, at once; a first read waits at most a second for the first poll."""
+    """The latest ``interfaces`` frame (see ``snapshot``)."""
+    return await snapshot(request, "interfaces")
+
+
+async def queues(request: web.Request) -> web.Response:
+    """The latest ``queues`` frame (see ``snapshot``)."""
+    return await snapshot(request, "queues")
+
+
+async def hotspot(request: web.Request) -> web.Response:
+    """The latest ``hotspot`` frame (see ``snapshot``)."""
+    return await snapshot(request, "hotspot")
+
+
+async def snapshot(request: web.Request, source: Source) -> web.Response:
+    """The latest frame of one source of a router, at once; a first read waits at most a second
+    for the first poll. 404 for an unknown router or a source it does not serve; the rows are
+    those the caller's token allows."""
     grant = _grant(request)
     router = request.match_info["router"]
-    topic = request.app[HUB].topics.get(router)
-    if topic is None:
+    hub = request.app[HUB]
+    if router not in hub.sources:
         return _json({"error": "unknown_router", "message": f"no router {router!r}"}, 404)
     if not grant.allows(router):
         message = f"your token does not cover router {router!r}"
         return _json({"error": "forbidden", "message": message}, 403)
+    topic = hub.topic(router, source)
+    if topic is None:
+        message = f"router {router!r} does not serve {source} (its sources: "
+        message += f"{', '.join(hub.sources[router])})"
+        return _json({"error": "unknown_source", "message": message}, 404)
     topic.demand.touch()  # a REST read is demand: poll now, and for the linger after it
     frame = topic.latest or await topic.wait_frame(FIRST_FRAME_WAIT)
     if frame is None:
@@ -211,7 +250,7 @@ async def traffic(request: web.Request) -> web.Response:
         return _json(
             {
                 "error": "no_data",
-                "message": "no traffic frame yet",
+                "message": f"no {source} frame yet",
                 "state": state,
                 "last_error": error,
             },
@@ -223,7 +262,7 @@ async def traffic(request: web.Request) -> web.Response:
     interval, timeout = settings.effective_interval(poll), settings.effective_timeout(poll)
     state, _ = _state(topic)
     now = time.time()
-    flt = grant.interface_filter(router)
+    flt = grant.filter(router, source)
     body = dict(frame.data) if flt.is_all else filter_traffic(frame.data, flt)
     body["stale"] = is_stale(state, frame.ts, now, interval, timeout)
     body["state"] = state

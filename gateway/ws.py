@@ -4,8 +4,9 @@ The endpoint admits a connection (not draining, origin allowed, under the connec
 token good), registers its viewer with the hub and runs the read loop. The token comes in the
 handshake, as the subprotocol ``bearer.<token>`` next to ``gateway.v1`` (answered with
 ``gateway.v1`` only) or, discouraged, as ``?token=``; or else, in ``jwt`` mode, as the first
-message, ``{"type": "auth", "token": ...}``, before which the server sends nothing. The viewer reads
-client messages (subscribe / unsubscribe); everything it sends goes out through it (a ``Sink``)
+message, ``{"type": "auth", "token": ...}``, before which the server sends nothing. The viewer
+reads client messages (subscribe / unsubscribe, each to one source of one router: a topic);
+everything it sends goes out through it (a ``Sink``)
 as prebuilt frames, synchronously, so the hub never waits on it. A bad message gets an
 ``error`` frame and the connection stays open; an oversized one is closed with 1009 by aiohttp
 itself (``max_msg_size``). Keepalive: see ``Hub.heartbeat`` and ``USER_TIMEOUT``. Close codes:
@@ -48,13 +49,14 @@ from gateway.core.frames import (
 from gateway.core.limits import Counts, KeyedBuckets, address_key, refill
 from gateway.core.once import FirstSeen
 from gateway.core.origins import judge_origin
+from gateway.core.sources import DEFAULT_SOURCE, SOURCES, Source
 from gateway.faults import UnexpectedErrors
 from gateway.hub import Hub
 from gateway.lifecycle import Lifecycle
 from gateway.logs import audit_session
 from gateway.metrics import Limit, Metrics
 from gateway.sink import Limits, Sink, Transport
-from gateway.topic import encode_message
+from gateway.topic import Topic, encode_message
 from gateway.wire import ABNORMAL, CloseCode, close_reason, pong_frame
 
 logger = logging.getLogger(__name__)
@@ -67,9 +69,10 @@ MAX_MESSAGE: Final = 64 * 1024
 """Largest client message accepted; larger ones close the connection with 1009."""
 
 MAX_SUBSCRIPTIONS: Final = 64
+"""Subscriptions one connection may hold, each to one source of one router."""
 MAX_GLOBS: Final = 256
 MAX_NAME: Final = 256
-"""Longest glob or exact name in a subscription's ``interfaces`` (RouterOS names are shorter)."""
+"""Longest glob or exact name in a subscription's ``names`` (RouterOS names are shorter)."""
 CLOSE_TIMEOUT: Final = 2.0
 """How long a closing handshake may take before the socket is dropped (and its memory freed)."""
 
@@ -110,6 +113,12 @@ UNTRUSTED_PROXIES_LOGGED: Final = 100
 """Distinct peers that sent X-Forwarded-For without being trusted, each logged once."""
 
 
+def _show(value: object) -> str:
+    """A client's value for an error message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 class BadMessage(Exception):
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
@@ -120,8 +129,10 @@ class BadMessage(Exception):
 _END: Final = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED))
 # The fields a subscribe may carry.
 _SUBSCRIBE_FIELDS: Final = frozenset(
-    ("type", "router", "interfaces", "since", "history", "history_seconds")
+    ("type", "router", "source", "names", "interfaces", "since", "history", "history_seconds")
 )
+# The fields an unsubscribe may carry.
+_UNSUBSCRIBE_FIELDS: Final = frozenset(("type", "router", "source"))
 # The filter of a whole-router subscription, shared rather than one per viewer.
 _ALL: Final = InterfaceFilter.all()
 
@@ -205,8 +216,9 @@ class Viewer(Sink):
         self._budget_at = time.monotonic()
         # Messages ignored in a row for the rate; message_burst of them close the connection.
         self._ignored = 0
-        # The routers this viewer is subscribed to (a tuple: usually one, at most 64).
-        self.subscriptions: tuple[str, ...] = ()
+        # The topics (router and source) this viewer is subscribed to (a tuple: usually one, at
+        # most 64).
+        self.subscriptions: tuple[Topic, ...] = ()
         # Closes the websocket when the viewer falls behind or the server drains; owned here,
         # awaited by finish().
         self._closer: asyncio.Task[None] | None = None
@@ -329,7 +341,7 @@ class Viewer(Sink):
             if kind == "subscribe":
                 self._subscribe(message)
             elif kind == "unsubscribe":
-                self._unsubscribe(self._router(message))
+                self._unsubscribe_message(message)
             elif kind == "refresh":
                 self._refresh(message)
             elif kind == "auth":
@@ -407,14 +419,13 @@ class Viewer(Sink):
         """Replace the grant with a narrower (or equal) one: routers it no longer covers are
         unsubscribed, the other subscriptions narrowed to its filters; then ``refreshed``."""
         self.grant = grant
-        dropped = [router for router in self.subscriptions if not grant.allows(router)]
-        for router in dropped:
-            self._unsubscribe(router)
-        topics = self.context.hub.topics
-        for router in self.subscriptions:
-            flt = grant.interface_filter(router)
+        dropped = [topic for topic in self.subscriptions if not grant.allows(topic.router)]
+        for topic in dropped:
+            self._unsubscribe(topic)
+        for topic in self.subscriptions:
+            flt = grant.filter(topic.router, topic.source)
             if not flt.is_all:
-                topics[router].narrow(self, flt)
+                topic.narrow(self, flt)
         self._arm_token_timer()
         allows = grant.allows
         self.send(
@@ -422,35 +433,69 @@ class Viewer(Sink):
                 "type": "refreshed",
                 "exp": grant.expires,
                 "routers": [{"id": i, "name": n} for i, n in self.context.routers if allows(i)],
-                "unsubscribed": dropped,
+                "unsubscribed": list(dict.fromkeys(topic.router for topic in dropped)),
             }
         )
 
     # -- subscriptions --------------------------------------------------------------------
 
-    def _router(self, message: dict[str, object]) -> str:
+    def _router(self, message: dict[str, object]) -> dict[Source, Topic]:
+        """The topics of the message's router, by source (after the checks on the router)."""
         router = message.get("router")
         if not isinstance(router, str):
             raise BadMessage("bad_request", '"router" must be a router id (a string)')
-        topic = self.context.hub.topics.get(router)
-        if topic is None:
+        topics = self.context.hub.sources.get(router)
+        if topics is None:
             raise BadMessage("unknown_router", f"no router with id {router[:80]!r}")
         if not self.grant.allows(router):
             raise BadMessage("forbidden", f"your token does not cover router {router!r}")
-        return topic.router  # the one shared string, not this message's copy
+        return topics
+
+    def _source(self, message: dict[str, object], topics: dict[Source, Topic]) -> Source | None:
+        """The message's ``source`` (None when it names none), one the router serves."""
+        source = message.get("source")
+        if source is None:
+            return None
+        if not isinstance(source, str) or source not in SOURCES:
+            raise BadMessage(
+                "bad_request",
+                f'"source" must be one of {", ".join(map(repr, SOURCES))}, got {_show(source)}',
+            )
+        if source not in topics:
+            router = next(iter(topics.values())).router
+            raise BadMessage(
+                "bad_request",
+                f"router {router!r} does not serve {source!r} (its sources: {', '.join(topics)})",
+            )
+        return source
 
     def _subscribe(self, message: dict[str, object]) -> None:
-        router = self._router(message)
+        topics = self._router(message)
         unknown = set(message) - _SUBSCRIBE_FIELDS
         if unknown:
             raise BadMessage("bad_request", f"unknown field(s) {sorted(unknown)} in subscribe")
-        flt = self.grant.interface_filter(router)
-        entries = message.get("interfaces")
+        source = self._source(message, topics) or DEFAULT_SOURCE
+        if source not in topics:
+            router = next(iter(topics.values())).router
+            raise BadMessage(
+                "bad_request",
+                f'router {router!r} does not serve {source!r}; subscribe with "source" one of '
+                f"{', '.join(topics)}",
+            )
+        topic = topics[source]
+        router = topic.router  # the one shared string, not this message's copy
+        if "names" in message and "interfaces" in message:
+            raise BadMessage(
+                "bad_request", '"names" and "interfaces" are one field (its two names): send one'
+            )
+        field_name = "names" if "names" in message else "interfaces"
+        flt = self.grant.filter(router, source)
+        entries = message.get(field_name)
         if entries is not None:
             try:
                 globs = name_patterns(entries, max_entries=MAX_GLOBS, max_length=MAX_NAME)
             except ValueError as exc:
-                raise BadMessage("bad_request", f'"interfaces": {exc}') from None
+                raise BadMessage("bad_request", f'"{field_name}": {exc}') from None
             flt = flt.intersect(InterfaceFilter.of(globs))
         if flt.is_all:
             flt = _ALL
@@ -475,36 +520,46 @@ class Viewer(Sink):
             raise BadMessage(
                 "bad_request", '"history_seconds" must be a non-negative number of seconds'
             )
-        if router not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+        if topic not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
             self.context.metrics.limit_hits.labels("subscriptions").inc()
             raise BadMessage(
-                "too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} routers per connection"
+                "too_many_subscriptions",
+                f"at most {MAX_SUBSCRIPTIONS} subscriptions (a router's source each) per "
+                "connection",
             )
         # The topic wakes its poller (its demand counts this subscriber).
-        self.context.hub.topics[router].subscribe(self, flt, since, frames=frames, seconds=window)
-        if router not in self.subscriptions:
-            self._set_subscriptions((*self.subscriptions, router))
+        topic.subscribe(self, flt, since, frames=frames, seconds=window)
+        if topic not in self.subscriptions:
+            self._set_subscriptions((*self.subscriptions, topic))
             self.context.metrics.viewers.labels(router).inc()
-            if not self.watched:
-                self.watched = self.subscriptions
-            elif router not in self.watched:
+            if router not in self.watched:
                 self.watched = (*self.watched, router)
 
-    def _unsubscribe(self, router: str) -> None:
-        if router in self.subscriptions:
-            self._set_subscriptions(tuple(r for r in self.subscriptions if r != router))
-            self.context.hub.topics[router].unsubscribe(self)
-            self.context.metrics.viewers.labels(router).dec()
+    def _unsubscribe_message(self, message: dict[str, object]) -> None:
+        topics = self._router(message)
+        unknown = set(message) - _UNSUBSCRIBE_FIELDS
+        if unknown:
+            raise BadMessage("bad_request", f"unknown field(s) {sorted(unknown)} in unsubscribe")
+        source = self._source(message, topics)
+        for served, topic in topics.items():
+            if source is None or served == source:
+                self._unsubscribe(topic)
 
-    def _set_subscriptions(self, routers: tuple[str, ...]) -> None:
-        # Nearly every viewer watches one router: share that topic's 1-tuple, not one each.
-        if len(routers) == 1:
-            routers = self.context.hub.topics[routers[0]].only
-        self.subscriptions = routers
+    def _unsubscribe(self, topic: Topic) -> None:
+        if topic in self.subscriptions:
+            self._set_subscriptions(tuple(t for t in self.subscriptions if t is not topic))
+            topic.unsubscribe(self)
+            self.context.metrics.viewers.labels(topic.router).dec()
+
+    def _set_subscriptions(self, topics: tuple[Topic, ...]) -> None:
+        # Nearly every viewer watches one topic: share that topic's 1-tuple, not one each.
+        if len(topics) == 1:
+            topics = topics[0].only
+        self.subscriptions = topics
 
     def _unsubscribe_all(self) -> None:
-        for router in self.subscriptions:
-            self._unsubscribe(router)
+        for topic in self.subscriptions:
+            self._unsubscribe(topic)
 
     def fell_behind(self) -> None:
         """Called by the sink while the hub iterates its subscribers: change no subscription

@@ -43,6 +43,7 @@ from gateway.config.schema import (
     Text,
     Texts,
     Url,
+    Words,
     settings_fields,
 )
 from gateway.config.settings import RouterSettings, Secret, Settings, redact_url
@@ -351,6 +352,8 @@ def _read(reader: _Reader, spec: SettingField) -> object:
             return table.strings(key, default)
         case NameFilter():
             return _name_filter(table, key, default)
+        case Words():
+            return _words(table, key, kind, default)
         case Url():
             return _url(table, key, kind, default)
         case PageUrl():
@@ -420,6 +423,26 @@ def _name_filter(table: Table, key: str, default: tuple[str, ...]) -> tuple[str,
     except ValueError as exc:
         # The protocol's limits on globs (what one may cost to compile and to match).
         table.fail(key, str(exc))
+
+
+def _words(table: Table, key: str, kind: Words, default: tuple[str, ...]) -> tuple[str, ...]:
+    """An array of ``kind.words``, at least one, each once (see Words)."""
+    if key not in table:
+        return default
+    value = table.data[key]
+    expected = f"expected an array of {', '.join(map(show, kind.words))} (at least one, each once)"
+    if not isinstance(value, list):
+        table.fail(key, f"{expected}, got {show(value)}")
+    if not value:
+        table.fail(key, f"{expected}, got an empty array")
+    seen: set[str] = set()
+    for index, word in enumerate(cast(list[object], value)):
+        if not isinstance(word, str) or word not in kind.words:
+            table.fail(f"{key}[{index}]", f"{expected}, got {show(word)}")
+        if word in seen:
+            table.fail(f"{key}[{index}]", f"{expected}, got {show(word)} twice")
+        seen.add(word)
+    return tuple(word for word in kind.words if word in seen)
 
 
 def _url(table: Table, key: str, kind: Url, default: str) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "Text",
     "Texts",
     "Url",
+    "Words",
     "settings_fields",
 ]
 
@@ -132,6 +133,16 @@ class Choice(Kind):
 @dataclass(frozen=True, slots=True)
 class Texts(Kind):
     """An array of non-empty strings (from the environment: comma-separated)."""
+
+    env: ClassVar[EnvKind] = "list"
+
+
+@dataclass(frozen=True, slots=True)
+class Words(Kind):
+    """An array of at least one of ``words``, each at most once; kept in the order of
+    ``words`` (so equal settings compare equal however the file ordered them)."""
+
+    words: tuple[str, ...] = ()
 
     env: ClassVar[EnvKind] = "list"
 

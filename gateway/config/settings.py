@@ -46,8 +46,10 @@ from gateway.config.schema import (
     RouterPassword,
     Text,
     Url,
+    Words,
 )
 from gateway.core.frames import InterfaceFilter
+from gateway.core.sources import SOURCES, Source
 from gateway.core.text import encoding_problem
 
 __all__ = [
@@ -291,6 +293,13 @@ class PollSettings:
             "keep the router session this long after polling stops, then log out", allow_zero=True
         ),
     ] = 60.0
+    sessions_interval: Annotated[
+        float,
+        Number(
+            "seconds between reads of /ppp/active (PPP sessions, joined to interfaces and "
+            "queues) while a router's interfaces or queues are watched"
+        ),
+    ] = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +396,8 @@ class RouterSettings:
     poller asks :meth:`effective_interval` / :meth:`effective_timeout`, so an environment override
     of ``[poll]`` still reaches every router that did not set its own. ``interfaces`` are name
     globs (an ``{exact = "name"}`` entry kept as the glob matching that name only), empty for
-    every interface.
+    every interface; ``queues`` and ``hotspot`` likewise for those sources. ``sources`` are the
+    sources it serves, in polling order (``gateway.core.sources.SOURCES``).
 
     TLS (``tls = true``, api-ssl): with neither ``tls_ca_file`` nor ``tls_fingerprint`` the
     router is not authenticated and anonymous Diffie-Hellman is accepted (api-ssl without a
@@ -441,6 +451,23 @@ class RouterSettings:
             'interfaces to publish: name globs and {exact = "name"} tables; empty = every one'
         ),
     ] = ()
+    sources: Annotated[
+        tuple[Source, ...],
+        Words("the sources the router serves: interfaces, queues, hotspot", words=SOURCES),
+    ] = SOURCES
+    queues: Annotated[
+        tuple[str, ...],
+        NameFilter(
+            'simple queues to publish: name globs and {exact = "name"} tables; empty = every one'
+        ),
+    ] = ()
+    hotspot: Annotated[
+        tuple[str, ...],
+        NameFilter(
+            'hotspot users to publish (by login): name globs and {exact = "name"} tables; '
+            "empty = every one"
+        ),
+    ] = ()
     login_method: Annotated[
         LoginMethod, Choice("plain (6.43 and later) or token (the older challenge login)")
     ] = "plain"
@@ -470,7 +497,13 @@ class RouterSettings:
 
     def interface_filter(self) -> InterfaceFilter:
         """The interfaces this router publishes (every one when ``interfaces`` is empty)."""
-        return InterfaceFilter.of(self.interfaces) if self.interfaces else InterfaceFilter.all()
+        return self.name_filter("interfaces")
+
+    def name_filter(self, source: Source) -> InterfaceFilter:
+        """The rows of ``source`` this router publishes, by name (every row when its setting,
+        ``interfaces``, ``queues`` or ``hotspot``, is empty)."""
+        globs: tuple[str, ...] = getattr(self, source)
+        return InterfaceFilter.of(globs) if globs else InterfaceFilter.all()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
-"""Cluster mode's pure rules: Redis key names, the lease's lifetime, the seq rule, and the stream
-entries that carry frames from the replica that polls a router to every other replica.
+"""Cluster mode's pure rules: Redis key names, the lease's lifetime, the seq rule, the demand
+entries, and the stream entries that carry frames from the replica that polls a router to every
+other replica (one stream per router and source).
 
 No I/O and no clock: times come in as arguments. ``gateway.cluster`` does the Redis calls.
 """
@@ -12,15 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from gateway.core.sources import DEFAULT_SOURCE, SOURCES
+
 __all__ = [
     "STATUS_SLACK",
+    "Demanded",
     "Entry",
     "EntryError",
     "EntryKind",
     "RedisUnavailable",
     "RouterKeys",
+    "demand_member",
     "entry_args",
+    "entry_place",
     "lease_ttl_ms",
+    "member_source",
+    "meta_field",
     "parse_entry",
     "replica_id",
     "router_keys",
@@ -43,10 +51,13 @@ _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
 class RouterKeys:
     """The Redis keys of one router, all under one hash tag (``{prefix}``).
 
-    ``lease``: the holder's token (a string with a TTL). ``demand``: a sorted set of replica ids
-    scored by when their demand expires (ms, Redis time). ``stream``: the frames and status
-    messages, oldest first. ``meta``: a hash with ``seq``, the last traffic seq published, and
-    ``status``, the current status message's JSON (the stream may have trimmed it away).
+    ``lease``: the holder's token (a string with a TTL). ``demand``: a sorted set of demand
+    entries (:func:`demand_member`: a replica id, with ``:<source>`` for a source other than
+    interfaces) scored by when they expire (ms, Redis time). ``stream``: the interfaces' frames
+    and status messages, oldest first; ``streams``: one such stream per source, in the order of
+    ``gateway.core.sources.SOURCES`` (the first is ``stream``). ``meta``: a hash with, per source
+    (:func:`meta_field`), ``seq``, the last traffic seq published, and ``status``, the current
+    status message's JSON (the stream may have trimmed it away).
 
     One hash tag for every key of the gateway (rather than one per router) keeps them in one
     slot: the stream reader reads every router's stream with one ``XREAD``, which a Redis
@@ -57,13 +68,56 @@ class RouterKeys:
     demand: str
     stream: str
     meta: str
+    streams: tuple[str, ...] = ()
+
+    def stream_of(self, source: str) -> str:
+        """The stream of ``source`` (ValueError for one that is not a source)."""
+        return self.streams[SOURCES.index(source)]
 
 
 def router_keys(prefix: str, router: str) -> RouterKeys:
-    """The keys of ``router``: ``{prefix}:<router>:lease``, ``...:demand``, ``...:stream`` and
-    ``...:meta``. Router ids hold no ``:``, ``{`` or ``}`` (see the router ``id`` setting)."""
+    """The keys of ``router``: ``{prefix}:<router>:lease``, ``...:demand``, ``...:stream`` (its
+    interfaces), ``...:queues:stream``, ``...:hotspot:stream`` and ``...:meta``. Router ids hold
+    no ``:``, ``{`` or ``}`` (see the router ``id`` setting), so no two routers' keys meet."""
     base = f"{{{prefix}}}:{router}"
-    return RouterKeys(f"{base}:lease", f"{base}:demand", f"{base}:stream", f"{base}:meta")
+    streams = tuple(
+        f"{base}:stream" if source == DEFAULT_SOURCE else f"{base}:{source}:stream"
+        for source in SOURCES
+    )
+    return RouterKeys(f"{base}:lease", f"{base}:demand", streams[0], f"{base}:meta", streams)
+
+
+def meta_field(name: str, source: str) -> str:
+    """A router's meta hash field ``name`` (``seq``, ``status``) of ``source``: as it is for
+    interfaces (what the hash held before sources existed), ``name:source`` for the others."""
+    return name if source == DEFAULT_SOURCE else f"{name}:{source}"
+
+
+def demand_member(replica: str, source: str) -> str:
+    """The demand entry of ``replica`` for ``source``: the replica's id for interfaces (what a
+    replica wrote before sources existed), ``<replica>:<source>`` for the others. Replica ids
+    hold no ``:`` (:func:`replica_id`)."""
+    return replica if source == DEFAULT_SOURCE else f"{replica}:{source}"
+
+
+def member_source(member: str) -> str:
+    """The source a demand entry (:func:`demand_member`) wants."""
+    _, colon, source = member.rpartition(":")
+    return source if colon else DEFAULT_SOURCE
+
+
+class Demanded(int):
+    """The answer to a holder's tick: how many demand entries the router has (its replicas'
+    demand for its sources; -1 when the lease is lost), and which ``sources`` they want.
+
+    An ``int`` with the sources beside it, so the count reads as before sources existed."""
+
+    sources: frozenset[str]
+
+    def __new__(cls, count: int, sources: frozenset[str] = frozenset()) -> Demanded:
+        made = super().__new__(cls, count)
+        made.sources = sources
+        return made
 
 
 def lease_ttl_ms(interval: float, timeout: float) -> int:
@@ -118,6 +172,7 @@ class Entry:
     data: bytes
     published: float
     seq: int | None = None
+    source: str = DEFAULT_SOURCE
 
 
 class EntryError(ValueError):
@@ -125,10 +180,17 @@ class EntryError(ValueError):
 
 
 def entry_args(entry: Entry) -> tuple[str, bytes, str, str]:
-    """The four script arguments carrying ``entry`` (see ``gateway.cluster_scripts.TICK``):
-    kind, data, published time, seq (empty for a status)."""
+    """Four script arguments carrying ``entry`` (see ``gateway.cluster_scripts.TICK``): kind,
+    data, published time, seq (empty for a status); :func:`entry_place` gives where it goes."""
     seq = "" if entry.seq is None else str(entry.seq)
     return entry.kind, entry.data, repr(entry.published), seq
+
+
+def entry_place(entry: Entry) -> tuple[str, str]:
+    """The two script arguments saying where ``entry`` goes: its stream (the 1-based index of
+    its source in ``SOURCES``, its position among the scripts' stream keys) and its meta field
+    suffix (``""`` or ``":<source>"``, see :func:`meta_field`)."""
+    return str(SOURCES.index(entry.source) + 1), meta_field("", entry.source)
 
 
 def parse_entry(fields: Mapping[bytes, bytes]) -> Entry:

@@ -75,6 +75,9 @@ class DeviceConfig:
     hotspot: int = 0
     hotspot_session: float = 1800.0
     hotspot_relogin: float = 60.0
+    # Menus the router does not have, as a router without a package (RouterOS 6 without the
+    # hotspot package: ("/ip/hotspot",)): commands under them get "no such command".
+    missing_menus: tuple[str, ...] = ()
 
 
 # Names with characters outside ASCII, as Winbox users type them; the first that the configured

@@ -114,6 +114,13 @@ class ApiSession:
         # The pre-6.43 challenge we issued and not yet saw answered; one per session.
         self._challenge: str | None = None
         self._before_login = 0
+        # The menus this router has: all of MENUS but those under a package it lacks.
+        missing = device.config.missing_menus
+        self.menus: dict[str, frozenset[str]] = {
+            path: verbs
+            for path, verbs in MENUS.items()
+            if not any(path == m or path.startswith(m + "/") for m in missing)
+        }
 
     # -- entry point --------------------------------------------------------------------------
 
@@ -158,7 +165,7 @@ class ApiSession:
         if command == "/cancel":
             return Reply([["!done"]], cancel=True)
         path, _, verb = command.rpartition("/")
-        if path not in MENUS or verb not in MENUS[path]:
+        if path not in self.menus or verb not in self.menus[path]:
             return self._no_such_command(command)
         if verb in ("print", "getall"):
             return self._print(path, args, queries)
@@ -219,7 +226,11 @@ class ApiSession:
         unknown = command.strip("/") or command
         for part in command.strip("/").split("/"):
             candidate = f"{known}/{part}"
-            if any(m == candidate or m.startswith(candidate + "/") for m in MENUS):
+            # A directory above a missing package's (/ip, above /ip/hotspot) is still there.
+            missing = self.device.config.missing_menus
+            if any(m == candidate or m.startswith(candidate + "/") for m in self.menus) or any(
+                m.startswith(candidate + "/") for m in missing
+            ):
                 known = candidate
                 continue
             unknown = part

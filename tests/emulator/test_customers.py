@@ -565,3 +565,16 @@ async def test_queue_print_with_many_customers(
     assert len(rows) == 4000
     assert len({row[".id"] for row in rows}) == 4000
     assert router.commands["/queue/simple/print"] == 1
+
+
+async def test_a_router_without_the_hotspot_package_refuses_its_menu(
+    login: Login, routers: Routers
+) -> None:
+    """A router without a package answers that package's menus as RouterOS 6 does: no such
+    command, naming the first part it lacks, and the session carries on."""
+    router = await routers.start(access_router(missing_menus=("/ip/hotspot",)))
+    api = await login(router)
+    with pytest.raises(MultiTrapError) as raised:
+        await api("/ip/hotspot/active/print")
+    assert raised.value.traps[0].message == "no such command or directory (hotspot)"
+    assert len(await api("/queue/simple/print")) == 8

@@ -7,13 +7,13 @@ the replica poll for its own viewers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from gateway.cluster_lease import Acquired, LeaseStore, RouterLease
 from gateway.config import settings_from_dict
-from gateway.core.cluster import Entry, RedisUnavailable, RouterKeys, router_keys
+from gateway.core.cluster import Demanded, Entry, RedisUnavailable, RouterKeys, router_keys
 from gateway.demand import Demand
 from gateway.metrics import Metrics
 from gateway.poller import Poller, RouterSession
@@ -64,7 +64,14 @@ class FakeStore:
         return self.lease is not None and self.lease[0] == token and at < self.lease[1]
 
     async def acquire(
-        self, keys: RouterKeys, token: str, ttl_ms: int, replica: str, demand_ms: int
+        self,
+        keys: RouterKeys,
+        token: str,
+        ttl_ms: int,
+        replica: str,
+        demand_ms: int,
+        *,
+        sources: Sequence[str] = ("interfaces",),
     ) -> Acquired:
         at = await self._answer()
         self.demand[replica] = at + demand_ms / 1000
@@ -83,10 +90,12 @@ class FakeStore:
         demand_ms: int,
         maxlen: int,
         entries: Sequence[Entry],
-    ) -> int:
+        *,
+        sources: Sequence[str] = ("interfaces",),
+    ) -> Demanded:
         at = await self._answer()
         if not self._held_by(token, at):
-            return -1
+            return Demanded(-1)
         self.lease = (token, at + ttl_ms / 1000)
         self.entries += [(at, e) for e in entries]
         self.demand = {r: until for r, until in self.demand.items() if until > at}
@@ -94,16 +103,22 @@ class FakeStore:
             self.demand[replica] = at + demand_ms / 1000
         else:
             self.demand.pop(replica, None)
-        return len(self.demand)
+        return Demanded(len(self.demand))
 
     async def release(
-        self, keys: RouterKeys, token: str, replica: str, maxlen: int, status: Entry | None
+        self,
+        keys: RouterKeys,
+        token: str,
+        replica: str,
+        maxlen: int,
+        status: Entry | Sequence[Entry] | None,
     ) -> bool:
         at = await self._answer()
         if not self._held_by(token, at):
             return False
         if status is not None:
-            self.entries.append((at, status))
+            statuses = [status] if isinstance(status, Entry) else status
+            self.entries += [(at, entry) for entry in statuses]
         self.lease = None
         self.demand.pop(replica, None)
         return True
@@ -112,9 +127,9 @@ class FakeStore:
         await self._answer()
         self.demand.pop(replica, None)
 
-    async def status(self, keys: RouterKeys) -> bytes | None:
+    async def statuses(self, keys: RouterKeys) -> Mapping[str, bytes]:
         await self._answer()
-        return self.status_json
+        return {} if self.status_json is None else {"interfaces": self.status_json}
 
     def traffic(self) -> list[tuple[float, int]]:
         """(virtual time, seq) of every traffic entry appended."""

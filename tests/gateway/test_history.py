@@ -16,9 +16,10 @@ from tests.support.fakes import payload
     [
         ([100] * 50, 1000),
         ([100] * 50, 10_000),
-        ([1, 2, 3, 500, 7, 900, 5], 1000),
-        ([10] * 3, 100),
-        ([911] * 4, 1000),
+        ([1, 2, 3, 500, 7, 878, 5], 1000),
+        ([10] * 3, 122),
+        # The largest frames that fit one to a message (999 bytes with "more":false).
+        ([889] * 4, 1000),
         ([446] * 4, 1000),
         ([447] * 4, 1000),
     ],
@@ -45,6 +46,7 @@ def test_an_empty_history_is_one_message() -> None:
     assert orjson.loads(payload(chunk)) == {
         "type": "history",
         "router": "core-1",
+        "source": "interfaces",
         "reset": True,
         "more": False,
         "frames": [],
@@ -56,3 +58,11 @@ def test_a_frame_over_the_limit_travels_alone() -> None:
     frames = [b'{"seq":1}', b'{"seq":2,"pad":"' + b"x" * 2000 + b'"}', b'{"seq":3}']
     messages = [orjson.loads(payload(c)) for c in history_chunks("r", False, frames, 1000)]
     assert [[f["seq"] for f in m["frames"]] for m in messages] == [[1], [2], [3]]
+
+
+def test_history_messages_name_their_source() -> None:
+    """A history of a router's queues says so in every message."""
+    chunks = history_chunks("isp", False, [b'{"seq":1}'] * 3, 30, source="queues")
+    messages = [orjson.loads(payload(c)) for c in chunks]
+    assert len(messages) == 3
+    assert {m["source"] for m in messages} == {"queues"}

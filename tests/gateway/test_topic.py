@@ -207,7 +207,7 @@ def check_chunks(t: FakeTransport, router: str = "isp", reset: bool = False) -> 
     assert chunks, "no history message"
     assert [m["more"] for m in chunks] == [True] * (len(chunks) - 1) + [False]
     for m in chunks:
-        assert list(m) == ["type", "router", "reset", "more", "frames"]
+        assert list(m) == ["type", "router", "source", "reset", "more", "frames"]
         assert m["router"] == router
         assert m["reset"] is reset
     for write in t.writes:

@@ -39,6 +39,7 @@ async def test_no_viewer_means_no_request() -> None:
                     "id": "core",
                     "name": "core",
                     "interval": INTERVAL,
+                    "sources": ["interfaces", "queues", "hotspot"],
                     "state": "idle",
                     "viewers": 0,
                     "last_poll_ts": None,

@@ -167,7 +167,14 @@ async def test_history_0_gets_an_empty_history_then_live_frames(big: Big) -> Non
     await send(ws, {"type": "subscribe", "router": "isp", "history": 0})
     chunks, frames, live = await history_then_live(ws, live=2)
     assert chunks == [
-        {"type": "history", "router": "isp", "reset": False, "more": False, "frames": []}
+        {
+            "type": "history",
+            "router": "isp",
+            "source": "interfaces",
+            "reset": False,
+            "more": False,
+            "frames": [],
+        }
     ]
     assert frames == []
     assert live[1]["seq"] == live[0]["seq"] + 1

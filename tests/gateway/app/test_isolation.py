@@ -160,6 +160,7 @@ async def test_probes_and_listing_answer_while_a_router_fails(fault: FaultMode) 
                     "id",
                     "name",
                     "interval",
+                    "sources",
                     "state",
                     "viewers",
                     "last_poll_ts",

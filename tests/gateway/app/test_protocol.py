@@ -99,12 +99,13 @@ async def test_hello_status_history_and_traffic_shapes() -> None:
             "heartbeat": 20.0,
         }
         status, history = await subscribe(ws, "isp")
-        assert list(status) == ["type", "router", "state", "error", "since"]
+        assert list(status) == ["type", "router", "source", "state", "error", "since"]
         assert status["router"] == "isp"
         assert status["state"] in ("idle", "connecting", "up")
         assert history == {
             "type": "history",
             "router": "isp",
+            "source": "interfaces",
             "reset": False,
             "more": False,
             "frames": [],
@@ -114,6 +115,7 @@ async def test_hello_status_history_and_traffic_shapes() -> None:
             "type",
             "v",
             "router",
+            "source",
             "seq",
             "ts",
             "interval",
@@ -125,7 +127,7 @@ async def test_hello_status_history_and_traffic_shapes() -> None:
         assert frame["stale"] is False
         assert isinstance(frame["ts"], float)
         for item in frame["interfaces"]:
-            assert list(item) == [
+            assert list(item)[:9] == [
                 "id",
                 "name",
                 "type",
@@ -136,6 +138,8 @@ async def test_hello_status_history_and_traffic_shapes() -> None:
                 "rx_pps",
                 "tx_pps",
             ]
+            # Then the interface's comment, and a PPP customer's session, when it has them.
+            assert list(item)[9:] in ([], ["comment"], ["session"], ["comment", "session"])
         names = [i["name"] for i in frame["interfaces"]]
         assert set(CUSTOMERS) <= set(names)
         await ws.close()

@@ -600,6 +600,37 @@ ERROR_CASES = [
         ["routers[0].interval: expected a number >= 0.001", "got 0.0002"],
         id="router-interval-under-a-millisecond",
     ),
+    pytest.param(
+        ROUTER + 'sources = ["interfaces", "queue"]\n',
+        [
+            'routers[0].sources[1]: expected an array of "interfaces", "queues", "hotspot"',
+            'got "queue"',
+        ],
+        id="unknown-source",
+    ),
+    pytest.param(
+        ROUTER + "sources = []\n",
+        [
+            "routers[0].sources: expected an array of",
+            "(at least one, each once), got an empty array",
+        ],
+        id="no-source",
+    ),
+    pytest.param(
+        ROUTER + 'sources = ["queues", "queues"]\n',
+        ["routers[0].sources[1]:", 'got "queues" twice'],
+        id="source-twice",
+    ),
+    pytest.param(
+        ROUTER + 'queues = ["a****b*"]\n',
+        ['routers[0].queues: a glob holds at most 4 "*"'],
+        id="queue-glob-too-costly",
+    ),
+    pytest.param(
+        "[poll]\nsessions_interval = 0\n" + ROUTER,
+        ["poll.sessions_interval: expected a positive number, got 0"],
+        id="sessions-interval-zero",
+    ),
 ]
 
 
@@ -1073,3 +1104,19 @@ def test_bad_router_interfaces_name_the_entry_or_the_limit(
 ) -> None:
     """A router's interfaces list obeys the protocol's form and limits, with the key named."""
     assert f"routers[0].{expected}" in load_error(tmp_path, ROUTER + f"interfaces = {entries}\n")
+
+
+def test_sources_default_to_all_three_and_filters_to_everything(tmp_path: Path) -> None:
+    """A router serves interfaces, queues and hotspot users unless told otherwise, each whole;
+    its queues and hotspot settings narrow those sources as interfaces does its own."""
+    settings = load_settings(write(tmp_path, ROUTER), env=ENV)
+    [router] = settings.routers
+    assert router.sources == ("interfaces", "queues", "hotspot")
+    assert router.name_filter("queues") == InterfaceFilter.all()
+    assert settings.poll.sessions_interval == 30.0
+    text = ROUTER + 'sources = ["queues", "interfaces"]\nqueues = [{exact = "cust [1]"}]\n'
+    [narrow] = load_settings(write(tmp_path, text), env=ENV).routers
+    assert narrow.sources == ("interfaces", "queues")
+    assert narrow.name_filter("queues").matches("cust [1]")
+    assert not narrow.name_filter("queues").matches("cust 1")
+    assert narrow.name_filter("hotspot") == InterfaceFilter.all()

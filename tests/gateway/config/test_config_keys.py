@@ -77,6 +77,9 @@ SPECIAL: dict[tuple[str, str], Probe] = {
     ("routers", "interfaces"): Probe(
         ["<pppoe-*>", {"exact": "ether1 [WAN]"}], ("<pppoe-*>", "ether1 [[]WAN]")
     ),
+    ("routers", "sources"): Probe(["queues", "interfaces"], ("interfaces", "queues")),
+    ("routers", "queues"): Probe(["cust*", {"exact": "q [1]"}], ("cust*", "q [[]1]")),
+    ("routers", "hotspot"): Probe([{"exact": "guest"}], ("guest",)),
     ("routers", "password_env"): Probe(
         "PROBE_PW", Secret("probe-pw"), drop=("password",), env={"PROBE_PW": "probe-pw"}
     ),
