@@ -4,13 +4,15 @@ says what broke the contract.
 No I/O and no clock: the caller says when each message arrived (monotonic seconds, any origin)
 and how long its text was (bytes). The test suite and the Locust load test judge the gateway
 with it, and a client author can read it as the README's "Websocket protocol" section in code.
-What it checks, on one viewer's connections (a resume carries over to the next connection):
+Everything is per *stream*: one source of one router (``interfaces`` for messages and
+subscriptions that name none, as before sources existed). What it checks, on one viewer's
+connections (a resume carries over to the next connection):
 
 1. ``hello`` comes first on every connection; its ``heartbeat`` is the period of rule 6.
-2. After a subscribe to a router, the next message about that router is one ``status``, then its
-   ``history`` messages (each with a ``frames`` list; all of one router and one ``reset``; every
-   one but the last with ``"more": true``, the last with ``false``), then live frames: no
-   traffic frame of it before its history ended.
+2. After a subscribe to a router's source, the next message about that stream is one
+   ``status``, then its ``history`` messages (each with a ``frames`` list; all of one router
+   and one ``reset``; every one but the last with ``"more": true``, the last with ``false``),
+   then live frames: no traffic frame of it before its history ended.
 3. Per router and source, a traffic frame's ``seq`` is the previous one plus one, through the
    history and into the live frames: more is a gap (frames missing), the same or less a
    duplicate or out of order. A resume (``since`` = the last seq seen) that is not ``reset``
@@ -20,9 +22,11 @@ What it checks, on one viewer's connections (a resume carries over to the next c
    message about the router (one always precedes a takeover's first frame), and within a
    history (which carries frames, not status messages), the resume point included. Never
    backwards, never a repeat.
-4. While a router is ``up`` (its latest ``status``), a traffic frame of it comes at least every
+4. While a stream is ``up`` (its latest ``status``), a traffic frame of it comes at least every
    gap bound (by default twice its poll interval plus the router timeout: a slow reply may delay
-   a poll by up to the timeout). A router that is down, connecting or idle owes no frames.
+   a poll by up to the timeout). A stream that is down, connecting or idle owes no frames. A
+   status that names no source (a gateway older than sources) is about every stream of its
+   router.
 5. No message is ``MESSAGE_LIMIT`` (1 MiB) or larger, except a single traffic frame that large,
    which is never split (alone, or alone in a history message).
 6. Something arrives (a frame, a ``heartbeat`` message) at least every ``heartbeats`` heartbeat
@@ -185,10 +189,11 @@ class StreamCheck:
         self.heartbeat = DEFAULT_HEARTBEAT
         self._awaiting_hello = False
         self._last_message: float | None = None
-        # Router id -> its latest state, and the time from which its silence counts: the last
-        # traffic frame, the moment it came up, or the subscribe, whichever is latest.
-        self._states: dict[str, str] = {}
-        self._quiet_since: dict[str, float] = {}
+        # Stream (router, source) -> its latest state, and the time from which its silence
+        # counts: the last traffic frame, the moment it came up, or the subscribe, whichever is
+        # latest.
+        self._states: dict[tuple[str, str], str] = {}
+        self._quiet_since: dict[tuple[str, str], float] = {}
 
     # -- what the client did ----------------------------------------------------------------
 
@@ -215,7 +220,7 @@ class StreamCheck:
         stream.since = since
         stream.reset = None
         stream.chunks = stream.frames_seen = 0
-        self._quiet_since[router] = now
+        self._quiet_since[(router, source)] = now
         if self._last_message is None:
             self._last_message = now
 
@@ -263,8 +268,8 @@ class StreamCheck:
         connection ends, or now and then while waiting."""
         found: list[Violation] = []
         self._check_quiet_connection(now, found)
-        for router in list(self._quiet_since):
-            self._check_silence(router, now, found, restart=False)
+        for key in list(self._quiet_since):
+            self._check_silence(key, now, found, restart=False)
         return found
 
     # -- what it knows ------------------------------------------------------------------------
@@ -279,9 +284,9 @@ class StreamCheck:
         stream = self._streams.get((router, source))
         return None if stream is None else stream.last_seq
 
-    def state(self, router: str) -> str | None:
-        """The router's state in its latest ``status`` on this connection."""
-        return self._states.get(router)
+    def state(self, router: str, source: str = DEFAULT_SOURCE) -> str | None:
+        """The state of the router's source in its latest ``status`` on this connection."""
+        return self._states.get((router, source))
 
     def interval(self, router: str, source: str = DEFAULT_SOURCE) -> float | None:
         """The router's poll interval, as its frames say; None before the first frame."""
@@ -306,23 +311,24 @@ class StreamCheck:
 
     def _judged(
         self, message: Mapping[str, Any], found: list[Violation]
-    ) -> tuple[str, list[_Stream]] | None:
+    ) -> tuple[str, list[tuple[tuple[str, str], _Stream]]] | None:
         """The router of a message and its streams subscribed on this connection (one, or for a
-        status every source of the router); None when the message is not judged further."""
+        status naming no source every source of the router); None when the message is not
+        judged further."""
         router = message.get("router")
         kind = message.get("type")
         if not isinstance(router, str):
             found.append(Violation(Rule.SHAPE, f"a {kind} message without a router"))
             return None
-        if kind == "status":
+        if kind == "status" and "source" not in message:
             keys = [key for key in self._streams if key[0] == router]
         else:
             keys = [(router, str(message.get("source", DEFAULT_SOURCE)))]
-        streams = [self._streams[key] for key in keys if key in self._streams]
-        subscribed = [s for s in streams if s.phase is not None]
+        streams = [(key, self._streams[key]) for key in keys if key in self._streams]
+        subscribed = [(key, s) for key, s in streams if s.phase is not None]
         if subscribed:
             return router, subscribed
-        if not any(s.unsubscribed for s in streams):
+        if not any(s.unsubscribed for _, s in streams):
             # Unsubscribed ones are not judged: their last messages may have been on the way.
             what = "frame" if kind == "traffic" else kind
             found.append(Violation(Rule.ORDER, f"{what} of a router not subscribed to", router))
@@ -333,7 +339,7 @@ class StreamCheck:
         if judged is None:
             return
         router, streams = judged
-        for stream in streams:
+        for _, stream in streams:
             stream.status_before = True
             if stream.phase is Phase.STATUS:
                 stream.phase = Phase.HISTORY
@@ -346,17 +352,18 @@ class StreamCheck:
         if not isinstance(state, str):
             found.append(Violation(Rule.SHAPE, "a status without a state", router))
             return
-        if state != self._states.get(router):
-            self._check_silence(router, now, found)
-            if state == "up":
-                self._quiet_since[router] = now
-            self._states[router] = state
+        for key, _ in streams:
+            if state != self._states.get(key):
+                self._check_silence(key, now, found)
+                if state == "up":
+                    self._quiet_since[key] = now
+                self._states[key] = state
 
     def _on_history(self, message: Mapping[str, Any], found: list[Violation]) -> None:
         judged = self._judged(message, found)
         if judged is None:
             return
-        router, (stream,) = judged
+        router, ((_, stream),) = judged
         if stream.phase is Phase.STATUS:
             got = "'history'"
             found.append(
@@ -413,7 +420,7 @@ class StreamCheck:
         judged = self._judged(message, found)
         if judged is None:
             return
-        router, (stream,) = judged
+        router, ((key, stream),) = judged
         if stream.phase is not Phase.LIVE and not stream.resubscribed:
             text = (
                 "expected status first after subscribe, got 'traffic'"
@@ -422,7 +429,7 @@ class StreamCheck:
             )
             found.append(Violation(Rule.ORDER, text, router))
             stream.phase = Phase.LIVE
-        self._check_silence(router, now, found)
+        self._check_silence(key, now, found)
         seq = message.get("seq")
         ts = message.get("ts")
         if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(ts, int | float):
@@ -453,18 +460,20 @@ class StreamCheck:
             stream.interval = float(interval)
 
     def _check_silence(
-        self, router: str, now: float, found: list[Violation], *, restart: bool = True
+        self, key: tuple[str, str], now: float, found: list[Violation], *, restart: bool = True
     ) -> None:
-        """Rule 4: a silence that began while ``router`` was up and outlasted the bound.
+        """Rule 4: a silence that began while the stream ``key`` (router, source) was up and
+        outlasted the bound.
 
-        With ``restart`` (something about the router arrived) the silence starts again from
+        With ``restart`` (something about the stream arrived) the silence starts again from
         ``now``; without, only once reported, so that each silence is counted once.
         """
-        since = self._quiet_since.get(router)
+        since = self._quiet_since.get(key)
         if since is None:
             return
+        router = key[0]
         quiet = now - since
-        broken = self._states.get(router) == "up" and quiet > self.gap_bound(router)
+        broken = self._states.get(key) == "up" and quiet > self.gap_bound(router)
         if broken:
             found.append(
                 Violation(
@@ -476,7 +485,7 @@ class StreamCheck:
                 )
             )
         if restart or broken:
-            self._quiet_since[router] = now
+            self._quiet_since[key] = now
 
     def _check_quiet_connection(self, now: float, found: list[Violation]) -> None:
         """Rule 6: nothing at all for longer than ``heartbeats`` periods."""

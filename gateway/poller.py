@@ -432,8 +432,10 @@ class Poller:
     async def _read_sessions(self) -> None:
         """Read ``/ppp/active`` into the session book. A router that refuses it (no ppp
         package, no permission) joins no sessions until the next read is due."""
-        rows = await self._request(None, SESSIONS_COMMAND, SESSION_PROPLIST)
+        # Dated when asked, so that reads keep the sessions interval's beat (a reply's time
+        # would push each read a tick later than the last).
         at = self._clock()
+        rows = await self._request(None, SESSIONS_COMMAND, SESSION_PROPLIST)
         if rows is None:
             # Refused: the book is "read" with no session, so rows ask for nothing until the
             # next read is due (a router without PPP does not get asked every few seconds).

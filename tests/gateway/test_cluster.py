@@ -332,3 +332,43 @@ async def test_a_replica_shutting_down_hands_its_routers_over_at_once(
         for w in kept:
             assert w.violations == [], w.violations
         await asyncio.gather(*(w.close() for w in watchers))
+
+
+async def test_a_queues_viewer_on_a_replica_that_does_not_poll_gets_queue_frames(
+    tmp_path: Path, redis: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    """Interfaces watched on one replica (which then polls the router), queues on another: the
+    holder polls both sources for the cluster, one request of each per interval, and the queues
+    viewer gets every queue frame, in order, through Redis; the other replica never logs in."""
+    router = emulator(interfaces=4, queues=5)
+    async with running(router):
+        config = write_config(tmp_path / "gw.toml", router, redis.url, TIMING)
+        async with replicas(config, 2) as group:
+            interfaces = Watcher(http)
+            await interfaces.open(group[0])
+            await eventually(
+                lambda: len(interfaces.frames) >= 2, timeout=seconds(10), message="a holder polls"
+            )
+            assert await holders(http, group) == [0], logs(group)
+            queues = Watcher(http, source="queues")
+            await queues.open(group[1])
+            await eventually(
+                lambda: len(queues.frames) >= 4,
+                timeout=seconds(10),
+                message="queue frames reach the other replica",
+            )
+            before = router.commands["/queue/simple/print"]
+            requests = await requests_in(router, WINDOW)
+            queue_requests = router.commands["/queue/simple/print"] - before
+            assert one_per_interval(requests, WINDOW), (requests, logs(group))
+            assert abs(queue_requests - requests) <= 1, (queue_requests, requests)
+            assert router.commands["/ip/hotspot/active/print"] == 0
+            assert router.logins == 1
+            assert queues.violations == [], queues.violations
+            seqs = queues.seqs()
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+            assert [row["name"] for row in queues.rows[-1]] == [f"cust{n:04d}" for n in range(1, 6)]
+            assert queues.status["source"] == "queues"
+            assert queues.status["state"] == "up"
+            await interfaces.close()
+            await queues.close()

@@ -196,3 +196,54 @@ async def test_a_redis_that_never_answers_costs_one_deadline_per_call() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_each_source_has_its_own_stream_seq_and_status(link: Link) -> None:
+    """A tick's entries go to their source's stream and meta fields; an acquire reports every
+    source's status and the highest seq; the interfaces keys stay as they were."""
+    queued = Entry("traffic", b'{"seq":900}', 1764377000.6, 900, "queues")
+    refused = Entry("status", b'{"source":"hotspot","state":"down"}', 1764377000.7, None, "hotspot")
+    await link.acquire(KEYS, "a#1", TTL, "a", TTL, sources=["interfaces", "queues"])
+    await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, [TRAFFIC, queued, refused, STATUS])
+    assert KEYS.stream_of("interfaces") == KEYS.stream
+    assert await link.commands.xlen(KEYS.stream) == 2
+    queues: Any = await link.commands.xrange(KEYS.stream_of("queues"))
+    [(_, fields)] = queues
+    assert (fields[b"seq"], fields[b"data"]) == (b"900", queued.data)
+    assert await link.commands.xlen(KEYS.stream_of("hotspot")) == 1
+    meta = await link.commands.hgetall(KEYS.meta)
+    assert meta == {
+        b"seq": b"41",
+        b"seq:queues": b"900",
+        b"status": STATUS.data,
+        b"status:hotspot": refused.data,
+    }
+    entries, status = await link.tail(KEYS, MAXLEN, "hotspot")
+    assert status == refused.data
+    assert len(entries) == 1
+    again = await link.acquire(KEYS, "b#1", TTL, "b", TTL)
+    assert again.seq == 900
+    assert dict(again.statuses) == {"interfaces": STATUS.data, "hotspot": refused.data}
+    assert await link.statuses(KEYS) == {"interfaces": STATUS.data, "hotspot": refused.data}
+
+
+async def test_demand_names_the_sources_each_replica_wants(link: Link) -> None:
+    """Replicas announce demand per source; a tick says which sources anybody wants, and a
+    replica's withdrawal or release takes back all of its own."""
+    await link.acquire(KEYS, "a#1", TTL, "a", TTL, sources=["interfaces"])
+    taken = await link.acquire(KEYS, "b#1", TTL, "b", TTL, sources=["queues", "hotspot"])
+    assert taken.wanted == {"interfaces", "queues", "hotspot"}
+    demanded = await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, [], sources=["interfaces"])
+    assert demanded == 3
+    assert demanded.sources == {"interfaces", "queues", "hotspot"}
+    await link.withdraw(KEYS, "b")
+    demanded = await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, [], sources=["queues"])
+    assert (int(demanded), demanded.sources) == (1, frozenset({"queues"}))
+    idle = [
+        Entry("status", b'{"state":"idle"}', 1.0, None, source)
+        for source in ("interfaces", "queues", "hotspot")
+    ]
+    assert await link.release(KEYS, "a#1", "a", MAXLEN, idle)
+    assert await link.commands.zcard(KEYS.demand) == 0
+    for source in ("interfaces", "queues", "hotspot"):
+        assert await link.commands.xlen(KEYS.stream_of(source)) == 1

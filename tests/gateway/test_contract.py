@@ -298,3 +298,74 @@ def test_in_a_cluster_a_history_may_hold_a_takeover() -> None:
     backwards = StreamCheck(cluster=True)
     backwards.subscribe("r", 0.0)
     assert texts(live(backwards, status(), history(5, 4))) == ["history: seq not contiguous"]
+
+
+def sourced(message: dict[str, Any], source: str) -> dict[str, Any]:
+    """``message`` (and its frames) of ``source``."""
+    out = {**message, "source": source}
+    if "frames" in out:
+        out["frames"] = [{**frame, "source": source} for frame in out["frames"]]
+    return out
+
+
+def test_each_source_of_a_router_has_its_own_seq_and_status() -> None:
+    """Two subscriptions to one router, interfaces and queues, are judged apart: each has its
+    own status, history and seq, interleaved on one connection."""
+    check = StreamCheck()
+    check.subscribe("r", 0.0)
+    found = live(check, status(), history(10, 11))
+    check.subscribe("r", 0.0, source="queues")
+    found += live(
+        check,
+        sourced(status(), "queues"),
+        sourced(history(500), "queues"),
+        traffic(12),
+        sourced(traffic(501), "queues"),
+        traffic(13),
+        sourced(traffic(502), "queues"),
+    )
+    assert found == []
+    assert (check.last_seq("r"), check.last_seq("r", "queues")) == (13, 502)
+    assert texts(live(check, sourced(traffic(504), "queues"))) == ["seq gap: frames missing"]
+    assert live(check, traffic(14)) == []
+
+
+def test_a_sources_status_orders_only_its_own_subscription() -> None:
+    """The status of one source does not stand in for another's: a queues frame before the
+    queues status is out of order, even after the interfaces status came."""
+    check = StreamCheck()
+    check.subscribe("r", 0.0)
+    check.subscribe("r", 0.0, source="queues")
+    assert live(check, sourced(status(), "interfaces"), history()) == []
+    assert texts(live(check, sourced(history(), "queues"))) == [
+        "expected status first after subscribe, got 'history'"
+    ]
+
+
+def test_a_status_naming_no_source_is_every_sources() -> None:
+    """A gateway older than sources sends statuses without a source: they answer every
+    subscription to the router."""
+    check = StreamCheck()
+    check.subscribe("r", 0.0)
+    check.subscribe("r", 0.0, source="queues")
+    found = live(check, {k: v for k, v in status().items() if k != "source"})
+    found += live(check, history(1), sourced(history(7), "queues"))
+    assert found == []
+
+
+def test_silence_is_judged_per_source() -> None:
+    """A queues stream that is up owes frames even while the interfaces stream of the router
+    keeps flowing; a source that is down owes none."""
+    check = StreamCheck()
+    check.subscribe("r", 0.0)
+    check.subscribe("r", 0.0, source="queues")
+    check.subscribe("r", 0.0, source="hotspot")
+    live(check, sourced(status(), "interfaces"), history())
+    live(check, sourced(status(), "queues"), sourced(history(), "queues"))
+    live(check, sourced(status("down"), "hotspot"), sourced(history(), "hotspot"))
+    assert check.state("r", "hotspot") == "down"
+    for t in range(1, 8):
+        assert live(check, traffic(t), now=float(t)) == []
+    [silence] = check.idle(8.0)
+    assert silence.rule is Rule.SILENCE
+    assert silence.router == "r"

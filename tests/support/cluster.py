@@ -119,15 +119,19 @@ async def holders(http: aiohttp.ClientSession, group: list[process.Child]) -> li
 
 
 class Watcher:
-    """One websocket viewer of the router: its frames, statuses and contract violations.
+    """One websocket viewer of one source of the router (interfaces unless told): its frames,
+    statuses and contract violations.
 
     ``open`` connects to a replica and subscribes (optionally resuming ``since``); a task then
     reads every message until the connection ends or ``close``. ``frames`` holds ``(seq, ts,
     arrival)`` of the live traffic frames, ``history`` the seqs of the subscribe's history.
     """
 
-    def __init__(self, http: aiohttp.ClientSession) -> None:
+    def __init__(self, http: aiohttp.ClientSession, source: str = "interfaces") -> None:
         self.http = http
+        self.source = source
+        # The row lists of the live frames, newest last.
+        self.rows: list[list[dict[str, Any]]] = []
         self.check = StreamCheck(cluster=True)
         self.frames: list[tuple[int, float, float]] = []
         self.history: list[int] = []
@@ -141,7 +145,7 @@ class Watcher:
 
     @property
     def last_seq(self) -> int | None:
-        return self.check.last_seq(ROUTER)
+        return self.check.last_seq(ROUTER, self.source)
 
     @property
     def status(self) -> dict[str, Any]:
@@ -157,6 +161,8 @@ class Watcher:
         hello = await receive(ws)
         self.violations += self.check.receive(hello, time.monotonic())
         fields: dict[str, Any] = {} if since is None else {"since": since}
+        if self.source != "interfaces":
+            fields["source"] = self.source
         status, history = await subscribe(ws, ROUTER, check=self.check, **fields)
         self.statuses.append(status)
         self.history = [frame["seq"] for frame in history["frames"]]
@@ -176,6 +182,7 @@ class Watcher:
                 ]
                 if message["type"] == "traffic":
                     self.frames.append((message["seq"], message["ts"], now))
+                    self.rows.append(message[message.get("source", "interfaces")])
                 elif message["type"] == "status":
                     self.statuses.append(message)
         finally:

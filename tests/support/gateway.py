@@ -192,9 +192,10 @@ async def subscribe(
     """
     if check is None:
         check = StreamCheck()
-    check.subscribe(router, time.monotonic(), since=fields.get("since"))
+    source = fields.get("source", "interfaces")
+    check.subscribe(router, time.monotonic(), since=fields.get("since"), source=source)
     await ws.send_str(orjson.dumps({"type": "subscribe", "router": router, **fields}).decode())
-    return await subscribe_answer(ws, router, check)
+    return await subscribe_answer(ws, router, check, source=source)
 
 
 async def subscribe_answer(
@@ -204,17 +205,22 @@ async def subscribe_answer(
     timeout: float | None = None,
     *,
     others: bool = False,
+    source: str = "interfaces",
 ) -> tuple[Any, Any]:
-    """The status and history that answer a subscribe to ``router``, read and held to the
-    contract by ``check``; with ``others``, messages about other routers before the status (a
-    connection streaming them already) are skipped: the status and history come one right after
-    the other all the same."""
+    """The status and history that answer a subscribe to ``router``'s ``source``, read and held
+    to the contract by ``check``; with ``others``, messages about other routers or sources before
+    the status (a connection streaming them already) are skipped: the status and history come
+    one right after the other all the same."""
     deadline = time.monotonic() + (timeout if timeout is not None else seconds(5))
     status: Any = None
     chunks: list[Any] = []
-    while check.phase(router) is not Phase.LIVE:
+    while check.phase(router, source) is not Phase.LIVE:
         message = await receive(ws, max(deadline - time.monotonic(), 0.001))
-        if others and check.phase(router) is Phase.STATUS and message.get("router") != router:
+        if (
+            others
+            and check.phase(router, source) is Phase.STATUS
+            and (message.get("router"), message.get("source", "interfaces")) != (router, source)
+        ):
             continue
         assert message["type"] != "error", message
         holds(check.receive(message, time.monotonic()))
@@ -326,7 +332,8 @@ async def metrics_text(gw: Gateway) -> str:
 
 
 class PollClock:
-    """One clock for an emulated router and the gateway that polls it, exact to the poll.
+    """One clock for an emulated router and the gateway that polls it, exact to the poll of one
+    command (``/interface/print`` unless told).
 
     Rates are counter deltas over the poller's sample times, and the emulator integrates its
     counters over its own clock. On a real clock the two read time a moment apart (the reply's
@@ -339,7 +346,9 @@ class PollClock:
     so traffic set or added by a test between two polls belongs wholly to the next poll.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, command: str = PRINT) -> None:
+        # The command whose requests set the instants (a source's print).
+        self.command = command
         # Attached once the emulator exists (its Device needs this clock first).
         self.emulator: RouterEmulator | None = None
         self._seen = -1
@@ -352,7 +361,7 @@ class PollClock:
     def _update(self) -> None:
         if self.emulator is None:
             return
-        count = prints(self.emulator)
+        count = self.emulator.commands[self.command]
         if count != self._seen:
             self._seen = count
             self._now = time.monotonic()
