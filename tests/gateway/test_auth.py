@@ -281,3 +281,77 @@ def test_the_readme_minting_example_makes_tokens_the_gateway_accepts(
     assert not grant.interface_filter("core-1").matches("<pppoe-bob>")
     with pytest.raises(AuthError, match="audience"):
         Verifier(with_keys(jwks_json=jwks(jwk(key, "2026-11")))).authorise(namespace["token"])
+
+
+def test_queues_and_hotspot_claims_scope_those_sources() -> None:
+    """One token limits a customer to its own interface, queue and hotspot user at once."""
+    grant = authorise(
+        JWT,
+        hs256(
+            interfaces={"core": [{"exact": "<pppoe-alice>"}]},
+            queues={"core": [{"exact": "<pppoe-alice>"}, "cust-alice*"]},
+            hotspot={"core": [{"exact": "alice"}]},
+        ),
+    )
+    assert grant.filter("core", "queues").matches("cust-alice-2")
+    assert not grant.filter("core", "queues").matches("cust-bob")
+    assert grant.filter("core", "hotspot").matches("alice")
+    assert not grant.filter("core", "hotspot").matches("bob")
+    assert grant.filter("core") == grant.interface_filter("core")
+
+
+def test_a_router_scoped_in_one_source_shows_nothing_of_the_others() -> None:
+    """A token that scopes a router's interfaces (as every customer token before sources did)
+    shows none of its queues or hotspot users; a router it scopes nowhere is whole."""
+    grant = authorise(JWT, hs256(routers="*", interfaces={"core": [{"exact": "<pppoe-alice>"}]}))
+    for source in ("queues", "hotspot"):
+        flt = grant.filter("core", source)
+        assert not flt.is_all
+        assert not flt.matches("<pppoe-alice>")
+        assert grant.filter("edge", source).is_all
+    assert grant.filter("edge").is_all
+
+
+@pytest.mark.parametrize("claim", ["queues", "hotspot"])
+def test_a_bad_source_claim_is_refused_naming_it(claim: str) -> None:
+    """A queues or hotspot claim that is not router -> name list is refused, saying which."""
+    not_a_map: dict[str, Any] = {claim: ["core"]}
+    with pytest.raises(AuthError, match=f'"{claim}"'):
+        authorise(JWT, hs256(**not_a_map))
+    not_a_list: dict[str, Any] = {claim: {"core": "a*"}}
+    with pytest.raises(AuthError, match=f'"{claim}.core"'):
+        authorise(JWT, hs256(**not_a_list))
+
+
+def scoped(routers: list[str] | None, **scopes: dict[str, list[str]]) -> Grant:
+    """A grant with name filters per source (``queues={"a": ["x"]}``)."""
+    return Grant(
+        subject="s",
+        routers=None if routers is None else frozenset(routers),
+        scopes={
+            source: {router: InterfaceFilter.of(globs) for router, globs in by_router.items()}
+            for source, by_router in scopes.items()
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "within"),
+    [
+        # A token scoping a router's interfaces shows none of its queues: a new one that shows
+        # them widens it.
+        (scoped(["a"]), scoped(["a"], interfaces={"a": ["x"]}), False),
+        (scoped(["a"], queues={"a": ["q"]}), scoped(["a"], interfaces={"a": ["x"]}), False),
+        (
+            scoped(["a"], interfaces={"a": ["x"]}, queues={"a": ["q"]}),
+            scoped(["a"], interfaces={"a": ["x"]}, queues={"a": ["q", "r"]}),
+            True,
+        ),
+        (scoped(["a"], interfaces={"a": ["x"]}), scoped(["a"], queues={"a": ["q"]}), False),
+        (scoped(["a"], interfaces={"a": ["x"]}), scoped(["a"], interfaces={"a": ["x"]}), True),
+    ],
+)
+def test_a_refreshed_token_may_not_widen_any_source(new: Grant, old: Grant, within: bool) -> None:
+    """A refresh keeps or narrows every source of every router, queues and hotspot users
+    included, by the rule that a router scoped in one source shows nothing of the others."""
+    assert new.within(old) is within
