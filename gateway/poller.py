@@ -434,7 +434,7 @@ class Poller:
         package, no permission) joins no sessions until the next read is due."""
         # Dated when asked, so that reads keep the sessions interval's beat (a reply's time
         # would push each read a tick later than the last).
-        at = self._clock()
+        at, wall = self._clock(), self._wall()
         rows = await self._request(None, SESSIONS_COMMAND, SESSION_PROPLIST)
         if rows is None:
             # Refused: the book is "read" with no session, so rows ask for nothing until the
@@ -446,10 +446,10 @@ class Poller:
                     self.router.id,
                     SESSIONS_COMMAND,
                 )
-            self.sessions.update((), at)
+            self.sessions.update((), at, wall)
             return
         self._sessions_refused = False
-        self.sessions.update(self._parsed(None, rows, parse_session_row), at)
+        self.sessions.update(self._parsed(None, rows, parse_session_row), at, wall)
 
     async def _poll_source(self, source: Source) -> None:
         """Poll one source and publish its frame (or its refusal)."""
@@ -488,7 +488,7 @@ class Poller:
         self._previous["interfaces"] = sample
         seq, ts = self._next("interfaces")
         return traffic_frame(
-            self.router.id, seq, ts, self.interval, False, rates, self.sessions.view(at)
+            self.router.id, seq, ts, self.interval, False, rates, self.sessions.view()
         )
 
     def _queues_frame(self, rows: list[Row], at: float) -> dict[str, object] | None:
@@ -504,7 +504,7 @@ class Poller:
         self._previous["queues"] = reading
         seq, ts = self._next("queues")
         return queue_frame(
-            self.router.id, seq, ts, self.interval, False, reading, rates, self.sessions.view(at)
+            self.router.id, seq, ts, self.interval, False, reading, rates, self.sessions.view()
         )
 
     def _hotspot_frame(self, rows: list[Row], at: float) -> dict[str, object] | None:

@@ -21,9 +21,10 @@ text but ``7`` becomes ``7``), so two different interface names could reach view
 a name could come back as another word. Here every value is the router's text, decoded by
 :func:`gateway.core.text.decode_word`.
 
-The poller's request, ``/interface/print``, is thousands of rows on a big router, and librouteros
-reads a reply a few bytes per await: its reply is read in bulk instead (``ExactApi.read_rows``,
-with the pure :class:`gateway.core.reply.ReplyReader`), into the same rows. Traps, ``!fatal``
+The poller's requests (``/interface/print`` and the other sources' prints, ``BULK_COMMANDS``)
+are thousands of rows on a big router, and librouteros reads a reply a few bytes per await:
+their replies are read in bulk instead (``ExactApi.read_rows``, with the pure
+:class:`gateway.core.reply.ReplyReader`), into the same rows. Traps, ``!fatal``
 and anything unusual in it are still read, and raised, by librouteros.
 """
 
@@ -185,10 +186,13 @@ class ReadAheadTransport(AsyncSocketTransport):  # type: ignore[misc]  # librout
             self._offset = 0
 
 
-BULK_COMMANDS: Final = frozenset({"/interface/print"})
+BULK_COMMANDS: Final = frozenset(
+    {"/interface/print", "/queue/simple/print", "/ip/hotspot/active/print", "/ppp/active/print"}
+)
 """Commands whose replies :class:`ExactApi` reads in bulk (:class:`ReplyReader`): the poller's
-one request per tick, which for a big router is thousands of rows. Every other command, and
-login, is read by librouteros word by word."""
+requests, each of which is thousands of rows on a big router (word by word, librouteros took
+72 µs a row of ``/queue/simple/print``, the bulk reader 5: ``loadtest/RESULTS.md``). Every
+other command, and login, is read by librouteros word by word."""
 
 
 class ExactApi(AsyncApi):  # type: ignore[misc]  # librouteros ships no types

@@ -28,10 +28,12 @@ from collections.abc import Iterable
 
 from gateway.core.sources import PPP_SERVICES, PppSession, ppp_interface
 
-__all__ = ["SessionBook", "SessionView", "is_ppp_name"]
+__all__ = ["Session", "SessionBook", "SessionView", "is_ppp_name", "session_of"]
 
 Session = dict[str, object]
-"""A session as frames carry it: ``{"user","service","caller_id","address","uptime"}``."""
+"""A session as frames carry it: ``{"user","service","caller_id","address","since"}``, made once
+per read of ``/ppp/active`` and shared by every row and frame joined to it until the next read
+(it does not change from tick to tick: ``since`` is when the session began)."""
 
 
 def is_ppp_name(name: str) -> bool:
@@ -42,11 +44,23 @@ def is_ppp_name(name: str) -> bool:
     return bool(dash) and bool(user) and service in PPP_SERVICES
 
 
+def session_of(session: PppSession, wall: float) -> Session:
+    """``session`` as frames carry it, read at ``wall`` (Unix seconds): ``since`` is the Unix
+    time it began, whole seconds (None when the router gave no uptime)."""
+    return {
+        "user": session.user,
+        "service": session.service,
+        "caller_id": session.caller_id,
+        "address": session.address,
+        "since": None if session.uptime is None else round(wall - session.uptime),
+    }
+
+
 class SessionBook:
     """The PPP sessions of one router as last read, and the rows bound to them.
 
     Owned by the router's poller (one task): no locks. :meth:`update` replaces everything after
-    each read; :meth:`view` gives the joins for one tick.
+    each read; :meth:`view` gives the joins for one source's rows.
     """
 
     __slots__ = ("_bound", "_by_address", "_by_interface", "_fresh", "read_at", "wanting")
@@ -55,12 +69,13 @@ class SessionBook:
         # Monotonic time of the last read of /ppp/active (None: never read since the poller
         # started its run, or since forget()).
         self.read_at: float | None = None
-        # Sessions by their interface's name ("<pppoe-alice>") and by address.
-        self._by_interface: dict[str, PppSession] = {}
-        self._by_address: dict[str, PppSession] = {}
-        # (source, row name) -> (row .id, the session it was joined to, or None), for PPP rows,
-        # set in the first tick after each read and cleared by the next read.
-        self._bound: dict[tuple[str, str], tuple[str, PppSession | None]] = {}
+        # Sessions (as frames carry them) by their interface's name ("<pppoe-alice>") and by
+        # address.
+        self._by_interface: dict[str, Session] = {}
+        self._by_address: dict[str, Session] = {}
+        # Per source, row name -> (row .id, the session it was joined to, or None), for PPP
+        # rows, set in the first tick after each read and cleared by the next read.
+        self._bound: dict[str, dict[str, tuple[str, Session | None]]] = {}
         # True from a read until the end of the tick it was made in (rows seen then are bound).
         self._fresh = False
         # True when a PPP row came up that the last read does not cover (a customer who dialed
@@ -92,29 +107,30 @@ class SessionBook:
             return True
         return self.wanting and since >= max(interval, sessions_interval / 10)
 
-    def update(self, sessions: Iterable[PppSession], at: float) -> None:
-        """The sessions of a read completed at ``at`` (monotonic seconds)."""
-        by_interface: dict[str, PppSession] = {}
-        by_address: dict[str, PppSession] = {}
+    def update(self, sessions: Iterable[PppSession], at: float, wall: float) -> None:
+        """The sessions of a read made at ``at`` (monotonic seconds; ``wall``: the same moment
+        in Unix seconds)."""
+        by_interface: dict[str, Session] = {}
+        by_address: dict[str, Session] = {}
         for session in sessions:
+            made = session_of(session, wall)
             interface = ppp_interface(session.service, session.user)
             if interface is not None:
                 # Two sessions of one name (RouterOS then names the second interface
                 # <pppoe-alice-1>): the interface named <pppoe-alice> is the first's.
-                by_interface.setdefault(interface, session)
+                by_interface.setdefault(interface, made)
             if session.address:
-                by_address.setdefault(session.address, session)
+                by_address.setdefault(session.address, made)
         self._by_interface = by_interface
         self._by_address = by_address
-        self._bound = {}
+        self._bound = {"interfaces": {}, "queues": {}}
         self.read_at = at
         self._fresh = True
         self.wanting = False
 
-    def view(self, at: float) -> SessionView:
-        """The joins of one source's rows read at ``at`` (monotonic seconds), with session
-        uptimes as of then."""
-        return SessionView(self, at)
+    def view(self) -> SessionView:
+        """The joins of one source's rows."""
+        return SessionView(self)
 
     def end_tick(self) -> None:
         """The tick of the last read is over: PPP rows not bound by now are new (see the module
@@ -123,27 +139,33 @@ class SessionBook:
 
 
 class SessionView:
-    """The joins of one source's reading: ``interface(...)`` and ``queue(...)`` per row.
+    """The joins of one source's reading: ``interface(...)`` and ``queue(...)`` per row."""
 
-    Each session becomes one dict for the whole reading (its uptime as of the reading), shared
-    by every row joined to it.
-    """
+    __slots__ = ("_book", "_interfaces", "_queues")
 
-    __slots__ = ("_at", "_book", "_made")
-
-    def __init__(self, book: SessionBook, at: float) -> None:
+    def __init__(self, book: SessionBook) -> None:
         self._book = book
-        self._at = at
-        self._made: dict[str, Session] = {}
+        self._interfaces = book._bound.get("interfaces")
+        self._queues = book._bound.get("queues")
 
     def interface(self, name: str, row_id: str) -> Session | None:
         """The session of the interface ``name`` (``.id`` ``row_id``), or None."""
+        # The common case first (a big router asks this for thousands of rows a tick): a row
+        # bound at the last read, with the same .id.
+        bound = self._interfaces
+        binding = None if bound is None else bound.get(name)
+        if binding is not None and binding[0] == row_id:
+            return binding[1]
         if not is_ppp_name(name):
             return None
         return self._bound("interfaces", name, row_id, self._book._by_interface.get(name))
 
     def queue(self, name: str, target: str | None, row_id: str) -> Session | None:
         """The session of the queue ``name`` with ``target`` (``.id`` ``row_id``), or None."""
+        bound = self._queues
+        binding = None if bound is None else bound.get(name)
+        if binding is not None and binding[0] == row_id:
+            return binding[1]
         book = self._book
         if is_ppp_name(name):
             return self._bound("queues", name, row_id, book._by_interface.get(name))
@@ -156,39 +178,18 @@ class SessionView:
             address = entry[:-3] if entry.endswith("/32") else entry
             session = book._by_address.get(address)
             if session is not None:
-                return self._made_of(session)
+                return session
         return None
 
-    def _bound(
-        self, source: str, name: str, row_id: str, found: PppSession | None
-    ) -> Session | None:
+    def _bound(self, source: str, name: str, row_id: str, found: Session | None) -> Session | None:
         book = self._book
-        key = (source, name)
-        binding = book._bound.get(key)
+        bound = book._bound.get(source)
+        binding = None if bound is None else bound.get(name)
         if binding is None:
-            if not book._fresh:
+            if not book._fresh or bound is None:
                 book.wanting = True  # a PPP row the last read does not cover
                 return None
-            book._bound[key] = (row_id, found)
-            return None if found is None else self._made_of(found)
-        bound_id, session = binding
-        if bound_id != row_id:
-            book.wanting = True  # re-dialed since the read: its session is not known yet
-            return None
-        return None if session is None else self._made_of(session)
-
-    def _made_of(self, session: PppSession) -> Session:
-        made = self._made.get(session.id)
-        if made is None:
-            book = self._book
-            uptime = session.uptime
-            if uptime is not None and book.read_at is not None:
-                uptime += max(0, int(self._at - book.read_at))
-            made = self._made[session.id] = {
-                "user": session.user,
-                "service": session.service,
-                "caller_id": session.caller_id,
-                "address": session.address,
-                "uptime": uptime,
-            }
-        return made
+            bound[name] = (row_id, found)
+            return found
+        book.wanting = True  # re-dialed since the read: its session is not known yet
+        return None

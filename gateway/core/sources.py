@@ -248,7 +248,14 @@ def _flag(row: Mapping[str, str], field: str) -> bool:
 
 
 def _number(value: str) -> int | None:
-    return int(value) if _DIGITS.fullmatch(value) and len(value) <= 30 else None
+    """A non-negative integer of ASCII digits, or None (also for more digits than ``int``
+    reads: no counter is that long)."""
+    if not _DIGITS.fullmatch(value):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _pair(row: Mapping[str, str], field: str) -> tuple[int, int] | None:
@@ -292,12 +299,76 @@ def _limit(row: Mapping[str, str]) -> tuple[int | None, int | None]:
     raise RowError("max-limit", value, "text")
 
 
+# Flag words as routers write them, for the common case; others go the long way.
+_FLAGS: Final[dict[object, bool]] = {"true": True, "yes": True, "false": False, "no": False}
+
+
 def parse_queue_row(row: Mapping[str, str]) -> QueueSample | None:
     """A simple queue from its row, or None for a row without ``.id`` or ``name``.
 
     Raises RowError (naming the field and value) for counters that are not ``up/down`` pairs of
     integers, flags that are not flag words and values that are not text.
     """
+    # The common case in one go (a big router has thousands of queues per tick): text where
+    # text is due, flags as routers write them, pairs of ASCII digits. Anything else is read
+    # field by field, which raises the error that names it.
+    get = row.get
+    row_id, name = get(".id"), get("name")
+    target, parent, comment = get("target"), get("parent"), get("comment")
+    dynamic, disabled = get("dynamic", "false"), get("disabled", "false")
+    traffic, packets, limit = get("bytes"), get("packets"), get("max-limit")
+    if (
+        type(row_id) is str
+        and type(name) is str
+        and row_id
+        and name
+        and (target is None or type(target) is str)
+        and (parent is None or type(parent) is str)
+        and (comment is None or type(comment) is str)
+        and type(dynamic) is str
+        and type(disabled) is str
+        and dynamic in _FLAGS
+        and disabled in _FLAGS
+        and type(traffic) is str
+        and type(packets) is str
+        and type(limit) is str
+    ):
+        up, slash, down = traffic.partition("/")
+        up_packets, slash_packets, down_packets = packets.partition("/")
+        max_up, slash_limit, max_down = limit.partition("/")
+        digits = up + down + up_packets + down_packets + max_up + max_down
+        if (
+            slash
+            and slash_packets
+            and slash_limit
+            and up.isdigit()
+            and down.isdigit()
+            and up_packets.isdigit()
+            and down_packets.isdigit()
+            and max_up.isdigit()
+            and max_down.isdigit()
+            and digits.isascii()
+        ):
+            try:
+                return QueueSample(
+                    row_id,
+                    name,
+                    target or None,
+                    None if not parent or parent == "none" else parent,
+                    comment or None,
+                    _FLAGS[dynamic],
+                    _FLAGS[disabled],
+                    int(max_up) or None,
+                    int(max_down) or None,
+                    Counters(int(up), int(down), int(up_packets), int(down_packets)),
+                )
+            except ValueError:
+                pass  # more digits than int() reads: the long way says which field
+    return _parse_queue_slowly(row)
+
+
+def _parse_queue_slowly(row: Mapping[str, str]) -> QueueSample | None:
+    """:func:`parse_queue_row`, field by field."""
     row_id, name = _text(row, ".id"), _text(row, "name")
     if row_id is None or name is None:
         return None

@@ -7,12 +7,15 @@
 4. ``bench_history.py``: what a subscribe's history backfill costs for a big router (seconds).
 5. ``bench_ingest.py``: what reading big routers costs: CPU per interface row against stock
    librouteros in the same run, an ISP region of 20 big routers, and where the time goes.
+6. ``bench_sources.py``: what sources cost: an ISP router of 2,000 PPPoE customers with their
+   queues, interfaces and queues watched: router requests per interval, gateway CPU per tick.
 
 Each prints its own tables (the numbers in ``loadtest/RESULTS.md`` come from these), at its
 default sizes: run a script on its own to change them. Takes about 30 minutes; the machine should
 be otherwise idle (each script prints the load average).
 
-Run: ``python loadtest/bench/bench_all.py [--only fanout,router_load,emulator,history,ingest]``.
+Run: ``python loadtest/bench/bench_all.py [--only ...]`` with a comma-separated subset of
+``emulator,router_load,fanout,history,ingest,sources``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Final
 
 HERE: Final = Path(__file__).resolve().parent
-BENCHMARKS: Final = ("emulator", "router_load", "fanout", "history", "ingest")
+BENCHMARKS: Final = ("emulator", "router_load", "fanout", "history", "ingest", "sources")
 
 
 def main() -> int:

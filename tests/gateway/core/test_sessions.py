@@ -14,8 +14,11 @@ INTERVAL = 1.0
 EVERY = 30.0
 
 
+WALL = 1_764_377_000.0
+
+
 def read(book: SessionBook, at: float, *sessions: PppSession) -> None:
-    book.update(sessions, at)
+    book.update(sessions, at, WALL + at)
 
 
 def wanting(book: SessionBook) -> bool:
@@ -41,35 +44,39 @@ def test_ppp_interface_names_are_recognised(name: str, ppp: bool) -> None:
     assert is_ppp_name(name) is ppp
 
 
-def test_interface_gets_its_session_with_uptime_as_of_the_reading() -> None:
-    """<pppoe-alice> carries alice's session, its uptime counted on from the read."""
+def test_interface_gets_its_session_and_when_it_began() -> None:
+    """<pppoe-alice> carries alice's session: login, service, MAC, address and the Unix time
+    it began (the read's time less its uptime)."""
     book = SessionBook()
     read(book, 100.0, ALICE, BOB)
-    view = book.view(105.4)
+    view = book.view()
     assert view.interface("<pppoe-alice>", "*1") == {
         "user": "alice",
         "service": "pppoe",
         "caller_id": "48:A9:8A:00:00:01",
         "address": "100.64.0.2",
-        "uptime": 3605,
+        "since": round(WALL + 100.0 - 3600),
     }
     assert view.interface("<l2tp-bob>", "*2") == {
         "user": "bob",
         "service": "l2tp",
         "caller_id": None,
         "address": "100.64.0.3",
-        "uptime": None,
+        "since": None,
     }
     assert view.interface("ether1", "*3") is None
     assert view.interface("<pppoe-bob>", "*4") is None  # bob's session is l2tp
 
 
-def test_a_session_is_one_object_per_reading() -> None:
-    """An interface and a queue of one customer share the session dict of that reading."""
+def test_a_session_is_one_object_from_read_to_read() -> None:
+    """An interface and a queue of one customer, tick after tick, share one session object
+    until the next read (nothing about it changes between reads)."""
     book = SessionBook()
     read(book, 0.0, ALICE)
-    view = book.view(1.0)
-    assert view.interface("<pppoe-alice>", "*1") is view.queue("<pppoe-alice>", None, "*9")
+    first = book.view().interface("<pppoe-alice>", "*1")
+    assert first is book.view().queue("<pppoe-alice>", None, "*9")
+    book.end_tick()
+    assert book.view().interface("<pppoe-alice>", "*1") is first
 
 
 def test_a_redial_drops_the_join_until_the_next_read() -> None:
@@ -77,19 +84,19 @@ def test_a_redial_drops_the_join_until_the_next_read() -> None:
     for a read, which joins the new row again."""
     book = SessionBook()
     read(book, 0.0, ALICE)
-    assert book.view(0.5).interface("<pppoe-alice>", "*1") is not None
+    assert book.view().interface("<pppoe-alice>", "*1") is not None
     book.end_tick()
     assert not wanting(book)
-    assert book.view(1.5).interface("<pppoe-alice>", "*1") is not None
-    assert book.view(2.5).interface("<pppoe-alice>", "*7") is None
+    assert book.view().interface("<pppoe-alice>", "*1") is not None
+    assert book.view().interface("<pppoe-alice>", "*7") is None
     assert wanting(book)
     read(book, 3.0, ALICE._replace(id="*AA", uptime=2))
-    assert book.view(3.1).interface("<pppoe-alice>", "*7") == {
+    assert book.view().interface("<pppoe-alice>", "*7") == {
         "user": "alice",
         "service": "pppoe",
         "caller_id": "48:A9:8A:00:00:01",
         "address": "100.64.0.2",
-        "uptime": 2,
+        "since": round(WALL + 3.0 - 2),
     }
     assert not wanting(book)
 
@@ -99,7 +106,7 @@ def test_a_customer_who_dialed_in_after_the_read_waits_for_the_next() -> None:
     book = SessionBook()
     read(book, 0.0)
     book.end_tick()
-    assert book.view(1.0).interface("<pppoe-carol>", "*5") is None
+    assert book.view().interface("<pppoe-carol>", "*5") is None
     assert book.wanting
 
 
@@ -108,9 +115,9 @@ def test_a_ppp_row_without_session_at_the_read_does_not_ask_again() -> None:
     not make the book read every tick."""
     book = SessionBook()
     read(book, 0.0)
-    assert book.view(0.1).interface("<pppoe-offline>", "*5") is None
+    assert book.view().interface("<pppoe-offline>", "*5") is None
     book.end_tick()
-    assert book.view(1.0).interface("<pppoe-offline>", "*5") is None
+    assert book.view().interface("<pppoe-offline>", "*5") is None
     assert not book.wanting
 
 
@@ -119,7 +126,7 @@ def test_queue_joins_by_name_target_interface_or_address() -> None:
     session's address in its target (with or without /32)."""
     book = SessionBook()
     read(book, 0.0, ALICE, BOB)
-    view = book.view(0.0)
+    view = book.view()
     assert view.queue("<pppoe-alice>", "<pppoe-alice>", "*1") is not None
     shaped = view.queue("alice-plan", "<pppoe-alice>", "*2")
     assert shaped is not None
@@ -164,4 +171,4 @@ def test_forget_starts_over() -> None:
     read(book, 0.0, ALICE)
     book.forget()
     assert book.due(0.1, INTERVAL, EVERY)
-    assert book.view(0.1).interface("<pppoe-alice>", "*1") is None
+    assert book.view().interface("<pppoe-alice>", "*1") is None

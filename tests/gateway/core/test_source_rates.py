@@ -225,6 +225,7 @@ def test_queue_frame_joins_ppp_sessions() -> None:
             PppSession("*B", "bob", "pppoe", "48:A9:8A:00:00:02", "10.20.0.43", 50),
         ],
         at=10.0,
+        wall=1_764_377_010.0,
     )
     reading = Reading(
         12.0,
@@ -234,7 +235,7 @@ def test_queue_frame_joins_ppp_sessions() -> None:
             queue("*3", "cust0043", target="10.20.0.44/32"),
         ),
     )
-    frame = queue_frame("isp", 1, 0.0, 1.0, False, reading, (NO_RATES,) * 3, book.view(reading.at))
+    frame = queue_frame("isp", 1, 0.0, 1.0, False, reading, (NO_RATES,) * 3, book.view())
     alice, bob, other = rows_of(frame)
     assert isinstance(alice, dict)
     assert isinstance(bob, dict)
@@ -244,7 +245,7 @@ def test_queue_frame_joins_ppp_sessions() -> None:
         "service": "pppoe",
         "caller_id": "48:A9:8A:00:00:01",
         "address": "100.64.0.2",
-        "uptime": 102,
+        "since": 1_764_376_910,
     }
     assert list(alice)[-1] == "session"
     assert isinstance(bob["session"], dict)
