@@ -81,10 +81,11 @@ def test_the_websocket_viewers_never_touch_a_poller() -> None:
 def test_the_contract_checker_stays_pure() -> None:
     """The protocol checker (used by tests, Locust and client authors) does no I/O: it imports
     no event loop, socket, clock or HTTP library, and of the package only pure modules."""
-    found = {name.split(".")[0] for name in imports(PACKAGE / "contract.py")}
-    assert not found & {"asyncio", "socket", "selectors", "time", "os", "aiohttp", "gevent"}
-    ours = {m for m in imports(PACKAGE / "contract.py") if m in MODULES}
-    assert ours <= {"gateway.history"}, ours
+    for module in ("contract.py", "contract_terms.py"):
+        found = {name.split(".")[0] for name in imports(PACKAGE / module)}
+        assert not found & {"asyncio", "socket", "selectors", "time", "os", "aiohttp", "gevent"}
+        ours = {m for m in imports(PACKAGE / module) if m in MODULES}
+        assert ours <= {"gateway.history", "gateway.contract_terms"}, (module, ours)
 
 
 def test_only_the_cluster_module_talks_to_redis() -> None:
