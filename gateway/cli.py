@@ -1,47 +1,41 @@
-"""Command line: ``gateway serve``, ``gateway demo`` and ``gateway emulate``."""
+"""Command line: ``gateway serve``, ``gateway demo``, ``gateway emulate`` and
+``gateway healthcheck``.
+
+This module is the options of each command, their checks, and logging set up before any command
+runs; the commands themselves are ``gateway.serve`` (serve, demo), ``gateway.emulate`` and
+``gateway.healthcheck``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
-import signal
-import ssl
 import sys
 from collections.abc import Sequence
-from typing import Final
 
-from aiohttp import web
-
-from gateway.app import create_app, drain
-from gateway.config import ConfigError, LogFormat, Settings, load_settings
+from gateway.config import ConfigError, LogFormat, load_settings
 from gateway.core.text import encoding_problem
-from gateway.demo import demo_settings, running_demo_routers
-from gateway.emulator.control import create_control_app
-from gateway.emulator.device import Device, DeviceConfig, sized_config
-from gateway.emulator.server import OVER_LIMIT_MODES, RouterEmulator
-from gateway.emulator.tls import Certificate, TlsSetupError, anonymous_context, make_certificate
-from gateway.emulator.version import Version
+from gateway.emulate import (
+    DEFAULT_VERSION,
+    LEGACY_VERSION,
+    emulated_config,
+    emulated_version,
+    login_methods,
+    run_emulator,
+)
+from gateway.emulator.server import OVER_LIMIT_MODES
+from gateway.emulator.tls import TlsSetupError
 from gateway.healthcheck import add_arguments as add_healthcheck_arguments
 from gateway.healthcheck import run as run_healthcheck
-from gateway.listen_file import (
-    LISTEN_FILE_ENV,
-    host_port,
-    listen_url,
-    remove_listen_file,
-    write_listen_file,
-)
 from gateway.logs import configure as configure_logging
 from gateway.logs import use_format
 from gateway.redact import protect_handlers, settings_secrets
-from gateway.routeros import connect_librouteros
+from gateway.serve import run_demo, serve
 
-DEFAULT_VERSION: Final = "7.18.2"
-"""The RouterOS version ``gateway emulate`` acts as when none is given."""
-LEGACY_VERSION: Final = "6.42.12"
-"""The version ``--legacy-login`` alone acts as: the last release before the 6.43 login."""
+# emulated_config and login_methods live in gateway.emulate; exported here as they always were.
+__all__ = ["build_parser", "emulated_config", "login_methods", "main"]
 
 
 def _common() -> argparse.ArgumentParser:
@@ -244,140 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stop_event() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM; install it first, so an early signal is not lost."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-def _site_addresses(site: web.TCPSite) -> list[tuple[str, int]]:
-    """Every (address, port) a started site listens on (ports the OS picked for port 0 too)."""
-    server = site._server
-    if not isinstance(server, asyncio.base_events.Server):
-        return []
-    return [sock.getsockname()[:2] for sock in server.sockets]
-
-
-def _site_port(site: web.TCPSite, default: int) -> int:
-    """The port a site really listens on (the one the OS picked for port 0)."""
-    addresses = _site_addresses(site)
-    return addresses[0][1] if addresses else default
-
-
-def _tell_listen_file(urls: Sequence[str]) -> str | None:
-    """Write ``urls`` to the file named by ``GATEWAY_LISTEN_FILE`` for the health probe; the
-    file's path, or None when it is not asked for or cannot be written (one warning: the
-    gateway serves all the same, and the probe falls back to the configuration)."""
-    path = os.environ.get(LISTEN_FILE_ENV)
-    if not path:
-        return None
-    try:
-        write_listen_file(path, urls)
-    except OSError as exc:
-        logging.getLogger("gateway").warning(
-            "cannot write %s=%s (%s): the health probe falls back to the configured address",
-            LISTEN_FILE_ENV,
-            path,
-            exc.strerror or exc,
-        )
-        return None
-    return path
-
-
-async def serve(settings: Settings) -> None:
-    """Run the gateway until SIGTERM or SIGINT, then drain within ``shutdown_grace``."""
-    stop = _stop_event()
-    loop = asyncio.get_running_loop()
-    grace = settings.server.shutdown_grace
-    app = create_app(settings, connect=connect_librouteros)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
-    deadline = loop.time() + grace
-    await runner.setup()
-    listen_file: str | None = None
-    try:
-        site = web.TCPSite(
-            runner, settings.server.host, settings.server.port, reuse_address=True, backlog=1024
-        )
-        try:
-            await site.start()
-        except OSError as exc:
-            where = host_port(settings.server.host, settings.server.port)
-            raise SystemExit(f"gateway: cannot listen on {where}: {exc.strerror}") from None
-        urls = [listen_url(host, port) for host, port in _site_addresses(site)]
-        listen_file = _tell_listen_file(urls)
-        print(f"gateway listening on {' and '.join(urls)}", flush=True)
-        await stop.wait()
-        deadline = loop.time() + grace
-        logging.getLogger("gateway").info("draining (grace %g s)", grace)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace * 0.5):
-                await drain(app)
-        # Keep answering probes (503) a moment longer, so a load balancer that polls
-        # readiness sees this replica leave before its listener closes.
-        await asyncio.sleep(min(settings.server.drain_hold, grace / 4))
-    finally:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.1, deadline - loop.time())):
-                await runner.cleanup()
-        if listen_file is not None:
-            remove_listen_file(listen_file)
-
-
-async def run_demo(args: argparse.Namespace) -> None:
-    async with running_demo_routers() as emulators:
-        settings = demo_settings(emulators, host=args.host, port=args.port)
-        if getattr(args, "log_format", None) is None:
-            use_format(settings.server.log_format)  # GATEWAY_SERVER_LOG_FORMAT
-        await serve(settings)
-
-
-def emulated_version(ros_version: str | None, legacy_login: bool) -> Version:
-    """The version ``gateway emulate`` acts as; ValueError (naming the option) for a contradiction.
-
-    The version alone decides the login; ``--legacy-login`` only says "older than 6.43", so with
-    no ``--ros-version`` it picks 6.42.12, and with a 6.43+ version it contradicts it.
-    """
-    if ros_version is None:
-        return Version.parse(LEGACY_VERSION if legacy_login else DEFAULT_VERSION)
-    try:
-        version = Version.parse(ros_version)
-    except ValueError as exc:
-        raise ValueError(f"--ros-version: {exc}") from None
-    if legacy_login and version.plain_login:
-        raise ValueError(
-            f"--legacy-login contradicts --ros-version {version}: RouterOS 6.43 and later log "
-            f"in with /login =name= =password=; drop --legacy-login, or give a version before "
-            f"6.43 (e.g. {LEGACY_VERSION})"
-        )
-    return version
-
-
-def login_methods(version: Version) -> str:
-    """Which logins an emulated router of ``version`` accepts, as its start-up line says."""
-    if not version.plain_login:
-        return "MD5 challenge login only"
-    if version.challenge_login:
-        return "plain and MD5 challenge logins"
-    return "plain login only"
-
-
-def population(device: Device) -> str:
-    """What an emulated router holds, as its start-up line says: ``9 interfaces`` and, when it
-    has any, its simple queues, PPP sessions and hotspot users."""
-    parts = [f"{len(device.interfaces)} interfaces"]
-    for count, what in (
-        (len(device.queues), "simple queues"),
-        (len(device.ppp_active), "PPP sessions"),
-        (len(device.hotspot_active), "hotspot users"),
-    ):
-        if count:
-            parts.append(f"{count} {what}")
-    return ", ".join(parts)
-
-
 def _sizes_problem(args: argparse.Namespace) -> str:
     """What is wrong with the emulator's sizes (counts and mean session lengths), or ``""``."""
     if args.interfaces < 1:
@@ -387,95 +247,6 @@ def _sizes_problem(args: argparse.Namespace) -> str:
         if value < 0:
             return f"--{option.replace('_', '-')}: expected 0 or more, got {value}"
     return ""
-
-
-def emulator_tls(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str]:
-    """The emulator's TLS context from ``--tls*`` options, and a line describing it.
-
-    Raises TlsSetupError (files unreadable or unusable, or no ``cryptography`` to generate a
-    certificate with).
-    """
-    if args.tls_anonymous:
-        return anonymous_context(), "api-ssl without a certificate (anonymous DH, TLS 1.2)"
-    if not args.tls:
-        return None, ""
-    if args.tls_cert is not None:
-        certificate = Certificate.from_files(args.tls_cert, args.tls_key)
-        what = args.tls_cert
-    else:
-        names = sorted({args.host, "127.0.0.1", "localhost"})
-        certificate = make_certificate(args.identity, names)
-        what = f"a self-signed certificate for {', '.join(names)}"
-    return certificate.server_context(), (
-        f"api-ssl with {what}, SHA-256 fingerprint {certificate.fingerprint}"
-    )
-
-
-def emulated_config(args: argparse.Namespace) -> DeviceConfig:
-    """The emulated router's configuration from ``gateway emulate``'s options (checked first:
-    ValueError for a contradictory version)."""
-    return sized_config(
-        args.interfaces,
-        args.pppoe,
-        version=emulated_version(args.ros_version, args.legacy_login),
-        identity=args.identity,
-        encoding=args.encoding,
-        pppoe_session=args.pppoe_session,
-        pppoe_queues=args.pppoe_queues,
-        queues=args.queues,
-        hotspot=args.hotspot,
-        hotspot_session=args.hotspot_session,
-        seed=args.seed,
-    )
-
-
-async def run_emulator(args: argparse.Namespace) -> None:
-    tls, tls_line = emulator_tls(args)
-    config = emulated_config(args)
-    emulator = RouterEmulator(
-        Device(config),
-        host=args.host,
-        port=args.port if args.port is not None else (8728 if tls is None else 8729),
-        username=args.username,
-        password=args.password,
-        max_sessions=args.max_sessions,
-        over_limit=args.over_limit,
-        tls=tls,
-    )
-    stop = _stop_event()
-    try:
-        await emulator.start()
-    except OSError as exc:
-        where = host_port(args.host, emulator.port)
-        raise SystemExit(f"gateway emulate: cannot listen on {where}: {exc.strerror}") from None
-    runner: web.AppRunner | None = None
-    print(
-        f"RouterOS {config.version} emulator on {host_port(args.host, emulator.port)} "
-        f"({population(emulator.device)}, user {args.username!r}, "
-        f"{login_methods(config.version)})",
-        flush=True,
-    )
-    if tls_line:
-        print(tls_line, flush=True)
-    try:
-        if args.control_port is not None:
-            runner = web.AppRunner(create_control_app(emulator), access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, args.host, args.control_port)
-            try:
-                await site.start()
-            except OSError as exc:
-                where = host_port(args.host, args.control_port)
-                raise SystemExit(
-                    f"gateway emulate: --control-port: cannot listen on {where}: {exc.strerror}"
-                ) from None
-            port = _site_port(site, args.control_port)
-            print(f"control API on {listen_url(args.host, port)}stats", flush=True)
-        await stop.wait()
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-        await emulator.stop()
 
 
 def _tls_options_problem(args: argparse.Namespace) -> str:
