@@ -1,6 +1,8 @@
 """The gateway's configuration: a TOML file, then ``GATEWAY_<SECTION>_<KEY>`` environment overrides.
 
-- ``settings.py``: the contract, every key once, with its default, check and meaning;
+- ``settings.py``: the contract, every key once, with its default, check and meaning (the
+  routers and their ``[poll]`` defaults in ``routers.py``);
+- ``secret.py``: the values that never print themselves (secrets, URLs with a password);
 - ``schema.py``: how a key is declared there (its kind), and :func:`settings_fields`;
 - ``load.py``: the TOML file and the environment into checked, frozen settings;
 - ``table.py``: the checks of one table and their one-line messages.
@@ -9,6 +11,8 @@ Import the settings and the loader from here.
 """
 
 from gateway.config.load import ENV_PREFIX, load_settings, settings_from_dict
+from gateway.config.routers import LoginMethod, PollSettings, RouterSettings
+from gateway.config.secret import Secret
 from gateway.config.settings import (
     DEFAULT_JWT_SECRET_ENV,
     AuthMode,
@@ -16,10 +20,6 @@ from gateway.config.settings import (
     ClusterSettings,
     LimitSettings,
     LogFormat,
-    LoginMethod,
-    PollSettings,
-    RouterSettings,
-    Secret,
     ServerSettings,
     Settings,
 )

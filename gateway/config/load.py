@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final, cast, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from gateway.config.routers import RouterSettings
 from gateway.config.schema import (
     CaFile,
     Choice,
@@ -46,7 +47,8 @@ from gateway.config.schema import (
     Words,
     settings_fields,
 )
-from gateway.config.settings import RouterSettings, Secret, Settings, redact_url
+from gateway.config.secret import Secret, redact_url
+from gateway.config.settings import Settings
 from gateway.config.table import ConfigError, Context, Table, quote, show, toml_problem
 from gateway.core.frames import EXACT, name_patterns
 from gateway.core.origins import OriginError, normalise_origin

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Final, NoReturn, TypeVar, cast
 
-from gateway.config.settings import Secret
+from gateway.config.secret import Secret
 
 __all__ = ["ConfigError", "Context", "Table", "quote", "show", "toml_problem"]
 
