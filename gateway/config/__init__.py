@@ -5,6 +5,8 @@
 - ``secret.py``: the values that never print themselves (secrets, URLs with a password);
 - ``schema.py``: how a key is declared there (its kind), and :func:`settings_fields`;
 - ``load.py``: the TOML file and the environment into checked, frozen settings;
+- ``fields.py``: one table into one settings class, each field checked by its kind;
+- ``credentials.py``: the fields read from files or the environment (secrets, keys, TLS files);
 - ``table.py``: the checks of one table and their one-line messages.
 
 Import the settings and the loader from here.

@@ -2,15 +2,16 @@
 
 A settings field is written once, as ``name: Annotated[type, Kind("what it means", ...)] =
 default`` (see ``gateway.config.settings``). The kind is plain data: the loader
-(``gateway.config.load``) reads it to know which TOML keys the field comes from, how a value is
-checked and what a mistake is told, how a ``GATEWAY_<SECTION>_<KEY>`` variable is parsed, and
-the field's one-line doc. :func:`settings_fields` gives all of that per field, so the list of
-accepted keys, the environment overrides and the checks cannot drift apart.
+(``gateway.config.load`` and ``gateway.config.fields``) reads it to know which TOML keys the
+field comes from, how a value is checked and what a mistake is told, how a
+``GATEWAY_<SECTION>_<KEY>`` variable is parsed, and the field's one-line doc.
+:func:`settings_fields` gives all of that per field, so the list of accepted keys, the
+environment overrides and the checks cannot drift apart.
 
 Plain kinds (:class:`Text`, :class:`Number`, :class:`Integer`, :class:`Flag`, :class:`Choice`,
 :class:`Texts`) need no code of their own: a new key of one of those kinds is one new field. The
-others name a check that has its own code in the loader (origins, name filters, URLs, secrets,
-TLS files).
+others name a check that has its own code in the loader: ``gateway.config.fields`` (origins,
+networks, name filters, URLs) or ``gateway.config.credentials`` (secrets, key and TLS files).
 """
 
 from __future__ import annotations
