@@ -1,45 +1,33 @@
 """RouterClient: one persistent RouterOS API session per router, over librouteros' async API.
 
-This is the only module that imports librouteros. Its exceptions are translated here into the
-gateway's own (``gateway.router_errors``: unavailable, timeout, auth failed, protocol error, TLS
-failure; exported here too), so the rest of the gateway never sees a library type. librouteros
-sends no command tags, so one connection carries one command at a time, and after a timeout or
-an error in the middle of a reply the stream is out of step: the connection is then discarded,
-never reused.
+librouteros' exceptions are translated here into the gateway's own (``gateway.router_errors``:
+unavailable, timeout, auth failed, protocol error, TLS failure; exported here too), so the rest
+of the gateway never sees a library type. librouteros sends no command tags, so one connection
+carries one command at a time, and after a timeout or an error in the middle of a reply the
+stream is out of step: the connection is then discarded, never reused.
 
-With ``tls`` the session runs over api-ssl, set up by ``gateway.api_ssl`` (what is checked
-follows the router's settings); the password is sent only after the TLS checks have passed.
+The router client is three modules, and only they import librouteros: this one (the session,
+its deadlines and the error translation), ``gateway.routeros_login`` (opening a session: TCP,
+api-ssl through ``gateway.api_ssl``, login; :func:`connect_librouteros`, the default
+:data:`Connector`) and ``gateway.routeros_reply`` (reading replies as the router's exact text,
+in bulk for the poller's requests: :class:`ExactApi`). Their public names are exported here too.
 
 librouteros logs every word it sends and receives at DEBUG, the login's ``=password=`` and
 ``=response=`` included. Importing this module puts a redacting filter on the library's logger
-(see ``gateway.redact``): every path to a router goes through here, so the filter is in place
-before any word is sent, whether the gateway runs from the CLI or inside another application.
-
-Router text is read exactly (:class:`ExactApi`): librouteros' own reader drops bytes that do not
-decode and turns values into Python types by their look (``yes`` into ``True``, ``007`` stays
-text but ``7`` becomes ``7``), so two different interface names could reach viewers as one, and
-a name could come back as another word. Here every value is the router's text, decoded by
-:func:`gateway.core.text.decode_word`.
-
-The poller's requests (``/interface/print`` and the other sources' prints, ``BULK_COMMANDS``)
-are thousands of rows on a big router, and librouteros reads a reply a few bytes per await:
-their replies are read in bulk instead (``ExactApi.read_rows``, with the pure
-:class:`gateway.core.reply.ReplyReader`), into the same rows. Traps, ``!fatal``
-and anything unusual in it are still read, and raised, by librouteros.
+(``gateway.routeros_reply`` does, see ``gateway.redact``): every path to a router goes through
+here, so the filter is in place before any word is sent, whether the gateway runs from the CLI
+or inside another application.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, cast
 
-import librouteros
 from librouteros.api import AsyncApi
-from librouteros.connections import AsyncSocketTransport
 from librouteros.exceptions import (
     ConnectionClosed,
     FatalError,
@@ -48,15 +36,9 @@ from librouteros.exceptions import (
     ProtocolError,
     TrapError,
 )
-from librouteros.protocol import AsyncApiProtocol, decode_length, determine_length
-from librouteros.types import ReplyDict, ROSType
 
-from gateway.api_ssl import NOT_API_SSL, start_tls
 from gateway.config import RouterSettings
-from gateway.core.reply import ReplyReader
-from gateway.core.text import decode_word, split_attribute
 from gateway.faults import UnexpectedErrors
-from gateway.redact import install_filter
 from gateway.router_errors import (
     RouterAuthFailed,
     RouterError,
@@ -64,6 +46,14 @@ from gateway.router_errors import (
     RouterTimeout,
     RouterTlsError,
     RouterUnavailable,
+)
+from gateway.routeros_login import challenge_response, connect_librouteros
+from gateway.routeros_reply import (
+    BULK_COMMANDS,
+    ExactApi,
+    ExactProtocol,
+    ReadAheadTransport,
+    Row,
 )
 
 __all__ = [
@@ -86,13 +76,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# Before any session can exist: the library logs login words (see the module docstring).
-_library_logger = logging.getLogger("librouteros")
-install_filter(_library_logger)
-
-Row = Mapping[str, str]
-"""One reply row: attribute name to the value exactly as the router sent it (always text)."""
 
 # What real routers answer to bad credentials (6.45+/v7, and the pre-6.43 challenge login).
 _AUTH_TRAPS: Final = ("invalid user name or password", "cannot log in")
@@ -119,145 +102,6 @@ its own deadline. The default connector keeps it, and says which step ran out of
 setting: it only bounds a broken connector; the deadline operators choose is ``timeout``."""
 
 
-class ExactProtocol(AsyncApiProtocol):  # type: ignore[misc]  # librouteros ships no types
-    """librouteros' protocol with a reader that loses nothing: see :func:`decode_word`."""
-
-    async def readWord(self) -> str:
-        first = await self.transport.read(1)
-        if first == b"\x00":
-            return ""  # the end of a sentence
-        prefix = first + await self.transport.read(determine_length(first))
-        return decode_word(await self.transport.read(decode_length(prefix)), self.encoding)
-
-
-READ_SIZE: Final = 1 << 20
-"""Most bytes one read of a reply in bulk asks for: whatever has arrived, up to this."""
-
-
-class ReadAheadTransport(AsyncSocketTransport):  # type: ignore[misc]  # librouteros ships no types
-    """librouteros' socket transport, plus a read of whatever has arrived (:meth:`read_chunk`)
-    and a way to give back bytes read past the end of a reply (:meth:`unread`).
-
-    :meth:`read`, librouteros' read of exactly ``length`` bytes, takes given-back bytes first,
-    so the next command, whoever reads it, starts where the last reply ended.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        super().__init__(reader=reader, writer=writer)
-        # Bytes given back by unread(), not yet read again: _ahead from _offset on. Owned by the
-        # session's one reader (one command at a time); empty whenever a reply was read to its
-        # end and nothing followed it, which is always, with a router that keeps to the protocol.
-        self._ahead = b""
-        self._offset = 0
-
-    async def read(self, length: int) -> bytes:
-        ahead = self._ahead
-        if not ahead:
-            data: bytes = await super().read(length)
-            return data
-        start = self._offset
-        available = len(ahead) - start
-        if available > length:
-            self._offset = start + length
-            return ahead[start : start + length]
-        self._ahead, self._offset = b"", 0
-        head = ahead[start:]
-        if available == length:
-            return head
-        tail: bytes = await super().read(length - available)
-        return head + tail
-
-    async def read_chunk(self) -> bytes:
-        """The bytes that have arrived (given-back ones first), waiting for some if there are
-        none. Raises librouteros' ``ConnectionClosed``, as :meth:`read` does, at end of stream."""
-        if self._ahead:
-            data = self._ahead[self._offset :]
-            self._ahead, self._offset = b"", 0
-            return data
-        chunk: bytes = await self.reader.read(READ_SIZE)
-        if not chunk:
-            raise ConnectionClosed("Connection unexpectedly closed.")
-        return chunk
-
-    def unread(self, data: bytes) -> None:
-        """Give back ``data``, read but not used: the next read starts with it."""
-        if data:
-            self._ahead = data + self._ahead[self._offset :]
-            self._offset = 0
-
-
-BULK_COMMANDS: Final = frozenset(
-    {"/interface/print", "/queue/simple/print", "/ip/hotspot/active/print", "/ppp/active/print"}
-)
-"""Commands whose replies :class:`ExactApi` reads in bulk (:class:`ReplyReader`): the poller's
-requests, each of which is thousands of rows on a big router (word by word, librouteros took
-72 µs a row of ``/queue/simple/print``, the bulk reader 5: ``loadtest/RESULTS.md``). Every
-other command, and login, is read by librouteros word by word."""
-
-
-class ExactApi(AsyncApi):  # type: ignore[misc]  # librouteros ships no types
-    """librouteros' ``AsyncApi`` whose replies are the router's text, word for word.
-
-    Every attribute value is a ``str`` exactly as sent (no ``True`` for ``yes``, no ``int`` for
-    ``0``), decoded without loss by :class:`ExactProtocol`. Connection, login, commands, traps
-    and ``!fatal`` are librouteros' own. Pass it as ``async_connect(subclass=ExactApi)``.
-
-    The replies of :data:`BULK_COMMANDS` are read in bulk (:meth:`read_rows`) when the session
-    runs over a socket (:class:`ReadAheadTransport`; the constructor puts one in place of
-    librouteros' own) and librouteros' debug log is off: the same rows, at a fraction of the
-    cost. With the debug log on, every word is read (and logged) by librouteros, as before.
-    """
-
-    def __init__(self, protocol: AsyncApiProtocol) -> None:
-        transport = protocol.transport
-        if isinstance(transport, AsyncSocketTransport) and not isinstance(
-            transport, ReadAheadTransport
-        ):
-            transport = ReadAheadTransport(transport.reader, transport.writer)
-        if not isinstance(protocol, ExactProtocol) or transport is not protocol.transport:
-            # async_connect builds its own protocol: read the same socket through ours.
-            protocol = ExactProtocol(transport, protocol.encoding, protocol.timeout)
-        super().__init__(protocol)
-        # The router's encoding, for the bulk reader (a subclass may wrap the protocol).
-        self.encoding: str = protocol.encoding
-
-    async def readSentence(self) -> tuple[str, ReplyDict]:
-        reply_word, words = await self.protocol.readSentence()
-        attributes: dict[str, ROSType] = dict(split_attribute(word) for word in words)
-        return reply_word, attributes
-
-    async def rawCmd(self, cmd: str, *words: str) -> AsyncIterator[ReplyDict]:
-        """librouteros' ``rawCmd``: send ``cmd`` with ``words``, then yield the reply's rows."""
-        transport = self.protocol.transport
-        if (
-            cmd not in BULK_COMMANDS
-            or not isinstance(transport, ReadAheadTransport)
-            or _library_logger.isEnabledFor(logging.DEBUG)
-        ):
-            async for row in super().rawCmd(cmd, *words):
-                yield row
-            return
-        await self.protocol.writeSentence(cmd, *words)
-        for row in await self.read_rows(transport):
-            yield row
-
-    async def read_rows(self, transport: ReadAheadTransport) -> Sequence[Row]:
-        """The rows of the reply now arriving on ``transport``, as ``readResponse`` gives them.
-
-        Reads in bulk with :class:`ReplyReader`; from a sentence the reader does not take
-        (``!trap``, ``!fatal``, anything unusual) on, librouteros' ``readResponse`` reads the
-        rest of the reply and raises its errors, the rows read so far coming first. Bytes
-        after ``!done`` are given back to the transport.
-        """
-        reader = ReplyReader(self.encoding)
-        while not reader.feed(await transport.read_chunk()):
-            pass
-        transport.unread(reader.rest())
-        if reader.stopped:
-            return [*reader.rows, *await self.readResponse()]
-        return reader.rows
-
-
 def _raise_lost_cancellation() -> None:
     """Raise the cancellation that librouteros may have swallowed, if there is one.
 
@@ -270,115 +114,6 @@ def _raise_lost_cancellation() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-def challenge_response(challenge: str, password: str, encoding: str) -> str:
-    """The pre-6.43 login's answer to ``challenge``: ``"00"`` + hex MD5(0x00, password, challenge).
-
-    ``challenge`` is the router's ``=ret=`` (hex of 16 bytes). The password is hashed as the bytes
-    the router stores, i.e. in the router's ``encoding`` (librouteros' own ``encode_password``
-    takes ASCII only and names the offending character, a piece of the password, in its error).
-    Raises :class:`RouterProtocolError` for a challenge that is not hex, and
-    :class:`RouterAuthFailed`, without any of the password's text, for a password that the
-    encoding cannot carry. Source: the RouterOS API manual, "Initial login" (pre-v6.43).
-    """
-    try:
-        challenge_bytes = bytes.fromhex(challenge)
-    except ValueError:
-        raise RouterProtocolError("the router sent a login challenge that is not hex") from None
-    try:
-        password_bytes = password.encode(encoding)
-    except UnicodeEncodeError:
-        raise RouterAuthFailed(_unencodable_password(encoding)) from None
-    digest = hashlib.md5(b"\x00" + password_bytes + challenge_bytes, usedforsecurity=False)
-    return "00" + digest.hexdigest()
-
-
-def _unencodable_password(encoding: str) -> str:
-    # Neither the character nor its position: both are pieces of the password.
-    return (
-        f"the password has characters that the router's encoding {encoding!r} cannot carry "
-        "(set the router's encoding to the code page its password was set in)"
-    )
-
-
-def _challenge(rows: Sequence[Row]) -> str | None:
-    return next((str(r["ret"]) for r in rows if "ret" in r), None)
-
-
-async def _login(api: librouteros.api.AsyncApi, username: str, password: str) -> None:
-    """Log in with the 6.43+ method, falling back to the challenge when the router sends one.
-
-    librouteros' own ``async_plain`` ignores the reply, so against a pre-6.43 router (which
-    answers ``/login =name= =password=`` with a challenge instead of logging in) it would
-    "succeed" without a session. A challenge in the reply means an old router: answer it, with
-    the password in the connection's encoding (the router's ``encoding`` setting).
-    """
-    rows = [r async for r in api("/login", name=username, password=password)]
-    challenge = _challenge(rows)
-    if challenge is not None:
-        response = challenge_response(challenge, password, api.protocol.encoding)
-        [r async for r in api("/login", name=username, response=response)]
-
-
-async def _login_token(api: librouteros.api.AsyncApi, username: str, password: str) -> None:
-    """The pre-6.43 challenge login alone (``login_method = "token"``): the password never
-    crosses the wire, not even once."""
-    challenge = _challenge([r async for r in api("/login")])
-    if challenge is None:
-        raise RouterProtocolError("router sent no login challenge (is it older than 6.43?)")
-    response = challenge_response(challenge, password, api.protocol.encoding)
-    [r async for r in api("/login", name=username, response=response)]
-
-
-def _step_timeout(router: RouterSettings, step: str, timeout: float) -> RouterTimeout:
-    """The deadline ran out during ``step``: say which, and what may be wrong."""
-    where = f"{router.host}:{router.port}"
-    if step == "tls":
-        return RouterTimeout(f"{where}: no TLS handshake within {timeout:g} s: {NOT_API_SSL}")
-    what = "the TCP connect" if step == "connect" else "login"
-    return RouterTimeout(f"{where}: no answer to {what} within {timeout:g} s")
-
-
-async def connect_librouteros(router: RouterSettings, timeout: float) -> AsyncApi:
-    """Open and log in one API session (the default connector), all within ``timeout`` seconds.
-
-    Steps: TCP connect; with ``tls``, the TLS handshake and the fingerprint check; login. An
-    error names the step that failed or ran out of time. The password is sent only in the last
-    step, so never to a router that failed the TLS checks. Replies are read as exact text
-    (:class:`ExactApi`).
-
-    A password that the router's ``encoding`` cannot carry is refused before connecting, with
-    :class:`RouterAuthFailed` and none of its text (librouteros would raise an encoding error
-    that names the character and its position).
-    """
-    password = router.password.reveal()
-    try:
-        password.encode(router.encoding)
-    except UnicodeEncodeError:
-        where = f"{router.host}:{router.port}"
-        raise RouterAuthFailed(f"{where}: {_unencodable_password(router.encoding)}") from None
-    step = "connect"
-    writer: asyncio.StreamWriter | None = None
-    logged_in = False
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(router.host, router.port)
-            if router.tls:
-                step = "tls"
-                await start_tls(writer, router, timeout)
-            step = "login"
-            transport = ReadAheadTransport(reader, writer)
-            api = ExactApi(ExactProtocol(transport, router.encoding, timeout))
-            login = _login_token if router.login_method == "token" else _login
-            await login(api, router.username, password)
-            logged_in = True
-            return api
-    except TimeoutError:
-        raise _step_timeout(router, step, timeout) from None
-    finally:
-        if writer is not None and not logged_in:
-            writer.transport.abort()
 
 
 class RouterClient:

@@ -25,7 +25,7 @@ zero-length word ends a sentence (a two-byte ``80 00`` too, as in librouteros), 
 of the same name replace earlier ones, and nothing after ``!done`` is read (:meth:`rest` returns
 it). ``tests/gateway/core/test_reply.py`` checks this against librouteros on generated replies.
 
-Pure: bytes in, rows out; the socket reads are ``gateway.routeros``'s.
+Pure: bytes in, rows out; the socket reads are ``gateway.routeros_reply``'s.
 """
 
 from __future__ import annotations
