@@ -2,7 +2,7 @@
 
 Keys are those of ``gateway.core.cluster.RouterKeys``; times are Redis's own (``TIME``, in
 milliseconds), so the replicas' clocks never have to agree for demand to expire or a lease to be
-taken. ``gateway.cluster`` runs them with ``EVALSHA`` (loaded once, loaded again after a
+taken. ``gateway.cluster_link`` runs them with ``EVALSHA`` (loaded once, loaded again after a
 ``NOSCRIPT``). Each script's comment states its keys, arguments and reply.
 
 Demand entries are ``gateway.core.cluster.demand_member``s (a replica id, with ``:<source>`` for

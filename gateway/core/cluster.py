@@ -2,7 +2,7 @@
 entries, and the stream entries that carry frames from the replica that polls a router to every
 other replica (one stream per router and source).
 
-No I/O and no clock: times come in as arguments. ``gateway.cluster`` does the Redis calls.
+No I/O and no clock: times come in as arguments. ``gateway.cluster_link`` does the Redis calls.
 """
 
 from __future__ import annotations
