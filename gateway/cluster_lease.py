@@ -22,7 +22,8 @@ source's frames and statuses to that source's stream. Its role is one of:
 
 The poller sees the lease through two seams: ``gate`` (poll while ``wanted()``) and the lease
 itself as its publisher (``traffic``, ``status``, ``next_seq``). Redis is reached only through
-``LeaseStore`` (``gateway.cluster.Link`` in production), so this module imports no Redis client.
+``LeaseStore`` (``gateway.cluster_store``; ``gateway.cluster_link.Link`` in production), so this
+module imports no Redis client.
 """
 
 from __future__ import annotations
@@ -33,15 +34,14 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Final, Literal, Protocol
 
 import orjson
 
+from gateway.cluster_store import Acquired, LeaseStore
 from gateway.config import PollSettings, RouterSettings
 from gateway.core.cluster import (
-    Demanded,
     Entry,
     RedisUnavailable,
     RouterKeys,
@@ -70,87 +70,6 @@ RENEW_AFTER: Final = 1.5
 """Intervals after the last renewal at which a holder renews without anything to publish: each
 published frame renews the lease anyway, so a polling holder sends one script per poll; a
 holder whose router is down still renews well within the TTL (two intervals plus the timeout)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Acquired:
-    """The answer to an acquire: whether the lease was taken, Redis time (ms), and the router's
-    last published seq (of any source) and interfaces status JSON (None when there is none);
-    ``statuses``: each source's status JSON in Redis; ``wanted``: the sources some replica
-    wants (what a new holder polls)."""
-
-    taken: bool
-    now_ms: int
-    seq: int | None
-    status: bytes | None
-    statuses: Mapping[str, bytes] = field(default_factory=dict, compare=False)
-    wanted: frozenset[str] = field(default_factory=frozenset, compare=False)
-
-
-class LeaseStore(Protocol):
-    """What a lease needs of Redis (``gateway.cluster.Link``; the scripts are
-    ``gateway.cluster_scripts``). Every call has a deadline and raises ``RedisUnavailable``
-    when Redis did not answer in time."""
-
-    @property
-    def degraded(self) -> bool:
-        """Whether Redis has been unreachable for a lease TTL: replicas poll for themselves."""
-        ...
-
-    def may_call(self) -> bool:
-        """Whether a call may be made now (False while backing off after failures)."""
-        ...
-
-    async def acquire(
-        self,
-        keys: RouterKeys,
-        token: str,
-        ttl_ms: int,
-        replica: str,
-        demand_ms: int,
-        *,
-        sources: Sequence[str] = (DEFAULT_SOURCE,),
-    ) -> Acquired:
-        """``ACQUIRE``: announce demand for ``sources`` until ``demand_ms`` from now, take the
-        lease if free."""
-        ...
-
-    async def tick(
-        self,
-        keys: RouterKeys,
-        token: str,
-        ttl_ms: int,
-        replica: str,
-        demand_ms: int,
-        maxlen: int,
-        entries: Sequence[Entry],
-        *,
-        sources: Sequence[str] = (DEFAULT_SOURCE,),
-    ) -> Demanded:
-        """``TICK``: -1 when the lease is lost, else the demand entries of every replica (and
-        the sources they want); this replica's demand is for ``sources`` (none without
-        ``demand_ms``)."""
-        ...
-
-    async def release(
-        self,
-        keys: RouterKeys,
-        token: str,
-        replica: str,
-        maxlen: int,
-        status: Entry | Sequence[Entry] | None,
-    ) -> bool:
-        """``RELEASE``: give the lease up if it is ``token``'s, appending ``status`` (one per
-        source) first."""
-        ...
-
-    async def withdraw(self, keys: RouterKeys, replica: str) -> None:
-        """Take this replica's demand for the router back."""
-        ...
-
-    async def statuses(self, keys: RouterKeys) -> Mapping[str, bytes]:
-        """The router's current status JSON in Redis, per source that has one."""
-        ...
 
 
 class PollerState(Protocol):

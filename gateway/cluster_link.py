@@ -4,7 +4,7 @@ The only module that imports the Redis client. ``Link`` holds a client for comma
 (``gateway.cluster_scripts``) and one connection for the stream reader's blocking reads; every
 call is tried once within its deadline. A failed call backs the next ones off (full jitter),
 and no answer for a lease TTL makes the replica ``degraded`` (logged once each way;
-``gateway_cluster_degraded``). It is the leases' store (``gateway.cluster_lease.LeaseStore``)
+``gateway_cluster_degraded``). It is the leases' store (``gateway.cluster_store.LeaseStore``)
 and the stream reader's (``gateway.cluster_stream``) way to Redis.
 """
 
@@ -22,8 +22,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gateway.cluster_lease import Acquired
 from gateway.cluster_scripts import ACQUIRE, RELEASE, TICK
+from gateway.cluster_store import Acquired
 from gateway.core.backoff import Backoff
 from gateway.core.cluster import (
     Demanded,

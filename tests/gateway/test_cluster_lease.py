@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.cluster_lease import Acquired, LeaseStore, RouterLease
+from gateway.cluster_lease import RouterLease
+from gateway.cluster_store import Acquired, LeaseStore
 from gateway.config import settings_from_dict
 from gateway.core.cluster import Demanded, Entry, RedisUnavailable, RouterKeys, router_keys
 from gateway.demand import Demand

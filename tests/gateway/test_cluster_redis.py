@@ -11,7 +11,7 @@ from typing import Any, Final
 import pytest
 
 from gateway.cluster import Link
-from gateway.cluster_lease import Acquired
+from gateway.cluster_store import Acquired
 from gateway.core.cluster import Entry, RedisUnavailable, router_keys
 from gateway.metrics import Metrics
 from tests.support.redis import RedisServer, free_port, redis_server
