@@ -14,6 +14,10 @@ jitter; bad credentials back off at least a minute. A router that refuses one so
 with the others. Whether anyone watches is the topics' ``Demand`` (subscribers, REST reads,
 linger), the one thing the poller reads from the web side; with no demand the poller goes
 idle, and after a further idle period it logs out.
+
+This module is the loop (demand, ticks, requests, back-off, and when to read PPP sessions);
+each source's frame is made from its rows in ``gateway.poller_frames``, and what viewers are
+told of the router and its sources is ``gateway.poller_status``.
 """
 
 from __future__ import annotations
@@ -23,25 +27,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from gateway.config import PollSettings, RouterSettings
 from gateway.core.backoff import Backoff, auth_failure_delay
-from gateway.core.frames import (
-    InterfaceFilter,
-    hotspot_frame,
-    queue_frame,
-    status_frame,
-    traffic_frame,
-)
-from gateway.core.model import (
-    InterfaceSample,
-    RouterState,
-    RowError,
-    Sample,
-    parse_interface_row,
-)
-from gateway.core.rates import compute_hotspot_rates, compute_queue_rates, compute_rates
 from gateway.core.sessions import SessionBook
 from gateway.core.sources import (
     COMMANDS,
@@ -49,18 +38,14 @@ from gateway.core.sources import (
     PROPLISTS,
     SESSION_PROPLIST,
     SESSIONS_COMMAND,
-    HotspotSample,
-    QueueSample,
-    Reading,
     Source,
-    parse_hotspot_row,
-    parse_queue_row,
     parse_session_row,
 )
-from gateway.core.text import has_escapes
 from gateway.demand import RouterDemand
 from gateway.faults import UnexpectedErrors
 from gateway.metrics import Metrics
+from gateway.poller_frames import SourceFrames
+from gateway.poller_status import Publisher, RouterStatus
 from gateway.routeros import (
     Connector,
     RouterAuthFailed,
@@ -74,8 +59,6 @@ from gateway.topic import Topic
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-T = TypeVar("T")
 
 
 class RouterSession(Protocol):
@@ -127,24 +110,6 @@ class Wanted(Protocol):
         ...
 
 
-class Publisher(Protocol):
-    """Where frames go instead of the topics (cluster mode: ``gateway.cluster_lease.RouterLease``,
-    which appends them to Redis, publishes them locally, or drops them). Each frame and status
-    names its source."""
-
-    def traffic(self, frame: dict[str, object]) -> None:
-        """A traffic frame of this poll."""
-        ...
-
-    def status(self, status: dict[str, object]) -> None:
-        """A status change of one source."""
-        ...
-
-    def next_seq(self, seq: int, source: str) -> int:
-        """The seq of ``source``'s frame after one numbered ``seq``."""
-        ...
-
-
 class _TickFailed(Exception):
     """The router (not one source) failed during a tick: back off ``delay`` seconds."""
 
@@ -153,7 +118,7 @@ class _TickFailed(Exception):
         self.delay = delay
 
 
-class Poller:
+class Poller(RouterStatus):
     """Polls one router's watched sources while it has demand, and publishes to their topics.
 
     ``topics`` is the router's topics by source (``Hub.sources[router]``); a single ``Topic`` is
@@ -166,7 +131,9 @@ class Poller:
 
     ``state``, ``error`` and ``since`` are the router's (its session: ``connecting``, ``up``,
     ``down``, ``idle``); each source's status, published on its topic, follows them, except
-    that a source nobody watches is ``idle`` and a source the router refuses is ``down``.
+    that a source nobody watches is ``idle`` and a source the router refuses is ``down``
+    (``gateway.poller_status.RouterStatus``). Each source's frame is made from its rows by
+    ``frames`` (``gateway.poller_frames.SourceFrames``).
     """
 
     def __init__(
@@ -184,17 +151,18 @@ class Poller:
         gate: Wanted | None = None,
         publisher: Publisher | None = None,
     ) -> None:
-        self.router = router
         self.interval = router.effective_interval(poll)
         self.timeout = router.effective_timeout(poll)
         self.sessions_interval = poll.sessions_interval
         # After polling stops, keep the API session this long in case a viewer comes back.
         self.idle_logout = poll.idle_logout if idle_logout is None else idle_logout
-        self.topics: dict[Source, Topic] = (
+        by_source: dict[Source, Topic] = (
             {topics.source: topics} if isinstance(topics, Topic) else dict(topics)
         )
-        if not self.topics:
+        if not by_source:
             raise ValueError(f"router {router.id}: no source to poll")
+        # The router's state and its sources' statuses (RouterStatus), published from here on.
+        super().__init__(router, by_source, metrics, wall=wall, publisher=publisher)
         # The first source's topic (interfaces, when served): what single-source callers read.
         self.topic = self.topics.get(DEFAULT_SOURCE) or next(iter(self.topics.values()))
         # Whether anyone watches each source, and the wake-up when someone starts to: the
@@ -203,8 +171,6 @@ class Poller:
         self.demand: Wanted = (
             RouterDemand({s: t.demand for s, t in self.topics.items()}) if gate is None else gate
         )
-        # In cluster mode, where frames and statuses go instead of the topics.
-        self._publisher = publisher
         self.metrics = metrics
         if client is None:
             if connect is None:
@@ -218,65 +184,44 @@ class Poller:
         self._rows_client = client if isinstance(client, SourceSession) else None
         if self._rows_client is None and set(self.topics) - {DEFAULT_SOURCE}:
             raise TypeError("a router serving more than interfaces needs a SourceSession")
-        self._filters: dict[Source, InterfaceFilter] = {
-            source: router.name_filter(source) for source in self.topics
-        }
         self._clock = clock
-        self._wall = wall
         self._backoff = Backoff(poll.backoff_initial, poll.backoff_max)
         # Errors the loop has no handling for (bugs, or a library raising something new): each
         # kind is logged with its traceback once until a poll succeeds again.
         self._unexpected = UnexpectedErrors(logger, f"{router.id}: poll loop")
         # The loop task; created by start(), cancelled and awaited by stop().
         self._task: asyncio.Task[None] | None = None
-        # Each source's previous reading: the baseline for its rates. Cleared when a polling run
-        # starts, when a session opens and when the source goes unwatched: across an idle gap a
-        # rate would be an average over minutes, and across a reconnect the router may have
-        # rebooted with counters already past the old ones, so the first reading after either
-        # has no rates. Counters going down within a session (reset-counters) are the rate
-        # rule's business.
-        self._previous: dict[Source, object] = {}
         # The PPP sessions last read, joined into interface and queue rows; emptied with the
         # baselines (a new session to the router may be a rebooted router).
         self.sessions = SessionBook()
-        # seq grows by one per poll of a source, from the start time in milliseconds: a
-        # restarted gateway never reuses a number a browser saw, so a resume from before the
-        # restart is always recognised as older than the ring (reset) rather than silently
-        # skipping frames. One counter per source.
-        self.seq_base = int(wall() * 1000)
-        self.seqs: dict[Source, int] = dict.fromkeys(self.topics, self.seq_base)
-        self.state: RouterState = "idle"
-        self.error: str | None = None
-        self.since = wall()
-        self.last_poll_ts: float | None = None
-        # Each source's failure of its own in the last tick it was polled (a trap: the router
-        # refused that request), None when it answered. Cleared when the source goes unwatched.
-        self._refused: dict[Source, str | None] = dict.fromkeys(self.topics)
-        # Each source's published status as (state, error, since): sources follow the router's
-        # state, see source_status().
-        self._statuses: dict[Source, tuple[RouterState, str | None, float]] = {}
-        # Which sources the current tick polls (the ones wanted when it began).
-        self._polled: frozenset[Source] = frozenset()
-        # Set once a name that did not decode in the router's encoding has been reported: the
-        # warning is once per router for the life of the process, not once per tick.
-        self._text_checked = False
-        # Sources whose unreadable rows were logged (once per source for the process), and
-        # whether a refused /ppp/active was logged (once until it is answered again).
-        self._skips_logged: set[Source] = set()
+        # Each source's frames from its rows: their baselines (cleared with the sessions, and
+        # when a source goes unwatched or is refused), seqs and destination.
+        self.frames = SourceFrames(
+            router,
+            self.interval,
+            self.topics,
+            metrics,
+            self.sessions,
+            wall=wall,
+            publisher=publisher,
+            refuse=self._refuse,
+        )
+        # Whether a refused /ppp/active was logged (once until it is answered again).
         self._sessions_refused = False
-        self._up = metrics.router_up.labels(router.id)
         self._ok = metrics.router_requests.labels(router.id, "ok")
         self._timeouts = metrics.router_requests.labels(router.id, "timeout")
         self._errors = metrics.router_requests.labels(router.id, "error")
         self._duration = metrics.router_poll_seconds.labels(router.id)
-        self._up.set(0)
-        for source in self.topics:
-            self._publish_source_status(source, force=True, since=self.since)
 
     @property
     def seq(self) -> int:
         """The seq of the last frame of the first source (interfaces, when served)."""
-        return self.seqs[self.topic.source]
+        return self.frames.seqs[self.topic.source]
+
+    @property
+    def seq_base(self) -> int:
+        """The first seq of every source (the start time in milliseconds): see SourceFrames."""
+        return self.frames.seq_base
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -346,7 +291,7 @@ class Poller:
             await asyncio.sleep(delay)
 
     def _forget_baselines(self) -> None:
-        self._previous.clear()
+        self.frames.forget()
         self.sessions.forget()
 
     async def _poll_once(self) -> float | None:
@@ -380,7 +325,7 @@ class Poller:
         polled = frozenset(source for source in self.topics if self.demand.wants(source))
         for source in self.topics:
             if source not in polled:
-                self._previous.pop(source, None)
+                self.frames.forget(source)
                 self._refused[source] = None
         self._polled = polled
         for source in self.topics:
@@ -449,167 +394,27 @@ class Poller:
             self.sessions.update((), at, wall)
             return
         self._sessions_refused = False
-        self.sessions.update(self._parsed(None, rows, parse_session_row), at, wall)
+        self.sessions.update(self.frames.parsed(None, rows, parse_session_row), at, wall)
 
     async def _poll_source(self, source: Source) -> None:
         """Poll one source and publish its frame (or its refusal)."""
         rows = await self._request(source, COMMANDS[source], PROPLISTS[source])
         if rows is None:
             return
-        at = self._clock()
-        if source == "interfaces":
-            frame = self._interfaces_frame(rows, at)
-        elif source == "queues":
-            frame = self._queues_frame(rows, at)
-        else:
-            frame = self._hotspot_frame(rows, at)
+        frame = self.frames.frame(source, rows, self._clock())
         if frame is None:
             return  # every row unreadable: the source is down, said so
         self._refused[source] = None
         self._publish_source_status(source)
-        self._publish(source, frame)
-
-    def _interfaces_frame(self, rows: list[Row], at: float) -> dict[str, object] | None:
-        try:
-            parsed = [s for s in map(parse_interface_row, rows) if s is not None]
-        except RowError:
-            # An odd row among good ones: read them one by one, skipping (and counting) it.
-            parsed = self._parsed("interfaces", rows, parse_interface_row)
-            if not parsed and rows:
-                return None
-        flt = self._filters["interfaces"]
-        # Most routers have no `interfaces` setting: then every row stays, unmatched.
-        samples = tuple(parsed if flt.is_all else (s for s in parsed if flt.matches(s.name)))
-        if not self._text_checked:
-            self._check_text(parsed)
-        sample = Sample(at, samples)
-        previous = self._previous.get("interfaces")
-        rates = compute_rates(previous if isinstance(previous, Sample) else None, sample)
-        self._previous["interfaces"] = sample
-        seq, ts = self._next("interfaces")
-        return traffic_frame(
-            self.router.id, seq, ts, self.interval, False, rates, self.sessions.view()
-        )
-
-    def _queues_frame(self, rows: list[Row], at: float) -> dict[str, object] | None:
-        parsed = self._parsed("queues", rows, parse_queue_row)
-        if not parsed and rows:
-            return None
-        flt = self._filters["queues"]
-        reading: Reading[QueueSample] = Reading(
-            at, tuple(parsed if flt.is_all else (q for q in parsed if flt.matches(q.name)))
-        )
-        previous = self._previous.get("queues")
-        rates = compute_queue_rates(previous if isinstance(previous, Reading) else None, reading)
-        self._previous["queues"] = reading
-        seq, ts = self._next("queues")
-        return queue_frame(
-            self.router.id, seq, ts, self.interval, False, reading, rates, self.sessions.view()
-        )
-
-    def _hotspot_frame(self, rows: list[Row], at: float) -> dict[str, object] | None:
-        parsed = self._parsed("hotspot", rows, parse_hotspot_row)
-        if not parsed and rows:
-            return None
-        flt = self._filters["hotspot"]
-        reading: Reading[HotspotSample] = Reading(
-            at, tuple(parsed if flt.is_all else (u for u in parsed if flt.matches(u.user)))
-        )
-        previous = self._previous.get("hotspot")
-        rates = compute_hotspot_rates(previous if isinstance(previous, Reading) else None, reading)
-        self._previous["hotspot"] = reading
-        seq, ts = self._next("hotspot")
-        return hotspot_frame(self.router.id, seq, ts, self.interval, False, reading, rates)
-
-    def _parsed(
-        self, source: Source | None, rows: list[Row], parse: Callable[[Row], T | None]
-    ) -> list[T]:
-        """Every row ``parse`` reads (None: a row that names nothing, left out). A row it cannot
-        read is left out and counted (``gateway_rows_skipped_total``), logged once per source;
-        when no row of a non-empty reply can be read, the source is ``down`` saying why."""
-        parsed: list[T] = []
-        first: RowError | None = None
-        skipped = 0
-        for row in rows:
-            try:
-                item = parse(row)
-            except RowError as exc:
-                first = first or exc
-                skipped += 1
-                continue
-            if item is not None:
-                parsed.append(item)
-        if first is None:
-            return parsed
-        what = source or "sessions"
-        self.metrics.rows_skipped.labels(self.router.id, what).inc(skipped)
-        if source is not None and source not in self._skips_logged:
-            self._skips_logged.add(source)
-            logger.warning(
-                "%s: %d %s row(s) could not be read and were left out: %s",
-                self.router.id,
-                skipped,
-                source,
-                first,
-            )
-        if source is not None and not parsed and rows:
-            where = f"{self.router.host}:{self.router.port}"
-            self._refuse(source, f"{where}: unreadable {source} row: {first}")
-        return parsed
-
-    def _next(self, source: Source) -> tuple[int, float]:
-        """The seq and ts of ``source``'s frame being made."""
-        publisher = self._publisher
-        seq = self.seqs[source]
-        seq = self.seqs[source] = seq + 1 if publisher is None else publisher.next_seq(seq, source)
-        ts = self.last_poll_ts = self._wall()
-        return seq, ts
-
-    def _publish(self, source: Source, frame: dict[str, object]) -> None:
-        publisher = self._publisher
-        if publisher is not None:
-            publisher.traffic(frame)
-            return
-        topic = self.topics[source]
-        encodes, dropped = topic.encodes, topic.frames_dropped
-        written = topic.publish(frame)
-        self.metrics.frame_encode.inc(topic.encodes - encodes)
-        self.metrics.frames_sent.inc(written)
-        if topic.frames_dropped != dropped:
-            self.metrics.frames_dropped.inc(topic.frames_dropped - dropped)
-
-    def _check_text(self, samples: Sequence[InterfaceSample]) -> None:
-        """Warn, once per router, when names carry bytes that the ``encoding`` setting does not
-        decode, or decodes to text other bytes also give (they reach viewers escaped, see
-        ``gateway.core.text``): the setting may be wrong."""
-        odd = next((s for s in samples if has_escapes(s.name)), None)
-        if odd is None:
-            return
-        self._text_checked = True
-        logger.warning(
-            '%s: interface %s is shown as "%s": bytes of its name that do not decode as %s '
-            "(this router's encoding setting), or not to text of their own, are shown as "
-            "\ufffd\\xNN. Set encoding for "
-            'router %s in the config to its code page (e.g. "cp1252", "cp1251", "latin-1").',
-            self.router.id,
-            odd.id,
-            _printable(odd.name),
-            self.router.encoding,
-            self.router.id,
-        )
+        self.frames.publish(source, frame)
 
     # -- states -------------------------------------------------------------------------------
 
-    def _fail(self, error: str) -> None:
-        self._set_state("down", error)
-
     def _refuse(self, source: Source, error: str) -> None:
-        """The router refused ``source``'s request alone: that source is ``down``."""
-        if self._refused.get(source) != error:
-            logger.warning("%s: %s: down: %s", self.router.id, source, error)
-        self._refused[source] = error
-        self._previous.pop(source, None)
-        self._publish_source_status(source)
+        """The router refused ``source``'s request alone: that source is ``down``, and its next
+        reading has no rates."""
+        self.frames.forget(source)
+        super()._refuse(source, error)
 
     def _internal_error(self, exc: Exception) -> None:
         """Report an unexpected error to viewers as ``down``; never raises (it runs in a guard)."""
@@ -617,64 +422,3 @@ class Poller:
             self._fail(f"internal error: {type(exc).__name__}")
         except Exception as again:  # noqa: BLE001 - reporting must not end the loop either
             self._unexpected.report(again)
-
-    def _set_state(self, state: RouterState, error: str | None) -> None:
-        """Publish and log a change of the router's state; repeating it does nothing."""
-        if (state, error) == (self.state, self.error):
-            return
-        if state != self.state:
-            self.since = self._wall()  # a new reason for the same state keeps its "since"
-        self.state, self.error = state, error
-        self._up.set(1 if state == "up" else 0)
-        if state == "down":
-            logger.warning("%s: down: %s", self.router.id, error)
-        else:
-            logger.info("%s: %s", self.router.id, state)
-        for source in self.topics:
-            self._publish_source_status(source, since=self.since)
-
-    def source_status(self, source: Source) -> tuple[RouterState, str | None]:
-        """What viewers of ``source`` are told: the router's state, except ``idle`` for a source
-        nobody watches (while the router is polled for others), and ``down`` with the router's
-        message for a source whose request it refuses."""
-        if self.state == "idle" or source not in self._polled:
-            return "idle", None
-        refused = self._refused.get(source)
-        if self.state == "up" and refused is not None:
-            return "down", refused
-        return self.state, self.error
-
-    def statuses(self) -> list[dict[str, object]]:
-        """The current status message of every source (what a new holder of the router's lease
-        shows before its first frames)."""
-        return [self._status_message(source) for source in self.topics]
-
-    def _status_message(self, source: Source) -> dict[str, object]:
-        state, error, since = self._statuses[source]
-        return status_frame(self.router.id, state, error, since, source=source)
-
-    def _publish_source_status(
-        self, source: Source, *, force: bool = False, since: float | None = None
-    ) -> None:
-        """Publish ``source``'s status when it changed. A new state's ``since`` is ``since``
-        when given (the router's, when its change caused this one), else now; a new reason
-        for the same state keeps its ``since``."""
-        state, error = self.source_status(source)
-        current = self._statuses.get(source)
-        if not force and current is not None and current[:2] == (state, error):
-            return
-        if current is not None and current[0] == state:
-            since = current[2]
-        elif since is None:
-            since = self._wall()
-        self._statuses[source] = (state, error, since)
-        status = self._status_message(source)
-        if self._publisher is None:
-            self.topics[source].publish_status(status)
-        else:
-            self._publisher.status(status)
-
-
-def _printable(text: str) -> str:
-    """Text for one log line: control characters (a newline in a name) written as escapes."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
