@@ -466,3 +466,167 @@ describe("reconnects and restarts", () => {
     assert.deepEqual(kinds, ["hello"]);
   });
 });
+
+/** A queues frame as the gateway sends it: rows under `queues`, rates up/down, a plan. */
+function queueFrame(router, seq, names, { ts = 1000 + seq } = {}) {
+  return {
+    type: "traffic",
+    v: 1,
+    router,
+    source: "queues",
+    seq,
+    ts,
+    interval: 1,
+    stale: false,
+    queues: names.map((name, i) => ({
+      id: `*${i + 10}`,
+      name,
+      target: `10.20.0.${i + 2}/32`,
+      comment: `CID-${100000 + i}`,
+      dynamic: false,
+      disabled: false,
+      up_bps: seq * 10 + i,
+      down_bps: seq * 100 + i,
+      up_pps: 1,
+      down_pps: 1,
+      max_up_bps: 10_000_000,
+      max_down_bps: 50_000_000,
+      util_up: 0,
+      util_down: 0,
+    })),
+  };
+}
+const QUEUES = ["cust0001", "cust0002", "<pppoe-a>"];
+const sourced = (message, source) => ({ ...message, source });
+
+describe("sources: queues and hotspot users beside interfaces", () => {
+  test("a queues topic names its source, filters with names, and keeps its own data", () => {
+    const h = harness();
+    h.feed.opened();
+    h.feed.want("r1", ["ether1"]);
+    h.feed.want("r1", ["cust0002"], 60, "queues");
+    assert.deepEqual(h.take(), [
+      chart("r1", ["ether1"]),
+      {
+        type: "subscribe",
+        router: "r1",
+        source: "queues",
+        names: [{ exact: "cust0002" }],
+        history_seconds: 60,
+      },
+    ]);
+    const queues = h.feed.get("r1", "queues");
+    const interfaces = h.feed.get("r1");
+    h.feed.handle(status("r1"));
+    h.feed.handle(history("r1", [only(frame("r1", 1, ALL), ["ether1"])]));
+    h.feed.handle(sourced(status("r1", "down"), "queues"));
+    const answer = queueFrame("r1", 7, ["cust0002"]);
+    h.feed.handle(sourced(history("r1", [answer]), "queues"));
+    assert.deepEqual(h.take(), [
+      full("r1", 0),
+      { type: "subscribe", router: "r1", source: "queues", since: 6, history_seconds: 60 },
+    ]);
+    assert.equal(interfaces.status.state, "up");
+    assert.equal(queues.status.state, "down");
+    h.feed.handle(sourced(history("r1", [queueFrame("r1", 7, QUEUES)]), "queues"));
+    h.feed.handle(queueFrame("r1", 8, QUEUES));
+    assert.equal(queues.latest.seq, 8);
+    assert.deepEqual(queues.names(), QUEUES);
+    assert.equal(interfaces.latest, null, "a queue frame is not an interface frame");
+    // The chart keeps the charted queue's rates and plan, and nothing of the others.
+    assert.deepEqual(
+      queues.series.points.map((p) => [p.seq, ...p.rates.keys()]),
+      [
+        [7, "cust0002"],
+        [8, "cust0002"],
+      ],
+    );
+    assert.deepEqual(queues.series.points[1].rates.get("cust0002"), [81, 801, 10e6, 50e6]);
+  });
+
+  test("unsubscribing interfaces names the source only while another source is subscribed", () => {
+    const h = harness();
+    h.feed.opened();
+    h.feed.want("r1", []);
+    h.feed.want("r1", [], 300, "hotspot");
+    h.take();
+    h.feed.want("r1", null);
+    h.feed.want("r1", null, 300, "hotspot");
+    h.feed.handle(status("r1"));
+    h.feed.handle(history("r1", []));
+    h.feed.handle(sourced(status("r1"), "hotspot"));
+    h.feed.handle(sourced(history("r1", []), "hotspot"));
+    assert.deepEqual(h.take(), [
+      { type: "unsubscribe", router: "r1", source: "interfaces" },
+      { type: "unsubscribe", router: "r1", source: "hotspot" },
+    ]);
+    h.feed.want("r1", []);
+    serve(h, "r1", [frame("r1", 1, ALL)]);
+    serve(h, "r1", [frame("r1", 1, ALL)]);
+    h.feed.want("r1", null);
+    assert.deepEqual(h.take(), [{ type: "unsubscribe", router: "r1" }]);
+  });
+
+  test("a source the router does not serve is refused for that source alone", () => {
+    const h = harness();
+    h.feed.opened();
+    h.feed.want("r1", [], 300, "hotspot");
+    h.feed.want("r1", []);
+    h.take();
+    h.feed.handle({
+      type: "error",
+      code: "bad_request",
+      message: "router 'r1' does not serve 'hotspot' (its sources: interfaces, queues)",
+    });
+    h.feed.handle(status("r1"));
+    h.feed.handle(history("r1", [frame("r1", 3, ALL)]));
+    assert.match(h.feed.get("r1", "hotspot").refused.message, /does not serve 'hotspot'/);
+    assert.equal(h.feed.get("r1").refused, null);
+    assert.deepEqual(h.take(), [full("r1", 2)]);
+  });
+
+  test("rows mode: the token's rows (or the named ones) with their history, in one step", () => {
+    const h = harness();
+    h.feed.opened();
+    h.feed.watchRows("r1", "queues", null, 900);
+    h.feed.watchRows("r1", "interfaces", ["<pppoe-a>"], 900);
+    assert.deepEqual(h.take(), [
+      { type: "subscribe", router: "r1", source: "queues", history_seconds: 900 },
+      {
+        type: "subscribe",
+        router: "r1",
+        interfaces: [{ exact: "<pppoe-a>" }],
+        history_seconds: 900,
+      },
+    ]);
+    const queues = h.feed.get("r1", "queues");
+    h.feed.handle(sourced(status("r1"), "queues"));
+    const mine = [1, 2, 3].map((seq) => queueFrame("r1", seq, ["<pppoe-a>"]));
+    h.feed.handle(sourced(history("r1", mine), "queues"));
+    h.feed.handle(status("r1"));
+    h.feed.handle(history("r1", [only(frame("r1", 5, ALL), ["<pppoe-a>"])]));
+    assert.deepEqual(h.take(), [], "no second step: nothing wider is ever asked for");
+    h.feed.handle(queueFrame("r1", 4, ["<pppoe-a>"]));
+    assert.equal(queues.latest.seq, 4);
+    assert.equal(queues.series.points.length, 4);
+    assert.deepEqual(h.feed.get("r1").latest.interfaces.map((i) => i.name), ["<pppoe-a>"]);
+    // The same demand again sends nothing; a reconnect asks again.
+    h.feed.watchRows("r1", "queues", null, 900);
+    assert.deepEqual(h.take(), []);
+    h.disconnect();
+    h.connect();
+    assert.equal(h.take().length, 2);
+  });
+
+  test("a frame without a source is an interfaces frame", () => {
+    const h = harness();
+    h.feed.opened();
+    h.feed.want("r1", ["ether1"]);
+    serve(h, "r1", [frame("r1", 1, ALL)]);
+    serve(h, "r1", [frame("r1", 1, ALL)]);
+    h.feed.handle({ ...frame("r1", 2, ALL), source: "interfaces" });
+    h.feed.handle(frame("r1", 3, ALL));
+    assert.equal(h.feed.get("r1").latest.seq, 3);
+    assert.equal(h.feed.get("r1", "queues"), undefined);
+  });
+});

@@ -66,3 +66,8 @@ test("interface names sort naturally", () => {
     "ether10",
   ]);
 });
+
+test("a session's uptime of days reads in days and hours", () => {
+  assert.equal(formatDuration(86400), "1 d");
+  assert.equal(formatDuration(3 * 86400 + 4 * 3600 + 59), "3 d 4 h");
+});

@@ -119,3 +119,51 @@ describe("busiest", () => {
     assert.deepEqual(busiest(null), []);
   });
 });
+
+describe("Series of queues", () => {
+  const queues = (seq, ts, rows) => ({
+    seq,
+    ts,
+    interval: 1,
+    source: "queues",
+    queues: Object.entries(rows).map(([name, [up, down, maxUp, maxDown]]) => ({
+      name,
+      up_bps: up,
+      down_bps: down,
+      max_up_bps: maxUp,
+      max_down_bps: maxDown,
+    })),
+  });
+
+  test("records up, down and the plan, charts the plan as lines beside the rates", () => {
+    const s = new Series(undefined, "queues");
+    s.add(queues(1, 100, { a: [1e6, 5e6, 10e6, 50e6], b: [1, 2, null, null] }));
+    s.add(queues(2, 101, { a: [2e6, 6e6, 20e6, 100e6] })); // a plan upgrade
+    assert.deepEqual(s.columns(["a"], 0, { plan: true }), [
+      [100, 101],
+      [1e6, 2e6],
+      [5e6, 6e6],
+      [10e6, 20e6],
+      [50e6, 100e6],
+    ]);
+    assert.deepEqual(s.columns(["b"], 0, { plan: true }).slice(1), [
+      [1, null],
+      [2, null],
+      [null, null],
+      [null, null],
+    ]);
+    assert.deepEqual(s.stats("a", 0), {
+      up: { now: 2e6, avg: 1.5e6, peak: 2e6 },
+      down: { now: 6e6, avg: 5.5e6, peak: 6e6 },
+    });
+    assert.deepEqual(s.plan("a"), [20e6, 100e6]);
+    assert.deepEqual(s.plan("b"), [null, null]);
+    assert.deepEqual(s.plan("nope"), [null, null]);
+  });
+
+  test("an interfaces frame holds no queue rows", () => {
+    const s = new Series(undefined, "queues");
+    s.add({ seq: 1, ts: 1, interval: 1, interfaces: [{ name: "a", rx_bps: 1, tx_bps: 1 }] });
+    assert.deepEqual([...s.points[0].rates.keys()], []);
+  });
+});

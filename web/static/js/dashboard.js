@@ -1,7 +1,8 @@
 /**
- * Rendering: the header, and one panel per view (toolbar, chart, figures, interface picker,
- * top talkers). No networking and no protocol: main.js hands each panel its view and its
- * router's feed, and the panel calls back with what the user asked for.
+ * Rendering: the header, and one panel per view (toolbar with the source switch, chart,
+ * figures, and for interfaces the picker and top talkers, for queues and hotspot users their
+ * table). No networking and no protocol: main.js hands each panel its view and its topic's
+ * feed, and the panel calls back with what the user asked for.
  */
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
@@ -13,8 +14,18 @@ import {
   formatClock,
   formatClockShort,
   formatDuration,
+  formatPlan,
 } from "./format.js";
+import { RowsTable } from "./rowtable.js";
 import { byRate, totalRate } from "./series.js";
+import {
+  commentOf,
+  DEFAULT_SOURCE,
+  matches,
+  planOf,
+  SOURCE_INFO,
+  SOURCES,
+} from "./sources.js";
 
 /** Picker rows rendered at most; the search narrows the rest (hundreds of PPPoE sessions). */
 export const PICKER_LIMIT = 80;
@@ -63,8 +74,8 @@ export class Header {
 }
 
 /**
- * One view's panel. `actions`: setRouter(id), setWindow(minutes), toggleInterface(name, on),
- * toggleRunning(), remove().
+ * One view's panel. `actions`: setRouter(id), setSource(source), setWindow(minutes),
+ * toggleName(name, on) (chart a row of the view's source, or stop), toggleRunning(), remove().
  */
 export class ViewPanel {
   constructor(template, actions) {
@@ -72,6 +83,14 @@ export class ViewPanel {
     this.root = template.content.firstElementChild.cloneNode(true);
     const $ = (selector) => this.root.querySelector(selector);
     this.routerSelect = $(".router-select");
+    this.sourceSwitch = $(".source-switch");
+    this.sourceButtons = [...this.root.querySelectorAll("[data-source]")];
+    this.nameHead = $(".stats .name-head");
+    this.dirHeads = [$(".stats .dir-0"), $(".stats .dir-1")];
+    this.sideCol = $(".side-col");
+    this.rowsTable = new RowsTable($(".rows"), {
+      toggle: (name, on) => actions.toggleName(name, on),
+    });
     this.windowButtons = [...this.root.querySelectorAll("[data-window]")];
     this.startStop = $(".start-stop");
     this.badge = $(".view-badge");
@@ -88,7 +107,7 @@ export class ViewPanel {
     this.talkersBox = $(".talkers .table-scroll");
 
     this.chart = null;
-    this.chartKey = ""; // the names and theme the chart was built for
+    this.chartKey = ""; // the source, names and theme the chart was built for
     this.pickerKey = ""; // the names, selection and query the picker list shows
     this.talkerRows = new Map(); // interface name -> its <tr>, reused across frames
     this.talkersFrozen = false; // row order holds still while the pointer is over the table
@@ -103,24 +122,27 @@ export class ViewPanel {
     for (const button of this.windowButtons) {
       button.addEventListener("click", () => actions.setWindow(Number(button.dataset.window)));
     }
+    for (const button of this.sourceButtons) {
+      button.addEventListener("click", () => actions.setSource(button.dataset.source));
+    }
     this.startStop.addEventListener("click", () => actions.toggleRunning());
     this.removeButton.addEventListener("click", () => actions.remove());
     this.search.addEventListener("input", () => this._renderPicker(true));
     this.pickerList.addEventListener("change", (event) => {
       const box = event.target;
       if (box.matches("input[type=checkbox]")) {
-        actions.toggleInterface(box.value, box.checked);
+        actions.toggleName(box.value, box.checked);
       }
     });
     this.statsBody.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-name]");
-      if (button) actions.toggleInterface(button.dataset.name, false);
+      if (button) actions.toggleName(button.dataset.name, false);
     });
     this.talkersBody.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-name]");
       if (button) {
         const on = button.getAttribute("aria-pressed") !== "true";
-        actions.toggleInterface(button.dataset.name, on);
+        actions.toggleName(button.dataset.name, on);
       }
     });
     const freeze = (frozen) => () => {
@@ -144,26 +166,37 @@ export class ViewPanel {
   }
 
   /**
-   * state: {view, routers, feed, badge, now (server Unix seconds)}.
-   * `feed` is the view's RouterFeed (or null before the gateway listed the routers).
+   * state: {view, routers, sources, feed, badge, now (server Unix seconds)}.
+   * `feed` is the RouterFeed of the view's router and source (or null before the gateway
+   * listed the routers); `sources`, those the view's router serves (null: not known yet).
    */
   update(state) {
     this.state = state;
     const { view, routers, feed, badge } = state;
-    this._renderBar(view, routers);
+    this._renderBar(view, routers, state.sources);
     paintBadge(this.badge, badge);
     // The figures dim while they are not current (router down, stale, reconnecting, stopped).
     this.root.dataset.state = badge.kind;
-    this.root.setAttribute("aria-label", `View of ${routerName(routers, view.router)}`);
+    this.root.dataset.source = view.source;
+    const info = SOURCE_INFO[view.source];
+    const what = view.source === DEFAULT_SOURCE ? "" : `, ${info.plural}`;
+    this.root.setAttribute("aria-label", `View of ${routerName(routers, view.router)}${what}`);
     if (feed === null) return;
-    const names = view.interfaces ?? [];
+    const names = view.names ?? [];
+    const interfaces = view.source === DEFAULT_SOURCE;
     this._renderChart(view, feed, names, state.now);
     this._renderStats(view, feed, names);
-    this._renderPicker(false);
-    this._renderTalkers(view, feed);
+    this.sideCol.hidden = !interfaces;
+    this.rowsTable.root.hidden = interfaces;
+    if (interfaces) {
+      this._renderPicker(false);
+      this._renderTalkers(view, feed);
+    } else {
+      this.rowsTable.update({ source: view.source, feed, charted: names });
+    }
   }
 
-  _renderBar(view, routers) {
+  _renderBar(view, routers, sources) {
     const wanted = routers.map((r) => `${r.id}\n${r.name}`).join("\n");
     if (this.routerSelect.dataset.options !== wanted) {
       this.routerSelect.replaceChildren(
@@ -183,6 +216,14 @@ export class ViewPanel {
     for (const button of this.windowButtons) {
       button.setAttribute("aria-pressed", String(Number(button.dataset.window) === view.window));
     }
+    // The switch offers what the router serves (and the view's own source, whatever it is).
+    const offered = new Set(sources ?? [DEFAULT_SOURCE]);
+    offered.add(view.source);
+    for (const button of this.sourceButtons) {
+      button.hidden = !offered.has(button.dataset.source);
+      button.setAttribute("aria-pressed", String(button.dataset.source === view.source));
+    }
+    this.sourceSwitch.hidden = SOURCES.filter((source) => offered.has(source)).length < 2;
     this.startStop.textContent = view.running ? "Stop monitor" : "Start monitor";
     this.startStop.classList.toggle("primary", !view.running);
   }
@@ -199,19 +240,24 @@ export class ViewPanel {
   }
 
   _renderChart(view, feed, names, now) {
-    const key = `${names.join("\n")}\n${document.documentElement.dataset.theme}`;
+    const source = view.source;
+    const plan = source === "queues";
+    const key = `${source}\n${names.join("\n")}\n${document.documentElement.dataset.theme}`;
     if (key !== this.chartKey || this.chart === null) {
       this.chart?.destroy();
-      this.chart = this._buildChart(names);
+      this.chart = this._buildChart(names, source);
       this.chartKey = key;
     }
     const [from] = this._xRange();
-    this.chart.setData(feed.series.columns(names, from));
+    this.chart.setData(feed.series.columns(names, from, { plan }));
+    const info = SOURCE_INFO[source];
+    const [dirA, dirB] = info.dirs;
     this.chartBox.setAttribute(
       "aria-label",
       names.length
-        ? `Traffic chart, last ${view.window} min: rx and tx of ${names.join(", ")}`
-        : "Traffic chart: no interface chosen",
+        ? `Traffic chart, last ${view.window} min: ${dirA} and ${dirB} of ${names.join(", ")}` +
+            (plan ? ", with their plans" : "")
+        : `Traffic chart: no ${info.noun} chosen`,
     );
     const first = feed.series.first?.ts;
     const covered = first === undefined ? 0 : now - first;
@@ -221,27 +267,40 @@ export class ViewPanel {
           `the ${view.window} min window fills in while this page stays open.`
         : "";
     if (this.chart.cursor.idx === null || this.chart.cursor.idx === undefined) {
+      const hint =
+        source === DEFAULT_SOURCE
+          ? "Choose interfaces to chart under Interfaces, or click one in Top talkers."
+          : `Click a row of the table below to chart that ${info.noun}.`;
+      const plans = plan ? ", plan dotted" : "";
       this.readout.textContent = names.length
-        ? "rx solid, tx dashed. Point at the chart for exact values."
-        : "Choose interfaces to chart under Interfaces, or click one in Top talkers.";
+        ? `${dirA} solid, ${dirB} dashed${plans}. Point at the chart for exact values.`
+        : hint;
     }
   }
 
-  _buildChart(names) {
+  _buildChart(names, source = DEFAULT_SOURCE) {
     const axis = {
       stroke: cssVar("--muted"),
       grid: { stroke: cssVar("--grid"), width: 1 },
       ticks: { stroke: cssVar("--grid"), width: 1, size: 4 },
       font: `11px ${cssVar("--font")}`,
     };
+    const [first, second] = SOURCE_INFO[source].dirs;
+    const plan = source === "queues";
     const series = [{}];
     names.forEach((name, k) => {
       const colour = cssVar(`--series-${k % SERIES_COLOURS}`);
       const common = { stroke: colour, points: { show: false }, spanGaps: false };
       // A light fill under rx reads well for one or two lines; more fills only muddy each other.
       const fill = names.length <= 2 ? `${colour}1a` : undefined;
-      series.push({ ...common, label: `${name} rx`, width: 1.5, fill });
-      series.push({ ...common, label: `${name} tx`, width: 1.25, dash: [5, 3] });
+      series.push({ ...common, label: `${name} ${first}`, width: 1.5, fill });
+      series.push({ ...common, label: `${name} ${second}`, width: 1.25, dash: [5, 3] });
+      if (plan) {
+        // The plan: thin dotted lines, the ceiling the rates are measured against.
+        const line = { ...common, width: 1, dash: [1, 3], spanGaps: true };
+        series.push({ ...line, label: `${name} plan ${first}` });
+        series.push({ ...line, label: `${name} plan ${second}` });
+      }
     });
     const { width, height } = this._size();
     return new uPlot(
@@ -264,19 +323,22 @@ export class ViewPanel {
           },
           { ...axis, size: 72, values: (u, splits) => splits.map(formatBpsShort) },
         ],
-        hooks: { setCursor: [(u) => this._showCursor(u, names)] },
+        hooks: { setCursor: [(u) => this._showCursor(u, names, source)] },
       },
       [[], ...series.slice(1).map(() => [])],
       this.chartBox,
     );
   }
 
-  _showCursor(u, names) {
+  _showCursor(u, names, source) {
     const idx = u.cursor.idx;
     if (idx === null || idx === undefined || u.data[0][idx] === undefined) return;
+    const [first, second] = SOURCE_INFO[source].dirs;
+    const width = source === "queues" ? 4 : 2;
     const parts = names.map(
       (name, k) =>
-        `${name} rx ${formatBps(u.data[1 + 2 * k][idx])} tx ${formatBps(u.data[2 + 2 * k][idx])}`,
+        `${name} ${first} ${formatBps(u.data[1 + width * k][idx])} ` +
+        `${second} ${formatBps(u.data[2 + width * k][idx])}`,
     );
     this.readout.textContent = `${formatClock(u.data[0][idx])}: ${parts.join(" · ")}`;
   }
@@ -299,25 +361,35 @@ export class ViewPanel {
 
   _renderStats(view, feed, names) {
     const [from] = this._xRange();
-    const key = names.join("\n");
+    const source = view.source;
+    const info = SOURCE_INFO[source];
+    const key = `${source}\n${names.join("\n")}`;
     if (key !== this.rendered.statsKey) {
       // Rows are rebuilt only when the charted names change, so a click on a row's button
       // never lands on a node that the next frame replaced.
       this.rendered.statsKey = key;
+      this.nameHead.textContent = info.noun[0].toUpperCase() + info.noun.slice(1);
+      info.dirTitles.forEach((title, i) => {
+        this.dirHeads[i].textContent = title;
+      });
       this.statsRows = new Map(names.map((name, k) => [name, this._statsRow(name, k)]));
       const rows = [...this.statsRows.values()];
       if (rows.length === 0) {
-        const hint = "No interface charted yet: pick one under Interfaces or Top talkers.";
+        const hint =
+          source === DEFAULT_SOURCE
+            ? "No interface charted yet: pick one under Interfaces or Top talkers."
+            : `No ${info.noun} charted yet: click one in the table below.`;
         rows.push(element("tr", {}, element("td", { colSpan: 8, class: "muted empty" }, hint)));
       }
       this.statsBody.replaceChildren(...rows);
     }
+    const byName = new Map(feed.rows().map((row) => [row.name, row]));
     for (const [name, row] of this.statsRows) {
-      const iface = feed.latest?.interfaces.find((i) => i.name === name);
+      const current = byName.get(name);
       // Gone from the router (a PPPoE customer who hung up): it has no current rate.
-      const gone = feed.latest !== null && iface === undefined;
+      const gone = feed.latest !== null && current === undefined;
       const stats = feed.series.stats(name, from);
-      const figures = ["rx", "tx"].flatMap((dir) =>
+      const figures = info.dirs.flatMap((dir) =>
         ["now", "avg", "peak"].map((figure) =>
           gone && figure === "now" ? null : (stats?.[dir][figure] ?? null),
         ),
@@ -325,10 +397,15 @@ export class ViewPanel {
       figures.forEach((value, i) => {
         row.cells[1 + i].textContent = formatBps(value);
       });
-      let note = "";
-      if (gone) note = "gone";
-      else if (iface && !iface.running) note = "not running";
-      row.querySelector(".note").textContent = note;
+      const notes = [];
+      if (gone) notes.push("gone");
+      else if (current?.running === false) notes.push("not running");
+      else if (current?.disabled === true) notes.push("disabled");
+      if (source === "queues" && (current !== undefined || feed.series.last !== null)) {
+        notes.push(`plan ${formatPlan(...(current ? planOf(current) : feed.series.plan(name)))}`);
+      }
+      row.querySelector(".note").textContent = notes.join(", ");
+      if (current !== undefined) row.querySelector(".comment").textContent = commentOf(current);
     }
   }
 
@@ -340,6 +417,7 @@ export class ViewPanel {
       { scope: "row", class: "name" },
       swatch,
       element("span", {}, name),
+      element("span", { class: "comment" }),
       element("span", { class: "muted note" }),
     );
     const cells = ["now", "avg", "peak", "now", "avg", "peak"].map((figure) =>
@@ -358,21 +436,20 @@ export class ViewPanel {
   _renderPicker(fromInput) {
     const { view, feed } = this.state ?? {};
     if (!feed) return;
-    const selected = new Set(view.interfaces ?? []);
+    if (view.source !== DEFAULT_SOURCE) return;
+    const selected = new Set(view.names ?? []);
     const query = this.search.value.trim().toLowerCase();
-    const interfaces = feed.latest?.interfaces ?? [];
+    const interfaces = feed.rows();
     const key = [
       query,
       [...selected].join(","),
-      interfaces.map((i) => `${i.name}/${i.running}`).join(","),
+      interfaces.map((i) => `${i.name}/${i.running}/${commentOf(i)}`).join(","),
     ].join("\n");
     if (key === this.pickerKey && !fromInput) return;
     this.pickerKey = key;
-    const matches = interfaces
-      .filter(
-        (i) =>
-          !query || i.name.toLowerCase().includes(query) || i.type.toLowerCase().includes(query),
-      )
+    // Name, type, comment, and a PPP customer's login, caller id and address.
+    const found = interfaces
+      .filter((i) => matches(i, query, DEFAULT_SOURCE))
       .sort(
         // Without a search, what is charted comes first: with hundreds of customers it would
         // otherwise sit pages down the list. A search lists matches in name order only.
@@ -381,7 +458,7 @@ export class ViewPanel {
           compareNames(a.name, b.name),
       );
     const full = selected.size >= MAX_CHARTED;
-    const shown = matches.slice(0, PICKER_LIMIT);
+    const shown = found.slice(0, PICKER_LIMIT);
     this.pickerList.replaceChildren(
       ...shown.map((iface) => {
         const on = selected.has(iface.name);
@@ -399,6 +476,7 @@ export class ViewPanel {
             {},
             box,
             element("span", { class: "name" }, iface.name),
+            element("span", { class: "comment" }, commentOf(iface)),
             element(
               "span",
               { class: "type" },
@@ -410,10 +488,10 @@ export class ViewPanel {
     );
     const notes = [];
     if (interfaces.length === 0) notes.push("Waiting for the router's interface list…");
-    else if (matches.length === 0) notes.push(`No interface matches “${this.search.value}”.`);
-    else if (matches.length > shown.length) {
-      notes.push(`Showing ${shown.length} of ${matches.length}; type to narrow the list.`);
-    } else notes.push(`${matches.length} of ${interfaces.length} interfaces.`);
+    else if (found.length === 0) notes.push(`No interface matches “${this.search.value}”.`);
+    else if (found.length > shown.length) {
+      notes.push(`Showing ${shown.length} of ${found.length}; type to narrow the list.`);
+    } else notes.push(`${found.length} of ${interfaces.length} interfaces.`);
     if (full) notes.push(`At most ${MAX_CHARTED} per chart.`);
     this.pickerNote.textContent = notes.join(" ");
   }
@@ -426,12 +504,12 @@ export class ViewPanel {
       this.talkersCount.textContent = "";
       return;
     }
-    if (this.rendered.talkers === frame && this.rendered.talkerSelection === view.interfaces) {
+    if (this.rendered.talkers === frame && this.rendered.talkerSelection === view.names) {
       return;
     }
     this.rendered.talkers = frame;
-    this.rendered.talkerSelection = view.interfaces;
-    const selected = new Set(view.interfaces ?? []);
+    this.rendered.talkerSelection = view.names;
+    const selected = new Set(view.names ?? []);
     const sorted = byRate(frame);
     const top = Math.max(1, ...sorted.map((i) => Math.max(i.rx_bps ?? 0, i.tx_bps ?? 0)));
     const rows = this.talkerRows;
@@ -449,7 +527,8 @@ export class ViewPanel {
       const button = nameCell.firstElementChild;
       button.setAttribute("aria-pressed", String(selected.has(iface.name)));
       button.disabled = !selected.has(iface.name) && selected.size >= MAX_CHARTED;
-      nameCell.lastElementChild.textContent = iface.type;
+      nameCell.querySelector(".comment").textContent = commentOf(iface);
+      nameCell.querySelector(".type").textContent = iface.type;
       row.classList.toggle("down", !iface.running);
       rxCell.textContent = formatBps(iface.rx_bps);
       txCell.textContent = formatBps(iface.tx_bps);
@@ -479,7 +558,13 @@ export class ViewPanel {
       "tr",
       {},
       element("td", { class: "num rank" }),
-      element("th", { scope: "row", class: "name" }, button, element("span", { class: "type" })),
+      element(
+        "th",
+        { scope: "row", class: "name" },
+        button,
+        element("span", { class: "comment" }),
+        element("span", { class: "type" }),
+      ),
       element("td", { class: "num bar rx" }),
       element("td", { class: "num bar tx" }),
     );

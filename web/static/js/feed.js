@@ -3,21 +3,31 @@
  * No DOM and no networking: messages go out through the injected `send`, come in through
  * `handle()`, and socket.js says when a connection opens or closes.
  *
+ * A subscription is to one source of one router (a *topic*: its interfaces, simple queues or
+ * hotspot users; README, "Sources"), and each topic is followed on its own: its data, its
+ * status, its subscription steps. An `interfaces` subscribe names no `source` and filters with
+ * `interfaces`, as before sources existed; the others send `source` and `names`.
+ *
  * Keeping the page light. A router with 300 PPPoE customers sends ~45 KB per frame, and its
  * history ring (300 frames) would be ~14 MB: far too much to pull on every page load, and more
  * than a viewer on a slow link should have to take. The chart needs history only for the few
- * charted interfaces, and only as far back as its window; the top-talkers table needs every
- * interface but only the latest frame. So each router is subscribed in two steps, both within
- * the contract, and both ask for no more than the widest window shown (`history_seconds`):
+ * charted rows, and only as far back as its window; the tables (top talkers, queues, hotspot
+ * users) need every row but only the latest frame. So each topic is subscribed in two steps,
+ * both within the contract, and both ask for no more than the widest window shown
+ * (`history_seconds`):
  *
- * 1. "chart": `subscribe` with `interfaces` = the charted names still missing their history
- *    for that window, each as `{"exact": name}`: a name the user picked matches that interface
- *    only, even when it holds glob characters (`ether1 [WAN]` as a glob would match `ether1 W`
- *    and not itself). The answer is the window's frames, filtered: a few hundred KB at most.
- *    With no such name (nothing charted yet) it asks for the newest frame only (`history: 1`),
- *    which tells the ring's seqs.
+ * 1. "chart": `subscribe` with `interfaces` (or `names`) = the charted names still missing their
+ *    history for that window, each as `{"exact": name}`: a name the user picked matches that
+ *    row only, even when it holds glob characters (`ether1 [WAN]` as a glob would match
+ *    `ether1 W` and not itself). The answer is the window's frames, filtered: a few hundred KB
+ *    at most. With no such name (nothing charted yet) it asks for the newest frame only
+ *    (`history: 1`), which tells the ring's seqs.
  * 2. "full": `subscribe` again without a filter and with `since` = the last `seq` seen, so the
  *    backfill is only the latest frame or two, and the live frames that follow are complete.
+ *
+ * A topic in "rows" mode (the customer view: `watchRows`) has one step: its names (or none,
+ * when the token alone says which rows a viewer sees), with the window's history, and nothing
+ * wider ever.
  *
  * The gateway answers subscribes in order (a `status`, then the history, or an `error`), so one
  * FIFO of pending subscribes tells which request each answer belongs to and therefore which
@@ -38,11 +48,12 @@
  */
 
 import { Series } from "./series.js";
+import { DEFAULT_SOURCE, messageSource, rowsOf, SOURCES } from "./sources.js";
 
-/** Interfaces one chart shows at most: beyond this the lines are unreadable anyway. */
+/** Rows one chart shows at most: beyond this the lines are unreadable anyway. */
 export const MAX_CHARTED = 8;
 
-/** A subscribe `interfaces` entry that matches `name` literally (a glob would not). */
+/** A subscribe `interfaces`/`names` entry that matches `name` literally (a glob would not). */
 export const exactName = (name) => ({ exact: name });
 
 /** The `error` codes that answer a subscribe (README, "Websocket protocol"). */
@@ -56,19 +67,29 @@ export const SUBSCRIBE_ERRORS = new Set([
 /** History asked for when no window is given, in seconds: the default 5-minute window. */
 export const DEFAULT_SECONDS = 300;
 
+/** The key of a topic (one source of one router) in `Feed.topics`. */
+export const topicKey = (router, source = DEFAULT_SOURCE) => `${source}:${router}`;
+
+/** One source of one router: its data (kept across reconnects) and its subscription. */
 export class RouterFeed {
-  constructor(id) {
+  constructor(id, source = DEFAULT_SOURCE) {
     this.id = id;
-    /** Whether any running view shows this router (the subscription's demand). */
+    this.source = source;
+    /** Whether any running view shows this topic (the subscription's demand). */
     this.wanted = false;
-    /** Interfaces whose history the chart needs (the union over this router's views). */
+    /**
+     * "table" (the chart's names, then every row's latest frame) or "rows" (only the names,
+     * or every row the token shows when `tracked` is null, with their history).
+     */
+    this.mode = "table";
+    /** Rows whose history the chart needs (the union over this topic's views); null: all. */
     this.tracked = new Set();
     /** How far back the chart needs history, in seconds (the widest window of its views). */
     this.seconds = DEFAULT_SECONDS;
-    this.series = new Series();
+    this.series = new Series(undefined, source);
     /** The latest `status` message, or null. */
     this.status = null;
-    /** The latest unfiltered traffic frame: top talkers and the interface picker read it. */
+    /** The latest unfiltered traffic frame: the tables and the picker read it. */
     this.latest = null;
     /** Local clock (ms) when a live frame last arrived: staleness, immune to clock skew. */
     this.latestAt = null;
@@ -96,15 +117,22 @@ export class RouterFeed {
     this.lastFullSeq = null;
     /** The full step's `since` when a partial chart step interrupted the full stream. */
     this.resumeFrom = null;
+    /** In "rows" mode: what the answered subscribe asked for (names and seconds), or null. */
+    this.asked = null;
   }
 
   get interval() {
     return this.latest?.interval ?? this.series.last?.interval ?? 1;
   }
 
-  /** Every interface name of the latest full frame (the picker's choices). */
+  /** The rows of the latest full frame (every interface, queue or user the viewer sees). */
+  rows() {
+    return rowsOf(this.latest, this.source);
+  }
+
+  /** Every row name of the latest full frame (the picker's choices). */
   names() {
-    return (this.latest?.interfaces ?? []).map((iface) => iface.name);
+    return this.rows().map((row) => row.name);
   }
 
   _seen(seq, full) {
@@ -113,7 +141,7 @@ export class RouterFeed {
   }
 
   _record(frame, full) {
-    this.series.add(frame, this.tracked);
+    this.series.add(frame, this.mode === "rows" ? null : this.tracked);
     this._seen(frame.seq, full);
     if (full && (this.latest === null || frame.ts >= this.latest.ts)) this.latest = frame;
   }
@@ -122,56 +150,102 @@ export class RouterFeed {
 export class Feed {
   /**
    * `send(message)` writes to the socket (returns false when not connected);
-   * `onChange(kind, routerId)` is told about "hello", "status", "frame", "history", "refused".
+   * `onChange(kind, routerId, source)` is told about "hello", "status", "frame", "history",
+   * "refused".
    */
   constructor({ send, onChange = () => {}, now = () => Date.now() }) {
     this.send = send;
     this.onChange = onChange;
     this.now = now;
-    /** Router id -> RouterFeed, created on first use; kept across reconnects (the data). */
-    this.routers = new Map();
+    /** topicKey(router, source) -> RouterFeed, created on first use; kept across reconnects. */
+    this.topics = new Map();
     /** `[{id, name}]` from the latest hello. */
     this.routerList = [];
     this.heartbeat = null;
     this.connected = false;
-    // Subscribes awaiting their answer, oldest first: {router, kind, names}. Reset per connection.
+    // Subscribes awaiting their answer, oldest first: {router, source, kind, names, seconds}.
+    // Reset per connection.
     this._pending = [];
   }
 
-  router(id) {
-    let feed = this.routers.get(id);
+  /** A router's topic of `source`, created on first use. */
+  topic(id, source = DEFAULT_SOURCE) {
+    const key = topicKey(id, source);
+    let feed = this.topics.get(key);
     if (feed === undefined) {
-      feed = new RouterFeed(id);
-      this.routers.set(id, feed);
+      feed = new RouterFeed(id, source);
+      this.topics.set(key, feed);
     }
     return feed;
   }
 
+  /** A router's topic of `source` if the page has one, else undefined (never creates one). */
+  get(id, source = DEFAULT_SOURCE) {
+    return this.topics.get(topicKey(id, source));
+  }
+
+  /** The `interfaces` topic of a router (created on first use). */
+  router(id) {
+    return this.topic(id, DEFAULT_SOURCE);
+  }
+
+  /** Router id -> its `interfaces` topic: the routers the page has asked about. */
+  get routers() {
+    const routers = new Map();
+    for (const feed of this.topics.values()) {
+      if (feed.source === DEFAULT_SOURCE) routers.set(feed.id, feed);
+    }
+    return routers;
+  }
+
   /**
-   * Declare the demand for a router: `names` to chart (an array, possibly empty), or null when
-   * no running view shows it (the router is then unsubscribed, so it is not polled for us);
-   * `seconds`, how far back the chart shows (the widest window of the router's views).
+   * Declare the demand for one source of a router, for a table and its chart: `names` to chart
+   * (an array, possibly empty), or null when no running view shows it (the topic is then
+   * unsubscribed, so the router is not polled for it on our behalf); `seconds`, how far back
+   * the chart shows (the widest window of the topic's views).
    */
-  want(id, names, seconds = DEFAULT_SECONDS) {
-    const feed = this.router(id);
+  want(id, names, seconds = DEFAULT_SECONDS, source = DEFAULT_SOURCE) {
+    this._want(this.topic(id, source), "table", names === null ? null : new Set(names), seconds);
+  }
+
+  /**
+   * Declare the demand for some rows of one source of a router, with their history and nothing
+   * else (the customer view): `names` an array of row names, or null for every row the viewer's
+   * token shows; `seconds` of history. Stop with `want(id, null, 0, source)`.
+   */
+  watchRows(id, source, names, seconds = DEFAULT_SECONDS) {
+    this._want(this.topic(id, source), "rows", names === null ? "all" : new Set(names), seconds);
+  }
+
+  _want(feed, mode, names, seconds) {
     const wanted = names !== null;
-    const tracked = new Set(names ?? feed.tracked);
+    const tracked = names === "all" ? null : (names ?? feed.tracked);
+    const sameNames =
+      tracked === feed.tracked ||
+      (tracked !== null &&
+        feed.tracked !== null &&
+        tracked.size === feed.tracked.size &&
+        [...tracked].every((name) => feed.tracked.has(name)));
     const same =
       wanted === feed.wanted &&
-      (!wanted || seconds === feed.seconds) &&
-      tracked.size === feed.tracked.size &&
-      [...tracked].every((name) => feed.tracked.has(name));
+      (!wanted || (seconds === feed.seconds && mode === feed.mode)) &&
+      sameNames;
     if (same) return;
     feed.wanted = wanted;
-    if (wanted) feed.seconds = seconds;
-    if (wanted) feed.refused = null;
-    for (const name of feed.tracked) {
-      // A name no longer charted stops being recorded: drop its points, or its line would
-      // come back later with a hole the backfill does not know to fill.
-      if (!tracked.has(name)) feed.backfilled.delete(name);
+    if (wanted) {
+      feed.seconds = seconds;
+      feed.mode = mode;
+      feed.refused = null;
+    }
+    if (feed.tracked !== null) {
+      for (const name of feed.tracked) {
+        // A name no longer charted stops being recorded: drop its points, or its line would
+        // come back later with a hole the backfill does not know to fill.
+        if (tracked === null || !tracked.has(name)) feed.backfilled.delete(name);
+      }
     }
     feed.tracked = tracked;
-    feed.series.retain(tracked);
+    if (tracked !== null) feed.series.retain(tracked);
     this._sync(feed);
   }
 
@@ -179,18 +253,18 @@ export class Feed {
   opened() {
     this.connected = true;
     this._pending = [];
-    for (const feed of this.routers.values()) {
+    for (const feed of this.topics.values()) {
       feed.resetConnection();
       feed.refused = null;
-      this._sync(feed);
     }
+    for (const feed of this.topics.values()) this._sync(feed);
   }
 
   /** The socket closed: nothing is subscribed any more; the data stays. */
   closed() {
     this.connected = false;
     this._pending = [];
-    for (const feed of this.routers.values()) feed.resetConnection();
+    for (const feed of this.topics.values()) feed.resetConnection();
   }
 
   /** One message from the gateway. */
@@ -202,10 +276,10 @@ export class Feed {
         this.onChange("hello", null);
         break;
       case "status": {
-        const feed = this.routers.get(message.router);
+        const feed = this.get(message.router, messageSource(message));
         if (feed === undefined) return;
         feed.status = message;
-        this.onChange("status", feed.id);
+        this.onChange("status", feed.id, feed.source);
         break;
       }
       case "history":
@@ -227,14 +301,14 @@ export class Feed {
   }
 
   _traffic(frame) {
-    const feed = this.routers.get(frame.router);
+    const feed = this.get(frame.router, messageSource(frame));
     if (feed === undefined || feed.filter === null) return;
     const full = feed.filter === "all";
     feed._record(frame, full);
     const now = this.now();
     feed.latestAt = now;
     feed.skew = frame.ts - now / 1000;
-    this.onChange("frame", feed.id);
+    this.onChange("frame", feed.id, feed.source);
   }
 
   /**
@@ -245,7 +319,8 @@ export class Feed {
    */
   _history(message) {
     const entry = this._pending[0];
-    const feed = this.routers.get(message.router);
+    const feed = this.get(message.router, messageSource(message));
+    // A "rows" subscribe's frames are all its viewer shows: complete, as a full step's are.
     const full = entry?.kind !== "chart";
     if (feed !== undefined) {
       for (const frame of message.frames ?? []) feed._record(frame, full);
@@ -255,16 +330,18 @@ export class Feed {
     if (feed === undefined) return;
     feed.pending = Math.max(0, feed.pending - 1);
     feed.filter = full ? "all" : new Set(entry.names);
-    if (!full) {
+    if (entry?.kind === "chart") {
       feed.charted = true;
       for (const name of entry.names) {
         feed.backfilled.set(name, Math.max(feed.backfilled.get(name) ?? 0, entry.seconds));
       }
+    } else if (entry?.kind === "rows") {
+      feed.asked = entry.asked;
     } else {
       feed.resumeFrom = null;
     }
     this._sync(feed);
-    this.onChange("history", feed.id);
+    this.onChange("history", feed.id, feed.source);
   }
 
   /**
@@ -274,11 +351,13 @@ export class Feed {
   _refreshed(message) {
     if (Array.isArray(message.routers)) this.routerList = message.routers;
     for (const id of message.unsubscribed ?? []) {
-      const feed = this.routers.get(id);
-      if (feed === undefined) continue;
-      feed.resetConnection();
-      feed.refused = { code: "forbidden", message: "the new token does not cover this router" };
-      this.onChange("refused", id);
+      for (const source of SOURCES) {
+        const feed = this.get(id, source);
+        if (feed === undefined) continue;
+        feed.resetConnection();
+        feed.refused = { code: "forbidden", message: "the new token does not cover this router" };
+        this.onChange("refused", id, source);
+      }
     }
     this.onChange("hello", null);
   }
@@ -289,12 +368,12 @@ export class Feed {
     if (!SUBSCRIBE_ERRORS.has(message.code)) return;
     const entry = this._pending.shift();
     if (entry === undefined) return; // not an answer to a subscribe: nothing to undo
-    const feed = this.routers.get(entry.router);
+    const feed = this.get(entry.router, entry.source);
     if (feed === undefined) return;
     feed.pending = Math.max(0, feed.pending - 1);
     feed.refused = { code: message.code, message: message.message };
     if (feed.filter === null) feed.subscribed = false;
-    this.onChange("refused", feed.id);
+    this.onChange("refused", feed.id, feed.source);
   }
 
   /** Send whatever brings the gateway's subscription in line with the demand, one step. */
@@ -302,9 +381,13 @@ export class Feed {
     if (!this.connected || feed.pending > 0 || feed.refused !== null) return;
     if (!feed.wanted) {
       if (feed.subscribed) {
-        this.send({ type: "unsubscribe", router: feed.id });
+        this.send(this._unsubscribe(feed));
         feed.resetConnection(); // the data (series, latest) stays for a later Start
       }
+      return;
+    }
+    if (feed.mode === "rows") {
+      this._syncRows(feed);
       return;
     }
     const seconds = feed.seconds;
@@ -317,20 +400,60 @@ export class Feed {
       if (feed.filter === "all" && feed.lastFullSeq !== null) feed.resumeFrom = feed.lastFullSeq;
       // With no name to backfill, the newest frame is enough: it tells the ring's seqs.
       const limit = missing.length > 0 ? { history_seconds: seconds } : { history: 1 };
-      const interfaces = missing.map(exactName);
-      this._subscribe(feed, "chart", { interfaces, ...limit }, missing, seconds);
+      const filter = this._filter(feed, missing);
+      this._subscribe(feed, "chart", { ...filter, ...limit }, missing, seconds);
     } else if (feed.filter !== "all") {
       // Only the latest frame is needed in full (the top talkers); the chart has the rest.
       // The window bounds it even when `since` has left the ring (a reset sends what is kept).
       const since = feed.resumeFrom ?? Math.max(0, (feed.lastSeq ?? 0) - 1);
-      this._subscribe(feed, "full", { since, history_seconds: seconds }, null, seconds);
+      const fields = { ...this._filter(feed, null), since, history_seconds: seconds };
+      this._subscribe(feed, "full", fields, null, seconds);
     }
   }
 
-  _subscribe(feed, kind, fields, names, seconds) {
+  /**
+   * "rows" mode: one subscribe for the names (or every row the token shows) with the window's
+   * history; again only when the names or the window change (a wider window fetches the
+   * history again: points merge by poll time).
+   */
+  _syncRows(feed) {
+    const names = feed.tracked === null ? null : [...feed.tracked];
+    const asked = `${names === null ? "*" : JSON.stringify(names)}\n${feed.seconds}`;
+    if (feed.asked === asked) return;
+    const filter = names === null ? this._filter(feed, null) : this._filter(feed, names);
+    const fields = { ...filter, history_seconds: feed.seconds };
+    this._subscribe(feed, "rows", fields, names ?? [], feed.seconds, asked);
+  }
+
+  /**
+   * The subscribe's source and filter fields for `names` (null: no filter). Interfaces are
+   * asked for as before sources existed (no `source`, the filter under `interfaces`), which
+   * every gateway understands; other sources name themselves and filter with `names`.
+   */
+  _filter(feed, names) {
+    const entries = names === null ? {} : null;
+    if (feed.source === DEFAULT_SOURCE) return entries ?? { interfaces: names.map(exactName) };
+    return { source: feed.source, ...(entries ?? { names: names.map(exactName) }) };
+  }
+
+  /**
+   * The unsubscribe for a topic. It names its source unless it is `interfaces` and the router
+   * has no other source subscribed on this connection: then the two mean the same (an
+   * unsubscribe without a source ends every subscription to the router), and the shorter one is
+   * also what a gateway from before sources understands.
+   */
+  _unsubscribe(feed) {
+    const others = SOURCES.some(
+      (source) => source !== feed.source && this.get(feed.id, source)?.subscribed,
+    );
+    if (feed.source === DEFAULT_SOURCE && !others) return { type: "unsubscribe", router: feed.id };
+    return { type: "unsubscribe", router: feed.id, source: feed.source };
+  }
+
+  _subscribe(feed, kind, fields, names, seconds, asked = null) {
     if (!this.send({ type: "subscribe", router: feed.id, ...fields })) return;
     feed.subscribed = true;
     feed.pending += 1;
-    this._pending.push({ router: feed.id, kind, names, seconds });
+    this._pending.push({ router: feed.id, source: feed.source, kind, names, seconds, asked });
   }
 }

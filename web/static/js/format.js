@@ -51,16 +51,40 @@ export function formatClockShort(ts) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
-/** Seconds -> `"45 s"`, `"3 min 20 s"`, `"2 h 5 min"`. */
+/** Seconds -> `"45 s"`, `"3 min 20 s"`, `"2 h 5 min"`, `"3 d 4 h"` (a session's uptime). */
 export function formatDuration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s} s`;
   const m = Math.floor(s / 60);
   if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
   const h = Math.floor(m / 60);
-  return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  if (h < 24) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
 }
 
 /** Natural order for interface names: ether2 before ether10, <pppoe-a> among the pppoe's. */
 export const compareNames = new Intl.Collator("en", { numeric: true, sensitivity: "base" })
   .compare;
+
+/**
+ * A queue's plan (`max-limit`, bits/s; null for unlimited) as `"10 Mbps / 50 Mbps"` (up /
+ * down), `"unlimited"` when both are, `"unlimited / 50 Mbps"` when one is.
+ */
+export function formatPlan(up, down) {
+  const one = (bps) => (bps === null || bps === undefined ? "unlimited" : formatBpsShort(bps));
+  if ((up ?? null) === null && (down ?? null) === null) return "unlimited";
+  return `${one(up)} / ${one(down)}`;
+}
+
+/** `12.34` -> `"12 %"`, `0.4` -> `"0.4 %"`; null -> `"–"`. One decimal below 10 %. */
+export function formatPercent(percent) {
+  if (percent === null || percent === undefined || !Number.isFinite(percent)) return "–";
+  const abs = Math.abs(percent);
+  return `${abs < 9.95 && abs !== 0 ? percent.toFixed(1) : Math.round(percent)} %`;
+}
+
+/** A MAC address as the router wrote it, or `"–"`. */
+export function formatText(text) {
+  return typeof text === "string" && text !== "" ? text : "–";
+}

@@ -1,20 +1,27 @@
 /**
- * The page's entry point. It owns the views (router, window, charted interfaces, running) and
- * wires the pieces together: socket.js keeps the connection, feed.js speaks the protocol,
+ * The page's entry point. It owns the views (router, source, window, charted rows, running)
+ * and wires the pieces together: socket.js keeps the connection, feed.js speaks the protocol,
  * urlstate.js keeps the views in the address bar, dashboard.js draws. It renders at most once
  * per animation frame, and once a second for countdowns, staleness and the moving time axis.
  */
 
 import { Header, ViewPanel } from "./dashboard.js";
-import { Feed, MAX_CHARTED } from "./feed.js";
-import { busiest } from "./series.js";
+import { Feed, MAX_CHARTED, topicKey } from "./feed.js";
 import { CLOSE, ReconnectingSocket } from "./socket.js";
+import { DEFAULT_SOURCE, rowsOf, SOURCES } from "./sources.js";
 import { connectionBadge, viewBadge } from "./status.js";
+import { topNames } from "./table.js";
 import { TokenSource, takeToken } from "./token.js";
 import { formatSearch, newView, parseViews } from "./urlstate.js";
 
-/** Interfaces charted when a view opens on a router without naming any. */
-const AUTO_PICK = 3;
+/**
+ * Rows charted when a view opens without naming any: the three busiest interfaces, or the top
+ * queue (by use of its plan) or hotspot user, whose lines and plan read well on their own.
+ */
+const AUTO_PICK = { interfaces: 3, queues: 1, hotspot: 1 };
+
+/** Seconds the page waits for the gateway's list of routers and their sources. */
+const LIST_TIMEOUT = 10;
 
 const template = document.getElementById("view-template");
 const container = document.getElementById("views");
@@ -50,6 +57,41 @@ function renewToken() {
     return true;
   });
   return renewing;
+}
+
+/**
+ * Router id -> the sources it serves (README, "HTTP endpoints": `/api/routers`), so a view's
+ * switch offers only those. A router missing here is not known yet (the switch then offers
+ * interfaces, the one every router has); a gateway from before sources lists none.
+ */
+const routerSources = new Map();
+
+/** Read which sources each router serves (the viewer's token decides which routers it sees). */
+async function loadSources() {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), LIST_TIMEOUT * 1000);
+  try {
+    const headers = { Accept: "application/json" };
+    if (token !== null) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch("/api/routers", {
+      headers,
+      cache: "no-store",
+      signal: controller.signal,
+    });
+    if (!response.ok) return;
+    const body = await response.json();
+    for (const router of body?.routers ?? []) {
+      const served = Array.isArray(router.sources)
+        ? router.sources.filter((source) => SOURCES.includes(source))
+        : [DEFAULT_SOURCE];
+      routerSources.set(router.id, served);
+    }
+    scheduleRender();
+  } catch {
+    // Offline or too slow: the switch offers interfaces until the next hello asks again.
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 let nextKey = 1;
@@ -106,27 +148,28 @@ function socketChanged() {
   scheduleRender();
 }
 
-function feedChanged(kind, routerId) {
+function feedChanged(kind, routerId, source) {
   if (kind === "hello") {
     const first = feed.routerList[0]?.id ?? null;
     for (const view of views) view.router ??= first;
+    loadSources();
     viewsChanged();
   } else if (kind === "frame" || kind === "history") {
-    autoPick(routerId);
+    autoPick(routerId, source);
   }
   scheduleRender();
 }
 
-/** Chart the busiest interfaces of views that name none, once their router's frame is in. */
-function autoPick(routerId) {
-  const latest = feed.routers.get(routerId)?.latest;
+/** Chart the busiest rows of views that name none, once their topic's frame is in. */
+function autoPick(routerId, source) {
+  const latest = feed.get(routerId, source)?.latest;
   if (!latest) return;
   let picked = false;
   for (const view of views) {
-    if (view.router === routerId && view.interfaces === null) {
-      const names = busiest(latest, AUTO_PICK);
+    if (view.router === routerId && view.source === source && view.names === null) {
+      const names = topNames(rowsOf(latest, source), source, AUTO_PICK[source] ?? 1);
       if (names.length > 0) {
-        view.interfaces = names;
+        view.names = names;
         picked = true;
       }
     }
@@ -135,25 +178,28 @@ function autoPick(routerId) {
 }
 
 /**
- * Subscribe what running views show and unsubscribe the rest; keep the URL in step. A router's
- * demand is the union of its running views' interfaces, as far back as the widest of their
- * windows: the history the gateway sends is no more than that.
+ * Subscribe what running views show and unsubscribe the rest; keep the URL in step. A topic's
+ * (a router's source's) demand is the union of its running views' charted rows, as far back
+ * as the widest of their windows: the history the gateway sends is no more than that.
  */
 function viewsChanged() {
-  const demand = new Map([...feed.routers.keys()].map((id) => [id, null]));
+  const demand = new Map(
+    [...feed.topics.values()].map((t) => [topicKey(t.id, t.source), { topic: t, wanted: null }]),
+  );
   for (const view of views) {
     if (view.router === null) continue;
-    if (!demand.has(view.router)) demand.set(view.router, null);
+    const key = topicKey(view.router, view.source);
+    const entry = demand.get(key) ?? { topic: feed.topic(view.router, view.source), wanted: null };
+    demand.set(key, entry);
     if (view.running) {
-      const wanted = demand.get(view.router) ?? { names: new Set(), seconds: 0 };
-      for (const name of view.interfaces ?? []) wanted.names.add(name);
-      wanted.seconds = Math.max(wanted.seconds, view.window * 60);
-      demand.set(view.router, wanted);
+      entry.wanted ??= { names: new Set(), seconds: 0 };
+      for (const name of view.names ?? []) entry.wanted.names.add(name);
+      entry.wanted.seconds = Math.max(entry.wanted.seconds, view.window * 60);
     }
   }
-  for (const [id, wanted] of demand) {
-    if (wanted === null) feed.want(id, null);
-    else feed.want(id, [...wanted.names], wanted.seconds);
+  for (const { topic, wanted } of demand.values()) {
+    if (wanted === null) feed.want(topic.id, null, undefined, topic.source);
+    else feed.want(topic.id, [...wanted.names], wanted.seconds, topic.source);
   }
   const search = formatSearch(location.search, views);
   if (search !== location.search) {
@@ -166,17 +212,26 @@ function viewActions(view) {
   return {
     setRouter(id) {
       view.router = id;
-      view.interfaces = null; // a new router: chart its busiest interfaces
+      view.names = null; // a new router: chart its busiest rows
+      // A source the new router does not serve: back to its interfaces.
+      const served = routerSources.get(id);
+      if (served !== undefined && !served.includes(view.source)) view.source = DEFAULT_SOURCE;
+      viewsChanged();
+    },
+    setSource(source) {
+      if (source === view.source) return;
+      view.source = source;
+      view.names = null; // another source: chart its busiest rows
       viewsChanged();
     },
     setWindow(minutes) {
       view.window = minutes;
       viewsChanged();
     },
-    toggleInterface(name, on) {
-      const names = (view.interfaces ?? []).filter((n) => n !== name);
+    toggleName(name, on) {
+      const names = (view.names ?? []).filter((n) => n !== name);
       if (on && names.length < MAX_CHARTED) names.push(name);
-      view.interfaces = names;
+      view.names = names;
       viewsChanged();
     },
     toggleRunning() {
@@ -246,17 +301,18 @@ function render() {
   const now = Date.now();
   header.update(connectionBadge(socket), socket.state === "stopped");
   for (const view of views) {
-    const routerFeed = view.router === null ? null : feed.router(view.router);
+    const topic = view.router === null ? null : feed.topic(view.router, view.source);
     const badge =
-      routerFeed === null
+      topic === null
         ? connectionBadge(socket)
-        : viewBadge({ running: view.running, socket, feed: routerFeed, now });
+        : viewBadge({ running: view.running, socket, feed: topic, now });
     panelFor(view).update({
       view,
       routers: feed.routerList,
-      feed: routerFeed,
+      sources: view.router === null ? null : (routerSources.get(view.router) ?? null),
+      feed: topic,
       badge,
-      now: now / 1000 + (routerFeed?.skew ?? 0),
+      now: now / 1000 + (topic?.skew ?? 0),
     });
   }
   container.dataset.views = String(views.length);
@@ -268,7 +324,7 @@ setInterval(() => {
 }, 1000);
 
 /** For a look from the browser console (and the browser tests): the live objects, read-only. */
-window.gatewayDashboard = Object.freeze({ views, feed, socket });
+window.gatewayDashboard = Object.freeze({ views, feed, socket, routerSources });
 
 viewsChanged();
 // Without a token in the URL, a framed or portal-served page asks for one before connecting.

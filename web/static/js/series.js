@@ -1,11 +1,16 @@
 /**
- * One router's traffic over time, for the interfaces being charted. Pure data; no DOM, no I/O.
+ * One source of one router over time (its interfaces, queues or hotspot users), for the rows
+ * being charted. Pure data; no DOM, no I/O.
  *
  * Points are keyed by the frame's `ts` (Unix seconds of the poll), not by `seq`: a restarted
  * gateway starts `seq` at 1 again, but never repeats a poll time, so frames from before and
  * after a restart interleave correctly and the same frame received twice (from a history
  * backfill and live, or filtered and unfiltered) merges into one point instead of two.
  */
+
+import { DEFAULT_SOURCE, rowsOf, SOURCE_INFO, sampleOf, totalRate } from "./sources.js";
+
+export { totalRate };
 
 /** Seconds of data kept: the longest window (15 min) plus a margin for the chart's left edge. */
 export const KEEP_SECONDS = 15 * 60 + 30;
@@ -14,22 +19,26 @@ export const KEEP_SECONDS = 15 * 60 + 30;
 export const GAP_INTERVALS = 2.5;
 
 export class Series {
-  constructor(keepSeconds = KEEP_SECONDS) {
+  constructor(keepSeconds = KEEP_SECONDS, source = DEFAULT_SOURCE) {
     this.keepSeconds = keepSeconds;
-    /** Sorted by ts: `{ts, seq, interval, rates: Map<name, [rx_bps, tx_bps]>}`. */
+    this.source = source;
+    /**
+     * Sorted by ts: `{ts, seq, interval, rates: Map<name, sample>}`, a sample being the row's
+     * two rates in bits/s (`[rx, tx]`, or `[up, down]`), for a queue followed by its plan
+     * (`[up, down, max_up, max_down]`, a plan null when unlimited): a plan that changes shows
+     * as a step in its line.
+     */
     this.points = [];
   }
 
   /**
-   * Merge one traffic frame, keeping only the interfaces in `names` (a Set; null keeps all).
+   * Merge one traffic frame, keeping only the rows named in `names` (a Set; null keeps all).
    * Returns true when a new point was added (false when it merged into an existing one).
    */
   add(frame, names = null) {
     const rates = new Map();
-    for (const iface of frame.interfaces ?? []) {
-      if (names === null || names.has(iface.name)) {
-        rates.set(iface.name, [iface.rx_bps, iface.tx_bps]);
-      }
+    for (const row of rowsOf(frame, this.source)) {
+      if (names === null || names.has(row.name)) rates.set(row.name, sampleOf(row, this.source));
     }
     const points = this.points;
     const last = points[points.length - 1];
@@ -50,7 +59,7 @@ export class Series {
     return true;
   }
 
-  /** Forget everything recorded for interfaces outside `names`. */
+  /** Forget everything recorded for rows outside `names`. */
   retain(names) {
     for (const point of this.points) {
       for (const name of point.rates.keys()) if (!names.has(name)) point.rates.delete(name);
@@ -83,13 +92,16 @@ export class Series {
   }
 
   /**
-   * Chart columns from `from` (Unix seconds) on, for uPlot: `[xs, rx(n0), tx(n0), rx(n1), ...]`.
+   * Chart columns from `from` (Unix seconds) on, for uPlot: `[xs, rx(n0), tx(n0), rx(n1), ...]`
+   * (up and down for queues and hotspot users); with `plan`, each name's two rates are followed
+   * by its plan's two columns (`[xs, up(n0), down(n0), max_up(n0), max_down(n0), up(n1), ...]`).
    * A hole longer than GAP_INTERVALS poll intervals gets one null row, so the line breaks
    * there instead of bridging an outage with a straight segment.
    */
-  columns(names, from) {
+  columns(names, from, { plan = false } = {}) {
+    const width = plan ? 4 : 2;
     const xs = [];
-    const ys = names.flatMap(() => [[], []]);
+    const ys = names.flatMap(() => Array.from({ length: width }, () => []));
     let previous = null;
     for (let i = this._search(from); i < this.points.length; i++) {
       const point = this.points[i];
@@ -100,8 +112,7 @@ export class Series {
       xs.push(point.ts);
       names.forEach((name, k) => {
         const rate = point.rates.get(name);
-        ys[2 * k].push(rate ? rate[0] : null);
-        ys[2 * k + 1].push(rate ? rate[1] : null);
+        for (let d = 0; d < width; d++) ys[width * k + d].push(rate?.[d] ?? null);
       });
       previous = point;
     }
@@ -109,8 +120,9 @@ export class Series {
   }
 
   /**
-   * Current, average and peak rx/tx of `name` from `from` on:
-   * `{rx: {now, avg, peak}, tx: {now, avg, peak}}`; a figure is null when no rate exists.
+   * Current, average and peak of `name`'s two rates from `from` on, keyed by the source's
+   * direction names: `{rx: {now, avg, peak}, tx: {now, avg, peak}}` (`up`/`down` for queues and
+   * hotspot users); a figure is null when no rate exists.
    * "now" is the rate at the latest point that has `name`, even when that is null (a counter
    * reset this tick); whether the interface still exists is the caller's to judge.
    */
@@ -134,29 +146,34 @@ export class Series {
       }
     }
     const figures = ({ sum, n, peak, now }) => ({ now, avg: n ? sum / n : null, peak });
-    return seen ? { rx: figures(acc[0]), tx: figures(acc[1]) } : null;
+    if (!seen) return null;
+    const [first, second] = SOURCE_INFO[this.source]?.dirs ?? SOURCE_INFO[DEFAULT_SOURCE].dirs;
+    return { [first]: figures(acc[0]), [second]: figures(acc[1]) };
+  }
+
+  /** `name`'s latest plan in this series, `[up, down]` bits/s (null: unlimited or unknown). */
+  plan(name) {
+    for (let i = this.points.length - 1; i >= 0; i--) {
+      const sample = this.points[i].rates.get(name);
+      if (sample !== undefined && sample.length >= 4) return [sample[2], sample[3]];
+    }
+    return [null, null];
   }
 }
 
-/** Total rate of an interface row, for sorting (an undefined rate sorts last). */
-export function totalRate(iface) {
-  if (iface.rx_bps === null && iface.tx_bps === null) return -1;
-  return (iface.rx_bps ?? 0) + (iface.tx_bps ?? 0);
-}
-
-/** A frame's interfaces, busiest first. */
-export function byRate(frame) {
-  return [...(frame?.interfaces ?? [])].sort((a, b) => totalRate(b) - totalRate(a));
+/** A frame's rows of `source`, busiest (highest total rate) first. */
+export function byRate(frame, source = DEFAULT_SOURCE) {
+  return [...rowsOf(frame, source)].sort((a, b) => totalRate(b, source) - totalRate(a, source));
 }
 
 /**
- * The `count` busiest interfaces of a frame that a newcomer would want charted first: by
- * current rx + tx, skipping loopback and interfaces with no rate yet. Empty when no interface
- * has a rate (the router's first poll): wait for the next frame.
+ * The `count` busiest rows of a frame that a newcomer would want charted first: by current
+ * total rate, skipping loopback and rows with no rate yet. Empty when no row has a rate (the
+ * first poll): wait for the next frame.
  */
-export function busiest(frame, count = 3) {
-  return byRate(frame)
-    .filter((iface) => iface.type !== "loopback" && totalRate(iface) >= 0)
+export function busiest(frame, count = 3, source = DEFAULT_SOURCE) {
+  return byRate(frame, source)
+    .filter((row) => row.type !== "loopback" && totalRate(row, source) >= 0)
     .slice(0, count)
-    .map((iface) => iface.name);
+    .map((row) => row.name);
 }

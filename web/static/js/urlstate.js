@@ -1,17 +1,20 @@
 /**
  * The views in the page's URL, so a view can be shared by copying the address. Pure.
  *
- * One `view` parameter per view: `?view=<router>~<window>m~<iface>,<iface>`, each part
+ * One `view` parameter per view: `?view=<router>[~<source>]~<window>m~<name>,<name>`, each part
  * percent-encoded on its own so names with commas, tildes or `<pppoe-...>` brackets survive:
  *
- *     ?view=isp-bras~5m~sfp-sfpplus1,%3Cpppoe-user0092%3E&view=office~1m
+ *     ?view=isp-bras~5m~sfp-sfpplus1,%3Cpppoe-user0092%3E&view=isp-bras~queues~1m~cust0007
  *
- * A view without the interface part charts the router's busiest interfaces (and the page then
- * writes the chosen names into the URL). Other parameters are left as they are (a token is
- * taken out of the URL before this module reads it: token.js).
+ * The source part (`queues`, `hotspot`) is left out for interfaces, so a view's URL from before
+ * sources existed means what it always did. A view without the name part charts the busiest
+ * rows of its source (and the page then writes the chosen names into the URL). Other
+ * parameters are left as they are (a token is taken out of the URL before this module reads
+ * it: token.js).
  */
 
 import { MAX_CHARTED } from "./feed.js";
+import { DEFAULT_SOURCE, sourceOf } from "./sources.js";
 
 /** The time windows offered, in minutes. */
 export const WINDOWS = [1, 5, 15];
@@ -27,30 +30,40 @@ function decode(text) {
   }
 }
 
-/** A new view: `router` null means the first router the gateway lists. */
-export function newView(router = null) {
-  return { router, window: DEFAULT_WINDOW, interfaces: null };
+/**
+ * A new view: `router` null means the first router the gateway lists; `names` (the charted
+ * rows of `source`) null means its busiest, chosen once its first frame is in.
+ */
+export function newView(router = null, source = DEFAULT_SOURCE) {
+  return { router, source, window: DEFAULT_WINDOW, names: null };
 }
 
 /** One view as its URL parameter value (already encoded). */
 export function formatView(view) {
-  const parts = [encode(view.router ?? ""), `${view.window}m`];
-  if (view.interfaces !== null) parts.push(view.interfaces.map(encode).join(","));
+  const parts = [encode(view.router ?? "")];
+  if (view.source && view.source !== DEFAULT_SOURCE) parts.push(view.source);
+  parts.push(`${view.window}m`);
+  if (view.names !== null) parts.push(view.names.map(encode).join(","));
   return parts.join("~");
 }
 
 /** One raw (still encoded) parameter value as a view. */
 export function parseView(raw) {
-  const [router = "", window = "", names] = raw.split("~");
+  const parts = raw.split("~");
+  const router = parts.shift() ?? "";
+  // The source part is there when the next part names one (a window always ends in "m").
+  const source = sourceOf(decode(parts[0] ?? ""));
+  if (source !== null) parts.shift();
+  const [window = "", names] = parts;
   const minutes = Number.parseInt(window, 10);
-  const interfaces =
-    names === undefined
-      ? null
-      : [...new Set(names.split(",").filter(Boolean).map(decode))].slice(0, MAX_CHARTED);
   return {
     router: decode(router) || null,
+    source: source ?? DEFAULT_SOURCE,
     window: WINDOWS.includes(minutes) ? minutes : DEFAULT_WINDOW,
-    interfaces,
+    names:
+      names === undefined
+        ? null
+        : [...new Set(names.split(",").filter(Boolean).map(decode))].slice(0, MAX_CHARTED),
   };
 }
 
