@@ -115,6 +115,7 @@ def create_app(
         autoescape=jinja2.select_autoescape(["html"]),
     )
     app.router.add_get("/", views.index)
+    app.router.add_get("/customer", views.customer)
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/metrics", views.metrics)

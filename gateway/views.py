@@ -103,12 +103,24 @@ def _asset_urls(
 async def index(request: web.Request) -> web.Response:
     """The dashboard page. Router names are not in it: the page learns the routers the viewer
     may see from the websocket ``hello``, which applies the viewer's token."""
+    return await _page(request, "index.html")
+
+
+async def customer(request: web.Request) -> web.Response:
+    """The customer view (README, "The customer view"): one customer's chart, plan and session,
+    for a billing portal to embed. Like the dashboard, it names no router and holds no token:
+    the address names the customer's rows, the token (never in a URL) says what it may see."""
+    return await _page(request, "customer.html")
+
+
+async def _page(request: web.Request, template: str) -> web.Response:
+    """A page of the dashboard's, with its hashed assets, script nonce and security policy."""
     resource = request.app.router.named_resources()["static"]
     assets, importmap = await asyncio.to_thread(_asset_urls, resource)
     nonce = secrets.token_urlsafe(16)
     settings = request.app[SETTINGS]
     response = aiohttp_jinja2.render_template(
-        "index.html",
+        template,
         request,
         {
             "assets": assets,

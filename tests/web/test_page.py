@@ -41,6 +41,34 @@ async def test_page_loads_only_hashed_files_from_the_gateway() -> None:
                 assert response.status == 200, url
 
 
+async def test_customer_view_is_a_page_of_its_own_under_the_same_policy() -> None:
+    """GET /customer (what a billing portal embeds) is served like the dashboard: hashed files
+    of the gateway only, the same Content-Security-Policy, no router name and no token in it."""
+    emu = emulator()
+    async with running(emu), gateway(gateway_settings({"hidden-bras-7": emu})) as gw:
+        async with gw.http.get(gw.url("/")) as response:
+            page_csp = response.headers["Content-Security-Policy"]
+        async with gw.http.get(gw.url("/customer?router=hidden-bras-7&queue=c1")) as response:
+            assert response.status == 200
+            html = await response.text()
+            csp = response.headers["Content-Security-Policy"]
+            assert response.headers["Cache-Control"] == "no-cache"
+        # The same policy but for its nonce.
+        assert re.sub(r"'nonce-[^']+'", "", csp) == re.sub(r"'nonce-[^']+'", "", page_csp)
+        nonce = re.search(r"'nonce-([^']+)'", csp)
+        assert nonce
+        assert html.count(f'nonce="{nonce.group(1)}"') == 2
+        assert "hidden-bras-7" not in html
+        assert "http://" not in html
+        assert "https://" not in html
+        entry = re.search(r'<script type="module" src="([^"]+)"', html)
+        assert entry
+        assert re.fullmatch(r"/static/js/customer-main\.js\?v=[\w%-]+", entry.group(1))
+        for url in re.findall(r'(?:href|src)="([^"]+)"', html):
+            async with gw.http.get(gw.url(url)) as response:
+                assert response.status == 200, url
+
+
 async def test_page_lists_no_routers() -> None:
     """Router names are not in the page: it learns them from the websocket hello, which shows
     a viewer only the routers its token allows."""

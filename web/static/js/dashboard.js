@@ -5,36 +5,15 @@
  * feed, and the panel calls back with what the user asked for.
  */
 
-import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { SERIES_COLOURS, TrafficChart } from "./chart.js";
 import { MAX_CHARTED } from "./feed.js";
-import {
-  compareNames,
-  formatBps,
-  formatBpsShort,
-  formatClock,
-  formatClockShort,
-  formatDuration,
-  formatPlan,
-} from "./format.js";
+import { compareNames, formatBps, formatDuration, formatPlan } from "./format.js";
 import { RowsTable } from "./rowtable.js";
 import { byRate, totalRate } from "./series.js";
-import {
-  commentOf,
-  DEFAULT_SOURCE,
-  matches,
-  planOf,
-  SOURCE_INFO,
-  SOURCES,
-} from "./sources.js";
+import { commentOf, DEFAULT_SOURCE, matches, planOf, SOURCE_INFO, SOURCES } from "./sources.js";
 
 /** Picker rows rendered at most; the search narrows the rest (hundreds of PPPoE sessions). */
 export const PICKER_LIMIT = 80;
-
-const SERIES_COLOURS = 8; // --series-0 .. --series-7 in dashboard.css
-
-function cssVar(name) {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-}
 
 function element(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -106,8 +85,13 @@ export class ViewPanel {
     this.talkersCount = $(".talkers-count");
     this.talkersBox = $(".talkers .table-scroll");
 
-    this.chart = null;
-    this.chartKey = ""; // the source, names and theme the chart was built for
+    this.chart = new TrafficChart(this.chartBox, {
+      range: () => this._xRange(),
+      onCursor: (text) => {
+        this.readout.textContent = text;
+      },
+      height: () => (window.matchMedia("(max-width: 700px)").matches ? 200 : 300),
+    });
     this.pickerKey = ""; // the names, selection and query the picker list shows
     this.talkerRows = new Map(); // interface name -> its <tr>, reused across frames
     this.talkersFrozen = false; // row order holds still while the pointer is over the table
@@ -150,19 +134,16 @@ export class ViewPanel {
     };
     this.talkersBox.addEventListener("pointerenter", freeze(true));
     this.talkersBox.addEventListener("pointerleave", freeze(false));
-    this.resizer = new ResizeObserver(() => this._resize());
-    this.resizer.observe(this.chartBox);
   }
 
   destroy() {
-    this.resizer.disconnect();
-    this.chart?.destroy();
+    this.chart.destroy();
     this.root.remove();
   }
 
   /** Theme changed: charts read their colours from CSS, so rebuild on the next update. */
   restyle() {
-    this.chartKey = "";
+    this.chart.restyle();
   }
 
   /**
@@ -242,16 +223,15 @@ export class ViewPanel {
   _renderChart(view, feed, names, now) {
     const source = view.source;
     const plan = source === "queues";
-    const key = `${source}\n${names.join("\n")}\n${document.documentElement.dataset.theme}`;
-    if (key !== this.chartKey || this.chart === null) {
-      this.chart?.destroy();
-      this.chart = this._buildChart(names, source);
-      this.chartKey = key;
-    }
-    const [from] = this._xRange();
-    this.chart.setData(feed.series.columns(names, from, { plan }));
     const info = SOURCE_INFO[source];
     const [dirA, dirB] = info.dirs;
+    const [from] = this._xRange();
+    this.chart.draw({
+      names,
+      dirs: info.dirs,
+      plan,
+      columns: feed.series.columns(names, from, { plan }),
+    });
     this.chartBox.setAttribute(
       "aria-label",
       names.length
@@ -266,7 +246,7 @@ export class ViewPanel {
         ? `Data for the last ${formatDuration(covered)} only (all the gateway had kept); ` +
           `the ${view.window} min window fills in while this page stays open.`
         : "";
-    if (this.chart.cursor.idx === null || this.chart.cursor.idx === undefined) {
+    if (!this.chart.pointing) {
       const hint =
         source === DEFAULT_SOURCE
           ? "Choose interfaces to chart under Interfaces, or click one in Top talkers."
@@ -275,85 +255,6 @@ export class ViewPanel {
       this.readout.textContent = names.length
         ? `${dirA} solid, ${dirB} dashed${plans}. Point at the chart for exact values.`
         : hint;
-    }
-  }
-
-  _buildChart(names, source = DEFAULT_SOURCE) {
-    const axis = {
-      stroke: cssVar("--muted"),
-      grid: { stroke: cssVar("--grid"), width: 1 },
-      ticks: { stroke: cssVar("--grid"), width: 1, size: 4 },
-      font: `11px ${cssVar("--font")}`,
-    };
-    const [first, second] = SOURCE_INFO[source].dirs;
-    const plan = source === "queues";
-    const series = [{}];
-    names.forEach((name, k) => {
-      const colour = cssVar(`--series-${k % SERIES_COLOURS}`);
-      const common = { stroke: colour, points: { show: false }, spanGaps: false };
-      // A light fill under rx reads well for one or two lines; more fills only muddy each other.
-      const fill = names.length <= 2 ? `${colour}1a` : undefined;
-      series.push({ ...common, label: `${name} ${first}`, width: 1.5, fill });
-      series.push({ ...common, label: `${name} ${second}`, width: 1.25, dash: [5, 3] });
-      if (plan) {
-        // The plan: thin dotted lines, the ceiling the rates are measured against.
-        const line = { ...common, width: 1, dash: [1, 3], spanGaps: true };
-        series.push({ ...line, label: `${name} plan ${first}` });
-        series.push({ ...line, label: `${name} plan ${second}` });
-      }
-    });
-    const { width, height } = this._size();
-    return new uPlot(
-      {
-        width,
-        height,
-        series,
-        legend: { show: false },
-        cursor: { drag: { x: false, y: false }, points: { size: 6 } },
-        scales: {
-          x: { time: true, range: () => this._xRange() },
-          y: { range: (u, min, max) => [0, max > 0 ? max * 1.12 : 1000] },
-        },
-        axes: [
-          {
-            ...axis,
-            space: 80, // px between time labels: "14:03:07" needs room to breathe
-            values: (u, splits, axisIdx, space, incr) =>
-              splits.map((ts) => (incr < 60 ? formatClock(ts) : formatClockShort(ts))),
-          },
-          { ...axis, size: 72, values: (u, splits) => splits.map(formatBpsShort) },
-        ],
-        hooks: { setCursor: [(u) => this._showCursor(u, names, source)] },
-      },
-      [[], ...series.slice(1).map(() => [])],
-      this.chartBox,
-    );
-  }
-
-  _showCursor(u, names, source) {
-    const idx = u.cursor.idx;
-    if (idx === null || idx === undefined || u.data[0][idx] === undefined) return;
-    const [first, second] = SOURCE_INFO[source].dirs;
-    const width = source === "queues" ? 4 : 2;
-    const parts = names.map(
-      (name, k) =>
-        `${name} ${first} ${formatBps(u.data[1 + width * k][idx])} ` +
-        `${second} ${formatBps(u.data[2 + width * k][idx])}`,
-    );
-    this.readout.textContent = `${formatClock(u.data[0][idx])}: ${parts.join(" · ")}`;
-  }
-
-  _size() {
-    const width = Math.max(240, Math.floor(this.chartBox.clientWidth));
-    const height = window.matchMedia("(max-width: 700px)").matches ? 200 : 300;
-    return { width, height };
-  }
-
-  _resize() {
-    if (this.chart === null) return;
-    const { width, height } = this._size();
-    if (width !== this.chart.width || height !== this.chart.height) {
-      this.chart.setSize({ width, height });
     }
   }
 

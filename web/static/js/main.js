@@ -7,11 +7,10 @@
 
 import { Header, ViewPanel } from "./dashboard.js";
 import { Feed, MAX_CHARTED, topicKey } from "./feed.js";
-import { CLOSE, ReconnectingSocket } from "./socket.js";
+import { GatewayLink, routerSources } from "./link.js";
 import { DEFAULT_SOURCE, rowsOf, SOURCES } from "./sources.js";
 import { connectionBadge, viewBadge } from "./status.js";
 import { topNames } from "./table.js";
-import { TokenSource, takeToken } from "./token.js";
 import { formatSearch, newView, parseViews } from "./urlstate.js";
 
 /**
@@ -23,75 +22,33 @@ const AUTO_PICK = { interfaces: 3, queues: 1, hotspot: 1 };
 /** Seconds the page waits for the gateway's list of routers and their sources. */
 const LIST_TIMEOUT = 10;
 
+// The token and the websocket (link.js), first: the token leaves the address bar before anything
+// else reads the URL. The feed hears every message and every open and close.
+const link = new GatewayLink({
+  onMessage: (message) => feed.handle(message),
+  onOpen: () => feed.opened(),
+  onClose: () => feed.closed(),
+  onChange: () => scheduleRender(),
+});
+const socket = link.socket;
+
 const template = document.getElementById("view-template");
 const container = document.getElementById("views");
-
-/** What the gateway tells the page (README, "Security"): where new tokens come from. */
-function pageConfig() {
-  try {
-    return JSON.parse(document.getElementById("gateway-config")?.textContent ?? "{}");
-  } catch {
-    return {};
-  }
-}
-const config = pageConfig();
-
-// The token, read once from the URL (fragment or query) and taken out of the address bar before
-// anything else reads it: it travels only in the websocket's first message (token.js).
-const taken = takeToken(location.href);
-if (taken.cleaned !== null) history.replaceState(history.state, "", taken.cleaned);
-let token = taken.token;
-const tokens = new TokenSource({
-  tokenUrl: config.tokenUrl ?? "",
-  embedders: Array.isArray(config.embedders) ? config.embedders : [],
-});
-// True while a new token is being fetched, so one request serves every reason to ask.
-let renewing = null;
-
-/** Get a new token (token URL or embedding page); true when it differs from the current one. */
-function renewToken() {
-  renewing ??= tokens.obtain().then((fresh) => {
-    renewing = null;
-    if (fresh === null || fresh === token) return false;
-    token = fresh;
-    return true;
-  });
-  return renewing;
-}
 
 /**
  * Router id -> the sources it serves (README, "HTTP endpoints": `/api/routers`), so a view's
  * switch offers only those. A router missing here is not known yet (the switch then offers
- * interfaces, the one every router has); a gateway from before sources lists none.
+ * interfaces, the one every router has).
  */
-const routerSources = new Map();
+const servedSources = new Map();
 
 /** Read which sources each router serves (the viewer's token decides which routers it sees). */
 async function loadSources() {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), LIST_TIMEOUT * 1000);
-  try {
-    const headers = { Accept: "application/json" };
-    if (token !== null) headers.Authorization = `Bearer ${token}`;
-    const response = await fetch("/api/routers", {
-      headers,
-      cache: "no-store",
-      signal: controller.signal,
-    });
-    if (!response.ok) return;
-    const body = await response.json();
-    for (const router of body?.routers ?? []) {
-      const served = Array.isArray(router.sources)
-        ? router.sources.filter((source) => SOURCES.includes(source))
-        : [DEFAULT_SOURCE];
-      routerSources.set(router.id, served);
-    }
-    scheduleRender();
-  } catch {
-    // Offline or too slow: the switch offers interfaces until the next hello asks again.
-  } finally {
-    clearTimeout(timer);
-  }
+  const served = await routerSources(link.token, SOURCES, LIST_TIMEOUT);
+  // Offline or too slow: the switch offers interfaces until the next hello asks again.
+  if (served === null) return;
+  for (const [id, sources] of served) servedSources.set(id, sources);
+  scheduleRender();
 }
 
 let nextKey = 1;
@@ -103,50 +60,7 @@ const views = parseViews(location.search).map((view) => ({
 /** View key -> its panel. */
 const panels = new Map();
 
-function socketUrl() {
-  const url = new URL("/ws", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  return url.href;
-}
-
-const feed = new Feed({ send: (message) => socket.send(message), onChange: feedChanged });
-const socket = new ReconnectingSocket({
-  url: socketUrl(),
-  onMessage: received,
-  onChange: socketChanged,
-  firstMessage: () => (token === null ? null : { type: "auth", token }),
-});
-
-function received(message) {
-  if (message?.type === "refresh_needed") {
-    // The token expires soon: a new one extends this connection in place, no reconnect.
-    renewToken().then((fresh) => fresh && socket.send({ type: "refresh", token }));
-  }
-  feed.handle(message);
-}
-
-// A token the embedding page sends of its own accord replaces the connection's at once.
-tokens.listen((fresh) => {
-  if (fresh === token) return;
-  token = fresh;
-  if (socket.state === "open") socket.send({ type: "refresh", token });
-  else if (socket.state === "stopped") socket.retryNow();
-});
-
-let wasOpen = false;
-
-function socketChanged() {
-  const open = socket.state === "open";
-  if (open && !wasOpen) feed.opened();
-  else if (!open && wasOpen) feed.closed();
-  wasOpen = open;
-  if (socket.state === "stopped" && socket.lastClose?.code === CLOSE.BAD_TOKEN) {
-    // Refused or expired: with a source of new tokens, try once more with a new one (only a
-    // token different from the refused one, so a portal that keeps answering it ends here).
-    renewToken().then((fresh) => fresh && socket.retryNow());
-  }
-  scheduleRender();
-}
+const feed = new Feed({ send: (message) => link.send(message), onChange: feedChanged });
 
 function feedChanged(kind, routerId, source) {
   if (kind === "hello") {
@@ -214,7 +128,7 @@ function viewActions(view) {
       view.router = id;
       view.names = null; // a new router: chart its busiest rows
       // A source the new router does not serve: back to its interfaces.
-      const served = routerSources.get(id);
+      const served = servedSources.get(id);
       if (served !== undefined && !served.includes(view.source)) view.source = DEFAULT_SOURCE;
       viewsChanged();
     },
@@ -309,7 +223,7 @@ function render() {
     panelFor(view).update({
       view,
       routers: feed.routerList,
-      sources: view.router === null ? null : (routerSources.get(view.router) ?? null),
+      sources: view.router === null ? null : (servedSources.get(view.router) ?? null),
       feed: topic,
       badge,
       now: now / 1000 + (topic?.skew ?? 0),
@@ -324,9 +238,7 @@ setInterval(() => {
 }, 1000);
 
 /** For a look from the browser console (and the browser tests): the live objects, read-only. */
-window.gatewayDashboard = Object.freeze({ views, feed, socket, routerSources });
+window.gatewayDashboard = Object.freeze({ views, feed, socket, servedSources });
 
 viewsChanged();
-// Without a token in the URL, a framed or portal-served page asks for one before connecting.
-if (token === null && tokens.canRefresh) renewToken().finally(() => socket.start());
-else socket.start();
+link.start();
