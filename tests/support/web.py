@@ -84,16 +84,28 @@ def free_port() -> int:
         return port
 
 
-def gateway_config(routers: Routers, port: int) -> str:
-    """A ``gateway serve`` config for ``routers``, listening on ``port``."""
+@dataclass(frozen=True)
+class ConfigExtras:
+    """What a test adds to the browser tests' gateway configuration: TOML ``sections`` (such as
+    an ``[auth]`` table) and, per router id, lines for its ``[[routers]]`` table."""
+
+    sections: str = ""
+    routers: dict[str, str] = field(default_factory=dict)
+
+
+def gateway_config(routers: Routers, port: int, extras: ConfigExtras | None = None) -> str:
+    """A ``gateway serve`` config for ``routers``, listening on ``port``, with ``extras``."""
+    extras = extras or ConfigExtras()
     poll = "\n".join(f"{key} = {value}" for key, value in POLL.items())
     blocks = [
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\nshutdown_grace = 2.0\n\n[poll]\n{poll}\n'
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\nshutdown_grace = 2.0\n\n[poll]\n{poll}\n',
+        extras.sections,
     ]
     for router_id, (name, emulator) in routers.items():
         blocks.append(
             f'[[routers]]\nid = "{router_id}"\nname = "{name}"\nhost = "127.0.0.1"\n'
             f'port = {emulator.port}\nusername = "admin"\npassword = "{DEMO_PASSWORD}"\n'
+            f"{extras.routers.get(router_id, '')}\n"
         )
     return "\n".join(blocks)
 

@@ -17,6 +17,7 @@ from tests.support.web import (
     CHROMIUM,
     LAUNCH_ARGS,
     VIEWPORT,
+    ConfigExtras,
     Dashboard,
     GatewayProcess,
     Routers,
@@ -58,11 +59,19 @@ async def routers() -> AsyncIterator[Routers]:
 
 
 @pytest.fixture
-async def gateway(routers: Routers, tmp_path: Path) -> AsyncIterator[GatewayProcess]:
+def extras() -> ConfigExtras:
+    """What a test module adds to the gateway's configuration (override it there): nothing."""
+    return ConfigExtras()
+
+
+@pytest.fixture
+async def gateway(
+    routers: Routers, extras: ConfigExtras, tmp_path: Path
+) -> AsyncIterator[GatewayProcess]:
     """A running gateway process in front of ``routers``; killed at the end."""
     port = free_port()
     config = tmp_path / "gateway.toml"
-    config.write_text(gateway_config(routers, port))
+    config.write_text(gateway_config(routers, port, extras))
     served = GatewayProcess(config, tmp_path / "gateway.log", port)
     await served.start()
     try:

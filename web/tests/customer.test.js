@@ -104,7 +104,7 @@ describe("what the customer view says", () => {
     service: "pppoe",
     caller_id: "48:A9:8A:00:00:01",
     address: "100.64.0.2",
-    uptime: 3723,
+    since: 1764373277,
   };
   const queue = {
     id: "*2B",
@@ -134,6 +134,7 @@ describe("what the customer view says", () => {
 
   test("a PPPoE customer: the queue's chart and plan, the session's login, MAC and uptime", () => {
     const summary = customerSummary({ interfaces: [iface], queues: [queue], hotspot: [] }, {
+      now: 1764373277 + 3725.5,
       age: 2.5,
     });
     assert.deepEqual(summary, {
@@ -143,7 +144,13 @@ describe("what the customer view says", () => {
       rates: [1e6, 9e6],
       plan: [5e6, 20e6],
       use: [20, 45],
-      session: { ...session, uptime: 3725.5 },
+      session: {
+        user: "alice",
+        service: "pppoe",
+        caller_id: "48:A9:8A:00:00:01",
+        address: "100.64.0.2",
+        uptime: 3725.5,
+      },
     });
   });
 
@@ -167,7 +174,7 @@ describe("what the customer view says", () => {
       up_bps: 180000,
       down_bps: 2400000,
     };
-    const summary = customerSummary({ hotspot: [user] });
+    const summary = customerSummary({ hotspot: [user] }, { now: 5000, age: 1.5 });
     assert.equal(summary.title, "guest0007");
     assert.equal(summary.comment, "room 12");
     assert.deepEqual(summary.chart, { source: "hotspot", name: "guest0007" });
@@ -176,7 +183,7 @@ describe("what the customer view says", () => {
       service: "hotspot",
       caller_id: "3C:2E:FF:00:00:07",
       address: "10.5.50.8",
-      uptime: 1830,
+      uptime: 1831.5,
     });
   });
 

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { formatPercent, formatPlan } from "../static/js/format.js";
-import { matches, messageSource, planOf, ratesOf, rowsOf } from "../static/js/sources.js";
+import {
+  matches,
+  messageSource,
+  planOf,
+  ratesOf,
+  rowsOf,
+  sessionUptime,
+} from "../static/js/sources.js";
 import {
   barFill,
   nextSort,
@@ -104,7 +111,13 @@ describe("the queues table: search, sort, top by utilisation", () => {
     queue("<pppoe-alice>", null, null, [5e6, 20e6], {
       dynamic: true,
       target: "<pppoe-alice>",
-      session: { user: "alice", caller_id: "48:A9:8A:00:00:01", address: "100.64.0.2" },
+      session: {
+        user: "alice",
+        service: "pppoe",
+        caller_id: "48:A9:8A:00:00:01",
+        address: "100.64.0.2",
+        since: 1764373277,
+      },
     }),
     queue("cust0003", 0, 1e6, [2e6, 10e6], { comment: "CID-100003 suspended" }), // 10 %
   ];
@@ -218,4 +231,12 @@ describe("the hotspot table and the sources' rows", () => {
     assert.ok(matches(iface, "ether", "interfaces"));
     assert.ok(!matches(iface, "core-2", "interfaces"));
   });
+});
+
+test("a PPP session's uptime counts from when it began, on the gateway's clock", () => {
+  const session = { user: "alice", since: 1000 };
+  assert.equal(sessionUptime(session, 4723), 3723);
+  assert.equal(sessionUptime(session, 900), 0, "a clock behind the session's start: 0, not less");
+  assert.equal(sessionUptime({ user: "alice", since: null }, 4723), null);
+  assert.equal(sessionUptime(null, 4723), null);
 });

@@ -137,6 +137,7 @@ function render() {
   const serverNow = now / 1000 + skew;
   const summary = customerSummary(rows, {
     chosen: state.chosen,
+    now: serverNow,
     age: newest === null ? 0 : serverNow - newest.ts,
   });
   // The badge: the connection, then the charted source's state (down, stale, live).

@@ -19,7 +19,7 @@
  * gateway checks the signature and enforces the scope whatever the page asks.
  */
 
-import { DEFAULT_SOURCE, planOf, ratesOf, SOURCES } from "./sources.js";
+import { DEFAULT_SOURCE, planOf, ratesOf, SOURCES, sessionUptime } from "./sources.js";
 import { utilisationOf } from "./table.js";
 import { DEFAULT_WINDOW, WINDOWS } from "./urlstate.js";
 
@@ -142,11 +142,18 @@ export function chartRow(rows, chosen = null) {
   return null;
 }
 
-/** The customer's session: a PPP session joined to a row, or the hotspot user's own fields. */
-function sessionOf(rows) {
+/**
+ * The customer's session at `now`: a PPP session joined to a row (its uptime from `since`), or
+ * the hotspot user's own fields (its uptime as of its frame, plus `age`).
+ */
+function sessionOf(rows, now, age) {
   for (const source of ["queues", "interfaces"]) {
     for (const row of rows[source] ?? []) {
-      if (row.session && typeof row.session === "object") return row.session;
+      const session = row.session;
+      if (session && typeof session === "object") {
+        const { user = null, service = null, caller_id = null, address = null } = session;
+        return { user, service, caller_id, address, uptime: sessionUptime(session, now) };
+      }
     }
   }
   const user = (rows.hotspot ?? [])[0];
@@ -156,14 +163,14 @@ function sessionOf(rows) {
     service: "hotspot",
     caller_id: user.mac ?? null,
     address: user.address ?? null,
-    uptime: user.uptime ?? null,
+    uptime: typeof user.uptime === "number" ? user.uptime + Math.max(0, age) : null,
   };
 }
 
 /**
- * What the view says about the customer, from each source's latest rows (`rows`) and the
- * time since those frames were polled (`age`, seconds, so an uptime keeps counting between
- * frames): `{title, comment, chart, plan, rates, use, session}`.
+ * What the view says about the customer, from each source's latest rows (`rows`) at `now`
+ * (Unix seconds, the gateway's clock), `age` seconds after those frames were polled (so an
+ * uptime keeps counting between frames): `{title, comment, chart, plan, rates, use, session}`.
  *
  * - `chart`: `chartRow()`; `rates`: its `[up, down]` bits/s now (an interface's rx is what the
  *   customer sent: up);
@@ -171,14 +178,12 @@ function sessionOf(rows) {
  *   shown (the plan is then unknown, which is not unlimited); `use`: `[up, down]` percent;
  * - `session`: `{user, service, caller_id, address, uptime}` or null.
  */
-export function customerSummary(rows, { chosen = null, age = 0 } = {}) {
+export function customerSummary(rows, { chosen = null, now = null, age = 0 } = {}) {
   const chart = chartRow(rows, chosen);
   const row = chart && (rows[chart.source] ?? []).find((r) => r.name === chart.name);
   const queue =
     chart?.source === "queues" ? row : ([...(rows.queues ?? [])].sort(byName)[0] ?? null);
-  const session = sessionOf(rows);
-  const uptime =
-    typeof session?.uptime === "number" ? session.uptime + Math.max(0, age) : null;
+  const session = sessionOf(rows, now, age);
   const comment =
     [row, queue, ...SOURCES.flatMap((source) => rows[source] ?? [])].find(
       (r) => typeof r?.comment === "string" && r.comment !== "",
@@ -190,6 +195,6 @@ export function customerSummary(rows, { chosen = null, age = 0 } = {}) {
     rates: row ? ratesOf(row, chart.source) : [null, null],
     plan: queue ? planOf(queue) : null,
     use: queue ? utilisationOf(queue) : [null, null],
-    session: session === null ? null : { ...session, uptime },
+    session,
   };
 }

@@ -12,7 +12,7 @@ import {
   formatPlan,
   formatText,
 } from "./format.js";
-import { commentOf, planOf, ratesOf, SOURCE_INFO } from "./sources.js";
+import { commentOf, planOf, ratesOf, SOURCE_INFO, sessionUptime } from "./sources.js";
 import {
   barFill,
   DEFAULT_SORT,
@@ -291,7 +291,9 @@ export class RowsTable {
         tr = this._row(row, columns);
         this.trs.set(id, tr);
       }
-      if (!this.frozen) tr.cells[0].textContent = String(rank + 1);
+      // While the order holds still under the pointer, so do the ranks; a sort or a search
+      // asked for by the viewer reorders at once, pointer or not.
+      if (force || !this.frozen) tr.cells[0].textContent = String(rank + 1);
       const on = selected.has(row.name);
       const button = tr.querySelector("button.link");
       button.setAttribute("aria-pressed", String(on));
@@ -302,7 +304,7 @@ export class RowsTable {
       if (row.dynamic) notes.push("dynamic");
       tr.querySelector(".note").textContent = notes.join(", ");
       tr.classList.toggle("down", row.disabled === true);
-      tr.title = details(row);
+      tr.title = details(row, frame?.ts ?? null);
       columns.forEach((column, i) => {
         if (!column.name) column.fill(tr.cells[1 + i], row);
       });
@@ -314,7 +316,9 @@ export class RowsTable {
       }
     }
     const order = model.rows.map((row) => this.trs.get(`${row.id}\n${row.name}`));
-    if (!this.frozen || this.body.children.length !== order.length) this.body.append(...order);
+    if (force || !this.frozen || this.body.children.length !== order.length) {
+      this.body.append(...order);
+    }
 
     const info = SOURCE_INFO[this.source] ?? SOURCE_INFO.queues;
     const notes = [];
@@ -352,8 +356,11 @@ export class RowsTable {
   }
 }
 
-/** A row's other fields, for its tooltip: a queue's target and parent, a PPP session. */
-function details(row) {
+/**
+ * A row's other fields, for its tooltip: a queue's target and parent, a PPP session (its uptime
+ * at `ts`, the frame's poll time).
+ */
+function details(row, ts) {
   const parts = [];
   if (row.target) parts.push(`target ${row.target}`);
   if (row.parent) parts.push(`parent ${row.parent}`);
@@ -362,7 +369,8 @@ function details(row) {
     if (session.user) parts.push(`login ${session.user}`);
     if (session.caller_id) parts.push(`caller id ${session.caller_id}`);
     if (session.address) parts.push(`address ${session.address}`);
-    if (typeof session.uptime === "number") parts.push(`up ${formatDuration(session.uptime)}`);
+    const uptime = sessionUptime(session, ts);
+    if (uptime !== null) parts.push(`up ${formatDuration(uptime)}`);
   }
   if (row.server) parts.push(`server ${row.server}`);
   return parts.join(" · ");

@@ -120,3 +120,16 @@ export function matches(row, query, source = DEFAULT_SOURCE) {
 export function commentOf(row) {
   return typeof row?.comment === "string" ? row.comment : "";
 }
+
+/**
+ * A PPP session's uptime in seconds at `now` (Unix seconds, the gateway's clock): sessions say
+ * when they began (`since`), so the figure keeps counting between reads of `/ppp/active`; null
+ * when unknown.
+ */
+export function sessionUptime(session, now) {
+  if (session === null || typeof session !== "object") return null;
+  if (typeof session.since === "number" && typeof now === "number") {
+    return Math.max(0, now - session.since);
+  }
+  return null;
+}
