@@ -76,9 +76,11 @@ constraints:
 	rm -rf $(CONSTRAINTS_VENV)
 	git diff --stat -- constraints.txt
 
-# Rewrite the README's screenshot (docs/dashboard.png) from the browser test that drives the demo.
+# Rewrite the README's screenshots (docs/dashboard.png, docs/queues.png) from the browser tests
+# that drive the demo's routers.
 screenshot: $(STAMP)
-	GATEWAY_UPDATE_SCREENSHOT=1 $(BIN)/pytest tests/web/test_dashboard.py -k opens_live
+	GATEWAY_UPDATE_SCREENSHOT=1 $(BIN)/pytest tests/web/test_dashboard.py tests/web/test_sources.py \
+		-k "opens_live or queues_table"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis wheelhouse build

@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import ROOT
 from tests.support.web import ConfigExtras, Dashboard, ms
 
 if importlib.util.find_spec("playwright") is not None:
     # Without Playwright the `chromium` fixture skips (or, in CI, fails) every test here.
     from playwright.async_api import expect
 
+SCREENSHOT = ROOT / "docs" / "queues.png"
+"""The README's screenshot of the queues view: rewritten only by ``make screenshot``
+(GATEWAY_UPDATE_SCREENSHOT=1), so a test run never changes the checkout."""
 RATE = re.compile(r"^\d[\d.]* (bps|kbps|Mbps|Gbps)$")
 PLAN = re.compile(r"^[\d.]+ [kMG]bps / [\d.]+ [kMG]bps$")
 
@@ -46,7 +52,9 @@ def _sent(dashboard: Dashboard) -> list[dict[str, Any]]:
     return sent
 
 
-async def test_queues_table_shows_each_customer_against_its_plan(dashboard: Dashboard) -> None:
+async def test_queues_table_shows_each_customer_against_its_plan(
+    dashboard: Dashboard, tmp_path: Path
+) -> None:
     """The queues view lists the router's queues, busiest of their plans first, each rate with
     a bar to 100 % of its plan (unlimited said in words); a search by comment finds a customer;
     a column sorts; clicking a row charts that queue with its plan; only what is shown is asked
@@ -143,6 +151,29 @@ async def test_queues_table_shows_each_customer_against_its_plan(dashboard: Dash
         if "names" not in m:
             assert isinstance(m.get("since"), int), m
             assert m.get("history_seconds") == 300, m
+
+    # The screenshot for the README: the business customers (found by their comments) by use of
+    # their plans, one charted with its plan, a one-minute window with some history in it.
+    await view.get_by_role("button", name="1 min").click()
+    others = await page.evaluate("() => window.gatewayDashboard.views[0].names")
+    for name in others:
+        if name != LIMITED:
+            await view.get_by_role("button", name=f"Stop charting {name}").click()
+    await expect(view.locator(".stats tbody tr")).to_have_count(1)
+    await search.fill("CID-")
+    await view.get_by_role("button", name="Use", exact=True).click()
+    await expect(view.locator(".rows-table th[aria-sort=descending]")).to_have_text("Use ▾")
+    await search.blur()
+    await page.mouse.move(0, 0)
+    screenshot = tmp_path / "queues.png"
+    if os.environ.get("GATEWAY_UPDATE_SCREENSHOT"):
+        screenshot = SCREENSHOT
+        await page.wait_for_function(
+            """() => { const p = window.gatewayDashboard.feed.get("isp-bras", "queues")
+                 .series.points; return p.length > 0 && p[p.length - 1].ts - p[0].ts >= 20; }""",
+            timeout=ms(40),
+        )
+    await page.screenshot(path=screenshot, full_page=True)
 
 
 async def test_the_switch_offers_what_each_router_serves(dashboard: Dashboard) -> None:
