@@ -86,9 +86,11 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class ConfigExtras:
-    """What a test adds to the browser tests' gateway configuration: TOML ``sections`` (such as
-    an ``[auth]`` table) and, per router id, lines for its ``[[routers]]`` table."""
+    """What a test adds to the browser tests' gateway configuration: lines for the ``[server]``
+    table, TOML ``sections`` (such as an ``[auth]`` table) and, per router id, lines for its
+    ``[[routers]]`` table."""
 
+    server: str = ""
     sections: str = ""
     routers: dict[str, str] = field(default_factory=dict)
 
@@ -98,7 +100,8 @@ def gateway_config(routers: Routers, port: int, extras: ConfigExtras | None = No
     extras = extras or ConfigExtras()
     poll = "\n".join(f"{key} = {value}" for key, value in POLL.items())
     blocks = [
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\nshutdown_grace = 2.0\n\n[poll]\n{poll}\n',
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\nshutdown_grace = 2.0\n{extras.server}\n'
+        f"[poll]\n{poll}\n",
         extras.sections,
     ]
     for router_id, (name, emulator) in routers.items():

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from gateway.demo import DEMO_PASSWORD
 from gateway.emulator.config import sized_config
 from gateway.emulator.device import Device
 from gateway.emulator.server import RouterEmulator
+from tests.support import ROOT
 from tests.support.tokens import SECRET, hs256
-from tests.support.web import ConfigExtras, Dashboard, Routers, ms
+from tests.support.web import ConfigExtras, Dashboard, Routers, free_port, ms
 
 if importlib.util.find_spec("playwright") is not None:
     # Without Playwright the `chromium` fixture skips (or, in CI, fails) every test here.
@@ -39,11 +41,38 @@ async def routers() -> AsyncIterator[Routers]:
 
 
 @pytest.fixture
-def extras(tmp_path: Path) -> ConfigExtras:
-    """Tokens required, HS256 with the tests' secret."""
+def portal_port() -> int:
+    """Where the billing portal of the embedding test listens (another origin)."""
+    return free_port()
+
+
+@pytest.fixture
+def extras(tmp_path: Path, portal_port: int) -> ConfigExtras:
+    """Tokens required, HS256 with the tests' secret; the portal may frame the pages."""
     secret = tmp_path / "jwt-secret"
     secret.write_text(SECRET)
-    return ConfigExtras(sections=f'[auth]\nmode = "jwt"\njwt_secret_file = "{secret}"\n')
+    return ConfigExtras(
+        server=f'allowed_frame_ancestors = ["http://127.0.0.1:{portal_port}"]',
+        sections=f'[auth]\nmode = "jwt"\njwt_secret_file = "{secret}"\n',
+    )
+
+
+def _customer_token() -> str:
+    """A customer's token: its own PPPoE interface and queue on the router, nothing else."""
+    return hs256(
+        sub="customer-2",
+        routers=[ROUTER],
+        interfaces={ROUTER: [{"exact": CUSTOMER}]},
+        queues={ROUTER: [{"exact": CUSTOMER}]},
+    )
+
+
+def _readme_embedding() -> str:
+    """The HTML block of the README's "The customer view" section: how a portal embeds it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### The customer view") :]
+    section = section[: section.index("\n## ")]
+    return section.split("```html\n", 1)[1].split("```", 1)[0]
 
 
 def _record(dashboard: Dashboard) -> tuple[list[dict[str, Any]], list[str], list[str]]:
@@ -69,12 +98,7 @@ async def test_a_customer_token_shows_that_customer_alone(dashboard: Dashboard) 
     in a URL (it leaves the address bar at once)."""
     page, url = dashboard.page, dashboard.gateway.url
     sent, received, urls = _record(dashboard)
-    token = hs256(
-        sub="customer-2",
-        routers=[ROUTER],
-        interfaces={ROUTER: [{"exact": CUSTOMER}]},
-        queues={ROUTER: [{"exact": CUSTOMER}]},
-    )
+    token = _customer_token()
     await page.goto(f"{url}customer#token={token}")
     await expect(page).to_have_url(f"{url}customer")
     await expect(page.locator("#connection .badge-text")).to_have_text("Live", timeout=ms(10))
@@ -164,3 +188,46 @@ async def test_the_customer_view_never_pulls_a_whole_router(dashboard: Dashboard
             "history_seconds": 60,
         }
     ]
+
+
+async def test_a_portal_embeds_the_customer_view_as_the_readme_shows(
+    dashboard: Dashboard, portal_port: int
+) -> None:
+    """The README's embedding code, on a portal of another origin that the gateway lets frame
+    it: the framed customer view asks the portal for its token and shows the customer live."""
+    gateway_origin = dashboard.gateway.url.rstrip("/")
+    embed = _readme_embedding().replace("https://gateway.example.net", gateway_origin)
+    # The portal's own minting, for its logged-in customer (here: a token made in advance).
+    mint = (
+        "<script>async function mintTokenForTheLoggedInCustomer() {"
+        f" return {json.dumps(_customer_token())}; }}</script>"
+    )
+    html = f"<!doctype html><title>Portal</title>{mint}{embed}"
+
+    async def portal(request: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", portal)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", portal_port).start()
+        # A page of its own: the fixture's page counts the portal's origin as foreign.
+        page = await dashboard.page.context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        await page.goto(f"http://127.0.0.1:{portal_port}/")
+        frame = page.frame_locator("#traffic")
+        await expect(frame.locator("#connection .badge-text")).to_have_text("Live", timeout=ms(10))
+        await expect(frame.locator(".customer-title")).to_have_text("user0002", timeout=ms(10))
+        await expect(frame.locator(".fact-plan")).to_have_text(re.compile(r" / "))
+        await expect(frame.get_by_role("button", name="15 min")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        framed = [f.url for f in page.frames if f.url.startswith(gateway_origin)]
+        assert framed == [f"{gateway_origin}/customer?window=15"]
+        assert errors == [], errors
+        await page.close()
+    finally:
+        await runner.cleanup()
