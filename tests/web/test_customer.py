@@ -207,8 +207,12 @@ async def test_a_portal_embeds_the_customer_view_as_the_readme_shows(
     async def portal(request: web.Request) -> web.Response:
         return web.Response(text=html, content_type="text/html")
 
+    async def no_icon(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
     app = web.Application()
     app.router.add_get("/", portal)
+    app.router.add_get("/favicon.ico", no_icon)
     runner = web.AppRunner(app)
     await runner.setup()
     try:
