@@ -161,7 +161,7 @@ async def test_a_customer_token_shows_that_customer_alone(dashboard: Dashboard) 
 async def test_the_customer_view_never_pulls_a_whole_router(dashboard: Dashboard) -> None:
     """Opened with a token that shows the router whole (an operator's) and no customer named,
     the view says to name one and subscribes to nothing; naming one in the address (a static
-    queue) shows that customer's plan and comment, and only its rows are asked for."""
+    queue) shows that customer's plan, comment and address, and only its rows are asked for."""
     page, url = dashboard.page, dashboard.gateway.url
     sent, _, _ = _record(dashboard)
     token = hs256(sub="noc", routers=[ROUTER])
@@ -177,6 +177,10 @@ async def test_the_customer_view_never_pulls_a_whole_router(dashboard: Dashboard
     await expect(note).to_be_hidden()
     await expect(page.locator(".fact-plan")).to_have_text(re.compile(r" / "))
     await expect(page.locator(".fact-down")).to_have_text(RATE, timeout=ms(10))
+    # No PPP session: its address is its queue's target, and what it does not have is left out.
+    await expect(page.locator(".fact-address")).to_have_text(re.compile(r"^10\.20\.\d+\.\d+/32$"))
+    await expect(page.locator(".fact-caller")).to_be_hidden()
+    await expect(page.locator(".fact-uptime")).to_be_hidden()
     await expect(page.get_by_role("button", name="1 min")).to_have_attribute("aria-pressed", "true")
     subscribes = [m for m in sent if m["type"] == "subscribe"]
     assert subscribes == [

@@ -207,4 +207,20 @@ describe("what the customer view says", () => {
       name: "<pppoe-alice>",
     });
   });
+
+  test("a business customer on a static queue: its target is its address, no session", () => {
+    const fixed = { ...queue, name: "cust0042", target: "10.20.0.43/32", dynamic: false };
+    delete fixed.session;
+    const summary = customerSummary({ queues: [fixed] }, { now: 5000 });
+    assert.equal(summary.title, "cust0042");
+    assert.deepEqual(summary.session, {
+      user: null,
+      service: null,
+      caller_id: null,
+      address: "10.20.0.43/32",
+      uptime: null,
+    });
+    const onInterface = { ...fixed, target: "ether5" };
+    assert.equal(customerSummary({ queues: [onInterface] }).session, null);
+  });
 });

@@ -124,6 +124,9 @@ export function watchPlan({ router, served, request, claims }) {
   return { watch, reason: watch.size ? "" : "the token shows nothing of this router" };
 }
 
+/** A queue target that is addresses (`10.20.0.43/32`, `2001:db8::/64`), not interfaces. */
+const ADDRESSES = /^[0-9A-Fa-f:.\/, ]+$/;
+
 const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /**
@@ -176,14 +179,20 @@ function sessionOf(rows, now, age) {
  *   customer sent: up);
  * - `plan`: the customer's queue's `[up, down]` (null: unlimited), or null when no queue is
  *   shown (the plan is then unknown, which is not unlimited); `use`: `[up, down]` percent;
- * - `session`: `{user, service, caller_id, address, uptime}` or null.
+ * - `session`: `{user, service, caller_id, address, uptime}` or null; for a customer without
+ *   a session (a static queue), the queue's target as its address when it is addresses.
  */
 export function customerSummary(rows, { chosen = null, now = null, age = 0 } = {}) {
   const chart = chartRow(rows, chosen);
   const row = chart && (rows[chart.source] ?? []).find((r) => r.name === chart.name);
   const queue =
     chart?.source === "queues" ? row : ([...(rows.queues ?? [])].sort(byName)[0] ?? null);
-  const session = sessionOf(rows, now, age);
+  let session = sessionOf(rows, now, age);
+  // A business customer on a static queue has no session: its queue's target is its address.
+  const target = queue?.target;
+  if (session === null && typeof target === "string" && ADDRESSES.test(target)) {
+    session = { user: null, service: null, caller_id: null, address: target, uptime: null };
+  }
   const comment =
     [row, queue, ...SOURCES.flatMap((source) => rows[source] ?? [])].find(
       (r) => typeof r?.comment === "string" && r.comment !== "",

@@ -87,6 +87,10 @@ export class CustomerView {
     f.caller.textContent = formatText(session?.caller_id);
     const service = session?.service ? ` (${session.service})` : "";
     f.login.textContent = session?.user ? `${session.user}${service}` : "–";
+    // What is not known is left out (a static queue has no login, no caller id, no uptime).
+    for (const fact of [f.plan, f.uptime, f.address, f.caller, f.login]) {
+      fact.parentElement.hidden = fact.textContent === "–";
+    }
 
     for (const button of this.windowButtons) {
       button.setAttribute("aria-pressed", String(Number(button.dataset.window) === minutes));
