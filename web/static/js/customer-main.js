@@ -67,7 +67,10 @@ function feedChanged(kind) {
 }
 
 async function loadSources() {
-  if (state.router === null) return;
+  if (state.router === null || state.routerProblem) {
+    plan();
+    return;
+  }
   const served = await routerSources(link.token, SOURCES, LIST_TIMEOUT);
   // Without an answer, ask for every source: one the router does not serve is refused alone.
   state.served = served?.get(state.router) ?? (served === null ? [...SOURCES] : []);
@@ -76,12 +79,15 @@ async function loadSources() {
 
 /** Subscribe what the address and the token say, and nothing else. */
 function plan() {
-  const { watch, reason } = watchPlan({
-    router: state.router,
-    served: state.served,
-    request,
-    claims: tokenClaims(link.token),
-  });
+  // A router the token does not show: nothing to ask for (it would only be refused).
+  const { watch, reason } = state.routerProblem
+    ? { watch: new Map(), reason: "" }
+    : watchPlan({
+        router: state.router,
+        served: state.served,
+        request,
+        claims: tokenClaims(link.token),
+      });
   state.reason = reason;
   const seconds = state.window * 60;
   for (const source of SOURCES) {

@@ -420,8 +420,7 @@ export class Feed {
     const names = feed.tracked === null ? null : [...feed.tracked];
     const asked = `${names === null ? "*" : JSON.stringify(names)}\n${feed.seconds}`;
     if (feed.asked === asked) return;
-    const filter = names === null ? this._filter(feed, null) : this._filter(feed, names);
-    const fields = { ...filter, history_seconds: feed.seconds };
+    const fields = { ...this._filter(feed, names), history_seconds: feed.seconds };
     this._subscribe(feed, "rows", fields, names ?? [], feed.seconds, asked);
   }
 
@@ -431,9 +430,10 @@ export class Feed {
    * every gateway understands; other sources name themselves and filter with `names`.
    */
   _filter(feed, names) {
-    const entries = names === null ? {} : null;
-    if (feed.source === DEFAULT_SOURCE) return entries ?? { interfaces: names.map(exactName) };
-    return { source: feed.source, ...(entries ?? { names: names.map(exactName) }) };
+    const interfaces = feed.source === DEFAULT_SOURCE;
+    const fields = interfaces ? {} : { source: feed.source };
+    if (names !== null) fields[interfaces ? "interfaces" : "names"] = names.map(exactName);
+    return fields;
   }
 
   /**
