@@ -209,7 +209,8 @@ async def test_the_switch_offers_what_each_router_serves(dashboard: Dashboard) -
     assert re.fullmatch(r"guest\d{4}", name)
     await expect(user.locator("td").nth(1)).to_have_text(re.compile(r"^10\.5\.50\.\d+$"))
     await expect(user.locator("td").nth(2)).to_have_text(re.compile(r"^3C:2E:FF(:[0-9A-F]{2}){3}$"))
-    await user.get_by_role("button", name=name).click()
+    # By its name: the table reorders with every frame, so `nth(1)` may be another row by now.
+    await view.locator(f'.rows-table tbody tr[data-name="{name}"] button').click()
     charted = view.locator(f'.stats tbody tr[data-name="{name}"]')
     await expect(charted).to_have_count(1)
     await expect(charted.locator("td.now").first).to_have_text(RATE, timeout=ms(10))
