@@ -28,6 +28,14 @@ logger = logging.getLogger(__name__)
 
 DEMO_PASSWORD: Final = "demo"
 
+# What each demo router serves: the office has a guest hotspot (and its users' dynamic queues),
+# the ISP router PPPoE customers and plan queues, the tower links only.
+DEMO_SOURCES: Final[Mapping[str, tuple[str, ...]]] = {
+    "office": ("interfaces", "queues", "hotspot"),
+    "isp-bras": ("interfaces", "queues"),
+    "tower-3": ("interfaces",),
+}
+
 # How often the flaky router misbehaves, and for how long.
 FLAKY_EVERY: Final = (40.0, 80.0)
 FLAKY_FOR: Final = (5.0, 12.0)
@@ -84,6 +92,7 @@ def demo_settings(
                     "port": emu.port,
                     "username": "admin",
                     "password": DEMO_PASSWORD,
+                    "sources": list(DEMO_SOURCES.get(router_id, ("interfaces",))),
                 }
                 for router_id, (name, emu) in emulators.items()
             ],

@@ -172,14 +172,22 @@ class Population:
         return queue
 
     def _customer_traffic(self, plan: tuple[int, int], idle_chance: float) -> Traffic:
-        """A customer's traffic (rx = upload): a share of its plan's download, a tenth to a
-        third of that up; 30 Mbit/s down on an unlimited plan."""
+        """A customer's traffic (rx = upload), within its plan: its queue shapes it to
+        ``max-limit``, so it stays under the plan in each direction at every moment. On an
+        unlimited plan a base of up to 30 Mbit/s down and a tenth to a third of that up."""
         rng = self._crng
         seed = rng.randrange(1 << 30)
         if rng.random() < idle_chance:
             return Traffic(0.0, 0.0, seed=seed)
-        down = (plan[1] or 30_000_000) * (0.05 + 0.6 * rng.random())
-        return Traffic(down * (0.1 + 0.2 * rng.random()), down, seed=seed)
+        if plan[1]:
+            # A burst at the evening peak is 3x the base rate (Traffic.factor): a base under a
+            # third of the plan keeps every moment under max-limit.
+            down = plan[1] * (0.05 + 0.28 * rng.random())
+            up = plan[0] * (0.03 + 0.3 * rng.random())
+        else:
+            down = 30_000_000 * (0.05 + 0.6 * rng.random())
+            up = down * (0.1 + 0.2 * rng.random())
+        return Traffic(up, down, seed=seed)
 
     def _build_queues(self, now: float) -> None:
         """Static plan queues: every tenth customer unlimited (accounting only), every 25th
@@ -213,6 +221,8 @@ class Population:
     def _dial(self, session: PppoeSession, now: float, *, first: bool = False) -> None:
         """The customer dials in: a new interface, PPP session and queue, all with new ids."""
         iface = self._add_link(session.login)
+        # The PPP profile's rate limit shapes the customer's link to its plan.
+        iface.traffic = self._customer_traffic(session.plan, idle_chance=0.3)
         session.interface = iface
         session.until = now + self._session_length()
         ppp = PppSession(

@@ -16,7 +16,7 @@ from librouteros.query import Key
 
 from gateway.demo import demo_emulators
 from gateway.emulator.customers import RATE_WINDOW, Meter, Queue
-from gateway.emulator.device import DeviceConfig, sized_config
+from gateway.emulator.device import Device, DeviceConfig, sized_config
 from gateway.emulator.interface import RX_PACKET_SIZE, TX_PACKET_SIZE
 from gateway.emulator.version import Version
 from tests.emulator.librouteros_client import Librouteros, Login
@@ -578,3 +578,25 @@ async def test_a_router_without_the_hotspot_package_refuses_its_menu(
         await api("/ip/hotspot/active/print")
     assert raised.value.traps[0].message == "no such command or directory (hotspot)"
     assert len(await api("/queue/simple/print")) == 8
+
+
+def test_shaped_customers_stay_within_their_plans() -> None:
+    """A queue shapes its customer: over a whole evening, bursts included, no queue's rate
+    passes its max-limit (a dashboard's "% of plan" stays at or under 100)."""
+    now = [0.0]
+    # 20:00 to 22:00 UTC, the emulated traffic's daily peak, in 10 s steps.
+    start = 20 * 3600.0
+    device = Device(
+        sized_config(4, pppoe=60, queues=60, hotspot=20, pppoe_session=0, hotspot_session=0),
+        clock=lambda: now[0],
+        wall=lambda: start + now[0],
+    )
+    worst = 0.0
+    for _ in range(720):
+        now[0] += 10.0
+        device.advance()
+        for queue in device.queues.values():
+            for rate, limit in zip(queue.rate, queue.max_limit, strict=True):
+                if limit:
+                    worst = max(worst, rate / limit)
+    assert 0.3 < worst <= 1.0, f"a queue ran at {worst:.0%} of its plan"
