@@ -98,6 +98,13 @@ class Grant:
     def allows(self, router: str) -> bool:
         return self.routers is None or router in self.routers
 
+    @property
+    def restricted(self) -> bool:
+        """Whether this is a customer's grant: its token scopes rows of some source. Such a
+        viewer is never shown the router's error text (it names the router's address, API port
+        and user), only that the router is unavailable."""
+        return any(self.scopes.values())
+
     def filter(self, router: str, source: str = "interfaces") -> InterfaceFilter:
         """The token's filter on ``source`` of ``router``: its entry for them; else everything
         when the token scopes no source of that router, nothing when it scopes another one."""

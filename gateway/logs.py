@@ -71,9 +71,25 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(data, default=str).decode()
 
 
+# Control characters as Python writes them in a string literal ("\n" -> "\\n"), DEL too.
+_ESCAPES: Final = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` lines in which a message's control characters are escaped: a newline in
+    a token's subject, a router's name or a client's message cannot start a line of its own
+    and forge a log record. A traceback (appended after the message) keeps its lines."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_ESCAPES)
+
+
 def formatter(fmt: LogFormat) -> logging.Formatter:
     """The formatter of a log format."""
-    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
 def configure(level: str, fmt: LogFormat) -> None:

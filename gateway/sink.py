@@ -98,6 +98,7 @@ class Sink:
         "dropped",
         "fed_at",
         "limits",
+        "restricted",
         "stuck_since",
         "transport",
         "written",
@@ -139,6 +140,9 @@ class Sink:
         self.dropped = 0
         # Frames written to this viewer (any kind: its audit line's messages out).
         self.written = 0
+        # Whether this viewer sees a customer's share only (its token scopes rows): it is shown
+        # statuses without the router's error text (``gateway.core.frames.public_status``).
+        self.restricted = False
 
     def write(self, frame: bytes, droppable: bool = False, backfill: bool = False) -> bool | None:
         """Write one frame. Returns True if it was written (counted in ``written``), None if it

@@ -21,7 +21,13 @@ from typing import Final
 
 import orjson
 
-from gateway.core.frames import InterfaceFilter, filter_history, filter_traffic, rows_of
+from gateway.core.frames import (
+    InterfaceFilter,
+    filter_history,
+    filter_traffic,
+    public_status,
+    rows_of,
+)
 from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.demand import Demand
 from gateway.history import MESSAGE_LIMIT, Frame, backfill_start, history_chunks
@@ -79,6 +85,7 @@ class Topic:
         # The current status message, encoded; sent to each new subscriber before the history.
         self.status: dict[str, object] | None = None
         self._status_frame: bytes | None = None
+        self._public_status_frame: bytes | None = None
         # Subscribers grouped by filter so each distinct filter is encoded once per frame.
         # Owned by this topic; viewers join and leave through subscribe()/unsubscribe(). Each
         # group is a dict used as an ordered set: a dense table is about half the memory of a
@@ -179,12 +186,14 @@ class Topic:
         return written
 
     def publish_status(self, status: dict[str, object]) -> None:
-        """Record the router's new status and send it to every subscriber."""
+        """Record the router's new status and send it to every subscriber (restricted ones
+        see it without the error text: ``public_status``)."""
         self.status = status
         frame = self._status_frame = encode_message(status)
+        public = self._public_status_frame = encode_message(public_status(status))
         for group in tuple(self._groups.values()):
             for sink in tuple(group):
-                sink.write(frame)
+                sink.write(public if sink.restricted else frame)
 
     def forget_backfills(self) -> None:
         """Drop the encoded histories kept for subscribers to share (see ``_chunk_cache``)."""
@@ -222,8 +231,9 @@ class Topic:
         (its viewer is closing). ``unsubscribe`` ends the subscription.
         """
         self.unsubscribe(sink)
-        if self._status_frame is not None:
-            sink.write(self._status_frame)
+        status_frame = self._public_status_frame if sink.restricted else self._status_frame
+        if status_frame is not None:
+            sink.write(status_frame)
         now = self._wall() if seconds is not None else 0.0
         start, reset = backfill_start(self.history, since, frames, seconds, now)
         for chunk in self._history_chunks(flt, start, reset):

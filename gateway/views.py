@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.auth import AuthError, Grant
 from gateway.config import Settings
-from gateway.core.frames import filter_traffic, is_stale
+from gateway.core.frames import PUBLIC_ERROR, filter_traffic, is_stale
 from gateway.core.model import RouterState
 from gateway.core.sources import Source
 from gateway.headers import frame_ancestors
@@ -207,6 +207,8 @@ async def routers(request: web.Request) -> web.Response:
             continue
         topics = list(sources[router.id].values())
         state, error = _router_state(topics)
+        if error is not None and grant.restricted:
+            error = PUBLIC_ERROR
         stamps = [topic.latest.ts for topic in topics if topic.latest is not None]
         listing.append(
             {
@@ -259,6 +261,8 @@ async def snapshot(request: web.Request, source: Source) -> web.Response:
     frame = topic.latest or await topic.wait_frame(FIRST_FRAME_WAIT)
     if frame is None:
         state, error = _state(topic)
+        if error is not None and grant.restricted:
+            error = PUBLIC_ERROR
         return _json(
             {
                 "error": "no_data",

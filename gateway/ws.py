@@ -210,6 +210,7 @@ class Viewer(Sink):
         self.watched: tuple[str, ...] = ()
         self.ended: int | None = None
         super().__init__(transport, limits=context.limits)
+        self.restricted = grant.restricted
         # The message rate's token bucket (``limits.messages_per_second``, burst
         # ``message_burst``): tokens left, and when (monotonic) they were counted. Starts full.
         self._budget = float(context.client_limits.message_burst)
@@ -419,6 +420,7 @@ class Viewer(Sink):
         """Replace the grant with a narrower (or equal) one: routers it no longer covers are
         unsubscribed, the other subscriptions narrowed to its filters; then ``refreshed``."""
         self.grant = grant
+        self.restricted = grant.restricted
         dropped = [topic for topic in self.subscriptions if not grant.allows(topic.router)]
         for topic in dropped:
             self._unsubscribe(topic)

@@ -279,6 +279,19 @@ def rows_of(frame: dict[str, object]) -> list[object]:
     return rows
 
 
+PUBLIC_ERROR: Final = "the router is unavailable"
+"""The ``error`` a restricted viewer (a customer's token) is shown for any failure: the full text
+names the router's address, API port and user, which only operators may see."""
+
+
+def public_status(status: dict[str, object]) -> dict[str, object]:
+    """``status`` as a restricted viewer sees it: any ``error`` replaced by ``PUBLIC_ERROR``
+    (the same dict when it has none)."""
+    if status.get("error") is None:
+        return status
+    return {**status, "error": PUBLIC_ERROR}
+
+
 def status_frame(
     router: str,
     state: RouterState,

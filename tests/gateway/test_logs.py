@@ -145,3 +145,22 @@ async def test_serve_logs_json_when_the_configuration_says_so(tmp_path: Path) ->
     others = [line for line in lines if not line.startswith("{")]
     assert all(line.startswith("gateway listening on") for line in others), others
     assert token not in "\n".join(lines)
+
+
+def test_a_text_line_cannot_be_forged_by_what_it_quotes() -> None:
+    """A newline in a token's subject (or any quoted input) stays inside its line, escaped; a
+    traceback still follows on lines of its own."""
+    logger, out = capture("text")
+    forged = "evil\n2026-11-30 15:00:00,000 WARNING gateway.audit: forged line\r\x1b[2J"
+    logger.info("websocket session ended: subject=%s", forged)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logger.exception("failed")
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith(
+        "subject=evil\\n2026-11-30 15:00:00,000 WARNING gateway.audit: forged line\\r\\x1b[2J"
+    )
+    assert lines[1].endswith("failed")
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: boom"

@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from gateway.config import Settings, settings_from_dict
+from gateway.core.frames import PUBLIC_ERROR
 from gateway.core.once import FirstSeen
-from gateway.emulator.server import RouterEmulator
+from gateway.emulator.server import Fault, RouterEmulator
 from tests.support.gateway import (
     PASSWORD,
     emulator,
@@ -237,3 +238,40 @@ async def test_connection_limit_answers_1013() -> None:
         assert await close_code(third) == 1013
         await first.close()
         await second.close()
+
+
+async def test_a_customer_is_not_shown_the_routers_error_text() -> None:
+    """A router that refuses the gateway's login: an operator's viewer and /api/routers name
+    the router's address, port and API user; a customer's token (scoped to its interface) gets
+    only "the router is unavailable", live, on a later subscribe and over REST."""
+    core = emulator()
+    async with running(core), gateway(jwt_settings({"core": core})) as gw:
+        operator = await gw.viewer(protocols=("gateway.v1", f"bearer.{token()}"))
+        customer_token = token(interfaces={"core": ["ether1"]})
+        customer = await gw.viewer(protocols=("gateway.v1", f"bearer.{customer_token}"))
+        for ws in (operator, customer):
+            await subscribe(ws, "core")
+            await receive_until(ws, "traffic")
+        await core.set_fault(Fault("auth"))
+        await core.drop_connections()
+
+        async def down(ws: aiohttp.ClientWebSocketResponse, saying: str) -> Any:
+            status = await receive_until(ws, "status", timeout=seconds(5))
+            while status["state"] != "down" or saying not in status["error"]:
+                status = await receive_until(ws, "status", timeout=seconds(5))
+            return status
+
+        full = (await down(operator, "refused"))["error"]
+        assert f"127.0.0.1:{core.port}" in full
+        assert "'admin'" in full
+        assert (await down(customer, ""))["error"] == PUBLIC_ERROR
+        # A new subscription is sent the status the subscriber may see.
+        await customer.send_json({"type": "subscribe", "router": "core"})
+        assert (await receive_until(customer, "status"))["error"] == PUBLIC_ERROR
+        for bearer, expected in ((token(), full), (customer_token, PUBLIC_ERROR)):
+            response = await gw.http.get(
+                gw.url("/api/routers"), headers={"Authorization": f"Bearer {bearer}"}
+            )
+            assert (await response.json())["routers"][0]["last_error"] == expected
+        for ws in (operator, customer):
+            await ws.close()
