@@ -229,10 +229,18 @@ class RouterLease:
     async def _run(self) -> None:
         while True:
             delay = self._next_step() - self._clock()
-            if delay > 0 and not self.wake.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(None if math.isinf(delay) else delay):
-                        await self.wake.wait()
+            if delay > 0:
+                if self._demand_announced():
+                    # More demand (a subscriber joined, a REST read) that Redis has already:
+                    # it changes nothing before the next step, due within an interval. (Each
+                    # used to cost a script: a Redis call per REST read on every replica but
+                    # the holder.)
+                    self.wake.clear()
+                if not self.wake.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(None if math.isinf(delay) else delay):
+                            await self.wake.wait()
+                    continue  # look again: the step is due, or the wake may change nothing
             self.wake.clear()
             try:
                 await self._step()
@@ -242,6 +250,11 @@ class RouterLease:
                 self._unexpected.report(exc)
             else:
                 self._unexpected.recovered()
+
+    def _demand_announced(self) -> bool:
+        """Whether this replica, not holding the lease, announced its demand at its last step
+        and still has it: then it announces it again, and tries the lease, once an interval."""
+        return self.role == "idle" and self._announced and self._wanted
 
     def _next_step(self) -> float:
         """When the task should look again (monotonic; inf: only when woken)."""

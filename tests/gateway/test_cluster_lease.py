@@ -46,6 +46,8 @@ class FakeStore:
         self.status_json: bytes | None = None
         self.down = False
         self.last_ok = self.clock()
+        # Virtual time of every acquire call.
+        self.acquires: list[float] = []
 
     @property
     def degraded(self) -> bool:
@@ -74,6 +76,7 @@ class FakeStore:
         *,
         sources: Sequence[str] = ("interfaces",),
     ) -> Acquired:
+        self.acquires.append(self.clock() - START)
         at = await self._answer()
         self.demand[replica] = at + demand_ms / 1000
         taken = self.lease is None or at >= self.lease[1]
@@ -313,4 +316,22 @@ async def test_an_unrenewable_lease_stops_polling_before_it_runs_out_then_polls_
     assert [f.seq for f in frames] == list(range(frames[0].seq, frames[0].seq + len(frames)))
     assert all(t >= expires for t in r.router.starts if t > 4.5 and t not in held)
     assert changes(r, "lost") == 1
+    await r.stop()
+
+
+@virtual_time
+async def test_more_demand_costs_redis_nothing_until_the_next_interval() -> None:
+    """A replica that does not hold the lease announces its demand and tries the lease once an
+    interval, however many REST reads and subscribers arrive meanwhile (each used to cost a
+    script on Redis)."""
+    r = rig()
+    r.store.lease = ("b#1", r.store.clock() + 100)  # another replica polls
+    r.demand.join()
+    for _ in range(45):  # REST reads and subscribers, ten a second for 4.5 s
+        await asyncio.sleep(0.1)
+        r.demand.touch()
+        r.demand.join()
+    assert r.lease.role == "idle"
+    assert r.store.acquires == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert r.router.starts == []
     await r.stop()
