@@ -4,7 +4,11 @@
     locust -f loadtest/locustfile.py --host URL --headless -u 500 -r 100 -t 60s --only-summary \\
         --emulator-control core-1=http://127.0.0.1:8780
 
-Nothing but ``--host`` is needed: the routers come from ``GET /api/routers``. Three users:
+Nothing but ``--host`` is needed: the routers come from ``GET /api/routers``. Against several
+replicas, ``--replicas URL,URL,...`` spreads every kind of user over them round robin, and
+``--cluster`` (replicas in cluster mode, sharing one Redis) lets a frame's ``seq`` jump forward
+where another replica took over polling, and moves a reconnecting viewer on to the next replica
+(its resume must find every frame there). Three users:
 
 - ``Viewer`` (weight 8): one plain websocket (``websocket-client`` under gevent), subscribed to
   one router for its whole life, every message judged by the protocol's contract checker
@@ -126,6 +130,21 @@ def _add_options(parser: Any) -> None:
         help="router requests allowed per router beyond one per poll interval",
     )
     parser.add_argument(
+        "--replicas",
+        default="",
+        env_var="LOCUST_REPLICAS",
+        help="the gateway replicas' base URLs, comma-separated: users spread over them round "
+        "robin (default: --host alone; routers are read from --host)",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        default=False,
+        env_var="LOCUST_CLUSTER",
+        help="the replicas run in cluster mode: seq may jump forward at a takeover (right "
+        "after a status), and a viewer that reconnects resumes on the next replica",
+    )
+    parser.add_argument(
         "--gateway-token",
         default="",
         env_var="LOCUST_GATEWAY_TOKEN",
@@ -149,6 +168,8 @@ class Settings:
     router_timeout: float = 3.0
     poll_slack: float = 2.0
     controls: tuple[tuple[str, str], ...] = ()
+    replicas: tuple[str, ...] = ()
+    cluster: bool = False
     token: str = ""
     summary_json: str = ""
 
@@ -164,6 +185,7 @@ class Settings:
             if not sep:
                 router, url = "", item
             controls.append((router.strip(), url.strip().rstrip("/")))
+        replicas = tuple(u.strip().rstrip("/") for u in options.replicas.split(",") if u.strip())
         return cls(
             request_max=options.request_max,
             frame_p99_max=options.frame_p99_max,
@@ -171,6 +193,8 @@ class Settings:
             router_timeout=options.router_timeout,
             poll_slack=options.poll_slack,
             controls=tuple(controls),
+            replicas=replicas,
+            cluster=bool(options.cluster),
             token=options.gateway_token,
             summary_json=options.summary_json,
         )
@@ -212,7 +236,11 @@ class Run:
     viewers_empty: int = 0
     reconnects: int = 0
     closes: Counter[int] = field(default_factory=Counter)
+    # Websocket connections opened to each replica (its base URL), resumes included.
+    connections: Counter[str] = field(default_factory=Counter)
     _next: itertools.count[int] = field(default_factory=itertools.count)
+    # Users of each kind handed a replica so far: each kind is spread round robin on its own.
+    _spread: Counter[str] = field(default_factory=Counter)
     _discovering: gevent.lock.Semaphore = field(default_factory=gevent.lock.Semaphore)
     # Monotonic time of the last failed discovery: users retry at most once a second.
     _failed_at: float = -1e9
@@ -222,9 +250,21 @@ class Run:
         return {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
 
     @property
-    def ws_url(self) -> str:
-        base = self.host.rstrip("/")
-        scheme, _, rest = base.partition("://")
+    def hosts(self) -> tuple[str, ...]:
+        """The base URLs users spread over: ``--replicas``, or ``--host`` alone."""
+        return self.settings.replicas or (self.host.rstrip("/"),)
+
+    def next_host(self, kind: str) -> int:
+        """The index in ``hosts`` of the next user of ``kind`` (round robin per kind, so that
+        every kind of user is spread evenly whatever the weights)."""
+        index = self._spread[kind] % len(self.hosts)
+        self._spread[kind] += 1
+        return index
+
+    @staticmethod
+    def ws_url(base: str) -> str:
+        """The websocket URL of the gateway at ``base``."""
+        scheme, _, rest = base.rstrip("/").partition("://")
         return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws"
 
     @property
@@ -538,7 +578,12 @@ def _close_code(data: bytes) -> int:
 
 
 class Viewer(User):
-    """A dashboard: one websocket, subscribed to one router, checking every frame."""
+    """A dashboard: one websocket, subscribed to one router, checking every frame.
+
+    It connects to one replica (round robin over ``RUN.hosts``); with ``--cluster`` each
+    reconnect goes to the next one, as a load balancer may send a browser anywhere, so a resume
+    there must find the frames it missed.
+    """
 
     weight = 8
     wait_time = constant(0.5)
@@ -550,8 +595,12 @@ class Viewer(User):
         self.live_frames = 0
         # Judges every message, across reconnects (it keeps the last seq seen, for a resume).
         self.check = StreamCheck(
-            router_timeout=RUN.settings.router_timeout, gap_bound=RUN.gap_bound
+            router_timeout=RUN.settings.router_timeout,
+            gap_bound=RUN.gap_bound,
+            cluster=RUN.settings.cluster,
         )
+        # Index in RUN.hosts of the replica this viewer connects to (next).
+        self.replica = RUN.next_host("viewer")
         self.stopped = False
 
     @task
@@ -574,6 +623,8 @@ class Viewer(User):
                     failures = 0
             RUN.reconnects += 1
             failures += 1
+            if RUN.settings.cluster:
+                self.replica += 1  # any replica serves any viewer: resume on the next one
             # Full jitter, base 0.5 s, doubling, capped (the browsers' policy, shorter cap).
             gevent.sleep(random.uniform(0, min(5.0, 0.5 * 2 ** min(failures, 8))))
 
@@ -582,14 +633,16 @@ class Viewer(User):
         timeout = RUN.settings.request_max
         started = time.perf_counter()
         ws: Any = None
+        host = RUN.hosts[self.replica % len(RUN.hosts)]
         try:
             ws = websocket.create_connection(
-                RUN.ws_url,
+                RUN.ws_url(host),
                 timeout=timeout,
                 enable_multithread=False,
                 skip_utf8_validation=True,
                 subprotocols=RUN.ws_subprotocols,
             )
+            RUN.connections[host] += 1
             feed = Feed(self, ws, router)
             self.check.connect(time.monotonic())
             _, found = feed.next_message()  # the hello, which the checker expects first
@@ -653,6 +706,11 @@ class RestReader(FastHttpUser):
     wait_time = between(0.5, 1.5)
     network_timeout = 2.0
     connection_timeout = 2.0
+
+    def __init__(self, environment: Any) -> None:
+        # The client is made for ``host``: the next replica's, before it is made.
+        self.host = RUN.hosts[RUN.next_host("rest")]
+        super().__init__(environment)
 
     @task
     def traffic(self) -> None:
@@ -763,6 +821,11 @@ class PageVisitor(FastHttpUser):
     connection_timeout = 2.0
     concurrency = 6
     """Connections per visitor, like a browser's per-host limit."""
+
+    def __init__(self, environment: Any) -> None:
+        # The client is made for ``host``: the next replica's, before it is made.
+        self.host = RUN.hosts[RUN.next_host("page")]
+        super().__init__(environment)
 
     @task
     def page(self) -> None:
@@ -902,6 +965,7 @@ def judge(environment: Any) -> dict[str, Any]:
         "rest_ms": _percentiles(rest[0]) if rest else _percentiles(StatsEntry(stats, "-", "GET")),
         "slowest_request_ms": max((e.max_response_time for e in requests), default=0),
         "router_requests": router_requests,
+        "replicas": {url: RUN.connections.get(url, 0) for url in RUN.hosts},
         "viewers": {
             "stopped": RUN.viewers_stopped,
             "received_nothing": RUN.viewers_empty,

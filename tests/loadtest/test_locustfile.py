@@ -3,6 +3,9 @@
 A healthy gateway passes; a gateway frozen for a few seconds mid-run (SIGSTOP, then SIGCONT:
 from a viewer's side the event loop stopped) fails the run, naming the silent frames and the
 slow requests; a gateway that skips, repeats or loses frames across a reconnect fails it too.
+Against three replicas in cluster mode (real processes, a real redis-server) the users spread
+over them, and viewers whose replica shuts down resume on the next one without a gap; a seq
+that jumps forward after a status (a takeover) passes only with ``--cluster``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -29,7 +33,9 @@ from gateway import process
 from gateway.emulator.control import create_control_app
 from gateway.emulator.server import RouterEmulator
 from tests.support import ROOT
+from tests.support.cluster import Timing, holders, replicas, write_config
 from tests.support.gateway import PASSWORD, emulator, running
+from tests.support.redis import redis_server
 from tests.support.timing import eventually, seconds
 
 pytestmark = pytest.mark.skipif(
@@ -145,6 +151,11 @@ async def watched_and_up(url: str, viewers: int) -> bool:
     return bool(router["state"] == "up" and router["viewers"] >= viewers)
 
 
+async def each_watched_and_up(urls: list[str], viewers: int) -> bool:
+    """On every one of ``urls``, at least ``viewers`` viewers and the router up."""
+    return all(await asyncio.gather(*(watched_and_up(url, viewers) for url in urls)))
+
+
 async def test_healthy_gateway_passes(tmp_path: Path, aiohttp_server: AiohttpServer) -> None:
     """Against a healthy gateway every check holds and Locust exits 0."""
     emu = emulator()
@@ -184,6 +195,60 @@ async def test_gateway_frozen_mid_run_fails_the_run(
     gate = [line for line in out.splitlines() if "gateway check FAILED" in line]
     assert any("frame silence: silence core-1" in line for line in gate), out
     assert any("/api/routers/[id]/traffic" in line for line in gate), out
+
+
+async def test_viewers_spread_over_cluster_replicas_and_resume_on_the_next_one(
+    tmp_path: Path, aiohttp_server: AiohttpServer
+) -> None:
+    """With ``--replicas`` and ``--cluster`` viewers spread over three replicas in cluster
+    mode, and those of a replica that shuts down resume on the next one without a gap."""
+    timing = Timing(interval=0.5, timeout=1.0, linger=1.0)
+    emu = emulator()
+    async with running(emu), redis_server() as redis:
+        config = write_config(tmp_path / "gateway.toml", emu, redis.url, timing)
+        control = await control_api(aiohttp_server, emu)
+        async with replicas(config, 3) as group, aiohttp.ClientSession() as http:
+            urls = [replica.url for replica in group]
+            summary = tmp_path / "summary.json"
+            locust = await start_locust(
+                urls[0],
+                "Viewer",  # REST readers and page visitors would fail on the stopped replica
+                "--replicas",
+                ",".join(urls),
+                "--cluster",
+                "--emulator-control",
+                control,
+                "--router-timeout",
+                "1",
+                "--summary-json",
+                str(summary),
+                users=USERS,
+            )
+            try:
+                await eventually(
+                    lambda: each_watched_and_up(urls, USERS // 3),
+                    timeout=seconds(15),
+                    message="every replica has its third of the viewers, router up",
+                )
+                # A replica that does not poll shuts down (its viewers get 1001, going away).
+                held = await holders(http, group)
+                stopped = next(r for i, r in enumerate(group) if i not in held)
+                assert await stopped.stop() == 0
+            finally:
+                code, out = await finish(locust)
+    assert code == 0, out
+    assert "gateway checks: PASSED" in out
+    verdict = json.loads(summary.read_text())
+    connections = verdict["replicas"]
+    assert list(connections) == urls
+    assert all(connections[url] >= USERS // 3 for url in urls), connections
+    # The stopped replica's viewers came back on the next one, resuming with since.
+    assert verdict["viewers"]["closes"] == {"1001": USERS // 3}, verdict["viewers"]
+    resumes = re.search(r"^WS\s+resume\s+(\d+)\s+0\(", out, re.M)
+    assert resumes, out
+    assert int(resumes.group(1)) == USERS // 3
+    # One poller for the whole cluster (three would make it about 3; the window's ends blur it).
+    assert verdict["router_requests"]["core-1"]["per_interval"] <= 1.2
 
 
 # -- a scripted fake gateway, for the frame checks --------------------------------------------
@@ -264,27 +329,50 @@ async def _reset(ws: web.WebSocketResponse, router: str, since: int | None) -> N
     await _stream(ws, router, [], then=since + 11)
 
 
+async def _takeover(ws: web.WebSocketResponse, router: str, since: int | None) -> None:
+    """Another replica takes over polling, as in cluster mode: a status, then seq jumps."""
+    await _open(ws, router, [])
+    for seq in (1, 2, 3):
+        await ws.send_json(_traffic(router, seq))
+        await asyncio.sleep(TICK)  # the fake router's poll interval
+    await ws.send_json({"type": "status", "router": router, "state": "up", "error": None})
+    await _stream(ws, router, [], then=1_764_377_000_000)
+
+
 SCRIPTS: Final[dict[str, Script]] = {
     "gap": _gap,
     "duplicate": _duplicate,
     "resume": _resume,
     "reset": _reset,
 }
+FAKE_SCRIPTS: Final = web.AppKey("fake_scripts", dict[str, Script])
 
 
 async def _fake_ws(request: web.Request) -> web.WebSocketResponse:
+    scripts = request.app[FAKE_SCRIPTS]
     ws = web.WebSocketResponse()
     await ws.prepare(request)
-    routers = [{"id": r, "name": r} for r in SCRIPTS]
+    routers = [{"id": r, "name": r} for r in scripts]
     await ws.send_json({"type": "hello", "v": 1, "routers": routers, "heartbeat": 20})
     subscribe = await ws.receive_json(timeout=seconds(5))
     with contextlib.suppress(ConnectionError):  # the viewer left: the run ended
-        await SCRIPTS[subscribe["router"]](ws, subscribe["router"], subscribe.get("since"))
+        await scripts[subscribe["router"]](ws, subscribe["router"], subscribe.get("since"))
     return ws
 
 
 async def _fake_routers(request: web.Request) -> web.Response:
-    return web.json_response({"routers": [{"id": r, "name": r} for r in SCRIPTS]})
+    routers = [{"id": r, "name": r} for r in request.app[FAKE_SCRIPTS]]
+    return web.json_response({"routers": routers})
+
+
+async def fake_gateway(aiohttp_server: AiohttpServer, scripts: dict[str, Script]) -> str:
+    """A scripted gateway, one router per script (viewers take routers round robin); its URL."""
+    app = web.Application()
+    app[FAKE_SCRIPTS] = scripts
+    app.router.add_get("/api/routers", _fake_routers)
+    app.router.add_get("/ws", _fake_ws)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/")
 
 
 async def test_seq_gaps_duplicates_and_lost_history_fail_the_run(
@@ -292,11 +380,7 @@ async def test_seq_gaps_duplicates_and_lost_history_fail_the_run(
 ) -> None:
     """A gap, a duplicate and a resume that loses frames are failures; a good resume is not,
     its history in several messages included."""
-    app = web.Application()
-    app.router.add_get("/api/routers", _fake_routers)
-    app.router.add_get("/ws", _fake_ws)
-    server = await aiohttp_server(app)
-    url = str(server.make_url("")).rstrip("/")
+    url = await fake_gateway(aiohttp_server, SCRIPTS)
     # One viewer per scripted router (viewers take routers round robin).
     locust = await start_locust(url, "Viewer", users=len(SCRIPTS), run=5)
     code, out = await finish(locust, run=5)
@@ -312,3 +396,21 @@ async def test_seq_gaps_duplicates_and_lost_history_fail_the_run(
     assert resumes, out
     assert int(resumes.group(1)) >= 2
     assert int(resumes.group(1)) > int(resumes.group(2))
+
+
+@pytest.mark.parametrize("cluster", [True, False], ids=["cluster", "single"])
+async def test_a_takeover_seq_jump_passes_only_in_cluster_mode(
+    aiohttp_server: AiohttpServer, cluster: bool
+) -> None:
+    """Seq jumping forward right after a status (another replica took over) passes with
+    ``--cluster`` and is a gap without it."""
+    url = await fake_gateway(aiohttp_server, {"takeover": _takeover})
+    flags = ["--cluster"] if cluster else []
+    locust = await start_locust(url, "Viewer", *flags, users=1, run=4)
+    code, out = await finish(locust, run=4)
+    if cluster:
+        assert code == 0, out
+        assert "gateway checks: PASSED" in out
+    else:
+        assert code == 1, out
+        assert "WS traffic takeover: seq gap: frames missing" in out, out
