@@ -36,18 +36,19 @@ jstest:
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-# 500 Locust users for 60 s while the router hangs, drops, slows down and reboots.
+# 500 Locust users for 60 s while the router hangs, drops, slows down and reboots: one gateway
+# process, then a cluster of three replicas sharing a redis-server (about 2 min 15 s).
 loadtest: $(STAMP)
 	$(BIN)/python loadtest/run_loadtest.py $(LOADTEST_ARGS)
 
-# The short version that runs in CI: 100 users, 20 s, one hang in the middle.
+# The short version that runs in CI: 100 users, 20 s, one hang in the middle, both variants.
 loadtest-ci: $(STAMP)
 	$(BIN)/python loadtest/run_loadtest.py --ci
 
 emulate: $(STAMP)
 	$(BIN)/gateway emulate --control-port 8780
 
-# Every benchmark (about 20 minutes on an otherwise idle machine); see loadtest/RESULTS.md.
+# Every benchmark (about 45 minutes on an otherwise idle machine); see loadtest/RESULTS.md.
 bench: $(STAMP)
 	$(BIN)/python loadtest/bench/bench_all.py
 
