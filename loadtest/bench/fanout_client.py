@@ -14,6 +14,10 @@ Modes:
   frames to halfway between two frames, every frame's delay, missed frames, the server's RSS.
 - ``--hold S``: connect, stay subscribed (answering pings) for S seconds.
 
+Several servers (a cluster's replicas): ``--port`` takes a list, the viewers are spread over
+them round robin; ``--server-pid`` takes a list, and the server CPU and RSS are their sums.
+``--aux-pid`` names more processes (Redis) whose CPU in the window is reported apart.
+
 Prints one JSON line when every viewer is connected and one with the results at the end.
 """
 
@@ -30,6 +34,7 @@ import statistics
 import struct
 import sys
 import time
+from collections.abc import Callable
 from typing import Final
 
 from fanout_wire import (
@@ -59,10 +64,12 @@ NAP: Final = 0.002  # ...for this long (seconds) before the next
 class Conn:
     """One viewer connection."""
 
-    __slots__ = ("handshake", "last_seq", "rest", "sock", "window")
+    __slots__ = ("handshake", "last_seq", "request", "rest", "sock", "window")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, request: bytes) -> None:
         self.sock = sock
+        # The handshake request for this connection's server.
+        self.request = request
         # The HTTP answer so far while the handshake is under way; None once upgraded.
         self.handshake: bytes | None = b""
         # Bytes of an incomplete frame from the previous read.
@@ -74,6 +81,11 @@ class Conn:
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def total(read: Callable[[int], int], pids: list[int]) -> int:
+    """``read(pid)`` summed over ``pids``."""
+    return sum(read(pid) for pid in pids)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -100,7 +112,10 @@ class Client:
         self.gaps = 0
         self.frames_seen = 0
         self.frame_bytes = 0
-        self.request = handshake_request(args.host, args.port, args.path)
+        self.ports = [int(p) for p in str(args.port).split(",") if p]
+        self.requests = [handshake_request(args.host, p, args.path) for p in self.ports]
+        self.pids = [int(p) for p in args.server_pid.split(",") if p]
+        self.aux_pids = [int(p) for p in args.aux_pid.split(",") if p]
         self.buffer = bytearray(READ_SIZE)
         self.view = memoryview(self.buffer)
         self.buffers = [self.buffer]
@@ -128,13 +143,14 @@ class Client:
             sock.bind((self.sources[self.attempts % len(self.sources)], 0))
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server = self.attempts % len(self.ports)
         self.attempts += 1
-        err = sock.connect_ex((self.args.host, self.args.port))
+        err = sock.connect_ex((self.args.host, self.ports[server]))
         if err not in (0, errno.EINPROGRESS):
             sock.close()
             self.failures += 1
             return
-        self.conns[sock.fileno()] = Conn(sock)
+        self.conns[sock.fileno()] = Conn(sock, self.requests[server])
         self.ep.register(sock.fileno(), select.EPOLLOUT)
         self.connecting += 1
 
@@ -174,7 +190,7 @@ class Client:
                     if conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                         self.drop(fd, conn)
                         continue
-                    conn.sock.send(self.request)
+                    conn.sock.send(conn.request)
                     self.ep.modify(fd, select.EPOLLIN)
                 elif events & (select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP):
                     self.on_handshake(fd, conn)
@@ -296,7 +312,7 @@ class Client:
     def measure(self) -> dict[str, object]:
         args = self.args
         interval = args.interval
-        pid = args.server_pid
+        pids, aux = self.pids, self.aux_pids
         # The first frame every viewer may have missed is the one in flight while the last
         # connected; warm up past it.
         self.pump(time.time() + interval * 1.2)
@@ -308,16 +324,18 @@ class Client:
         start_seq = max(self.first_seen) + args.warmup
         at = self.pump_until_seq(start_seq, interval * (args.warmup + 5))
         self.pump(at + interval / 2)
-        rss_start = rss_kib(pid)
-        cpu0, ticks0, own0, t0 = cpu_ns(pid), cpu_ticks(pid), own_cpu(), time.time()
+        rss_start = sum(rss_kib(pid) for pid in pids)
+        cpu0, ticks0, aux0 = total(cpu_ns, pids), total(cpu_ticks, pids), total(cpu_ns, aux)
+        own0, t0 = own_cpu(), time.time()
         self.lo, self.hi = start_seq + 1, start_seq + args.frames
         self.by_seq = {seq: [] for seq in range(self.lo, self.hi + 1)}
         at = self.pump_until_seq(self.hi, interval * (args.frames + 5))
         self.pump(at + interval / 2)
-        cpu1, ticks1, own1, t1 = cpu_ns(pid), cpu_ticks(pid), own_cpu(), time.time()
+        cpu1, ticks1, aux1 = total(cpu_ns, pids), total(cpu_ticks, pids), total(cpu_ns, aux)
+        own1, t1 = own_cpu(), time.time()
         # Stragglers of the last frame still count (none are expected half an interval on).
         self.pump(at + interval * 0.95)
-        rss_end = rss_kib(pid)
+        rss_end = sum(rss_kib(pid) for pid in pids)
         delivered = sum(c.window for c in self.conns.values())
         expected = args.viewers * args.frames
         return {
@@ -333,6 +351,7 @@ class Client:
             "seconds": t1 - t0,
             "server_cpu_s": (cpu1 - cpu0) / 1e9,
             "server_cpu_ticks_s": (ticks1 - ticks0) / 100,
+            "aux_cpu_s": (aux1 - aux0) / 1e9,
             "client_cpu_s": own1 - own0,
             "rss_start_kib": rss_start,
             "rss_end_kib": rss_end,
@@ -363,7 +382,9 @@ class Client:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--port", required=True, help="the server's port, or several (comma-separated)"
+    )
     parser.add_argument("--path", default="/ws")
     parser.add_argument("--router", default="r1")
     parser.add_argument("--interfaces", default="", help="comma-separated name globs to watch")
@@ -376,7 +397,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="frames before the window")
     parser.add_argument("--frames", type=int, default=0, help="frames in the measured window")
     parser.add_argument("--hold", type=float, default=0.0, help="seconds to stay connected")
-    parser.add_argument("--server-pid", type=int, default=0)
+    parser.add_argument(
+        "--server-pid", default="", help="the server's PID, or several (comma-separated)"
+    )
+    parser.add_argument(
+        "--aux-pid", default="", help="PIDs whose CPU is reported apart (comma-separated)"
+    )
     parser.add_argument("--cpu", type=int, default=-1, help="run on this CPU only")
     args = parser.parse_args()
     if args.cpu >= 0:

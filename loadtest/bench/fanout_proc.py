@@ -1,4 +1,4 @@
-"""Starting and stopping the benchmarks' server processes: emulator, gateway, baselines.
+"""Starting and stopping the benchmarks' server processes: emulator, gateway, Redis, baselines.
 
 Every server runs in its own process and prints the address it listens on as its first line(s)
 on stdout; these helpers wait for those lines, and stop the process (SIGTERM, then SIGKILL).
@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import re
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,7 +62,7 @@ class Server:
 
 def spawn(args: list[str], patterns: list[str], timeout: float = 30.0) -> Server:
     """Start ``args`` and wait for one stdout line matching each of ``patterns`` in turn; each
-    pattern's group 1 is a port."""
+    pattern's group 1, if it has one, is a port."""
     # Unbuffered: select() must see every line still unread.
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, cwd=ROOT, bufsize=0)
     assert proc.stdout is not None
@@ -76,7 +78,8 @@ def spawn(args: list[str], patterns: list[str], timeout: float = 30.0) -> Server
                 raise SystemExit(f"{' '.join(args[:4])}... did not start")
             match = re.search(pattern, line.decode())
             if match:
-                ports.append(int(match.group(1)))
+                if match.groups():
+                    ports.append(int(match.group(1)))
                 break
     return Server(proc, ports)
 
@@ -108,8 +111,26 @@ def start_emulator(interfaces: int, pppoe: int = 0, max_sessions: int = 20) -> S
     )
 
 
-def start_gateway(router_port: int, interval: float, history: int = 300) -> Server:
-    """``gateway serve`` with one router (id ``r1``, the emulator's admin/admin account)."""
+def start_redis() -> Server:
+    """Debian's ``redis-server`` on a free port of 127.0.0.1, without persistence."""
+    program = shutil.which("redis-server")
+    if program is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    with socket.socket() as sock:  # a free port: redis-server's --port 0 means no TCP at all
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return spawn(
+        [program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [r"port=(\d+)", r"Ready to accept connections"],
+    )
+
+
+def start_gateway(
+    router_port: int, interval: float, history: int = 300, redis_url: str = ""
+) -> Server:
+    """``gateway serve`` with one router (id ``r1``, the emulator's admin/admin account); in
+    cluster mode with ``redis_url``."""
+    cluster = f'\n[cluster]\nredis_url = "{redis_url}"\n' if redis_url else ""
     config = f"""\
 [server]
 host = "127.0.0.1"
@@ -125,6 +146,7 @@ handshakes_per_second = 0
 [poll]
 interval = {interval}
 history = {history}
+{cluster}
 
 [[routers]]
 id = "r1"
