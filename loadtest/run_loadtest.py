@@ -140,6 +140,9 @@ class Usage:
 
 @dataclass
 class Outcome:
+    """What one variant's run found: Locust's verdict (its summary JSON) and exit code, the
+    faults applied, the problems seen from outside Locust, and the figures of the processes."""
+
     variant: Variant = field(default_factory=lambda: Variant("single"))
     problems: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
@@ -160,6 +163,9 @@ class Outcome:
 
     def total(self, key: str) -> float:
         return sum(m.get(key, 0.0) for m in self.metrics)
+
+
+# -- the run ----------------------------------------------------------------------------------
 
 
 def gateway_config(

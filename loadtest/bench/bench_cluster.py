@@ -26,7 +26,10 @@ frames, sampled halfway between frames:
   Redis's CPU in the same window is reported apart (and as a share of the gateways');
 - delay from poll completion (the frame's ``ts``, stamped by the polling replica) to the
   kernel's receive timestamp on the viewer's socket (``SO_TIMESTAMPNS``), p50 / p99;
-- missed frames (gaps in ``seq``, frames of the window not delivered).
+- missed frames (gaps in ``seq``, frames of the window not delivered);
+- in cluster mode, the stream lag: from the polling replica appending a frame to the stream to
+  a replica reading it (``gateway_cluster_stream_lag_seconds``, mean over every replica and
+  frame): the hop itself, without the fan-out.
 
 Then the targets, each marked met or MISSED: at each N the cluster adds at most 5 ms to the
 single process's delay p99, and at most 10 % to its gateway CPU per delivered frame. Exit
@@ -39,11 +42,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -150,6 +156,29 @@ class Run:
     def missed(self) -> int:
         return int(self.result["missed"]) + int(self.result["gaps"])
 
+    @property
+    def lag(self) -> float:
+        """Mean stream lag, ms (cluster mode only; nan otherwise)."""
+        return float(self.result.get("lag_ms", math.nan))
+
+
+def stream_lag_ms(gateways: list[Server]) -> float:
+    """The mean of every gateway's ``gateway_cluster_stream_lag_seconds`` (from the polling
+    replica's append to a replica's read of each frame, the start-up's included), in ms."""
+    total = count = 0.0
+    for gateway in gateways:
+        url = f"http://127.0.0.1:{gateway.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        for name, value in re.findall(
+            r"^gateway_cluster_stream_lag_seconds_(sum|count) ([0-9.e+-]+)$", text, re.M
+        ):
+            if name == "sum":
+                total += float(value)
+            else:
+                count += float(value)
+    return 1000 * total / count if count else math.nan
+
 
 @dataclass
 class Row:
@@ -217,9 +246,15 @@ def run_one(setup: str, viewers: int, args: argparse.Namespace) -> Run:
         if client.returncode != 0 or "result" not in by_kind:
             raise SystemExit(f"{setup} x {viewers}: client failed ({client.returncode})")
         run = Run(setup, viewers, by_kind["result"])
+        if rig.redis is not None:
+            run.result["lag_ms"] = stream_lag_ms(rig.gateways)
     finally:
         rig.stop()
-    redis_part = f", Redis {run.redis_us:5.2f} us/frame" if setup != "single" else ""
+    redis_part = (
+        f", Redis {run.redis_us:5.2f} us/frame, stream lag {run.lag:4.1f} ms"
+        if setup != "single"
+        else ""
+    )
     print(
         f"  {setup:8} N={viewers:6}: gateways {run.cpu_us:6.2f} us/frame{redis_part},"
         f" delay p50 {run.p50:6.1f} ms p99 {run.p99:6.1f} ms,"
@@ -235,19 +270,20 @@ def markdown(rows: list[Row], replicas: int) -> str:
     single = {r.viewers: r for r in rows if r.setup == "single"}
     lines = [
         "| N | set-up | gateway CPU us / frame | vs one process | Redis CPU us / frame"
-        " | delay p50 | delay p99 | p99 vs one process | missed |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        " | delay p50 | delay p99 | p99 vs one process | stream lag | missed |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         base = single.get(r.viewers)
         ratio = f"{r.cpu_us / base.cpu_us:.2f}x" if base and r is not base else "-"
         p99 = f"{r.p99 - base.p99:+.1f} ms" if base and r is not base else "-"
         redis = f"{r.median('redis_us'):.2f}" if r.setup != "single" else "-"
+        lag = f"{r.median('lag'):.1f} ms" if r.setup != "single" else "-"
         lines.append(
             f"| {r.viewers:,} | {title(r.setup, replicas)}"
             f" | {r.cpu_us:.2f}{r.spread('cpu_us', 2)} | {ratio} | {redis}"
             f" | {r.median('p50'):.1f} ms | {r.p99:.1f} ms{r.spread('p99')} | {p99}"
-            f" | {r.missed} of {r.frames:,} |"
+            f" | {lag} | {r.missed} of {r.frames:,} |"
         )
     return "\n".join(lines)
 
