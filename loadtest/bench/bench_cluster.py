@@ -25,15 +25,19 @@ frames, sampled halfway between frames:
   (``/proc/PID/task/*/schedstat``) over the window, divided by the frames delivered in it;
   Redis's CPU in the same window is reported apart (and as a share of the gateways');
 - delay from poll completion (the frame's ``ts``, stamped by the polling replica) to the
-  kernel's receive timestamp on the viewer's socket (``SO_TIMESTAMPNS``), p50 / p99;
+  kernel's receive timestamp on the viewer's socket (``SO_TIMESTAMPNS``), p50 / p99 over every
+  delivery, and the typical frame's p99 (the median over the window's frames of each frame's
+  p99): on a machine shared with other work a frame late for everyone moves the first a lot
+  and the second little;
 - missed frames (gaps in ``seq``, frames of the window not delivered);
 - in cluster mode, the stream lag: from the polling replica appending a frame to the stream to
   a replica reading it (``gateway_cluster_stream_lag_seconds``, mean over every replica and
   frame): the hop itself, without the fan-out.
 
-Then the targets, each marked met or MISSED: at each N the cluster adds at most 5 ms to the
-single process's delay p99, and at most 10 % to its gateway CPU per delivered frame. Exit
-status 1 if one is missed.
+Each figure is the median over ``--repeat`` rounds of every set-up in turn (range in
+brackets). Then the targets, each marked met or MISSED: at each N the cluster adds at most 5 ms
+to the single process's delay p99 (both measures), and at most 10 % to its gateway CPU per
+delivered frame. Exit status 1 if one is missed.
 
 Run: ``python loadtest/bench/bench_cluster.py`` (about 10 minutes; ``--help`` for sizes).
 """
@@ -153,6 +157,13 @@ class Run:
         return float(self.result["delay_p99_ms"])
 
     @property
+    def frame_p99(self) -> float:
+        """The typical frame's p99: the median over the window's frames of each frame's p99
+        delay, ms. A frame late for every viewer (the core taken away for a moment by another
+        process) moves it little, unlike the p99 over every delivery."""
+        return statistics.median(float(p99) for _, p99, _ in self.result["per_frame_ms"])
+
+    @property
     def missed(self) -> int:
         return int(self.result["missed"]) + int(self.result["gaps"])
 
@@ -205,6 +216,10 @@ class Row:
     @property
     def p99(self) -> float:
         return self.median("p99")
+
+    @property
+    def frame_p99(self) -> float:
+        return self.median("frame_p99")
 
     @property
     def missed(self) -> int:
@@ -270,19 +285,26 @@ def markdown(rows: list[Row], replicas: int) -> str:
     single = {r.viewers: r for r in rows if r.setup == "single"}
     lines = [
         "| N | set-up | gateway CPU us / frame | vs one process | Redis CPU us / frame"
-        " | delay p50 | delay p99 | p99 vs one process | stream lag | missed |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | delay p50 | delay p99 | p99 vs one process | typical frame's p99 | vs one process"
+        " | stream lag | missed |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         base = single.get(r.viewers)
         ratio = f"{r.cpu_us / base.cpu_us:.2f}x" if base and r is not base else "-"
         p99 = f"{r.p99 - base.p99:+.1f} ms" if base and r is not base else "-"
+        typical = f"{r.frame_p99 - base.frame_p99:+.1f} ms" if base and r is not base else "-"
         redis = f"{r.median('redis_us'):.2f}" if r.setup != "single" else "-"
-        lag = f"{r.median('lag'):.1f} ms" if r.setup != "single" else "-"
+        lag = (
+            "-"
+            if r.setup == "single" or math.isnan(r.median("lag"))
+            else f"{r.median('lag'):.1f} ms"
+        )
         lines.append(
             f"| {r.viewers:,} | {title(r.setup, replicas)}"
             f" | {r.cpu_us:.2f}{r.spread('cpu_us', 2)} | {ratio} | {redis}"
             f" | {r.median('p50'):.1f} ms | {r.p99:.1f} ms{r.spread('p99')} | {p99}"
+            f" | {r.frame_p99:.1f} ms{r.spread('frame_p99')} | {typical}"
             f" | {lag} | {r.missed} of {r.frames:,} |"
         )
     return "\n".join(lines)
@@ -296,13 +318,17 @@ def targets(rows: list[Row]) -> list[str]:
         single, cluster = by.get(("single", n)), by.get(("cluster", n))
         if single is None or cluster is None:
             continue
-        added = cluster.p99 - single.p99
         ratio = cluster.cpu_us / single.cpu_us
-        out.append(
-            f"{'met' if added <= P99_BUDGET_MS else 'MISSED'}: at {n:,} viewers the Redis hop"
-            f" adds <= {P99_BUDGET_MS:g} ms to the delay p99: {added:+.1f} ms"
-            f" ({single.p99:.1f} -> {cluster.p99:.1f} ms)"
-        )
+        for label, before, after in (
+            ("the delay p99", single.p99, cluster.p99),
+            ("the typical frame's delay p99", single.frame_p99, cluster.frame_p99),
+        ):
+            added = after - before
+            out.append(
+                f"{'met' if added <= P99_BUDGET_MS else 'MISSED'}: at {n:,} viewers the cluster"
+                f" adds <= {P99_BUDGET_MS:g} ms to {label}: {added:+.1f} ms"
+                f" ({before:.1f} -> {after:.1f} ms)"
+            )
         out.append(
             f"{'met' if ratio <= CPU_BUDGET else 'MISSED'}: at {n:,} viewers gateway CPU per"
             f" delivered frame <= {CPU_BUDGET:.2f}x one process's: {ratio:.2f}x"
