@@ -172,8 +172,10 @@ class RouterLease:
         # What the poller published since the last tick, oldest first: sent by the next tick
         # (and kept when it fails), cleared when the lease is lost or released. Owned here.
         self._pending: deque[Entry] = deque(maxlen=PENDING)
-        # Whether this replica's demand is in Redis (it is withdrawn once demand ends).
+        # Whether this replica's demand is in Redis (it is withdrawn once demand ends), and for
+        # which sources (as the last acquire or tick sent them).
         self._announced = False
+        self._announced_sources: frozenset[str] = frozenset()
         # The sources some replica wants, as the last acquire or tick said (a holder polls
         # them, besides what its own viewers want).
         self.wanted_anywhere: frozenset[str] = frozenset()
@@ -253,8 +255,15 @@ class RouterLease:
 
     def _demand_announced(self) -> bool:
         """Whether this replica, not holding the lease, announced its demand at its last step
-        and still has it: then it announces it again, and tries the lease, once an interval."""
-        return self.role == "idle" and self._announced and self._wanted
+        and still has it, for no source more: then it announces it again, and tries the lease,
+        once an interval. (A source newly wanted is announced at once: the holder starts
+        polling it from its next tick.)"""
+        return (
+            self.role == "idle"
+            and self._announced
+            and self._wanted
+            and self._announced_sources.issuperset(self._sources_wanted())
+        )
 
     def _next_step(self) -> float:
         """When the task should look again (monotonic; inf: only when woken)."""
@@ -293,6 +302,7 @@ class RouterLease:
         elif self._announced:
             await store.withdraw(self.keys, self.replica)
             self._announced = False
+            self._announced_sources = frozenset()
 
     # -- the lease ----------------------------------------------------------------------------
 
@@ -304,15 +314,17 @@ class RouterLease:
         self._attempts += 1
         token = f"{self.replica}#{self._attempts}"
         sent = self._clock()
+        sources = self._sources_wanted()
         reply = await self._store.acquire(
             self.keys,
             token,
             self.ttl_ms,
             self.replica,
             self.ttl_ms,
-            sources=self._sources_wanted(),
+            sources=sources,
         )
         self._announced = True
+        self._announced_sources = frozenset(sources)
         self.wanted_anywhere = reply.wanted
         if reply.taken:
             self._take(token, sent, reply)
@@ -342,6 +354,7 @@ class RouterLease:
         assert token is not None  # a holder has one
         entries = tuple(self._pending)
         sent = self._clock()
+        sources = self._sources_wanted()
         count = await self._store.tick(
             self.keys,
             token,
@@ -350,7 +363,7 @@ class RouterLease:
             self.ttl_ms if wanted else 0,
             self.maxlen,
             entries,
-            sources=self._sources_wanted(),
+            sources=sources,
         )
         if count < 0:
             self._drop("lost", "another replica holds it, or it ran out")
@@ -361,6 +374,7 @@ class RouterLease:
         self._renewed_at = sent
         self._lease_until = sent + self.ttl_ms / 1000
         self._announced = wanted
+        self._announced_sources = frozenset(sources if wanted else ())
         self.wanted_anywhere = count.sources
         if count == 0:
             # Nobody watches anywhere: say so, give the lease up; the poller stops at once and

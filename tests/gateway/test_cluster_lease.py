@@ -15,6 +15,7 @@ from gateway.cluster_lease import RouterLease
 from gateway.cluster_store import Acquired, LeaseStore
 from gateway.config import settings_from_dict
 from gateway.core.cluster import Demanded, Entry, RedisUnavailable, RouterKeys, router_keys
+from gateway.core.sources import Source
 from gateway.demand import Demand
 from gateway.metrics import Metrics
 from gateway.poller import Poller, RouterSession
@@ -46,8 +47,8 @@ class FakeStore:
         self.status_json: bytes | None = None
         self.down = False
         self.last_ok = self.clock()
-        # Virtual time of every acquire call.
-        self.acquires: list[float] = []
+        # Virtual time of every acquire call, and the sources it announced.
+        self.acquires: list[tuple[float, tuple[str, ...]]] = []
 
     @property
     def degraded(self) -> bool:
@@ -76,7 +77,7 @@ class FakeStore:
         *,
         sources: Sequence[str] = ("interfaces",),
     ) -> Acquired:
-        self.acquires.append(self.clock() - START)
+        self.acquires.append((self.clock() - START, tuple(sources)))
         at = await self._answer()
         self.demand[replica] = at + demand_ms / 1000
         taken = self.lease is None or at >= self.lease[1]
@@ -332,6 +333,57 @@ async def test_more_demand_costs_redis_nothing_until_the_next_interval() -> None
         r.demand.touch()
         r.demand.join()
     assert r.lease.role == "idle"
-    assert r.store.acquires == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert [at for at, _ in r.store.acquires] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert r.router.starts == []
     await r.stop()
+
+
+@virtual_time
+async def test_a_source_newly_wanted_here_is_announced_at_once() -> None:
+    """A viewer of another source on a replica that does not hold the lease is announced at
+    once (the holder polls that source from its next tick), not at the next interval."""
+    loop = asyncio.get_running_loop()
+    settings = settings_from_dict(
+        {
+            "poll": {"interval": INTERVAL, "timeout": TIMEOUT, "linger": LINGER},
+            "routers": [{"id": "r1", "host": "192.0.2.1", "username": "u", "password": "p"}],
+        },
+        source="test",
+    )
+    woken = asyncio.Event()
+    sources: tuple[Source, ...] = ("interfaces", "queues")
+    topics = {
+        source: Topic(
+            "r1",
+            settings.poll.history,
+            source=source,
+            demand=Demand(LINGER, loop.time, woken),
+            clock=loop.time,
+        )
+        for source in sources
+    }
+    store = FakeStore()
+    store.lease = ("b#1", store.clock() + 100)  # another replica polls
+    lease = RouterLease(
+        settings.routers[0],
+        settings.poll,
+        topics,
+        store,
+        Metrics(),
+        replica="a",
+        keys=router_keys("t", "r1"),
+        clock=loop.time,
+    )
+    lease.start()
+    topics["interfaces"].demand.join()
+    await asyncio.sleep(0.3)
+    topics["interfaces"].demand.touch()  # nothing new
+    await asyncio.sleep(0.2)
+    topics["queues"].demand.join()  # a source not yet announced
+    await asyncio.sleep(1.2)
+    assert store.acquires == [
+        (0.0, ("interfaces",)),
+        (0.5, ("interfaces", "queues")),
+        (1.5, ("interfaces", "queues")),
+    ]
+    await lease.shutdown()
