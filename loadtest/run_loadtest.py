@@ -384,8 +384,9 @@ async def start_emulators(
             "0",
             "--control-port",
             "0",
-            "--password",
-            password,
+            # One argument: a password may start with "-" (token_urlsafe), which argparse
+            # would take for an option after a separate "--password".
+            f"--password={password}",
             "--interfaces",
             str(args.interfaces),
             "--pppoe",
