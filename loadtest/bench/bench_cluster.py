@@ -32,7 +32,8 @@ frames, sampled halfway between frames:
 - missed frames (gaps in ``seq``, frames of the window not delivered);
 - in cluster mode, the stream lag: from the polling replica appending a frame to the stream to
   a replica reading it (``gateway_cluster_stream_lag_seconds``, mean over every replica and
-  frame): the hop itself, without the fan-out.
+  every frame from the viewers' connecting to the window's end): the hop itself, without the
+  fan-out.
 
 Each figure is the median over ``--repeat`` rounds of every set-up in turn (range in
 brackets). Then the targets, each marked met or MISSED: at each N the cluster adds at most 5 ms
@@ -173,9 +174,9 @@ class Run:
         return float(self.result.get("lag_ms", math.nan))
 
 
-def stream_lag_ms(gateways: list[Server]) -> float:
-    """The mean of every gateway's ``gateway_cluster_stream_lag_seconds`` (from the polling
-    replica's append to a replica's read of each frame, the start-up's included), in ms."""
+def stream_lag(gateways: list[Server]) -> tuple[float, float]:
+    """Every gateway's ``gateway_cluster_stream_lag_seconds`` (from the polling replica's
+    append to a replica's read of each frame) summed: seconds and frames so far."""
     total = count = 0.0
     for gateway in gateways:
         url = f"http://127.0.0.1:{gateway.port}/metrics"
@@ -188,7 +189,7 @@ def stream_lag_ms(gateways: list[Server]) -> float:
                 total += float(value)
             else:
                 count += float(value)
-    return 1000 * total / count if count else math.nan
+    return total, count
 
 
 @dataclass
@@ -255,14 +256,26 @@ def run_one(setup: str, viewers: int, args: argparse.Namespace) -> Run:
         ]
         if args.pin:
             command += ["--cpu", "1"]
-        client = subprocess.run(command, stdout=subprocess.PIPE, check=False, timeout=900)
-        events = [json.loads(line) for line in client.stdout.decode().splitlines() if line]
-        by_kind = {e["event"]: e for e in events}
+        # The client's first line says every viewer is connected: the stream lag counts from
+        # there (the connection storm before delays the frames it overlaps).
+        with subprocess.Popen(command, stdout=subprocess.PIPE) as client:
+            assert client.stdout is not None
+            first = client.stdout.readline()
+            lag0 = stream_lag(rig.gateways) if rig.redis is not None else (0.0, 0.0)
+            try:
+                rest, _ = client.communicate(timeout=900)
+            except subprocess.TimeoutExpired:
+                client.kill()
+                raise SystemExit(f"{setup} x {viewers}: client overran 900 s") from None
+        lines = (first + rest).decode().splitlines()
+        by_kind = {e["event"]: e for e in (json.loads(line) for line in lines if line)}
         if client.returncode != 0 or "result" not in by_kind:
             raise SystemExit(f"{setup} x {viewers}: client failed ({client.returncode})")
         run = Run(setup, viewers, by_kind["result"])
         if rig.redis is not None:
-            run.result["lag_ms"] = stream_lag_ms(rig.gateways)
+            total, count = stream_lag(rig.gateways)
+            frames = count - lag0[1]
+            run.result["lag_ms"] = 1000 * (total - lag0[0]) / frames if frames else math.nan
     finally:
         rig.stop()
     redis_part = (
