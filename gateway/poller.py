@@ -288,7 +288,31 @@ class Poller(RouterStatus):
                 delay = next_tick - self._clock()
             else:
                 next_tick = self._clock() + delay
+                await self._back_off(delay)
+                continue
             await asyncio.sleep(delay)
+
+    async def _back_off(self, delay: float) -> None:
+        """Wait ``delay`` seconds after a failure (up to a minute after a refused login). A
+        source that viewers start watching meanwhile is told the router's state at once
+        (``down``, with the reason), not ``idle`` until the next try; no request is sent
+        sooner."""
+        deadline = self._clock() + delay
+        woken = self.demand.woken
+        while (left := deadline - self._clock()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await woken.wait()
+            if not woken.is_set():
+                continue
+            woken.clear()
+            wanted = frozenset(source for source in self.topics if self.demand.wants(source))
+            if not self.demand.wanted():
+                return
+            if wanted - self._polled:
+                self._polled |= wanted
+                for source in self.topics:
+                    self._publish_source_status(source)
 
     def _forget_baselines(self) -> None:
         self.frames.forget()

@@ -23,7 +23,7 @@ from gateway.history import Frame
 from gateway.hub import Hub
 from gateway.metrics import Metrics
 from gateway.poller import Poller, SourceSession
-from gateway.router_errors import RouterProtocolError, RouterUnavailable
+from gateway.router_errors import RouterAuthFailed, RouterProtocolError, RouterUnavailable
 from gateway.routeros import Row
 from gateway.topic import Topic
 from tests.support.virtual_time import START, virtual_time
@@ -339,4 +339,28 @@ async def test_unreadable_rows_are_left_out_and_counted() -> None:
     assert status is not None
     assert status["state"] == "down"
     assert "unreadable queues row: bytes" in str(status["error"])
+    await r.poller.stop()
+
+
+@virtual_time
+async def test_a_source_watched_during_a_back_off_is_told_the_router_is_down_at_once() -> None:
+    """The router refused the login (the next try is a minute away): a viewer who starts
+    watching the queues meanwhile is told they are down, with the reason, at once, not idle;
+    and the router gets no request before its time."""
+    r = rig()
+    r.topics["interfaces"].demand.join()
+    await asyncio.sleep(1.5)
+    r.router.fault = RouterAuthFailed("192.0.2.1:8728: login as 'u' refused")
+    await asyncio.sleep(2.0)
+    assert (r.topics["interfaces"].status or {}).get("state") == "down"
+    asked = len(r.router.requests)
+    r.topics["queues"].demand.join()
+    await asyncio.sleep(0.01)
+    queues = r.topics["queues"].status or {}
+    assert (queues.get("state"), queues.get("error")) == (
+        "down",
+        "192.0.2.1:8728: login as 'u' refused",
+    )
+    await asyncio.sleep(30.0)
+    assert len(r.router.requests) == asked
     await r.poller.stop()
