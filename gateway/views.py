@@ -242,16 +242,14 @@ async def hotspot(request: web.Request) -> web.Response:
 
 async def snapshot(request: web.Request, source: Source) -> web.Response:
     """The latest frame of one source of a router, at once; a first read waits at most a second
-    for the first poll. 404 for an unknown router or a source it does not serve; the rows are
-    those the caller's token allows."""
+    for the first poll. 404 for an unknown router (or one outside the caller's token) or a source
+    it does not serve; the rows are those the caller's token allows."""
     grant = _grant(request)
     router = request.match_info["router"]
     hub = request.app[HUB]
-    if router not in hub.sources:
+    # A router outside the token is answered as one that does not exist (see ws.py).
+    if router not in hub.sources or not grant.allows(router):
         return _json({"error": "unknown_router", "message": f"no router {router!r}"}, 404)
-    if not grant.allows(router):
-        message = f"your token does not cover router {router!r}"
-        return _json({"error": "forbidden", "message": message}, 403)
     topic = hub.topic(router, source)
     if topic is None:
         message = f"router {router!r} does not serve {source} (its sources: "

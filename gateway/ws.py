@@ -447,10 +447,10 @@ class Viewer(Sink):
         if not isinstance(router, str):
             raise BadMessage("bad_request", '"router" must be a router id (a string)')
         topics = self.context.hub.sources.get(router)
-        if topics is None:
+        # A router outside the token is answered as one that does not exist: a token does not
+        # tell which other routers the gateway has.
+        if topics is None or not self.grant.allows(router):
             raise BadMessage("unknown_router", f"no router with id {router[:80]!r}")
-        if not self.grant.allows(router):
-            raise BadMessage("forbidden", f"your token does not cover router {router!r}")
         return topics
 
     def _source(self, message: dict[str, object], topics: dict[Source, Topic]) -> Source | None:

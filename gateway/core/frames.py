@@ -72,13 +72,12 @@ EXACT: Final = "exact"
 ErrorCode = Literal[
     "bad_request",
     "unknown_router",
-    "forbidden",
     "too_many_subscriptions",
     "refresh_refused",
     "rate_limited",
 ]
 """The ``code`` of an ``error`` frame; the connection stays open after any of them. The first
-four answer a subscribe (or unsubscribe); ``refresh_refused`` answers a token refresh, and
+three answer a subscribe (or unsubscribe; a router outside the token is an ``unknown_router``); ``refresh_refused`` answers a token refresh, and
 ``rate_limited`` a message sent past the connection's rate (which was not acted on)."""
 
 

@@ -100,7 +100,8 @@ async def test_customer_sees_only_its_router_and_interface() -> None:
         assert [r["id"] for r in hello["routers"]] == ["core"]
         await ws.send_str(orjson.dumps({"type": "subscribe", "router": "edge"}).decode())
         error = await receive(ws)
-        assert error["code"] == "forbidden"
+        # Answered as a router that does not exist: the token does not reveal "edge".
+        assert (error["code"], error["message"]) == ("unknown_router", "no router with id 'edge'")
         await subscribe(ws, "core", interfaces=["<pppoe-*>", "ether1"])
         frame = await receive_until(ws, "traffic")
         assert [i["name"] for i in frame["interfaces"]] == ["<pppoe-user0002>"]
@@ -113,7 +114,11 @@ async def test_customer_sees_only_its_router_and_interface() -> None:
             body = await response.json()
             assert [i["name"] for i in body["interfaces"]] == ["<pppoe-user0002>"]
         async with gw.http.get(gw.url("/api/routers/edge/traffic"), headers=bearer) as response:
-            assert response.status == 403
+            assert response.status == 404
+            assert await response.json() == {
+                "error": "unknown_router",
+                "message": "no router 'edge'",
+            }
         async with gw.http.get(gw.url("/api/routers")) as response:
             assert response.status == 401
             assert "token is required" in (await response.json())["message"]

@@ -143,7 +143,7 @@ async def test_a_narrower_refresh_narrows_what_the_connection_receives() -> None
             assert [i["name"] for i in frame["interfaces"]] == ["<pppoe-user0002>"]
         await send(ws, {"type": "subscribe", "router": "edge"})
         error = await until(ws, "error", seconds(5))
-        assert error["code"] == "forbidden"
+        assert error["code"] == "unknown_router"
         await ws.close()
 
 

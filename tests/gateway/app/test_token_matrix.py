@@ -219,21 +219,22 @@ async def test_a_token_for_another_router_sees_nothing_of_this_one(
     gateways: Gateways, transport: str
 ) -> None:
     """A good token for router "edge" is admitted but lists no router here, and a subscribe or
-    a snapshot of "core" is forbidden (the websocket stays open)."""
+    a snapshot of "core" is answered as for a router that does not exist (the websocket stays
+    open)."""
     gw = gateways.hs
     token = hs256(routers=["edge"], **GOOD)
     ws = await TRANSPORTS[transport](gw, token)
     assert (await receive(ws))["routers"] == []
     await send(ws, {"type": "subscribe", "router": "core"})
     error = await receive(ws)
-    assert (error["type"], error["code"]) == ("error", "forbidden")
+    assert (error["type"], error["code"]) == ("error", "unknown_router")
     await send(ws, {"type": "unsubscribe", "router": "core"})
-    assert (await receive(ws))["code"] == "forbidden"  # still open, still answering
+    assert (await receive(ws))["code"] == "unknown_router"  # still open, still answering
     await ws.close()
     status, listing = await rest(gw, "/api/routers", token)
     assert (status, listing) == (200, {"routers": []})
     status, body = await rest(gw, "/api/routers/core/traffic", token)
-    assert (status, body["error"]) == (403, "forbidden")
+    assert (status, body["error"]) == (404, "unknown_router")
 
 
 @pytest.mark.parametrize("transport", list(TRANSPORTS))
