@@ -77,8 +77,9 @@ ErrorCode = Literal[
     "rate_limited",
 ]
 """The ``code`` of an ``error`` frame; the connection stays open after any of them. The first
-three answer a subscribe (or unsubscribe; a router outside the token is an ``unknown_router``); ``refresh_refused`` answers a token refresh, and
-``rate_limited`` a message sent past the connection's rate (which was not acted on)."""
+three answer a subscribe (or unsubscribe; a router outside the token is an ``unknown_router``);
+``refresh_refused`` answers a token refresh, and ``rate_limited`` a message sent past the
+connection's rate (which was not acted on)."""
 
 
 def traffic_frame(
