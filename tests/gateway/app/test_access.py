@@ -34,7 +34,14 @@ def jwt_settings(emulators: dict[str, RouterEmulator]) -> Settings:
     return settings_from_dict(
         {
             "server": {"host": "127.0.0.1", "port": 0},
-            "auth": {"mode": "jwt", "jwt_secret_env": "TEST_JWT_SECRET", "leeway": 0},
+            # A connection without a token is closed once auth_timeout passes: well inside
+            # the tests' waits for a close (5 s and more), however slow the machine.
+            "auth": {
+                "mode": "jwt",
+                "jwt_secret_env": "TEST_JWT_SECRET",
+                "leeway": 0,
+                "auth_timeout": 1.0,
+            },
             "poll": {"interval": 0.3, "timeout": 1.0},
             "routers": [
                 {
