@@ -43,9 +43,13 @@ READ_COUNT: Final = 64
 """Entries one read takes from each stream at most (a reader catching up reads again)."""
 
 
-def frame_of(entry: Entry, router: str, source: str = DEFAULT_SOURCE) -> Frame:
+def frame_of(
+    entry: Entry, router: str, source: str = DEFAULT_SOURCE, previous: Frame | None = None
+) -> Frame:
     """A topic frame from a traffic entry of the stream of ``router``'s ``source``: its JSON as
-    it is, parsed once for filters and REST.
+    it is for viewers of every row, parsed once and encoded row by row for filtered viewers
+    (``Frame.encode``; ``previous``: the topic's latest frame, whose row layout it shares while
+    the set of rows is the same).
 
     Raises EntryError when the JSON is not a traffic frame of ``router`` and ``source`` with the
     entry's seq.
@@ -68,7 +72,10 @@ def frame_of(entry: Entry, router: str, source: str = DEFAULT_SOURCE) -> Frame:
     if not isinstance(ts, float):
         raise EntryError("traffic entry's frame has no float ts")
     assert entry.seq is not None  # a traffic entry has one
-    return Frame(entry.seq, ts, data, entry.data)
+    try:
+        return Frame.encode(data, entry.data, previous)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise EntryError(f"traffic entry's frame cannot be encoded again: {exc}") from None
 
 
 class StreamReader:
@@ -177,7 +184,7 @@ class StreamReader:
         if latest is not None and entry.seq is not None and entry.seq <= latest.seq:
             return  # had it already (a reload), or older than what viewers saw: never backwards
         try:
-            frame = frame_of(entry, router, source)
+            frame = frame_of(entry, router, source, latest)
         except EntryError as exc:
             self._report(router, exc)
             return

@@ -13,6 +13,7 @@ from typing import Final
 
 import orjson
 
+from gateway.core.rows import Rows, encode
 from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.wire import text_header
 
@@ -25,12 +26,39 @@ more (about 6,400 interfaces at ~160 bytes a row), which is never split: see ``T
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One traffic frame as kept in the history ring: the data and its JSON, encoded once."""
+    """One traffic frame as kept in the history ring, encoded once: ``json`` as viewers of
+    every row get it, and ``rows``, where each row lies in its encoding, from which the frame a
+    filter lets through is spliced (``Rows.splice``), live or from the ring alike.
+
+    ``rows.text`` is ``json`` itself, unless the frame came encoded from elsewhere (cluster
+    mode) in bytes other than this process's encoding of it. No parsed form is kept: a ring of
+    a 2,000-interface router held about 0.5 GB of dicts at 300 frames.
+    """
 
     seq: int
     ts: float
-    data: dict[str, object]
     json: bytes
+    rows: Rows
+
+    @classmethod
+    def encode(
+        cls, data: dict[str, object], json: bytes | None = None, previous: Frame | None = None
+    ) -> Frame:
+        """The frame of a traffic message ``data`` (``seq``: int, ``ts``: float; else
+        ``TypeError``), encoded once per row (``gateway.core.rows.encode``).
+
+        ``json``: the encoding viewers of every row get, when it came from elsewhere (the same
+        message, possibly encoded by another orjson); else this process's. ``previous``: the
+        frame before it, whose row layout (and filters' selections) this one shares while the
+        interface set is the same.
+        """
+        seq, ts = data.get("seq"), data.get("ts")
+        if type(seq) is not int or type(ts) is not float:
+            raise TypeError("not a traffic frame: no int seq or float ts")
+        rows = encode(data, None if previous is None else previous.rows.layout)
+        if json is None or json == rows.text:
+            json = rows.text
+        return cls(seq, ts, json, rows)
 
 
 def backfill_start(

@@ -1,8 +1,10 @@
 """One router's source's channel: the latest frame, the history ring, the status, the
 subscribers.
 
-The hot path is ``Topic.publish``: it encodes a frame once per distinct interface filter
-(orjson), wraps it in a websocket frame once, and writes the same bytes to every subscriber
+The hot path is ``Topic.publish``: it encodes a frame once, row by row (``Frame.encode``), builds
+the frame of each distinct selection of rows by splicing those rows (``Rows.splice``: no filter is
+matched against every interface each tick, and viewers whose filters select the same rows share
+one frame), wraps it in a websocket frame once, and writes the same bytes to every subscriber
 without awaiting anything (each ``Sink`` sends straight to its socket while nothing waits in
 its transport). The topic is the only registry of its subscribers; they join with
 ``subscribe`` and leave with ``unsubscribe``, and its ``Demand`` counts them for the producer.
@@ -21,13 +23,8 @@ from typing import Final
 
 import orjson
 
-from gateway.core.frames import (
-    InterfaceFilter,
-    filter_history,
-    filter_traffic,
-    public_status,
-    rows_of,
-)
+from gateway.core.frames import InterfaceFilter, public_status
+from gateway.core.rows import Layout, Selection
 from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.demand import Demand
 from gateway.history import MESSAGE_LIMIT, Frame, backfill_start, history_chunks
@@ -47,6 +44,24 @@ _EVERY: Final = InterfaceFilter.all()
 def encode_message(message: object) -> bytes:
     """One JSON message as a ready-to-write websocket frame."""
     return text_frame(orjson.dumps(message))
+
+
+class _Group:
+    """The subscribers of one filter, and which rows it selects in the current layout."""
+
+    __slots__ = ("filter", "layout", "selection", "sinks")
+
+    def __init__(self, flt: InterfaceFilter) -> None:
+        # The filter, one object for every subscriber of it (each subscribe made its own equal
+        # one; a portal's viewers of one customer keep one between them).
+        self.filter = flt
+        # A dict used as an ordered set: a dense table is about half the memory of a set's
+        # sparse one at 10,000 members, and quicker to walk.
+        self.sinks: dict[Sink, None] = {}
+        # The layout the selection was made in; a frame with another (the interface set
+        # changed) makes the next tick select again. None until the first frame.
+        self.layout: Layout | None = None
+        self.selection: Selection | None = None
 
 
 class Topic:
@@ -86,14 +101,16 @@ class Topic:
         self.status: dict[str, object] | None = None
         self._status_frame: bytes | None = None
         self._public_status_frame: bytes | None = None
-        # Subscribers grouped by filter so each distinct filter is encoded once per frame.
-        # Owned by this topic; viewers join and leave through subscribe()/unsubscribe(). Each
-        # group is a dict used as an ordered set: a dense table is about half the memory of a
-        # set's sparse one at 10,000 members, and quicker to walk.
-        self._groups: dict[InterfaceFilter, dict[Sink, None]] = {}
+        # Subscribers grouped by filter, so each filter's selection is looked up once per frame
+        # (and each distinct selection spliced once). Owned by this topic; viewers join and
+        # leave through subscribe()/unsubscribe(); a group goes with its last subscriber.
+        self._groups: dict[InterfaceFilter, _Group] = {}
         # The filter of each subscriber that has one. A subscriber to every interface (most
         # viewers) is only in its group: at 15,000 viewers a dict entry each is worth saving.
         self._filters: dict[Sink, InterfaceFilter] = {}
+        # The latest frame's parsed form, for REST reads: (frame, data). Set by publish() from
+        # the poller's dict, else decoded on the first read of a frame (see frame_data).
+        self._parsed: tuple[Frame, dict[str, object]] | None = None
         # Woken by every traffic frame; REST reads wait on it for the first poll.
         self._new_frame = asyncio.Event()
         # Running totals since start, read by the poller for the frame metrics after each publish.
@@ -111,7 +128,10 @@ class Topic:
         return self.demand.subscribers
 
     def __contains__(self, sink: Sink) -> bool:
-        return sink in self._filters or sink in self._groups.get(_EVERY, ())
+        if sink in self._filters:
+            return True
+        group = self._groups.get(_EVERY)
+        return group is not None and sink in group.sinks
 
     # -- producer side ------------------------------------------------------------------------
 
@@ -120,17 +140,15 @@ class Topic:
 
         Frames skipped for backed-up subscribers are added to ``frames_dropped``.
         """
-        payload = orjson.dumps(data)
+        frame = Frame.encode(data, previous=self.latest)
         self.encodes += 1
-        seq = data["seq"]
-        ts = data["ts"]
-        assert isinstance(seq, int)
-        assert isinstance(ts, float)
-        return self._fan_out(Frame(seq, ts, data, payload))
+        written = self._fan_out(frame)
+        self._parsed = (frame, data)
+        return written
 
     def publish_frame(self, frame: Frame) -> int | None:
         """Publish a traffic frame encoded elsewhere (cluster mode: by the replica that polls
-        the router; ``frame.json`` goes to viewers as it is, ``frame.data`` is its parsed form).
+        the router; ``frame.json`` goes to viewers of every row as it is).
 
         A frame whose seq is not above the latest one's is skipped (None): a viewer never sees
         seq go backwards or repeat, whoever published what before. Otherwise as ``publish``.
@@ -142,7 +160,7 @@ class Topic:
 
     def _fan_out(self, kept: Frame) -> int:
         """Keep a frame in the ring and write it to every subscriber (see ``publish``)."""
-        data, payload = kept.data, kept.json
+        payload, rows = kept.json, kept.rows
         self.history.append(kept)
         self._chunk_cache.clear()
         if len(payload) >= MESSAGE_LIMIT and not self._warned_size:
@@ -156,21 +174,36 @@ class Topic:
                 "`names` filter",
                 self.router,
                 len(payload),
-                len(rows_of(data)),
+                len(rows),
                 self.source,
                 self.source,
             )
         written = dropped = 0
         now = self._clock()
+        layout = rows.layout
+        # This tick's websocket frame of each distinct selection (filters that select the same
+        # rows share it), keyed by the Selection object itself.
+        spliced: dict[Selection, bytes] = {}
+        whole: bytes | None = None
         # Iterate over snapshots: a sink's on_behind callback may end a subscription.
-        for flt, sinks in tuple(self._groups.items()):
+        for flt, group in tuple(self._groups.items()):
             if flt.is_all:
-                body = payload
+                if whole is None:
+                    whole = text_frame(payload)
+                frame = whole
             else:
-                body = orjson.dumps(filter_traffic(data, flt))
-                self.encodes += 1
-            frame = text_frame(body)
-            for sink in tuple(sinks):
+                if group.layout is not layout:
+                    # First frame of this group, or the interface set changed: select again.
+                    group.selection = layout.select(flt)
+                    group.layout = layout
+                selection = group.selection
+                assert selection is not None  # set with the layout
+                cached = spliced.get(selection)
+                if cached is None:
+                    cached = spliced[selection] = text_frame(rows.splice(selection))
+                    self.encodes += 1
+                frame = cached
+            for sink in tuple(group.sinks):
                 # Droppable; positional: this loop is the hot path. A written frame (nearly
                 # every one) costs one local store more than a plain `if sink.write(...)`.
                 result = sink.write(frame, True)
@@ -192,12 +225,26 @@ class Topic:
         frame = self._status_frame = encode_message(status)
         public = self._public_status_frame = encode_message(public_status(status))
         for group in tuple(self._groups.values()):
-            for sink in tuple(group):
+            for sink in tuple(group.sinks):
                 sink.write(public if sink.restricted else frame)
 
     def forget_backfills(self) -> None:
         """Drop the encoded histories kept for subscribers to share (see ``_chunk_cache``)."""
         self._chunk_cache.clear()
+
+    def frame_data(self, frame: Frame, flt: InterfaceFilter) -> dict[str, object]:
+        """``frame`` (this topic's) as a new dict holding the rows ``flt`` lets through: what
+        a REST read answers. The latest frame's parsed form is kept (one decode per frame at
+        most); a filtered read decodes only the rows it gets."""
+        if not flt.is_all:
+            rows = frame.rows
+            return dict(orjson.loads(rows.splice(rows.layout.select(flt))))
+        parsed = self._parsed
+        if parsed is None or parsed[0] is not frame:
+            parsed = (frame, orjson.loads(frame.json))
+            if frame is self.latest:
+                self._parsed = parsed
+        return dict(parsed[1])
 
     async def wait_frame(self, timeout: float) -> Frame | None:
         """Wait up to ``timeout`` for the next traffic frame; None if none came."""
@@ -241,9 +288,12 @@ class Topic:
                 break  # it takes nothing more (behind, or closing)
         if sink.behind:
             return False  # cut off already; its viewer is closing
+        group = self._groups.get(flt)
+        if group is None:
+            group = self._groups[flt] = _Group(flt)
         if not flt.is_all:
-            self._filters[sink] = flt
-        self._groups.setdefault(flt, {})[sink] = None
+            self._filters[sink] = group.filter
+        group.sinks[sink] = None
         self.demand.join()
         return True
 
@@ -253,12 +303,12 @@ class Topic:
         if flt is None:
             flt = _EVERY
             group = self._groups.get(flt)
-            if group is None or sink not in group:
+            if group is None or sink not in group.sinks:
                 return False
         else:
             group = self._groups[flt]
-        del group[sink]
-        if not group:
+        del group.sinks[sink]
+        if not group.sinks:
             del self._groups[flt]
         self.demand.leave()
         return True
@@ -269,29 +319,33 @@ class Topic:
         filtered the new way. False if ``sink`` is not subscribed."""
         current = self._filters.get(sink)
         if current is None:
-            if sink not in self._groups.get(_EVERY, ()):
+            if sink not in self:
                 return False
             current = _EVERY
         narrowed = current.intersect(flt)
         if narrowed == current:
             return True
-        group = self._groups[current]
-        del group[sink]
-        if not group:
+        old = self._groups[current]
+        del old.sinks[sink]
+        if not old.sinks:
             del self._groups[current]
+        group = self._groups.get(narrowed)
+        if group is None:
+            group = self._groups[narrowed] = _Group(narrowed)
         if narrowed.is_all:
             self._filters.pop(sink, None)
         else:
-            self._filters[sink] = narrowed
-        self._groups.setdefault(narrowed, {})[sink] = None
+            self._filters[sink] = group.filter
+        group.sinks[sink] = None
         return True
 
     def _history_chunks(self, flt: InterfaceFilter, start: int, reset: bool) -> list[bytes]:
         """The history messages of the ring's frames from ``start`` on, filtered by ``flt``.
 
         Encoded once per distinct request per tick: unfiltered frames are spliced in from the
-        ring's own encoding; a filtered history filters each frame, then encodes it, so its
-        frames are exactly what that filter would have made of them live.
+        ring's own encoding; a filtered one's frames are spliced from the rows each selects,
+        exactly as that filter's frames were made live (``Rows.splice``): a filter's selection
+        is made once per layout (interface set), not once per frame.
         """
         key = (flt, start, reset)
         chunks = self._chunk_cache.get(key)
@@ -300,7 +354,7 @@ class Topic:
             if flt.is_all:
                 parts = [f.json for f in frames]
             else:
-                parts = [orjson.dumps(f) for f in filter_history((f.data for f in frames), flt)]
+                parts = [f.rows.splice(f.rows.layout.select(flt)) for f in frames]
             chunks = history_chunks(self.router, reset, parts, source=self.source)
             if len(self._chunk_cache) >= _CHUNK_CACHE:
                 del self._chunk_cache[next(iter(self._chunk_cache))]

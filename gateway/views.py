@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.auth import AuthError, Grant
 from gateway.config import Settings
-from gateway.core.frames import PUBLIC_ERROR, filter_traffic, is_stale
+from gateway.core.frames import PUBLIC_ERROR, is_stale
 from gateway.core.model import RouterState
 from gateway.core.sources import Source
 from gateway.headers import frame_ancestors
@@ -277,7 +277,7 @@ async def snapshot(request: web.Request, source: Source) -> web.Response:
     state, _ = _state(topic)
     now = time.time()
     flt = grant.filter(router, source)
-    body = dict(frame.data) if flt.is_all else filter_traffic(frame.data, flt)
+    body = topic.frame_data(frame, flt)
     body["stale"] = is_stale(state, frame.ts, now, interval, timeout)
     body["state"] = state
     body["age_ms"] = round((now - frame.ts) * 1000)

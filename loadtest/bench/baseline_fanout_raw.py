@@ -2,7 +2,10 @@
 
 No asyncio, no websocket library: one epoll loop accepts connections, answers the websocket
 handshake, and once per interval builds the frame (as the gateway would) and calls
-``socket.send`` with the same bytes on every connected socket. What the client sends is read
+``socket.send`` with the same bytes on every connected socket. With ``--per-customer`` it sends
+viewer k the frame of customer k (round robin), each frame holding that customer's interface
+alone, the rows encoded once at start: the sizes a customer portal's viewers get, for nothing
+but a concatenation per customer per tick. What the client sends is read
 and thrown away. No keepalive pings, no slow-consumer policy, no per-viewer state beyond the
 socket: this is the least a Python process can do to deliver a frame, the floor the other
 servers are measured against.
@@ -33,7 +36,10 @@ def serve(args: argparse.Namespace) -> None:
     print(f"listening on http://{args.host}:{listener.getsockname()[1]}/", flush=True)
     ep = select.epoll()
     ep.register(listener.fileno(), select.EPOLLIN)
-    source = FrameSource(args.router, args.interfaces, args.interval)
+    per_customer = args.per_customer
+    source = FrameSource(
+        args.router, args.interfaces, args.interval, pppoe=args.pppoe, fixed=per_customer
+    )
     # Sockets still in the handshake, with what they sent so far; and the upgraded ones.
     handshaking: dict[int, tuple[socket.socket, bytes]] = {}
     viewers: dict[int, socket.socket] = {}
@@ -86,6 +92,16 @@ def serve(args: argparse.Namespace) -> None:
                 viewer.close()
         if time.monotonic() >= next_tick:
             next_tick += args.interval
+            if per_customer:
+                # Viewer k gets customer k's frame (round robin): the sizes the gateway sends.
+                frames = [text_frame(f) for f in source.next_per_customer()]
+                count = len(frames)
+                for k, sock in enumerate(list(viewers.values())):
+                    try:  # noqa: SIM105
+                        sock.send(frames[k % count])
+                    except (BlockingIOError, ConnectionError):
+                        pass
+                continue
             frame = text_frame(source.next())
             for sock in list(viewers.values()):
                 # try/except, not contextlib.suppress: a context manager per send would cost
@@ -103,6 +119,12 @@ def main() -> None:
     parser.add_argument("--router", default="r1")
     parser.add_argument("--interfaces", type=int, default=8)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--pppoe", type=int, default=0, help="PPPoE customers of the router")
+    parser.add_argument(
+        "--per-customer",
+        action="store_true",
+        help="send each viewer one customer's own frame (round robin over the customers)",
+    )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         serve(args)

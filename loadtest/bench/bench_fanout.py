@@ -49,13 +49,15 @@ from fanout_wire import rss_kib
 
 VARIANTS: Final = (
     "gateway",
+    "before",
+    "poll",
     "floor",
     "aiohttp",
     "websockets",
     "aiohttp-bare",
     "websockets-bare",
 )
-DEFAULT_VARIANTS: Final = VARIANTS
+DEFAULT_VARIANTS: Final = tuple(v for v in VARIANTS if v not in ("before", "poll"))
 SCRIPTS: Final = {
     "floor": ("baseline_fanout_raw.py",),
     "aiohttp": ("baseline_fanout_aiohttp.py",),
@@ -101,12 +103,17 @@ class Row:
 
 def start(variant: str, args: argparse.Namespace) -> Server:
     common = ["--interfaces", str(args.interfaces), "--interval", str(args.interval)]
-    if variant == "gateway":
-        emulator = start_emulator(args.interfaces)
-        gateway = start_gateway(emulator.port, args.interval, args.history)
+    if variant in ("gateway", "before", "poll"):
+        emulator = start_emulator(args.interfaces, args.customers)
+        root = args.before if variant == "before" else None
+        gateway = start_gateway(emulator.port, args.interval, args.history, root=root)
         gateway.behind.append(emulator)
         return gateway
     script, *options = SCRIPTS[variant]
+    if args.filters != "all":
+        if variant != "floor":
+            raise SystemExit(f"--filters {args.filters}: {variant} has no per-viewer filters")
+        options = [*options, "--pppoe", str(args.customers), "--per-customer"]
     return start_baseline(script, "--port", "0", *options, *common)
 
 
@@ -119,6 +126,8 @@ def pin(server: Server, args: argparse.Namespace) -> None:
 
 
 def run_one(variant: str, viewers: int, frames: int, args: argparse.Namespace) -> Row:
+    if variant == "poll":
+        viewers = 1  # what polling the router costs the gateway per tick, whatever N
     server = start(variant, args)
     try:
         pin(server, args)
@@ -142,6 +151,10 @@ def run_one(variant: str, viewers: int, frames: int, args: argparse.Namespace) -
         ]
         if args.sources:
             command += ["--sources", args.sources]
+        if args.filters != "all":
+            command += ["--customers", str(args.customers)]
+            if args.filters == "distinct":
+                command.append("--distinct")
         if args.pin:
             command += ["--cpu", "1"]
         client = subprocess.run(command, stdout=subprocess.PIPE, check=False, timeout=900)
@@ -175,6 +188,9 @@ def markdown(rows: list[Row]) -> str:
     for r in rows:
         base = floor.get(r.viewers)
         ratio = f"{r.cpu_us / base.cpu_us:.2f}x" if base else "-"
+        if r.variant == "poll":
+            # One viewer: the CPU of a tick (polling, parsing, encoding, one send).
+            ratio = "per tick"
         lines.append(
             f"| {r.viewers:,} | {r.variant} | {r.cpu_us:.2f} | {ratio}"
             f" | {r.result['delay_p50_ms']:.1f} ms | {r.result['delay_p99_ms']:.1f} ms"
@@ -184,7 +200,27 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def targets(rows: list[Row]) -> list[str]:
+def poll_shares(rows: list[Row]) -> list[str]:
+    """What polling the router (measured with one viewer) adds per delivered frame at each N,
+    and the gateway's fan-out alone against the floor."""
+    poll = next((r for r in rows if r.variant == "poll"), None)
+    if poll is None:
+        return []
+    tick_us = poll.cpu_us
+    out = [f"polling and encoding, one viewer: {tick_us:.0f} us of CPU per tick"]
+    floor = {r.viewers: r for r in rows if r.variant == "floor"}
+    for r in rows:
+        if r.variant in ("gateway", "before") and r.viewers in floor:
+            share = tick_us / r.viewers
+            fan_out = (r.cpu_us - share) / floor[r.viewers].cpu_us
+            out.append(
+                f"{r.variant} at {r.viewers:,}: polling {share:.2f} us of its {r.cpu_us:.2f} us"
+                f" per frame; the rest {fan_out:.2f}x the floor"
+            )
+    return out
+
+
+def targets(rows: list[Row], args: argparse.Namespace) -> list[str]:
     """The issue's targets, each "met" or "MISSED" with its numbers."""
     by = {(r.variant, r.viewers): r for r in rows}
     gateway = [r for r in rows if r.variant == "gateway"]
@@ -192,6 +228,18 @@ def targets(rows: list[Row]) -> list[str]:
 
     def verdict(ok: bool, text: str) -> None:
         out.append(f"{'met' if ok else 'MISSED'}: {text}")
+
+    if args.filters != "all":
+        for row in gateway:
+            base = by.get(("floor", row.viewers))
+            if base:
+                ratio = row.cpu_us / base.cpu_us
+                verdict(
+                    ratio <= 1.5,
+                    f"per-customer fan-out at {row.viewers:,} ({args.filters} filters): CPU per"
+                    f" delivered frame <= 1.5x the floor at the same sizes: {ratio:.2f}x",
+                )
+        return out
 
     for n in (5000, 10000):
         g, f = by.get(("gateway", n)), by.get(("floor", n))
@@ -266,6 +314,23 @@ def main() -> None:
     parser.add_argument("--max-frames", type=int, default=30, help="frames for --max-viewers")
     parser.add_argument("--sources", default="", help="client source addresses, comma-separated")
     parser.add_argument(
+        "--customers", type=int, default=0, help="PPPoE customers of the emulated router"
+    )
+    parser.add_argument(
+        "--filters",
+        choices=("all", "customer", "distinct"),
+        default="all",
+        help="what each viewer watches: every interface; its customer's (viewer k: customer"
+        " k mod --customers, so viewers of one customer share a filter); or its customer's"
+        " with a filter of its own (one distinct filter per viewer)",
+    )
+    parser.add_argument(
+        "--before",
+        default="",
+        help="a source tree of the gateway to compare (variant 'before'), e.g. the previous"
+        " main unpacked with `git archive`",
+    )
+    parser.add_argument(
         "--no-pin",
         dest="pin",
         action="store_false",
@@ -275,7 +340,11 @@ def main() -> None:
     parser.add_argument("--json", default="", help="also write every result to this file")
     args = parser.parse_args()
     args.pin = args.pin and (os.cpu_count() or 1) >= 2
+    if args.filters != "all" and args.customers < 1:
+        parser.error(f"--filters {args.filters} needs --customers")
     variants = [v for v in args.variants.split(",") if v]
+    if "before" in variants and not args.before:
+        parser.error("variant 'before' needs --before DIR")
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variant(s) {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
@@ -283,10 +352,15 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"load average at start: {load()}")
     print(
-        f"{args.interfaces} static interfaces + lo per frame, one frame per {args.interval:g} s,"
+        f"{args.interfaces} static interfaces + lo + {args.customers} PPPoE customers per frame,"
+        f" viewers watch {args.filters}, one frame per {args.interval:g} s,"
         f" {args.frames} frames per window after {args.warmup} warm-up frames"
     )
     rows: list[Row] = []
+    if "poll" in variants:
+        # Once: with one viewer, N does not matter.
+        variants.remove("poll")
+        rows.append(run_one("poll", 1, args.frames, args))
     for n in (int(v) for v in args.viewers.split(",")):
         # Rounds of every variant in turn, so a disturbance from outside hits all of them alike;
         # each variant's run with the median CPU per frame stands for it.
@@ -313,8 +387,10 @@ def main() -> None:
                 f,
                 indent=1,
             )
+    for line in poll_shares(rows):
+        print(line)
     print()
-    verdicts = targets(rows)
+    verdicts = targets(rows, args)
     for line in verdicts:
         print(line)
     sys.exit(1 if any(line.startswith("MISSED") for line in verdicts) else 0)

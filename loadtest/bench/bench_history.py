@@ -14,7 +14,10 @@ interfaces (the dashboard's chart step before it asked for its window), and the 
 chart step for a 1-minute window (``history_seconds: 60``). The numbers in ``loadtest/RESULTS.md``
 come from this script; it runs in a few seconds.
 
-Run: ``python loadtest/bench/bench_history.py [--ring 300 900] [--repeat 9]``.
+``--memory CUSTOMERS`` measures instead what a full ring holds (tracemalloc) for a router with
+that many customers, and what one publish costs.
+
+Run: ``python loadtest/bench/bench_history.py [--ring 300 900] [--repeat 9] [--memory 2000]``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import os
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -51,7 +55,7 @@ class CountingTransport:
         return False
 
 
-def rates(seq: int) -> list[InterfaceRate]:
+def rates(seq: int, count: int = CUSTOMERS) -> list[InterfaceRate]:
     ports = [
         InterfaceRate(f"*{i:X}", f"ether{i}", "ether", True, False, 1e9 + seq, 1e8, 1e5, 1e4)
         for i in range(1, 9)
@@ -68,7 +72,7 @@ def rates(seq: int) -> list[InterfaceRate]:
             1234.5,
             567.8,
         )
-        for i in range(CUSTOMERS)
+        for i in range(count)
     ]
     return ports + customers
 
@@ -76,9 +80,10 @@ def rates(seq: int) -> list[InterfaceRate]:
 class Ring:
     """A topic with a full ring, one frame a second of wall time, and a way to add the next."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, customers: int = CUSTOMERS) -> None:
         self.seq = 0
         self.now = 1_764_377_000.0
+        self.customers = customers
         self.topic = Topic("isp", size, wall=lambda: self.now)
         for _ in range(size):
             self.publish()
@@ -86,7 +91,36 @@ class Ring:
     def publish(self) -> None:
         self.seq += 1
         self.now += 1.0
-        self.topic.publish(traffic_frame("isp", self.seq, self.now, 1.0, False, rates(self.seq)))
+        frame = traffic_frame(
+            "isp", self.seq, self.now, 1.0, False, rates(self.seq, self.customers)
+        )
+        self.topic.publish(frame)
+
+
+def ring_memory(size: int, customers: int) -> None:
+    """What a full ring holds (tracemalloc: every Python allocation the topic keeps), for a
+    router of ``customers`` PPPoE interfaces and 8 ports, and what a publish costs."""
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    ring = Ring(size, customers)
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    rows = size * (customers + 8)
+    json = sum(len(frame.json) for frame in ring.topic.history)
+    times = []
+    for _ in range(20):
+        frame = traffic_frame(
+            "isp", ring.seq + 1, ring.now, 1.0, False, rates(ring.seq + 1, customers)
+        )
+        ring.seq += 1
+        started = time.process_time()
+        ring.topic.publish(frame)
+        times.append(time.process_time() - started)
+    print(
+        f"ring of {size} frames of {customers + 8:,} interfaces: {held / 1e6:,.1f} MB held"
+        f" ({held / rows:.0f} bytes per row; the frames' JSON alone: {json / rows:.0f}),"
+        f" publish to no viewer {statistics.median(times) * 1e3:.2f} ms"
+    )
 
 
 Subscribe = Callable[[Topic, Sink], object]
@@ -116,7 +150,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ring", type=int, nargs="+", default=[300, 900], help="ring sizes")
     parser.add_argument("--repeat", type=int, default=9, help="subscribes measured per row")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=0,
+        metavar="CUSTOMERS",
+        help="only measure what a full ring (the first --ring size) holds for a router with"
+        " this many PPPoE customers",
+    )
     args = parser.parse_args()
+    if args.memory:
+        ring_memory(args.ring[0], args.memory)
+        return
     everything = InterfaceFilter.all()
     charted = InterfaceFilter.of(CHARTED)
     requests: list[tuple[str, Subscribe]] = [

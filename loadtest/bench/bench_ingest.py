@@ -410,7 +410,7 @@ async def profile_polls(polls: int) -> tuple[float, str]:
         settings = settings_from_dict({"routers": [{**entry, "password": "admin"}]}, source="b")
         client = RouterClient(settings.routers[0], 30.0)
         topic = Topic("r1", 300)
-        topic._groups[InterfaceFilter.all()] = {Viewer(): None}  # type: ignore[dict-item]
+        topic.subscribe(Viewer(), InterfaceFilter.all())  # type: ignore[arg-type]
         previous: list[Sample | None] = [None]
 
         async def poll(seq: int) -> int:

@@ -64,18 +64,25 @@ NAP: Final = 0.002  # ...for this long (seconds) before the next
 class Conn:
     """One viewer connection."""
 
-    __slots__ = ("handshake", "last_seq", "request", "rest", "sock", "window")
+    __slots__ = ("handshake", "index", "last_seq", "request", "rest", "sock", "window")
 
-    def __init__(self, sock: socket.socket, request: bytes) -> None:
+    def __init__(self, sock: socket.socket, request: bytes, index: int) -> None:
         self.sock = sock
         # The handshake request for this connection's server.
         self.request = request
+        # The viewer's number, in order of connection attempts (which customer it watches).
+        self.index = index
         # The HTTP answer so far while the handshake is under way; None once upgraded.
         self.handshake: bytes | None = b""
         # Bytes of an incomplete frame from the previous read.
         self.rest = b""
         self.last_seq = 0
         self.window = 0
+
+
+def customer_name(k: int) -> str:
+    """The interface of the emulator's customer ``k`` (from 0): ``<pppoe-user0001>``..."""
+    return f"<pppoe-user{k + 1:04d}>"
 
 
 def own_cpu() -> float:
@@ -121,6 +128,7 @@ class Client:
         self.buffers = [self.buffer]
         globs = args.interfaces.split(",") if args.interfaces else None
         history = None if args.history < 0 else args.history
+        self.history = history
         self.subscribe = subscribe_frame(args.router, globs, history)
         self.sources = args.sources.split(",") if args.sources else []
         # First time each seq was seen (wall clock), for the mid-gap sampling points.
@@ -132,6 +140,18 @@ class Client:
         self.app_delays: list[float] = []
         # Delays of each frame of the window, by seq: spots a frame that was late for everyone.
         self.by_seq: dict[int, list[float]] = {}
+
+    def subscribe_for(self, index: int) -> bytes:
+        """Viewer ``index``'s subscribe: the same for all, or (``--customers C``) its customer's
+        interface, customer ``index % C``; with ``--distinct``, plus a name of its own that no
+        interface has, so every viewer's filter differs while selecting its customer alone."""
+        customers = self.args.customers
+        if not customers:
+            return self.subscribe
+        entries: list[object] = [{"exact": customer_name(index % customers)}]
+        if self.args.distinct:
+            entries.append({"exact": f"<viewer-{index}>"})
+        return subscribe_frame(self.args.router, entries, self.history)
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -150,7 +170,7 @@ class Client:
             sock.close()
             self.failures += 1
             return
-        self.conns[sock.fileno()] = Conn(sock, self.requests[server])
+        self.conns[sock.fileno()] = Conn(sock, self.requests[server], self.attempts - 1)
         self.ep.register(sock.fileno(), select.EPOLLOUT)
         self.connecting += 1
 
@@ -214,7 +234,7 @@ class Client:
             return
         conn.handshake = None
         conn.rest = head[end + 4 :]
-        conn.sock.send(self.subscribe)
+        conn.sock.send(self.subscribe_for(conn.index))
         self.connecting -= 1
         self.connected += 1
 
@@ -388,6 +408,17 @@ def main() -> None:
     parser.add_argument("--path", default="/ws")
     parser.add_argument("--router", default="r1")
     parser.add_argument("--interfaces", default="", help="comma-separated name globs to watch")
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=0,
+        help="viewer k watches only customer k %% C's interface (<pppoe-user0001>...)",
+    )
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="with --customers: every viewer's filter is its own (one more name, matching none)",
+    )
     parser.add_argument("--history", type=int, default=-1, help="history frames to ask for")
     parser.add_argument("--viewers", type=int, required=True)
     parser.add_argument("--connecting", type=int, default=200, help="handshakes in flight")

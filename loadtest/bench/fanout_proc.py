@@ -60,11 +60,13 @@ class Server:
                 path.unlink(missing_ok=True)
 
 
-def spawn(args: list[str], patterns: list[str], timeout: float = 30.0) -> Server:
-    """Start ``args`` and wait for one stdout line matching each of ``patterns`` in turn; each
-    pattern's group 1, if it has one, is a port."""
+def spawn(
+    args: list[str], patterns: list[str], timeout: float = 30.0, cwd: str | None = None
+) -> Server:
+    """Start ``args`` (in ``cwd``, the repository by default) and wait for one stdout line
+    matching each of ``patterns`` in turn; each pattern's group 1, if it has one, is a port."""
     # Unbuffered: select() must see every line still unread.
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, cwd=ROOT, bufsize=0)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, cwd=cwd or ROOT, bufsize=0)
     assert proc.stdout is not None
     ports: list[int] = []
     deadline = time.monotonic() + timeout
@@ -126,10 +128,15 @@ def start_redis() -> Server:
 
 
 def start_gateway(
-    router_port: int, interval: float, history: int = 300, redis_url: str = ""
+    router_port: int,
+    interval: float,
+    history: int = 300,
+    redis_url: str = "",
+    root: str | None = None,
 ) -> Server:
     """``gateway serve`` with one router (id ``r1``, the emulator's admin/admin account); in
-    cluster mode with ``redis_url``."""
+    cluster mode with ``redis_url``; with ``root``, the gateway of that source tree (``python
+    -m`` imports it from its directory)."""
     cluster = f'\n[cluster]\nredis_url = "{redis_url}"\n' if redis_url else ""
     config = f"""\
 [server]
@@ -162,6 +169,7 @@ password = "admin"
     server = spawn(
         [PYTHON, "-m", "gateway", "serve", "--config", name, "--log-level", "WARNING"],
         [r"gateway listening on http://[\d.]+:(\d+)/"],
+        cwd=root,
     )
     server.files.append(Path(name))
     return server

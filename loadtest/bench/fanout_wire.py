@@ -62,10 +62,10 @@ def client_frame(opcode: Opcode, payload: bytes) -> bytes:
 
 
 def subscribe_frame(
-    router: str, interfaces: list[str] | None = None, history: int | None = None
+    router: str, interfaces: list[object] | None = None, history: int | None = None
 ) -> bytes:
-    """A subscribe to ``router``: every interface, or those ``interfaces`` (name globs) name;
-    with the ring's history, or ``history`` frames of it."""
+    """A subscribe to ``router``: every interface, or those ``interfaces`` (name globs and
+    ``{"exact": name}`` entries) name; with the ring's history, or ``history`` frames of it."""
     message: dict[str, object] = {"type": "subscribe", "router": router}
     if interfaces is not None:
         message["interfaces"] = interfaces

@@ -27,7 +27,7 @@ def test_heartbeat_reaches_every_viewer_past_one_that_raises() -> None:
 
 
 def traffic(seq: int) -> dict[str, object]:
-    return {"type": "traffic", "router": "r", "seq": seq, "ts": 1000.0 + seq}
+    return {"type": "traffic", "router": "r", "seq": seq, "ts": 1000.0 + seq, "interfaces": []}
 
 
 def test_only_viewers_not_fed_in_the_last_half_period_are_pinged() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
+import orjson
 import pytest
 
 from gateway.config import settings_from_dict
@@ -113,7 +114,7 @@ class Rig:
 def rows(frame: Frame | None) -> list[dict[str, Any]]:
     """The rows of a kept traffic frame."""
     assert frame is not None
-    data = frame.data
+    data = orjson.loads(frame.json)
     return cast(list[dict[str, Any]], data[str(data["source"])])
 
 

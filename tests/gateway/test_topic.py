@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from gateway.core.frames import InterfaceFilter, filter_traffic, traffic_frame
 from gateway.core.model import InterfaceRate
-from gateway.history import MESSAGE_LIMIT
+from gateway.history import MESSAGE_LIMIT, Frame, history_chunks
 from gateway.hub import Hub
 from gateway.sink import BEHIND_BYTES, SKIP_BYTES, Sink
 from gateway.topic import Topic
@@ -378,3 +379,117 @@ def test_a_frame_over_the_limit_is_logged_once(caplog: pytest.LogCaptureFixture)
     assert len(warnings) == 1, warnings
     assert "huge" in warnings[0]
     assert "interfaces" in warnings[0]
+
+
+# -- per-customer fan-out: rows encoded once, frames spliced per selection --------------------
+
+
+def churning_frames(count: int) -> list[dict[str, object]]:
+    """Frames of a router whose customers come and go: every third frame one leaves, one new
+    one arrives (as a PPPoE reconnect does), and the ports stay."""
+    frames = []
+    customers = [f"<pppoe-c{i}>" for i in range(12)]
+    for seq in range(1, count + 1):
+        if seq % 3 == 0:
+            customers = [*customers[1:], f"<pppoe-c{11 + seq}>"]
+        names = ("ether1", "ether2 [WAN]", *customers)
+        frames.append(traffic(seq, names))
+    return frames
+
+
+CUSTOMER_FILTERS = [
+    InterfaceFilter.of(["<pppoe-c3>"]),
+    InterfaceFilter.of(["<pppoe-c14>"]),
+    InterfaceFilter.of(["<pppoe-c3>", "<pppoe-c20>"]),
+    InterfaceFilter.of(["<pppoe-*>"]),
+    InterfaceFilter.of(["ether*"]),
+    InterfaceFilter.of(["ether2 [[]WAN]"]),
+    InterfaceFilter.of(["<pppoe-c1*>"]).intersect(InterfaceFilter.of(["*4>", "*5>"])),
+    InterfaceFilter.of([]),
+]
+
+
+def test_filtered_viewers_get_the_filtered_frame_byte_for_byte_through_churn() -> None:
+    """Every filtered viewer receives exactly orjson.dumps(filter_traffic(frame, filter)),
+    tick after tick, while customers come and go."""
+    topic = Topic("r", history=50)
+    transports = [FakeTransport() for _ in CUSTOMER_FILTERS]
+    for t, flt in zip(transports, CUSTOMER_FILTERS, strict=True):
+        topic.subscribe(Sink(t, lambda: None), flt)
+    frames = churning_frames(20)
+    for frame in frames:
+        topic.publish(frame)
+    for t, flt in zip(transports, CUSTOMER_FILTERS, strict=True):
+        live = [p for op, p in t.frames()[1:]]  # after the (empty) history
+        assert live == [orjson.dumps(filter_traffic(f, flt)) for f in frames]
+
+
+@pytest.mark.parametrize("since", [None, 0, 7, 19])
+def test_a_filtered_backfill_or_resume_is_exact_across_churn(since: int | None) -> None:
+    """A filtered viewer's history (or resume) is the very bytes it would have had live."""
+    frames = churning_frames(25)
+    topic = Topic("r", history=20)
+    for frame in frames:
+        topic.publish(frame)
+    ring = frames[-20:]
+    for flt in CUSTOMER_FILTERS:
+        t = FakeTransport()
+        topic.subscribe(Sink(t, lambda: None), flt, since)
+        reset = since is not None and since < ring[0]["seq"] - 1  # type: ignore[operator]
+        kept = [f for f in ring if since is None or reset or f["seq"] > since]  # type: ignore[operator]
+        expected = history_chunks("r", reset, [orjson.dumps(filter_traffic(f, flt)) for f in kept])
+        assert t.writes == expected
+
+
+def test_a_filter_selects_its_rows_once_per_interface_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ticks with the same interfaces reuse each filter's selection; churn selects again."""
+    calls: list[InterfaceFilter] = []
+    original = InterfaceFilter.select
+
+    def counting(self: InterfaceFilter, *args: Any) -> tuple[int, ...]:
+        calls.append(self)
+        return original(self, *args)
+
+    monkeypatch.setattr(InterfaceFilter, "select", counting)
+    topic = Topic("r", history=5)
+    for flt in CUSTOMER_FILTERS[:3]:
+        topic.subscribe(Sink(FakeTransport(), lambda: None), flt)
+    frames = churning_frames(5)  # frame 3 changes the interface set
+    for frame in frames[:2]:
+        topic.publish(frame)
+    assert len(calls) == 3
+    topic.publish(frames[2])
+    topic.publish(frames[3])
+    assert len(calls) == 6
+
+
+def test_viewers_whose_filters_select_the_same_rows_share_one_frame() -> None:
+    """Two different filters letting the same interfaces through cost one frame, shared."""
+    topic = Topic("r", history=5)
+    exact, glob = FakeTransport(), FakeTransport()
+    topic.subscribe(Sink(exact, lambda: None), InterfaceFilter.of(["<pppoe-alice>"]))
+    topic.subscribe(Sink(glob, lambda: None), InterfaceFilter.of(["<pppoe-a*>"]))
+    before = topic.encodes
+    topic.publish(traffic(1))
+    assert topic.encodes - before == 2  # the frame, and one splice for both filters
+    assert exact.writes[-1] is glob.writes[-1]
+
+
+def test_a_frame_encoded_elsewhere_reaches_every_kind_of_viewer_right() -> None:
+    """A cluster frame goes as it came to viewers of every row; filtered viewers get this
+    process's encoding of their rows, as they did when the frame was decoded and filtered."""
+    data = traffic(7, ("ether1", "<pppoe-alice>", "<pppoe-bob>"))
+    foreign = json.dumps(data).encode()  # another encoder: spaces after separators
+    assert foreign != orjson.dumps(data)
+    topic = Topic("r", history=5)
+    everything, alice = FakeTransport(), FakeTransport()
+    topic.subscribe(Sink(everything, lambda: None), InterfaceFilter.all())
+    flt = InterfaceFilter.of(["<pppoe-alice>"])
+    topic.subscribe(Sink(alice, lambda: None), flt)
+    assert topic.publish_frame(Frame.encode(orjson.loads(foreign), foreign)) == 2
+    assert everything.frames()[-1][1] == foreign
+    assert alice.frames()[-1][1] == orjson.dumps(filter_traffic(data, flt))
+    latest = topic.latest
+    assert latest is not None
+    assert topic.frame_data(latest, InterfaceFilter.all()) == data
+    assert topic.frame_data(latest, flt) == filter_traffic(data, flt)

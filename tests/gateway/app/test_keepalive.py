@@ -97,7 +97,14 @@ async def text(ws: aiohttp.ClientWebSocketResponse) -> Any:
 
 
 def traffic(seq: int) -> dict[str, object]:
-    return {"type": "traffic", "v": 1, "router": "core", "seq": seq, "ts": WALL + seq}
+    return {
+        "type": "traffic",
+        "v": 1,
+        "router": "core",
+        "seq": seq,
+        "ts": WALL + seq,
+        "interfaces": [],
+    }
 
 
 async def test_a_viewer_fed_traffic_gets_no_ping(rig: Rig) -> None:

@@ -15,7 +15,6 @@ from gateway.core.frames import (
     MAX_STARS,
     InterfaceFilter,
     error_frame,
-    filter_history,
     filter_traffic,
     hello_frame,
     is_stale,
@@ -243,27 +242,6 @@ def test_filter_traffic_with_nothing_matching() -> None:
     """A viewer whose filter matches nothing gets frames with an empty interface list."""
     frame = traffic_frame("isp", 7, 1.0, 1.0, False, [rate("ether1")])
     assert names(filter_traffic(frame, InterfaceFilter.of(["<pppoe-*>"]))) == []
-
-
-@given(
-    st.lists(
-        st.lists(st.sampled_from(["ether1", "ether2", "<pppoe-a>", "<pppoe-b>", "x*"]), max_size=5),
-        max_size=6,
-    ),
-    st.lists(st.sampled_from(["ether*", "<pppoe-a>", "x[*]", "*"]), max_size=3),
-)
-def test_filter_history_is_filter_traffic_of_each_frame(
-    frames_names: list[list[str]], globs: list[str]
-) -> None:
-    """Filtering a backfill gives each frame exactly as a live viewer with that filter saw it."""
-    frames = [
-        traffic_frame(
-            "isp", seq, float(seq), 1.0, False, [rate(n, f"*{i}") for i, n in enumerate(ns)]
-        )
-        for seq, ns in enumerate(frames_names)
-    ]
-    flt = InterfaceFilter.of(globs)
-    assert list(filter_history(frames, flt)) == [filter_traffic(f, flt) for f in frames]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ import pytest
 
 from gateway.core.frames import (
     InterfaceFilter,
-    filter_history,
     filter_traffic,
     hotspot_frame,
     queue_frame,
@@ -22,6 +21,7 @@ from gateway.core.rates import (
     compute_queue_rates,
     counter_rates,
 )
+from gateway.core.rows import encode
 from gateway.core.sessions import SessionBook
 from gateway.core.sources import Counters, HotspotSample, PppSession, QueueSample, Reading
 
@@ -282,8 +282,8 @@ def test_filters_apply_to_the_rows_of_the_frames_source() -> None:
     kept = filter_traffic(frame, only)
     assert [row["name"] for row in rows_of(kept) if isinstance(row, dict)] == ["cust0002"]
     assert "interfaces" not in kept
-    [again] = filter_history([frame], only)
-    assert orjson.dumps(again) == orjson.dumps(kept)
+    spliced = encode(frame)
+    assert spliced.splice(spliced.layout.select(only)) == orjson.dumps(kept)
     users = Reading(0.0, (user("*1", "alice"), user("*2", "bob")))
     hotspot = hotspot_frame("isp", 1, 0.0, 1.0, False, users, (NO_RATES, NO_RATES))
     kept = filter_traffic(hotspot, InterfaceFilter.of(["bob"]))
