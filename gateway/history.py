@@ -1,8 +1,9 @@
 """A topic's history, pure: the frames kept for backfill and resume, which of them a subscriber
 gets, and the ``history`` messages that carry them.
 
-No message is 1 MiB or larger (``MESSAGE_LIMIT``): a backfill arrives as several ``history``
-messages (``history_chunks``), and a subscriber may ask for less of it (``backfill_start``).
+No message is 1 MiB or larger (``MESSAGE_LIMIT``, counted before any compression): a backfill
+arrives as several ``history`` messages (``history_messages``), and a subscriber may ask for
+less of it (``backfill_start``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import orjson
 
 from gateway.core.rows import Rows, encode
 from gateway.core.sources import DEFAULT_SOURCE, Source
-from gateway.wire import text_header
+from gateway.wire import TextMessage
 
 MESSAGE_LIMIT: Final = 1024 * 1024
 """Every message the gateway writes has a payload smaller than this (1 MiB), whatever the
@@ -112,9 +113,23 @@ def history_chunks(
     *,
     source: Source = DEFAULT_SOURCE,
 ) -> list[bytes]:
+    """``history_messages`` as ready-to-write plain websocket frames."""
+    return [
+        message.plain for message in history_messages(router, reset, frames, limit, source=source)
+    ]
+
+
+def history_messages(
+    router: str,
+    reset: bool,
+    frames: Sequence[bytes],
+    limit: int = MESSAGE_LIMIT,
+    *,
+    source: Source = DEFAULT_SOURCE,
+) -> list[TextMessage]:
     """The ``history`` messages carrying ``frames`` (encoded traffic frames of ``router``'s
-    ``source``, oldest first), as ready-to-write websocket frames, each with a JSON payload
-    smaller than ``limit`` bytes.
+    ``source``, oldest first), each with a JSON payload smaller than ``limit`` bytes (before
+    any compression), to be framed plain or deflated (``TextMessage``).
 
     Each message is ``{"type":"history","router","source","reset","more","frames":[...]}``;
     ``more`` is true on every message but the last, and ``reset`` is the same on all. Frames
@@ -147,13 +162,13 @@ def history_chunks(
     return [_splice(open_last if i == last else open_more, g, close) for i, g in enumerate(groups)]
 
 
-def _splice(head: bytes, parts: list[bytes], tail: bytes) -> bytes:
-    """``text_frame(head + b",".join(parts) + tail)``, copying the parts once, not twice."""
-    size = len(head) + sum(map(len, parts)) + max(len(parts) - 1, 0) + len(tail)
-    pieces = [text_header(size), head]
+def _splice(head: bytes, parts: list[bytes], tail: bytes) -> TextMessage:
+    """The message ``head + b",".join(parts) + tail``, in pieces: each frame of it copies the
+    parts once (never joined first, then copied again)."""
+    pieces = [head]
     for i, part in enumerate(parts):
         if i:
             pieces.append(b",")
         pieces.append(part)
     pieces.append(tail)
-    return b"".join(pieces)
+    return TextMessage(*pieces)

@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import ClassVar, Final, Protocol
 
 # A subscriber is "behind" once this much of what we wrote is still unsent...
 BEHIND_BYTES: Final = 1024 * 1024
@@ -86,6 +86,11 @@ class Sink:
     of the limit until they have drained, so a big history on a slow link is not mistaken for a
     stalled viewer while the viewer is still taking data.
     """
+
+    deflate: ClassVar[bool] = False
+    """Whether this sink's connection agreed to permessage-deflate: then it is written the
+    compressed form of a message (``TextMessage.frame``). A class attribute (the websocket
+    viewer's subclass for such connections sets it), so it costs a connection nothing."""
 
     __slots__ = (
         "_allowance",

@@ -4,7 +4,8 @@ subscribers.
 The hot path is ``Topic.publish``: it encodes a frame once, row by row (``Frame.encode``), builds
 the frame of each distinct selection of rows by splicing those rows (``Rows.splice``: no filter is
 matched against every interface each tick, and viewers whose filters select the same rows share
-one frame), wraps it in a websocket frame once, and writes the same bytes to every subscriber
+one frame), wraps it in a websocket frame once (and deflates it once, when some of its
+subscribers agreed to permessage-deflate), and writes the same bytes to every subscriber
 without awaiting anything (each ``Sink`` sends straight to its socket while nothing waits in
 its transport). The topic is the only registry of its subscribers; they join with
 ``subscribe`` and leave with ``unsubscribe``, and its ``Demand`` counts them for the producer.
@@ -27,40 +28,75 @@ from gateway.core.frames import InterfaceFilter, public_status
 from gateway.core.rows import Layout, Selection
 from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.demand import Demand
-from gateway.history import MESSAGE_LIMIT, Frame, backfill_start, history_chunks
+from gateway.history import MESSAGE_LIMIT, Frame, backfill_start, history_messages
 from gateway.sink import Sink
-from gateway.wire import text_frame
+from gateway.wire import TextMessage
 
 logger = logging.getLogger(__name__)
+
+# The filter of a whole-router subscription (equal to, and hashing as, any other such filter).
+_EVERY: Final = InterfaceFilter.all()
 
 # Encoded histories kept per topic until the next frame, keyed by what they contain (see
 # Topic._history_chunks): enough for the few distinct requests of a burst of subscribes.
 _CHUNK_CACHE: Final = 4
 
-# The filter of a whole-router subscription (equal to, and hashing as, any other such filter).
-_EVERY: Final = InterfaceFilter.all()
+
+def encode_message(message: object, compressed: bool = False) -> bytes:
+    """One JSON message as a ready-to-write websocket frame; deflated when ``compressed`` (the
+    viewer agreed to permessage-deflate) and worth it (see ``TextMessage``)."""
+    return TextMessage(orjson.dumps(message)).frame(compressed)
 
 
-def encode_message(message: object) -> bytes:
-    """One JSON message as a ready-to-write websocket frame."""
-    return text_frame(orjson.dumps(message))
+class _Bucket:
+    """Subscribers that get the same frame: those of every filter that selects the same rows
+    (or of the whole router). ``plain`` take plain frames; ``packed`` agreed to
+    permessage-deflate (None until the first such joins: most buckets have none).
+
+    Dicts used as ordered sets: a dense table is about half the memory of a set's sparse one
+    at 10,000 members, and quicker to walk.
+    """
+
+    __slots__ = ("packed", "plain")
+
+    def __init__(self) -> None:
+        self.plain: dict[Sink, None] = {}
+        self.packed: dict[Sink, None] | None = None
+
+    def add(self, sink: Sink) -> None:
+        if not sink.deflate:
+            self.plain[sink] = None
+        elif self.packed is None:
+            self.packed = {sink: None}
+        else:
+            self.packed[sink] = None
+
+    def discard(self, sink: Sink) -> bool:
+        """Take ``sink`` out; whether it was in."""
+        members = self.packed if sink.deflate else self.plain
+        if members is None or sink not in members:
+            return False
+        del members[sink]
+        return True
+
+    def __contains__(self, sink: Sink) -> bool:
+        members = self.packed if sink.deflate else self.plain
+        return members is not None and sink in members
+
+    def __bool__(self) -> bool:
+        return bool(self.plain) or bool(self.packed)
 
 
-class _Group:
-    """The subscribers of one filter, and which rows it selects in the current layout."""
+class _Filter:
+    """One distinct filter of the topic's subscribers: the filter (one object for all of
+    them: each subscribe made its own equal one), how many use it, and the rows it selects in
+    the layout of the current frame (None before the first frame)."""
 
-    __slots__ = ("filter", "layout", "selection", "sinks")
+    __slots__ = ("filter", "selection", "users")
 
     def __init__(self, flt: InterfaceFilter) -> None:
-        # The filter, one object for every subscriber of it (each subscribe made its own equal
-        # one; a portal's viewers of one customer keep one between them).
         self.filter = flt
-        # A dict used as an ordered set: a dense table is about half the memory of a set's
-        # sparse one at 10,000 members, and quicker to walk.
-        self.sinks: dict[Sink, None] = {}
-        # The layout the selection was made in; a frame with another (the interface set
-        # changed) makes the next tick select again. None until the first frame.
-        self.layout: Layout | None = None
+        self.users = 0
         self.selection: Selection | None = None
 
 
@@ -89,31 +125,40 @@ class Topic:
         # Unix time, as in a frame's ts: what a subscribe's "history_seconds" counts back from.
         self._wall = wall
         self.history: deque[Frame] = deque(maxlen=history)
-        # Encoded history messages by (filter, index of the first frame, reset), so a burst of
+        # History messages by (filter, index of the first frame, reset), so a burst of
         # subscribers asking for the same history (a reconnect storm) shares one encoding and
         # costs no copy each. Valid until the ring changes: cleared by publish(), and by
         # forget_backfills() at each heartbeat, so a router that stopped publishing does not
         # hold a copy of its ring; at most _CHUNK_CACHE entries (oldest dropped first).
-        self._chunk_cache: dict[tuple[InterfaceFilter, int, bool], list[bytes]] = {}
+        self._chunk_cache: dict[tuple[InterfaceFilter, int, bool], list[TextMessage]] = {}
         # Whether a frame too big for one message was logged (once per topic, not per tick).
         self._warned_size = False
         # The current status message, encoded; sent to each new subscriber before the history.
         self.status: dict[str, object] | None = None
-        self._status_frame: bytes | None = None
-        self._public_status_frame: bytes | None = None
-        # Subscribers grouped by filter, so each filter's selection is looked up once per frame
-        # (and each distinct selection spliced once). Owned by this topic; viewers join and
-        # leave through subscribe()/unsubscribe(); a group goes with its last subscriber.
-        self._groups: dict[InterfaceFilter, _Group] = {}
-        # The filter of each subscriber that has one. A subscriber to every interface (most
-        # viewers) is only in its group: at 15,000 viewers a dict entry each is worth saving.
-        self._filters: dict[Sink, InterfaceFilter] = {}
+        self._status_message: TextMessage | None = None
+        # The same for viewers shown a customer's share only (``public_status``).
+        self._public_status_message: TextMessage | None = None
+        # The subscribers, owned by this topic; viewers join and leave through subscribe() and
+        # unsubscribe(). Those of the whole router are in ``_every``; each other one is in
+        # ``_filters`` (its filter's record) and in the bucket of the rows its filter selects
+        # in ``_layout`` (the current frame's), so a tick walks one bucket per distinct
+        # selection (whatever the number of distinct filters) and each viewer costs what a
+        # whole-router viewer does. The buckets are sorted again when the interface set
+        # changes (``_rebucket``). A filter's record goes with its last subscriber, a bucket
+        # with its last member.
+        self._every = _Bucket()
+        self._filters: dict[Sink, _Filter] = {}
+        self._distinct: dict[InterfaceFilter, _Filter] = {}
+        self._buckets: dict[Selection, _Bucket] = {}
+        self._layout: Layout | None = None
         # The latest frame's parsed form, for REST reads: (frame, data). Set by publish() from
         # the poller's dict, else decoded on the first read of a frame (see frame_data).
         self._parsed: tuple[Frame, dict[str, object]] | None = None
         # Woken by every traffic frame; REST reads wait on it for the first poll.
         self._new_frame = asyncio.Event()
         # Running totals since start, read by the poller for the frame metrics after each publish.
+        # ``deflates``: messages deflated (once each, for every viewer that agreed to deflate).
+        self.deflates = 0
         self.encodes = 0
         self.frames_sent = 0
         self.frames_dropped = 0
@@ -128,10 +173,7 @@ class Topic:
         return self.demand.subscribers
 
     def __contains__(self, sink: Sink) -> bool:
-        if sink in self._filters:
-            return True
-        group = self._groups.get(_EVERY)
-        return group is not None and sink in group.sinks
+        return sink in self._filters or sink in self._every
 
     # -- producer side ------------------------------------------------------------------------
 
@@ -161,6 +203,10 @@ class Topic:
     def _fan_out(self, kept: Frame) -> int:
         """Keep a frame in the ring and write it to every subscriber (see ``publish``)."""
         payload, rows = kept.json, kept.rows
+        latest = self.latest
+        if latest is not None and latest.rows.layout is not rows.layout:
+            # The interface set changed: the old layout now only serves backfills.
+            latest.rows.layout.forget()
         self.history.append(kept)
         self._chunk_cache.clear()
         if len(payload) >= MESSAGE_LIMIT and not self._warned_size:
@@ -180,38 +226,41 @@ class Topic:
             )
         written = dropped = 0
         now = self._clock()
-        layout = rows.layout
-        # This tick's websocket frame of each distinct selection (filters that select the same
-        # rows share it), keyed by the Selection object itself.
-        spliced: dict[Selection, bytes] = {}
-        whole: bytes | None = None
-        # Iterate over snapshots: a sink's on_behind callback may end a subscription.
-        for flt, group in tuple(self._groups.items()):
-            if flt.is_all:
-                if whole is None:
-                    whole = text_frame(payload)
-                frame = whole
-            else:
-                if group.layout is not layout:
-                    # First frame of this group, or the interface set changed: select again.
-                    group.selection = layout.select(flt)
-                    group.layout = layout
-                selection = group.selection
-                assert selection is not None  # set with the layout
-                cached = spliced.get(selection)
-                if cached is None:
-                    cached = spliced[selection] = text_frame(rows.splice(selection))
-                    self.encodes += 1
-                frame = cached
-            for sink in tuple(group.sinks):
-                # Droppable; positional: this loop is the hot path. A written frame (nearly
-                # every one) costs one local store more than a plain `if sink.write(...)`.
-                result = sink.write(frame, True)
-                if result:
-                    sink.fed_at = now
-                    written += 1
-                elif result is None:
-                    dropped += 1
+        if rows.layout is not self._layout:
+            self._rebucket(rows.layout)
+        # Every bucket's frame, spliced once (distinct filters that select the same rows
+        # share a bucket); the whole router's is the frame as it is.
+        messages: list[tuple[TextMessage, _Bucket]] = [
+            (TextMessage(rows.splice(selection)), bucket)
+            for selection, bucket in self._buckets.items()
+        ]
+        self.encodes += len(messages)
+        if self._every:
+            messages.append((TextMessage(payload), self._every))
+        for message, bucket in messages:
+            # Written twice over (plain, then compressed frames), inline: this is the hot path.
+            # Iterate over snapshots: a sink's on_behind callback may end a subscription.
+            if bucket.plain:
+                frame = message.plain
+                for sink in tuple(bucket.plain):
+                    # Droppable; positional. A written frame (nearly every one) costs one local
+                    # store more than a plain `if sink.write(...)`.
+                    result = sink.write(frame, True)
+                    if result:
+                        sink.fed_at = now
+                        written += 1
+                    elif result is None:
+                        dropped += 1
+            packed = bucket.packed
+            if packed:
+                frame = self._frame(message, True)
+                for sink in tuple(packed):
+                    result = sink.write(frame, True)
+                    if result:
+                        sink.fed_at = now
+                        written += 1
+                    elif result is None:
+                        dropped += 1
         self.frames_sent += written
         self.frames_dropped += dropped
         self._new_frame.set()
@@ -222,11 +271,24 @@ class Topic:
         """Record the router's new status and send it to every subscriber (restricted ones
         see it without the error text: ``public_status``)."""
         self.status = status
-        frame = self._status_frame = encode_message(status)
-        public = self._public_status_frame = encode_message(public_status(status))
-        for group in tuple(self._groups.values()):
-            for sink in tuple(group.sinks):
-                sink.write(public if sink.restricted else frame)
+        message = self._status_message = TextMessage(orjson.dumps(status))
+        public = self._public_status_message = TextMessage(orjson.dumps(public_status(status)))
+        for bucket in (self._every, *self._buckets.values()):
+            for sink in tuple(bucket.plain):
+                sink.write((public if sink.restricted else message).plain)
+            for sink in tuple(bucket.packed or ()):
+                sink.write(self._frame(public if sink.restricted else message, True))
+
+    def _frame(self, message: TextMessage, compressed: bool) -> bytes:
+        """``message`` framed for a sink that agreed to deflate (``compressed``) or not,
+        counting in ``deflates`` the deflate this costs (none when made before: shared)."""
+        if not compressed:
+            return message.plain
+        made = message.deflated
+        frame = message.packed
+        if not made and message.deflated:
+            self.deflates += 1
+        return frame
 
     def forget_backfills(self) -> None:
         """Drop the encoded histories kept for subscribers to share (see ``_chunk_cache``)."""
@@ -238,7 +300,8 @@ class Topic:
         most); a filtered read decodes only the rows it gets."""
         if not flt.is_all:
             rows = frame.rows
-            return dict(orjson.loads(rows.splice(rows.layout.select(flt))))
+            selection = rows.layout.select(flt, remember=frame is self.latest)
+            return dict(orjson.loads(rows.splice(selection)))
         parsed = self._parsed
         if parsed is None or parsed[0] is not frame:
             parsed = (frame, orjson.loads(frame.json))
@@ -269,8 +332,10 @@ class Topic:
 
         The history is the ring's frames chosen by ``since``, ``frames`` and ``seconds`` (see
         ``backfill_start``; ``seconds`` against this topic's wall clock), filtered by ``flt``.
-        It goes out as one or more ``history`` messages (see ``history_chunks``), the last one
-        with ``"more": false``. Everything is written before this returns (no await), so no
+        It goes out as one or more ``history`` messages (see ``history_messages``), the last
+        one with ``"more": false``; compressed for a sink that agreed to permessage-deflate
+        (``Sink.deflate``), each message deflated once for all such subscribers of the tick.
+        Everything is written before this returns (no await), so no
         live frame can slip in between the backfill's messages or before the live stream, and
         none is sent twice. Subscribing again replaces the earlier subscription.
 
@@ -278,68 +343,91 @@ class Topic:
         (its viewer is closing). ``unsubscribe`` ends the subscription.
         """
         self.unsubscribe(sink)
-        status_frame = self._public_status_frame if sink.restricted else self._status_frame
-        if status_frame is not None:
-            sink.write(status_frame)
+        compressed = sink.deflate
+        status = self._public_status_message if sink.restricted else self._status_message
+        if status is not None:
+            sink.write(self._frame(status, compressed))
         now = self._wall() if seconds is not None else 0.0
         start, reset = backfill_start(self.history, since, frames, seconds, now)
         for chunk in self._history_chunks(flt, start, reset):
-            if sink.write(chunk, backfill=True) is False:
+            if sink.write(self._frame(chunk, compressed), backfill=True) is False:
                 break  # it takes nothing more (behind, or closing)
         if sink.behind:
             return False  # cut off already; its viewer is closing
-        group = self._groups.get(flt)
-        if group is None:
-            group = self._groups[flt] = _Group(flt)
-        if not flt.is_all:
-            self._filters[sink] = group.filter
-        group.sinks[sink] = None
+        self._join(sink, flt)
         self.demand.join()
         return True
 
     def unsubscribe(self, sink: Sink) -> bool:
         """End a subscription; False if ``sink`` was not subscribed."""
-        flt = self._filters.pop(sink, None)
-        if flt is None:
-            flt = _EVERY
-            group = self._groups.get(flt)
-            if group is None or sink not in group.sinks:
-                return False
-        else:
-            group = self._groups[flt]
-        del group.sinks[sink]
-        if not group.sinks:
-            del self._groups[flt]
+        if not self._leave(sink):
+            return False
         self.demand.leave()
+        return True
+
+    def _join(self, sink: Sink, flt: InterfaceFilter) -> None:
+        """File ``sink`` with the subscribers of ``flt`` (see ``_buckets``)."""
+        if flt.is_all:
+            self._every.add(sink)
+            return
+        record = self._distinct.get(flt)
+        if record is None:
+            record = self._distinct[flt] = _Filter(flt)
+            if self._layout is not None:
+                record.selection = self._layout.select(flt)
+        record.users += 1
+        self._filters[sink] = record
+        if record.selection is not None:
+            self._bucket(record.selection).add(sink)
+
+    def _leave(self, sink: Sink) -> bool:
+        """Take ``sink`` out of wherever ``_join`` filed it; False if it was not there."""
+        record = self._filters.pop(sink, None)
+        if record is None:
+            return self._every.discard(sink)
+        selection = record.selection
+        if selection is not None:
+            bucket = self._buckets[selection]
+            bucket.discard(sink)
+            if not bucket:
+                del self._buckets[selection]
+        record.users -= 1
+        if not record.users:
+            del self._distinct[record.filter]
         return True
 
     def narrow(self, sink: Sink, flt: InterfaceFilter) -> bool:
         """Narrow a subscriber's filter to what also passes ``flt`` (its token was refreshed
         with a narrower scope), without a new status or history: its next live frame is
         filtered the new way. False if ``sink`` is not subscribed."""
-        current = self._filters.get(sink)
-        if current is None:
-            if sink not in self:
-                return False
-            current = _EVERY
+        record = self._filters.get(sink)
+        if record is None and sink not in self._every:
+            return False
+        current = _EVERY if record is None else record.filter
         narrowed = current.intersect(flt)
-        if narrowed == current:
-            return True
-        old = self._groups[current]
-        del old.sinks[sink]
-        if not old.sinks:
-            del self._groups[current]
-        group = self._groups.get(narrowed)
-        if group is None:
-            group = self._groups[narrowed] = _Group(narrowed)
-        if narrowed.is_all:
-            self._filters.pop(sink, None)
-        else:
-            self._filters[sink] = group.filter
-        group.sinks[sink] = None
+        if narrowed != current:
+            self._leave(sink)
+            self._join(sink, narrowed)
         return True
 
-    def _history_chunks(self, flt: InterfaceFilter, start: int, reset: bool) -> list[bytes]:
+    def _bucket(self, selection: Selection) -> _Bucket:
+        bucket = self._buckets.get(selection)
+        if bucket is None:
+            bucket = self._buckets[selection] = _Bucket()
+        return bucket
+
+    def _rebucket(self, layout: Layout) -> None:
+        """A frame with another interface set (the first frame, or churn): select each
+        filter's rows anew and sort the filtered subscribers into the new buckets."""
+        self._layout = layout
+        for record in self._distinct.values():
+            record.selection = layout.select(record.filter)
+        self._buckets = {}
+        for sink, record in self._filters.items():
+            assert record.selection is not None  # just selected
+            self._bucket(record.selection).add(sink)
+
+    def _history_chunks(self, flt: InterfaceFilter, start: int, reset: bool) -> list[TextMessage]:
         """The history messages of the ring's frames from ``start`` on, filtered by ``flt``.
 
         Encoded once per distinct request per tick: unfiltered frames are spliced in from the
@@ -351,11 +439,21 @@ class Topic:
         chunks = self._chunk_cache.get(key)
         if chunks is None:
             frames = itertools.islice(self.history, start, None)
-            if flt.is_all:
+            if flt.is_all or not self.history:
                 parts = [f.json for f in frames]
             else:
-                parts = [f.rows.splice(f.rows.layout.select(flt)) for f in frames]
-            chunks = history_chunks(self.router, reset, parts, source=self.source)
+                # Each layout's selection once per backfill; remembered for the current one.
+                current = self.history[-1].rows.layout
+                chosen: dict[Layout, Selection] = {}
+                parts = []
+                for f in frames:
+                    layout = f.rows.layout
+                    selection = chosen.get(layout)
+                    if selection is None:
+                        remember = layout is current
+                        selection = chosen[layout] = layout.select(flt, remember=remember)
+                    parts.append(f.rows.splice(selection))
+            chunks = history_messages(self.router, reset, parts, source=self.source)
             if len(self._chunk_cache) >= _CHUNK_CACHE:
                 del self._chunk_cache[next(iter(self._chunk_cache))]
             self._chunk_cache[key] = chunks

@@ -6,11 +6,13 @@ handshake, as the subprotocol ``bearer.<token>`` next to ``gateway.v1`` (answere
 ``gateway.v1`` only) or, discouraged, as ``?token=``; or else, in ``jwt`` mode, as the first
 message, ``{"type": "auth", "token": ...}``, before which the server sends nothing. The viewer
 reads client messages (subscribe / unsubscribe, each to one source of one router: a topic);
-everything it sends goes out through it (a ``Sink``)
-as prebuilt frames, synchronously, so the hub never waits on it. A bad message gets an
-``error`` frame and the connection stays open; an oversized one is closed with 1009 by aiohttp
-itself (``max_msg_size``). Keepalive: see ``Hub.heartbeat`` and ``USER_TIMEOUT``. Close codes:
-``gateway.wire.CloseCode``.
+everything it sends goes out through it (a ``Sink``) as prebuilt frames, synchronously, so the
+hub never waits on it. The handshake agrees to permessage-deflate with clients that offer it,
+on the gateway's terms (``gateway.wire.deflate_answer``: every message deflated alone, so one
+compressed copy serves every such viewer); aiohttp's reader inflates what those clients send.
+A bad message gets an ``error`` frame and the connection stays open; an oversized one is closed
+with 1009 by aiohttp itself (``max_msg_size``). Keepalive: see ``Hub.heartbeat`` and
+``USER_TIMEOUT``. Close codes: ``gateway.wire.CloseCode``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Final, Literal
 
 import orjson
 from aiohttp import WSMessage, WSMsgType, hdrs, web
+from aiohttp.web_request import BaseRequest
+from multidict import CIMultiDict
 
 from gateway.auth import (
     SUBPROTOCOL,
@@ -57,7 +61,7 @@ from gateway.logs import audit_session
 from gateway.metrics import Limit, Metrics
 from gateway.sink import Limits, Sink, Transport
 from gateway.topic import Topic, encode_message
-from gateway.wire import ABNORMAL, CloseCode, close_reason, pong_frame
+from gateway.wire import ABNORMAL, CloseCode, close_reason, deflate_answer, pong_frame
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +238,7 @@ class Viewer(Sink):
         return self._closer
 
     def send(self, message: object) -> None:
-        self.write(encode_message(message))
+        self.write(encode_message(message, self.deflate))
 
     def hello(self) -> None:
         context = self.context
@@ -636,6 +640,35 @@ class Viewer(Sink):
         transport.abort()
 
 
+class DeflateViewer(Viewer):
+    """A viewer whose connection agreed to permessage-deflate: written compressed messages
+    (the same bytes as every other such viewer's). A class of its own, so the flag costs a
+    connection nothing."""
+
+    __slots__ = ()
+    deflate = True
+
+
+class DeflateResponse(web.WebSocketResponse):
+    """aiohttp's websocket response, agreeing to permessage-deflate on the gateway's terms.
+
+    aiohttp answers an offer as the client words it (without ``server_no_context_takeover``
+    unless asked, with any smaller server window asked for); the gateway's shared frames need
+    its own answer (``deflate_answer``). Created with ``compress=False``, so aiohttp's own
+    negotiation stays out of it; the agreed extension then turns on aiohttp's reader for the
+    client's compressed messages (inflated within ``max_msg_size``). Nothing is compressed
+    through aiohttp's writer: the gateway writes its frames itself.
+    """
+
+    def _handshake(self, request: BaseRequest) -> tuple[CIMultiDict[str], str | None, int, bool]:
+        headers, protocol, compress, takeover = super()._handshake(request)
+        answer = deflate_answer(request.headers.getall(hdrs.SEC_WEBSOCKET_EXTENSIONS, []))
+        if answer is None:
+            return headers, protocol, compress, takeover
+        headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = answer
+        return headers, protocol, 15, True
+
+
 def _tune_socket(transport: asyncio.BaseTransport, heartbeat: float) -> None:
     """A small fixed send buffer, and a deadline on unacknowledged data (see USER_TIMEOUT)."""
     sock = transport.get_extra_info("socket")
@@ -689,12 +722,14 @@ class WebSocketEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # Few locals: this coroutine's frame lives as long as its connection, 15,000 of them.
-        ws = web.WebSocketResponse(
+        ws = DeflateResponse(
             # No per-connection ping timers: Hub.heartbeat pings idle viewers, all in one pass,
             # and the read loop answers the peer's pings and notes its pongs.
             heartbeat=None,
             autoping=False,
-            compress=False,  # frames are prebuilt once and shared; per-client deflate is not
+            # Frames are prebuilt once and shared (deflated once for every viewer that agreed
+            # to it), never compressed per client: DeflateResponse negotiates.
+            compress=False,
             max_msg_size=MAX_MESSAGE,
             timeout=CLOSE_TIMEOUT,
             # Answered when offered (with a token as "bearer.<token>", never echoed).
@@ -707,7 +742,8 @@ class WebSocketEndpoint:
         transport = request.transport
         assert transport is not None  # prepared just now: the connection is open
         _tune_socket(transport, self.context.heartbeat)
-        viewer = Viewer(self.context, ws, transport, *admitted)
+        kind = DeflateViewer if ws.compress else Viewer
+        viewer = kind(self.context, ws, transport, *admitted)
         self.context.hub.connect(viewer)
         self.context.metrics.ws_connections.inc()
         viewer.hello()

@@ -21,7 +21,7 @@ hundreds of frames, and 4 bytes a row for its position cost a tenth of a bytes o
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import accumulate
 from typing import Final
 
@@ -61,8 +61,10 @@ class Layout:
     """The names of a frame's rows (None for a row with no name a filter could match), and
     what each filter selects among them, remembered while frames keep these names.
 
-    Owned by the frames that have these names (a topic's latest frame and its ring); the
-    caches grow as filters ask and are dropped with the layout.
+    Owned by the frames that have these names (a topic's latest frame and its ring). The
+    caches grow as the current layout's filters ask (``select``), and are dropped when a frame
+    with other names replaces it (``forget``): an older layout lives on in the history ring
+    only for backfills, which select without remembering.
     """
 
     __slots__ = ("_interned", "_positions", "_repeated", "_selections", "names")
@@ -78,47 +80,74 @@ class Layout:
         self._selections: dict[InterfaceFilter, Selection] = {}
         self._interned: dict[tuple[int, ...], Selection] = {}
 
-    def select(self, flt: InterfaceFilter) -> Selection:
-        """The rows ``flt`` lets through: computed once per filter for this layout."""
+    def select(self, flt: InterfaceFilter, *, remember: bool = True) -> Selection:
+        """The rows ``flt`` lets through. With ``remember`` (the current layout: live frames)
+        computed once per filter and kept, with the name index it used; without (an older
+        layout, for a backfill) computed afresh and nothing kept."""
         selection = self._selections.get(flt)
+        if selection is not None:
+            return selection
+        if not remember:
+            positions, repeated = self._positions, self._repeated
+            if positions is None:
+                positions, repeated = _index(self.names)
+            return Selection(flt.select(self.names, _lookup(positions, repeated)))
+        if self._positions is None:
+            self._positions, self._repeated = _index(self.names)
+        positions_ = flt.select(self.names, _lookup(self._positions, self._repeated))
+        if len(self._selections) >= _SELECTIONS:
+            self._selections.clear()
+            self._interned.clear()
+        selection = self._interned.get(positions_)
         if selection is None:
-            positions = flt.select(self.names, self._lookup)
-            if len(self._selections) >= _SELECTIONS:
-                self._selections.clear()
-                self._interned.clear()
-            selection = self._interned.get(positions)
-            if selection is None:
-                selection = self._interned[positions] = Selection(positions)
-            self._selections[flt] = selection
+            selection = self._interned[positions_] = Selection(positions_)
+        self._selections[flt] = selection
         return selection
+
+    @property
+    def remembered(self) -> int:
+        """How many filters' selections this layout keeps."""
+        return len(self._selections)
+
+    def forget(self) -> None:
+        """Drop what was remembered: frames with other names took over (see the class)."""
+        self._selections = {}
+        self._interned = {}
+        self._positions = self._repeated = None
 
     def same(self, names: tuple[str | None, ...]) -> bool:
         """Whether ``names`` are this layout's (the interface set did not change)."""
         return self.names == names
 
-    def _lookup(self, name: str) -> Iterable[int]:
-        index = self._positions
-        if index is None:
-            index = self._index()
+
+def _index(
+    names: tuple[str | None, ...],
+) -> tuple[dict[str, int], dict[str, tuple[int, ...]] | None]:
+    """Each name's position, and every position of the names that occur more than once."""
+    index = {name: i for i, name in enumerate(names) if name is not None}
+    if len(index) == len(names) - names.count(None):
+        return index, None
+    everywhere: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        if name is not None:
+            everywhere.setdefault(name, []).append(i)
+    return index, {n: tuple(at) for n, at in everywhere.items() if len(at) > 1}
+
+
+def _lookup(
+    index: dict[str, int], repeated: dict[str, tuple[int, ...]] | None
+) -> Callable[[str], Iterable[int]]:
+    """Every position of a name, from ``_index``'s answer."""
+
+    def positions(name: str) -> Iterable[int]:
         position = index.get(name)
         if position is None:
             return ()
-        repeated = self._repeated
         if repeated is not None and name in repeated:
             return repeated[name]
         return (position,)
 
-    def _index(self) -> dict[str, int]:
-        names = self.names
-        index = {name: i for i, name in enumerate(names) if name is not None}
-        if len(index) != len(names) - names.count(None):
-            everywhere: dict[str, list[int]] = {}
-            for i, name in enumerate(names):
-                if name is not None:
-                    everywhere.setdefault(name, []).append(i)
-            self._repeated = {n: tuple(at) for n, at in everywhere.items() if len(at) > 1}
-        self._positions = index
-        return index
+    return positions
 
 
 class Rows:

@@ -5,7 +5,9 @@ handshake, and once per interval builds the frame (as the gateway would) and cal
 ``socket.send`` with the same bytes on every connected socket. With ``--per-customer`` it sends
 viewer k the frame of customer k (round robin), each frame holding that customer's interface
 alone, the rows encoded once at start: the sizes a customer portal's viewers get, for nothing
-but a concatenation per customer per tick. What the client sends is read
+but a concatenation per customer per tick. With ``--deflate`` it agrees to permessage-deflate
+with viewers that offer it and sends them the frame deflated once per tick (zlib, as the
+gateway deflates), the rows encoded once at start. What the client sends is read
 and thrown away. No keepalive pings, no slow-consumer policy, no per-viewer state beyond the
 socket: this is the least a Python process can do to deliver a frame, the floor the other
 servers are measured against.
@@ -24,7 +26,8 @@ import time
 from fanout_source import FrameSource
 from fanout_wire import handshake_response
 
-from gateway.wire import text_frame
+from gateway.wire import deflate as deflate_payload
+from gateway.wire import deflated_text_frame, text_frame
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -37,9 +40,12 @@ def serve(args: argparse.Namespace) -> None:
     ep = select.epoll()
     ep.register(listener.fileno(), select.EPOLLIN)
     per_customer = args.per_customer
+    deflate = args.deflate
     source = FrameSource(
-        args.router, args.interfaces, args.interval, pppoe=args.pppoe, fixed=per_customer
+        args.router, args.interfaces, args.interval, pppoe=args.pppoe, fixed=per_customer or deflate
     )
+    # The viewers (by file descriptor) that agreed to permessage-deflate.
+    packed: set[int] = set()
     # Sockets still in the handshake, with what they sent so far; and the upgraded ones.
     handshaking: dict[int, tuple[socket.socket, bytes]] = {}
     viewers: dict[int, socket.socket] = {}
@@ -65,7 +71,7 @@ def serve(args: argparse.Namespace) -> None:
                 except OSError:
                     data = b""
                 head += data
-                answer = handshake_response(head) if b"\r\n\r\n" in head else None
+                answer = handshake_response(head, deflate=deflate) if b"\r\n\r\n" in head else None
                 if not data or (answer is None and b"\r\n\r\n" in head):
                     del handshaking[fd]
                     ep.unregister(fd)
@@ -76,6 +82,8 @@ def serve(args: argparse.Namespace) -> None:
                     del handshaking[fd]
                     sock.send(answer)
                     viewers[fd] = sock
+                    if deflate and b"permessage-deflate" in answer:
+                        packed.add(fd)
                 continue
             viewer = viewers.get(fd)
             if viewer is None:
@@ -88,6 +96,7 @@ def serve(args: argparse.Namespace) -> None:
                 data = b""
             if not data:
                 del viewers[fd]
+                packed.discard(fd)
                 ep.unregister(fd)
                 viewer.close()
         if time.monotonic() >= next_tick:
@@ -102,7 +111,17 @@ def serve(args: argparse.Namespace) -> None:
                     except (BlockingIOError, ConnectionError):
                         pass
                 continue
-            frame = text_frame(source.next())
+            body = source.next()
+            frame = text_frame(body)
+            if packed:
+                # Deflated once for every viewer that agreed, as the gateway does.
+                compressed = deflated_text_frame(deflate_payload((body,)))
+                for fd, sock in list(viewers.items()):
+                    try:  # noqa: SIM105
+                        sock.send(compressed if fd in packed else frame)
+                    except (BlockingIOError, ConnectionError):
+                        pass
+                continue
             for sock in list(viewers.values()):
                 # try/except, not contextlib.suppress: a context manager per send would cost
                 # more than the floor is allowed to.
@@ -124,6 +143,11 @@ def main() -> None:
         "--per-customer",
         action="store_true",
         help="send each viewer one customer's own frame (round robin over the customers)",
+    )
+    parser.add_argument(
+        "--deflate",
+        action="store_true",
+        help="agree to permessage-deflate with viewers that offer it; deflate each frame once",
     )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):

@@ -58,6 +58,7 @@ VARIANTS: Final = (
     "websockets-bare",
 )
 DEFAULT_VARIANTS: Final = tuple(v for v in VARIANTS if v not in ("before", "poll"))
+RIVALS: Final = ("aiohttp", "websockets", "aiohttp-bare", "websockets-bare")
 SCRIPTS: Final = {
     "floor": ("baseline_fanout_raw.py",),
     "aiohttp": ("baseline_fanout_aiohttp.py",),
@@ -66,6 +67,8 @@ SCRIPTS: Final = {
     "websockets-bare": ("baseline_fanout_websockets.py", "--ping-interval", "0"),
 }
 SETTLE: Final = 1.5  # seconds between a server's start and its idle RSS reading
+TODAY_BYTES: Final = 46_800
+"""Bytes per viewer per tick of a 308-interface router's frame, uncompressed (issue 12)."""
 
 
 @dataclass
@@ -110,10 +113,11 @@ def start(variant: str, args: argparse.Namespace) -> Server:
         gateway.behind.append(emulator)
         return gateway
     script, *options = SCRIPTS[variant]
-    if args.filters != "all":
+    if args.filters != "all" or args.deflate:
         if variant != "floor":
-            raise SystemExit(f"--filters {args.filters}: {variant} has no per-viewer filters")
-        options = [*options, "--pppoe", str(args.customers), "--per-customer"]
+            raise SystemExit(f"{variant} has no per-viewer filters and no compression")
+        options = [*options, "--pppoe", str(args.customers)]
+        options.append("--deflate" if args.deflate else "--per-customer")
     return start_baseline(script, "--port", "0", *options, *common)
 
 
@@ -155,6 +159,8 @@ def run_one(variant: str, viewers: int, frames: int, args: argparse.Namespace) -
             command += ["--customers", str(args.customers)]
             if args.filters == "distinct":
                 command.append("--distinct")
+        if args.deflate:
+            command.append("--deflate")
         if args.pin:
             command += ["--cpu", "1"]
         client = subprocess.run(command, stdout=subprocess.PIPE, check=False, timeout=900)
@@ -182,7 +188,7 @@ def markdown(rows: list[Row]) -> str:
     floor = {r.viewers: r for r in rows if r.variant == "floor"}
     lines = [
         "| N | server | CPU us / frame | vs floor | delay p50 | delay p99 | KiB / viewer"
-        " | missed | frame bytes | client us / frame |",
+        " | missed | bytes / frame on the wire (JSON) | client us / frame |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -195,7 +201,8 @@ def markdown(rows: list[Row]) -> str:
             f"| {r.viewers:,} | {r.variant} | {r.cpu_us:.2f} | {ratio}"
             f" | {r.result['delay_p50_ms']:.1f} ms | {r.result['delay_p99_ms']:.1f} ms"
             f" | {r.kib_per_viewer:.2f} | {r.missed} of {r.viewers * int(r.result['frames']):,}"
-            f" | {r.result['frame_bytes']:.0f} | {r.client_cpu_us:.2f} |"
+            f" | {r.result['wire_bytes']:,.0f} ({r.result['json_bytes']:,.0f})"
+            f" | {r.client_cpu_us:.2f} |"
         )
     return "\n".join(lines)
 
@@ -229,6 +236,25 @@ def targets(rows: list[Row], args: argparse.Namespace) -> list[str]:
     def verdict(ok: bool, text: str) -> None:
         out.append(f"{'met' if ok else 'MISSED'}: {text}")
 
+    if args.deflate:
+        for row in gateway:
+            wire, json = float(row.result["wire_bytes"]), float(row.result["json_bytes"])
+            agreed = int(row.result["agreed"])
+            verdict(
+                agreed == row.viewers and wire * 5 <= TODAY_BYTES,
+                f"at {row.viewers:,}, bytes per viewer per tick <= 1/5 of {TODAY_BYTES:,}"
+                f" ({agreed:,} viewers agreed to deflate): {wire:,.0f} (JSON {json:,.0f},"
+                f" {json / wire:.1f}x)",
+            )
+            base = by.get(("floor", row.viewers))
+            if base:
+                ratio = row.cpu_us / base.cpu_us
+                verdict(
+                    ratio <= 1.25,
+                    f"at {row.viewers:,}, CPU per delivered frame <= 1.25x the floor at the"
+                    f" compressed size: {ratio:.2f}x",
+                )
+        return out
     if args.filters != "all":
         for row in gateway:
             base = by.get(("floor", row.viewers))
@@ -249,7 +275,7 @@ def targets(rows: list[Row], args: argparse.Namespace) -> list[str]:
     for g in gateway:
         for label, names in (
             ("both with keepalive", ("aiohttp", "websockets")),
-            ("with or without keepalive", VARIANTS[2:]),
+            ("with or without keepalive", RIVALS),
         ):
             rivals = [by[v, g.viewers] for v in names if (v, g.viewers) in by]
             if not rivals:
@@ -325,6 +351,12 @@ def main() -> None:
         " with a filter of its own (one distinct filter per viewer)",
     )
     parser.add_argument(
+        "--deflate",
+        action="store_true",
+        help="viewers offer permessage-deflate (as browsers do); the floor deflates each frame"
+        " once",
+    )
+    parser.add_argument(
         "--before",
         default="",
         help="a source tree of the gateway to compare (variant 'before'), e.g. the previous"
@@ -357,6 +389,7 @@ def main() -> None:
         f" {args.frames} frames per window after {args.warmup} warm-up frames"
     )
     rows: list[Row] = []
+    round_ratios: list[str] = []
     if "poll" in variants:
         # Once: with one viewer, N does not matter.
         variants.remove("poll")
@@ -371,6 +404,19 @@ def main() -> None:
         for variant in variants:
             ordered = sorted(runs[variant], key=lambda r: r.cpu_us)
             rows.append(ordered[len(ordered) // 2])
+        if "floor" in runs and args.repeat > 1:
+            # Each round's ratio to the floor measured in the same round: the machine's drift
+            # falls on both alike.
+            for variant in variants:
+                if variant == "floor":
+                    continue
+                ratios = sorted(
+                    g.cpu_us / f.cpu_us for g, f in zip(runs[variant], runs["floor"], strict=True)
+                )
+                round_ratios.append(
+                    f"{variant} at {n:,}: per round {', '.join(f'{r:.2f}x' for r in ratios)};"
+                    f" median {ratios[len(ratios) // 2]:.2f}x"
+                )
     if args.max_viewers and "gateway" in variants:
         rows.append(run_one("gateway", args.max_viewers, args.max_frames, args))
     print(f"load average at end: {load()}")
@@ -387,7 +433,7 @@ def main() -> None:
                 f,
                 indent=1,
             )
-    for line in poll_shares(rows):
+    for line in [*round_ratios, *poll_shares(rows)]:
         print(line)
     print()
     verdicts = targets(rows, args)

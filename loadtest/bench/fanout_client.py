@@ -18,6 +18,10 @@ Several servers (a cluster's replicas): ``--port`` takes a list, the viewers are
 them round robin; ``--server-pid`` takes a list, and the server CPU and RSS are their sums.
 ``--aux-pid`` names more processes (Redis) whose CPU in the window is reported apart.
 
+With ``--deflate`` every viewer offers permessage-deflate as browsers do; a compressed frame
+is inflated only as far as its ``seq`` and ``ts`` (viewer 0's whole, for the JSON's size), and
+the bytes on the wire are counted as they came.
+
 Prints one JSON line when every viewer is connected and one with the results at the end.
 """
 
@@ -50,13 +54,14 @@ from fanout_wire import (
     traffic_seq_ts,
 )
 
-from gateway.wire import Opcode, WireError, parse_close, split_frames
+from gateway.wire import Opcode, WireError, inflate, parse_close, split_messages
 
 SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)  # 35 on Linux x86 and arm
 IP_BIND_ADDRESS_NO_PORT: Final = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 ANCILLARY: Final = socket.CMSG_SPACE(16)
 READ_SIZE: Final = 256 * 1024
 CONNECT_RETRIES: Final = 5
+HEAD: Final = 160  # bytes of a compressed traffic frame inflated to find its seq and ts
 BATCH: Final = 256  # ready sockets: fewer than this in one poll, and the reader naps...
 NAP: Final = 0.002  # ...for this long (seconds) before the next
 
@@ -120,16 +125,24 @@ class Client:
         self.frames_seen = 0
         self.frame_bytes = 0
         self.ports = [int(p) for p in str(args.port).split(",") if p]
-        self.requests = [handshake_request(args.host, p, args.path) for p in self.ports]
+        self.requests = [
+            handshake_request(args.host, p, args.path, deflate=args.deflate) for p in self.ports
+        ]
         self.pids = [int(p) for p in args.server_pid.split(",") if p]
         self.aux_pids = [int(p) for p in args.aux_pid.split(",") if p]
+        # Viewers whose handshake agreed to permessage-deflate; bytes of traffic frames as they
+        # came (websocket header and payload) and as JSON (inflated: sampled on viewer 0).
+        self.agreed = 0
+        self.wire_bytes = 0
+        self.json_bytes = 0
+        self.json_frames = 0
         self.buffer = bytearray(READ_SIZE)
         self.view = memoryview(self.buffer)
         self.buffers = [self.buffer]
         globs = args.interfaces.split(",") if args.interfaces else None
         history = None if args.history < 0 else args.history
         self.history = history
-        self.subscribe = subscribe_frame(args.router, globs, history)
+        self.subscribe = subscribe_frame(args.router, globs, history, compressed=args.compress)
         self.sources = args.sources.split(",") if args.sources else []
         # First time each seq was seen (wall clock), for the mid-gap sampling points.
         self.first_seen: dict[int, float] = {}
@@ -151,7 +164,9 @@ class Client:
         entries: list[object] = [{"exact": customer_name(index % customers)}]
         if self.args.distinct:
             entries.append({"exact": f"<viewer-{index}>"})
-        return subscribe_frame(self.args.router, entries, self.history)
+        return subscribe_frame(
+            self.args.router, entries, self.history, compressed=self.args.compress
+        )
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -233,6 +248,8 @@ class Client:
             conn.handshake = head
             return
         conn.handshake = None
+        if b"permessage-deflate" in head[:end].lower():
+            self.agreed += 1
         conn.rest = head[end + 4 :]
         conn.sock.send(self.subscribe_for(conn.index))
         self.connecting -= 1
@@ -260,15 +277,25 @@ class Client:
             received = sec + nsec * 1e-9
         if conn.rest:
             data = conn.rest + data
-        frames, conn.rest = split_frames(data)
-        for opcode, payload in frames:
+        frames, conn.rest = split_messages(data, deflate=self.args.deflate)
+        for opcode, packed, payload in frames:
             if opcode == OP_TEXT:
+                sent = len(payload)
+                if packed:
+                    # seq and ts are near the start: inflate that much only (a few us), except
+                    # on viewer 0, whose frames give the size of the JSON.
+                    whole = conn.index == 0
+                    payload = inflate(payload, 0 if whole else HEAD)
                 found = traffic_seq_ts(payload)
                 if found is None:
                     continue
                 seq, ts = found
                 self.frames_seen += 1
-                self.frame_bytes += len(payload)
+                self.frame_bytes += sent
+                self.wire_bytes += sent + (2 if sent < 126 else 4 if sent < 65536 else 10)
+                if conn.index == 0:
+                    self.json_bytes += len(payload)
+                    self.json_frames += 1
                 last = conn.last_seq
                 if last and seq > last + 1:
                     self.gaps += seq - last - 1
@@ -376,6 +403,9 @@ class Client:
             "rss_start_kib": rss_start,
             "rss_end_kib": rss_end,
             "frame_bytes": self.frame_bytes / max(1, self.frames_seen),
+            "wire_bytes": self.wire_bytes / max(1, self.frames_seen),
+            "json_bytes": self.json_bytes / max(1, self.json_frames),
+            "agreed": self.agreed,
             "delay_p50_ms": percentile(self.delays, 0.50) * 1000,
             "delay_p99_ms": percentile(self.delays, 0.99) * 1000,
             "delay_max_ms": max(self.delays, default=float("nan")) * 1000,
@@ -420,6 +450,14 @@ def main() -> None:
         help="with --customers: every viewer's filter is its own (one more name, matching none)",
     )
     parser.add_argument("--history", type=int, default=-1, help="history frames to ask for")
+    parser.add_argument(
+        "--deflate", action="store_true", help="offer permessage-deflate, as browsers do"
+    )
+    parser.add_argument(
+        "--compress",
+        action="store_true",
+        help="with --deflate: send the subscribe compressed, as browsers do",
+    )
     parser.add_argument("--viewers", type=int, required=True)
     parser.add_argument("--connecting", type=int, default=200, help="handshakes in flight")
     parser.add_argument("--connect-timeout", type=float, default=180.0)

@@ -15,7 +15,13 @@ from gateway.history import MESSAGE_LIMIT, Frame, history_chunks
 from gateway.hub import Hub
 from gateway.sink import BEHIND_BYTES, SKIP_BYTES, Sink
 from gateway.topic import Topic
-from tests.support.fakes import BufferingTransport, Clock, FakeTransport, payload
+from tests.support.fakes import (
+    BufferingTransport,
+    Clock,
+    DeflateTransport,
+    FakeTransport,
+    payload,
+)
 
 
 def traffic(seq: int, names: tuple[str, ...] = ("ether1", "<pppoe-alice>")) -> dict[str, object]:
@@ -493,3 +499,128 @@ def test_a_frame_encoded_elsewhere_reaches_every_kind_of_viewer_right() -> None:
     assert latest is not None
     assert topic.frame_data(latest, InterfaceFilter.all()) == data
     assert topic.frame_data(latest, flt) == filter_traffic(data, flt)
+
+
+# -- compress once, send to all (permessage-deflate) -------------------------------------------
+
+
+class DeflateSink(Sink):
+    """A sink whose connection agreed to permessage-deflate (as ``ws.DeflateViewer``)."""
+
+    __slots__ = ()
+    deflate = True
+
+
+def test_viewers_that_agreed_to_deflate_share_one_compressed_frame() -> None:
+    """Compressed viewers of one filter get the same compressed bytes, deflated once per tick;
+    plain viewers on the same topic get plain frames with the same message."""
+    topic = Topic("isp", history=5)
+    packed = [DeflateTransport() for _ in range(3)]
+    plain = [FakeTransport() for _ in range(2)]
+    customers = [DeflateTransport() for _ in range(2)]
+    alice = DeflateTransport()
+    for t in packed:
+        topic.subscribe(DeflateSink(t, lambda: None), InterfaceFilter.all())
+    for other in plain:
+        topic.subscribe(Sink(other, lambda: None), InterfaceFilter.all())
+    for t in customers:
+        topic.subscribe(DeflateSink(t, lambda: None), InterfaceFilter.of(["<pppoe-*>"]))
+    topic.subscribe(DeflateSink(alice, lambda: None), InterfaceFilter.of(["<pppoe-user0007>"]))
+    for seq in (1, 2):
+        before = topic.deflates
+        frame = big_frame(seq)
+        topic.publish(frame)
+        assert topic.deflates - before == 2  # the whole frame and the customers' frame
+        assert all(t.writes[-1] is packed[0].writes[-1] for t in packed)
+        assert packed[0].writes[-1][0] == 0xC1  # final, RSV1 (compressed), text
+        assert plain[0].writes[-1][0] == 0x81
+        assert payload(plain[0].writes[-1]) == packed[0].frames()[-1][1] == orjson.dumps(frame)
+        assert len(packed[0].writes[-1]) * 5 < len(plain[0].writes[-1])
+        assert customers[0].writes[-1] is customers[1].writes[-1]
+        customer_frame = filter_traffic(frame, InterfaceFilter.of(["<pppoe-*>"]))
+        assert customers[0].frames()[-1][1] == orjson.dumps(customer_frame)
+        # One interface is too short to be worth deflating: it goes plain to everyone.
+        assert alice.writes[-1][0] == 0x81
+
+
+def test_nothing_is_deflated_for_a_topic_without_such_viewers() -> None:
+    """A topic whose viewers all take plain frames never pays for a deflate."""
+    topic = Topic("isp", history=5)
+    topic.subscribe(Sink(FakeTransport(), lambda: None), InterfaceFilter.all())
+    topic.subscribe(Sink(FakeTransport(), lambda: None), InterfaceFilter.of(["<pppoe-*>"]))
+    topic.publish_status({"type": "status", "router": "isp", "state": "up", "pad": "x" * 600})
+    for seq in range(1, 4):
+        topic.publish(big_frame(seq))
+    assert topic.deflates == 0
+
+
+def test_a_compressed_viewer_gets_its_status_and_history_compressed_and_shared() -> None:
+    """Status, then history messages (each under 1 MiB inflated), then live frames, all
+    compressed; a second such subscriber in the same tick costs no deflate."""
+    topic = full_topic()
+    topic.publish_status({"type": "status", "router": "isp", "state": "up", "error": None})
+    first, second, plain = DeflateTransport(), DeflateTransport(), FakeTransport()
+    topic.subscribe(DeflateSink(first, lambda: None), InterfaceFilter.all())
+    deflates = topic.deflates
+    topic.subscribe(DeflateSink(second, lambda: None), InterfaceFilter.all())
+    assert topic.deflates == deflates
+    assert all(a is b for a, b in zip(first.writes, second.writes, strict=True))
+    topic.subscribe(Sink(plain, lambda: None), InterfaceFilter.all())
+    topic.publish(big_frame(301))
+    assert [op for op, _ in first.frames()] == [op for op, _ in plain.frames()]
+    assert first.messages() == plain.messages()
+    chunks = first.writes[1:-1]
+    assert len(chunks) > 10
+    assert all(chunk[0] == 0xC1 for chunk in chunks)
+    assert all(len(p) < MESSAGE_LIMIT for _, p in first.frames())
+    assert sum(map(len, first.writes)) * 5 < sum(map(len, plain.writes))
+
+
+def test_only_the_current_interface_set_remembers_selections() -> None:
+    """Layouts replaced by churn keep nothing per filter (a ring of them would otherwise hold
+    every viewer's selection once per interface set); backfills over them keep nothing either."""
+    topic = Topic("r", history=20)
+    for flt in CUSTOMER_FILTERS:
+        topic.subscribe(Sink(FakeTransport(), lambda: None), flt)
+    for frame in churning_frames(20):
+        topic.publish(frame)
+    latest = topic.latest
+    assert latest is not None
+    current = latest.rows.layout
+    older = {f.rows.layout for f in topic.history} - {current}
+    assert len(older) >= 5
+    assert current.remembered == len(CUSTOMER_FILTERS)
+    assert all(layout.remembered == 0 for layout in older)
+    for flt in CUSTOMER_FILTERS:
+        topic.subscribe(
+            Sink(FakeTransport(), lambda: None), flt.intersect(InterfaceFilter.of(["*"]))
+        )
+    assert all(layout.remembered == 0 for layout in older)
+
+
+def test_viewers_joining_and_leaving_through_churn_get_exactly_their_frames() -> None:
+    """Viewers subscribe and unsubscribe between ticks while customers come and go: each gets,
+    while subscribed, exactly its filter's frame of every tick, and nothing after leaving."""
+    topic = Topic("r", history=3)
+    frames = churning_frames(24)
+    viewers: list[tuple[FakeTransport, Sink, InterfaceFilter, int]] = []
+    left: dict[Sink, int] = {}
+    for i, frame in enumerate(frames):
+        if i % 4 == 0:  # someone joins, with each filter in turn, compressed or not
+            flt = CUSTOMER_FILTERS[(i // 4) % len(CUSTOMER_FILTERS)]
+            for kind in (Sink, DeflateSink):
+                t = DeflateTransport() if kind is DeflateSink else FakeTransport()
+                sink = kind(t, lambda: None)
+                topic.subscribe(sink, flt, frames=0)
+                viewers.append((t, sink, flt, i))
+        if i % 6 == 5:  # someone leaves
+            _, sink, _, _ = viewers[i // 6]
+            assert topic.unsubscribe(sink)
+            left[sink] = i
+        topic.publish(frame)
+    assert topic.viewers == len(viewers) - len(left)
+    for t, sink, flt, joined in viewers:
+        assert (sink in topic) is (sink not in left)
+        until = left.get(sink, len(frames))
+        live = [p for _, p in t.frames()[1:]]  # after the (empty) history
+        assert live == [orjson.dumps(filter_traffic(f, flt)) for f in frames[joined:until]]

@@ -10,7 +10,11 @@ from gateway.wire import split_frames
 
 
 class FakeTransport:
-    """Records writes; ``backlog`` pretends that much is still unsent."""
+    """Records writes; ``backlog`` pretends that much is still unsent. ``deflate``: the
+    connection agreed to permessage-deflate (compressed frames are then read back inflated;
+    without it, one is an error)."""
+
+    deflate = False
 
     def __init__(self) -> None:
         self.writes: list[bytes] = []
@@ -28,13 +32,19 @@ class FakeTransport:
 
     def frames(self) -> list[tuple[int, bytes]]:
         """Every websocket frame written, as ``(opcode, payload)``, in order."""
-        frames, rest = split_frames(b"".join(self.writes))
+        frames, rest = split_frames(b"".join(self.writes), deflate=self.deflate)
         assert not rest, f"{len(rest)} bytes of an incomplete frame"
         return frames
 
     def messages(self) -> list[Any]:
         """Every text frame written, decoded as JSON."""
         return [orjson.loads(p) for op, p in self.frames() if op == 0x1]
+
+
+class DeflateTransport(FakeTransport):
+    """A fake transport of a connection that agreed to permessage-deflate."""
+
+    deflate = True
 
 
 class BufferingTransport(FakeTransport):
