@@ -161,6 +161,8 @@ def run_one(variant: str, viewers: int, frames: int, args: argparse.Namespace) -
                 command.append("--distinct")
         if args.deflate:
             command.append("--deflate")
+            if args.compressing_clients:
+                command.append("--compress")
         if args.pin:
             command += ["--cpu", "1"]
         client = subprocess.run(command, stdout=subprocess.PIPE, check=False, timeout=900)
@@ -355,6 +357,11 @@ def main() -> None:
         action="store_true",
         help="viewers offer permessage-deflate (as browsers do); the floor deflates each frame"
         " once",
+    )
+    parser.add_argument(
+        "--compressing-clients",
+        action="store_true",
+        help="with --deflate: viewers send their subscribe compressed, as browsers do",
     )
     parser.add_argument(
         "--before",
