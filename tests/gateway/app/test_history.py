@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 from gateway.contract import Phase, StreamCheck
 from gateway.core.frames import InterfaceFilter, filter_traffic
 from gateway.history import MESSAGE_LIMIT
-from gateway.wire import Opcode, split_frames
+from gateway.wire import Opcode, inflate, split_frames, split_messages
 from gateway.wire import frame as ws_frame
 from tests.support.gateway import (
     Gateway,
@@ -37,6 +37,7 @@ from tests.support.gateway import (
     running,
     send,
 )
+from tests.support.sansio import SansIOViewer
 from tests.support.timing import eventually, seconds
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -159,6 +160,39 @@ async def test_python_websockets_with_its_default_limit_gets_the_whole_ring(big:
     assert len(frames) == RING
     live = [m["seq"] for m in messages if m["type"] == "traffic"]
     assert live == list(range(frames[-1]["seq"] + 1, frames[-1]["seq"] + 4))
+
+
+async def test_a_compressed_history_is_in_messages_under_1_mib_inflated(big: Big) -> None:
+    """A client that agreed to permessage-deflate gets the whole ring compressed on the wire,
+    each history message under 1 MiB once inflated (its protocol refuses more), and the frames
+    a plain client gets."""
+    viewer = await SansIOViewer.connect(big.ws_url)
+    assert viewer.extensions == "permessage-deflate; server_no_context_takeover"
+    assert viewer.protocol.max_message_size == ONE_MIB
+    plain = await big.viewer()
+    await viewer.send({"type": "subscribe", "router": "isp"})
+    await send(plain, {"type": "subscribe", "router": "isp"})
+    _, reference, _ = await history_then_live(plain, live=0)
+    chunks: list[Message] = []
+    while not chunks or chunks[-1]["more"]:
+        chunks.append(await viewer.receive_until("history", seconds(10)))
+    await viewer.close()
+    await plain.close()
+    assert len(chunks) > 5
+    frames = history_frames(chunks)
+    assert len(frames) == RING
+    # The two subscribes may straddle a poll: compare the frames both got.
+    by_seq = {frame["seq"]: frame for frame in reference}
+    assert [by_seq[f["seq"]] for f in frames if f["seq"] in by_seq] == [
+        f for f in frames if f["seq"] in by_seq
+    ]
+    wire, _ = split_messages(viewer.wire, deflate=True)
+    histories = [(sent, inflate(sent)) for op, packed, sent in wire if packed]
+    histories = [(sent, text) for sent, text in histories if text.startswith(b'{"type":"history"')]
+    assert len(histories) == len(chunks)
+    for sent, text in histories:
+        assert len(text) < MESSAGE_LIMIT
+        assert len(sent) * 5 < len(text)
 
 
 async def test_history_0_gets_an_empty_history_then_live_frames(big: Big) -> None:
