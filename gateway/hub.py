@@ -72,7 +72,7 @@ class Hub:
             if DEFAULT_SOURCE in by_source
         }
         # Every connected viewer's sink, subscribed or not; heartbeat() looks at all of them.
-        # A dict used as an ordered set (see Topic._groups). Viewers join with connect() and
+        # A dict used as an ordered set (see topic._Bucket). Viewers join with connect() and
         # leave with disconnect(), from their connection's handler.
         self._sinks: dict[Sink, None] = {}
         # Monotonic time of the previous heartbeat() (of start-up, before the first one).
