@@ -19,6 +19,8 @@ import orjson
 from gateway.core.frames import InterfaceFilter, filter_traffic, traffic_frame
 from gateway.core.model import InterfaceRate, Sample, parse_interface_row
 from gateway.core.rates import compute_rates
+from gateway.core.sessions import SessionBook, SessionView
+from gateway.core.sources import parse_session_row
 from gateway.emulator.device import Device, sized_config
 
 
@@ -57,9 +59,9 @@ class FrameSource:
         self._cut_rows: list[bytes] | None = None
         if fixed:
             self._poll()
-            self._rows = self._cut(traffic_frame(router, 0, 0.0, interval, False, self._poll()))[
-                "interfaces"
-            ]
+            rates = self._poll()
+            frame = traffic_frame(router, 0, 0.0, interval, False, rates, self._sessions())
+            self._rows = self._cut(frame)["interfaces"]
 
     def _poll(self) -> Sequence[InterfaceRate]:
         device = self._device
@@ -83,8 +85,21 @@ class FrameSource:
             frame["interfaces"] = self._rows
             return frame
         rates = self._poll()
-        frame = traffic_frame(self.router, self.seq, time.time(), self.interval, False, rates)
+        frame = traffic_frame(
+            self.router, self.seq, time.time(), self.interval, False, rates, self._sessions()
+        )
         return self._cut(frame)
+
+    def _sessions(self) -> SessionView | None:
+        """The device's PPP sessions, joined to their interfaces as the poller joins them."""
+        device = self._device
+        active = device.ppp_active
+        if not active:
+            return None
+        book = SessionBook()
+        rows = (parse_session_row(device.ppp_active_row(s)) for s in active.values())
+        book.update([s for s in rows if s is not None], time.monotonic(), time.time())
+        return book.view()
 
     def next(self) -> bytes:
         """The next frame, stamped now."""
