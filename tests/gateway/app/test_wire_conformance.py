@@ -11,8 +11,10 @@ the expected code, our echo, then the gateway closing TCP.
 
 Frames written by hand (``gateway.wire``): text (hello, status, history, traffic, errors,
 heartbeat, refresh_needed), the heartbeat ping, and the pong to a client's ping. Close frames
-come from aiohttp; they are checked here all the same. Compressed frames are not negotiated
-(the gateway offers no permessage-deflate yet).
+come from aiohttp; they are checked here all the same. Every test runs twice: once plain, once
+with permessage-deflate agreed (RFC 7692, as python-websockets offers it), where the gateway's
+answer must carry ``server_no_context_takeover`` and its text frames of 512 bytes and more come
+compressed (RSV1 set, inflated by the client's own extension), control frames never.
 """
 
 from __future__ import annotations
@@ -22,24 +24,26 @@ import collections
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pytest
 from websockets.client import ClientProtocol
+from websockets.extensions.base import ClientExtensionFactory, Extension
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
-from websockets.typing import Origin, Subprotocol
+from websockets.typing import ExtensionParameter, Origin, Subprotocol
 from websockets.uri import parse_uri
 
 from gateway.app import drain
 from gateway.config import Settings, settings_from_dict
 from gateway.sink import Sink
 from gateway.topic import Topic
-from gateway.wire import CloseCode
+from gateway.wire import DEFLATE_MIN, CloseCode
 from tests.support.gateway import PASSWORD, Gateway, emulator, gateway, running
 from tests.support.timing import eventually, seconds
 from tests.support.tokens import SECRET, hs256
@@ -47,6 +51,46 @@ from tests.support.tokens import SECRET, hs256
 KNOWN_TYPES = frozenset(
     {"hello", "status", "history", "traffic", "heartbeat", "error", "refresh_needed", "refreshed"}
 )
+DEFLATE_ANSWER = "permessage-deflate; server_no_context_takeover"
+
+
+@pytest.fixture(params=[False, True], ids=["plain", "deflate"])
+def deflate(request: pytest.FixtureRequest) -> bool:
+    """Whether the test's clients offer permessage-deflate."""
+    return bool(request.param)
+
+
+class Inflated(Extension):
+    """The agreed permessage-deflate extension, noting which data frames came compressed."""
+
+    def __init__(self, inner: Extension) -> None:
+        self.inner = inner
+        self.name = inner.name
+        # (opcode, compressed) of every frame the parser handed over, in order.
+        self.seen: list[tuple[Opcode, bool]] = []
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        self.seen.append((frame.opcode, frame.rsv1))
+        return self.inner.decode(frame, max_size=max_size)
+
+    def encode(self, frame: Frame) -> Frame:
+        return self.inner.encode(frame)
+
+
+class InflatedFactory(ClientExtensionFactory):
+    """python-websockets' permessage-deflate offer; what it agrees to is an ``Inflated``."""
+
+    def __init__(self) -> None:
+        self.inner = ClientPerMessageDeflateFactory()
+        self.name = self.inner.name
+
+    def get_request_params(self) -> Sequence[ExtensionParameter]:
+        return self.inner.get_request_params()
+
+    def process_response_params(
+        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
+    ) -> Inflated:
+        return Inflated(self.inner.process_response_params(params, accepted_extensions))
 
 
 @dataclass
@@ -64,6 +108,8 @@ class Peer:
         default_factory=collections.deque
     )
     eof: bool = False
+    # The agreed permessage-deflate extension, when the client offered it.
+    inflated: Inflated | None = None
 
     @classmethod
     async def connect(
@@ -73,9 +119,11 @@ class Peer:
         *,
         origin: str | None = None,
         receive_buffer: int | None = None,
+        deflate: bool = False,
     ) -> Peer:
-        """Open ``/ws`` offering ``gateway.v1`` (and ``bearer.<token>``); the handshake must
-        succeed, answered with ``gateway.v1``."""
+        """Open ``/ws`` offering ``gateway.v1`` (and ``bearer.<token>``, and permessage-deflate
+        if ``deflate``); the handshake must succeed, answered with ``gateway.v1`` (and deflate
+        with ``server_no_context_takeover``)."""
         sock = socket.socket()
         if receive_buffer is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -91,6 +139,7 @@ class Peer:
             parse_uri(f"ws://127.0.0.1:{port}/ws"),
             origin=Origin(origin) if origin is not None else None,
             subprotocols=offered,
+            extensions=[InflatedFactory()] if deflate else None,
             max_size=None,
         )
         peer = cls(protocol, reader, writer)
@@ -101,6 +150,13 @@ class Peer:
         assert protocol.handshake_exc is None, protocol.handshake_exc
         assert response.status_code == 101
         assert response.headers["Sec-WebSocket-Protocol"] == "gateway.v1"
+        if deflate:
+            assert response.headers["Sec-WebSocket-Extensions"] == DEFLATE_ANSWER
+            [agreed] = protocol.extensions
+            assert isinstance(agreed, Inflated)
+            peer.inflated = agreed
+        else:
+            assert "Sec-WebSocket-Extensions" not in response.headers
         return peer
 
     def flush(self) -> None:
@@ -189,7 +245,22 @@ class Peer:
         assert protocol.close_sent.code == code, "the close was not echoed"
         assert self.frames[-1].opcode is Opcode.CLOSE, "a frame came after the close"
         self.writer.close()
+        self.check_compression()
         return protocol.close_rcvd.reason
+
+    def check_compression(self) -> None:
+        """With deflate agreed: every text frame of DEFLATE_MIN bytes or more came compressed,
+        every control frame plain. Without: nothing did."""
+        texts = [f for f in self.frames if f.opcode is Opcode.TEXT]
+        if self.inflated is None:
+            return
+        seen = self.inflated.seen
+        assert all(not packed for opcode, packed in seen if opcode.value >= 8), seen
+        packed = [p for opcode, p in seen if opcode is Opcode.TEXT]
+        assert len(packed) == len(texts)
+        for frame, was_packed in zip(texts, packed, strict=True):
+            if len(frame.data) >= DEFLATE_MIN:
+                assert was_packed, f"a {len(frame.data)}-byte frame came plain"
 
 
 def jwt_settings(
@@ -224,11 +295,11 @@ async def jwt_gateway(heartbeat: float | None = None, **server: Any) -> AsyncIte
         yield gw
 
 
-async def test_every_kind_of_frame_then_the_clients_close() -> None:
+async def test_every_kind_of_frame_then_the_clients_close(deflate: bool) -> None:
     """Hello, heartbeat ping and text, a pong to our ping, status, history, traffic and an error
     all parse; a client's close 1000 is echoed and the gateway closes TCP."""
     async with jwt_gateway(heartbeat=0.2) as gw:
-        peer = await Peer.connect(gw, hs256())
+        peer = await Peer.connect(gw, hs256(), deflate=deflate)
         assert (await peer.next_message())["type"] == "hello"
         # Not subscribed: each heartbeat is a ping (answered by the protocol) and a text.
         await peer.until("heartbeat")
@@ -248,12 +319,14 @@ async def test_every_kind_of_frame_then_the_clients_close() -> None:
         peer.flush()
         await peer.closed_with(1000)
         assert not peer.protocol.close_rcvd_then_sent
+        if peer.inflated is not None:
+            assert any(packed for _, packed in peer.inflated.seen), "nothing came compressed"
 
 
-async def test_1001_when_the_gateway_drains() -> None:
+async def test_1001_when_the_gateway_drains(deflate: bool) -> None:
     """A drain closes a live viewer with 1001 after whatever it was sent."""
     async with jwt_gateway() as gw:
-        peer = await Peer.connect(gw, hs256())
+        peer = await Peer.connect(gw, hs256(), deflate=deflate)
         peer.send({"type": "subscribe", "router": "core"})
         await peer.until("traffic")
         draining = asyncio.create_task(drain(gw.app))
@@ -261,24 +334,26 @@ async def test_1001_when_the_gateway_drains() -> None:
         await asyncio.wait_for(draining, seconds(5))
 
 
-async def test_1008_for_a_page_of_another_origin() -> None:
+async def test_1008_for_a_page_of_another_origin(deflate: bool) -> None:
     """A browser page of a foreign origin is closed with 1008 before anything is sent."""
     async with jwt_gateway() as gw:
-        peer = await Peer.connect(gw, hs256(), origin="https://evil.example")
+        peer = await Peer.connect(gw, hs256(), origin="https://evil.example", deflate=deflate)
         assert await peer.closed_with(1008) == "origin not allowed"
         assert peer.messages == []
 
 
-async def test_1009_for_a_message_too_big() -> None:
+async def test_1009_for_a_message_too_big(deflate: bool) -> None:
     """A client message over 64 KiB is answered with 1009."""
     async with jwt_gateway() as gw:
-        peer = await Peer.connect(gw, hs256())
+        peer = await Peer.connect(gw, hs256(), deflate=deflate)
         await peer.next_message()  # hello
         peer.send({"type": "subscribe", "router": "x" * 70_000})
         await peer.closed_with(1009)
 
 
-async def test_1011_when_a_message_meets_a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_1011_when_a_message_meets_a_bug(
+    monkeypatch: pytest.MonkeyPatch, deflate: bool
+) -> None:
     """A message that runs into a bug of ours is answered with 1011."""
     subscribe_for_real = Topic.subscribe
 
@@ -289,18 +364,18 @@ async def test_1011_when_a_message_meets_a_bug(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(Topic, "subscribe", subscribe)
     async with jwt_gateway() as gw:
-        peer = await Peer.connect(gw, hs256())
+        peer = await Peer.connect(gw, hs256(), deflate=deflate)
         await peer.next_message()  # hello
         peer.send({"type": "subscribe", "router": "core", "history": 13})
         assert await peer.closed_with(1011) == "internal error"
 
 
-async def test_1013_past_a_connection_limit() -> None:
+async def test_1013_past_a_connection_limit(deflate: bool) -> None:
     """A subject past connections_per_subject is closed with 1013 before anything is sent."""
     async with jwt_gateway(limits={"connections_per_subject": 1}) as gw:
-        first = await Peer.connect(gw, hs256())
+        first = await Peer.connect(gw, hs256(), deflate=deflate)
         await first.next_message()  # hello
-        second = await Peer.connect(gw, hs256())
+        second = await Peer.connect(gw, hs256(), deflate=deflate)
         reason = await second.closed_with(1013)
         assert reason == "too many connections with this token's subject"
         assert second.messages == []
@@ -313,25 +388,27 @@ async def test_1013_past_a_connection_limit() -> None:
         pytest.param(lambda: hs256(lifetime=1), "token expired", id="expired"),
     ],
 )
-async def test_4401_for_a_bad_or_expired_token(token: Callable[[], str], expect: str) -> None:
+async def test_4401_for_a_bad_or_expired_token(
+    token: Callable[[], str], expect: str, deflate: bool
+) -> None:
     """A bad token is closed with 4401 at once; a good one that runs out after refresh_needed
     goes unanswered is closed with 4401 then."""
     async with jwt_gateway() as gw:
-        peer = await Peer.connect(gw, token())
+        peer = await Peer.connect(gw, token(), deflate=deflate)
         reason = await peer.closed_with(4401)
         assert expect in reason
         if expect == "token expired":
             assert [m["type"] for m in peer.messages] == ["hello", "refresh_needed"]
 
 
-async def test_4408_for_a_viewer_that_stops_reading() -> None:
+async def test_4408_for_a_viewer_that_stops_reading(deflate: bool) -> None:
     """A viewer that takes nothing for slow_consumer_seconds, then reads again, finds every
     frame it was sent intact, then 4408."""
     core = emulator(interfaces=300)  # frames of ~45 KB fill a stalled socket in a moment
     async with running(core):
         settings = jwt_settings(core.port, interval=0.05, slow_consumer_seconds=0.5)
         async with gateway(settings) as gw:
-            peer = await Peer.connect(gw, hs256(), receive_buffer=4096)
+            peer = await Peer.connect(gw, hs256(), receive_buffer=4096, deflate=deflate)
             peer.send({"type": "subscribe", "router": "core", "history": 0})
             await peer.until("traffic")
             peer.writer.transport.pause_reading()  # type: ignore[attr-defined]
@@ -347,10 +424,10 @@ async def test_4408_for_a_viewer_that_stops_reading() -> None:
     assert len(seqs) > 2
 
 
-async def test_4429_for_a_client_that_floods() -> None:
+async def test_4429_for_a_client_that_floods(deflate: bool) -> None:
     """A client that keeps sending past the message rate gets rate_limited, then 4429."""
     async with jwt_gateway(limits={"messages_per_second": 1, "message_burst": 3}) as gw:
-        peer = await Peer.connect(gw, hs256())
+        peer = await Peer.connect(gw, hs256(), deflate=deflate)
         await peer.next_message()  # hello
         for _ in range(6):
             peer.send({"type": "unsubscribe", "router": "core"})
