@@ -28,6 +28,7 @@ from gateway.poller import Clock, Poller
 from gateway.routeros import Connector, connect_librouteros
 from gateway.ws import Viewer, WebSocketEndpoint
 from tests.support.timing import seconds
+from tests.support.tokens import SECRET
 
 PASSWORD = "secret-pass"
 
@@ -67,14 +68,18 @@ def gateway_settings(
     poll: Mapping[str, object] | None = None,
     *,
     limits: Mapping[str, object] | None = None,
+    auth: Mapping[str, object] | None = None,
     **server: Any,
 ) -> Settings:
-    """Settings for a gateway in front of these (already started) emulators."""
+    """Settings for a gateway in front of these (already started) emulators; with ``auth``,
+    jwt mode with the tests' HS256 secret (``tests.support.tokens.SECRET``) and those keys."""
     for router_id, emu in emulators.items():
         assert emu.port, f"start emulator {router_id!r} first (async with running(...))"
+    jwt_auth = {"mode": "jwt", "jwt_secret_env": "GATEWAY_TEST_JWT_SECRET", **(auth or {})}
     return settings_from_dict(
         {
             "server": {"host": "127.0.0.1", "port": 0, **server},
+            "auth": jwt_auth if auth is not None else {},
             "limits": {**LOOPBACK_LIMITS, **(limits or {})},
             "poll": {"interval": 0.5, "timeout": 1.0, "linger": 2.0, **(poll or {})},
             "routers": [
@@ -89,6 +94,7 @@ def gateway_settings(
             ],
         },
         source="test",
+        env={"GATEWAY_TEST_JWT_SECRET": SECRET},
     )
 
 

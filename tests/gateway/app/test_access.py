@@ -11,12 +11,11 @@ import jwt
 import orjson
 import pytest
 
-from gateway.config import Settings, settings_from_dict
+from gateway.config import Settings
 from gateway.core.frames import PUBLIC_ERROR
 from gateway.core.once import FirstSeen
 from gateway.emulator.server import Fault, RouterEmulator
 from tests.support.gateway import (
-    PASSWORD,
     emulator,
     gateway,
     gateway_settings,
@@ -26,37 +25,14 @@ from tests.support.gateway import (
     subscribe,
 )
 from tests.support.timing import seconds
-
-SECRET = "a-long-enough-test-secret-for-hs256!"
+from tests.support.tokens import SECRET
 
 
 def jwt_settings(emulators: dict[str, RouterEmulator]) -> Settings:
-    return settings_from_dict(
-        {
-            "server": {"host": "127.0.0.1", "port": 0},
-            # A connection without a token is closed once auth_timeout passes: well inside
-            # the tests' waits for a close (5 s and more), however slow the machine.
-            "auth": {
-                "mode": "jwt",
-                "jwt_secret_env": "TEST_JWT_SECRET",
-                "leeway": 0,
-                "auth_timeout": 1.0,
-            },
-            "poll": {"interval": 0.3, "timeout": 1.0},
-            "routers": [
-                {
-                    "id": rid,
-                    "host": "127.0.0.1",
-                    "port": emu.port,
-                    "username": "admin",
-                    "password": PASSWORD,
-                }
-                for rid, emu in emulators.items()
-            ],
-        },
-        source="test",
-        env={"TEST_JWT_SECRET": SECRET},
-    )
+    # A connection without a token is closed once auth_timeout passes: well inside the tests'
+    # waits for a close (5 s and more), however slow the machine.
+    auth = {"leeway": 0, "auth_timeout": 1.0}
+    return gateway_settings(emulators, {"interval": 0.3}, auth=auth)
 
 
 def token(lifetime: float = 300, **claims: Any) -> str:

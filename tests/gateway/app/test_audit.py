@@ -9,11 +9,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.config import settings_from_dict
 from tests.support.gateway import (
-    PASSWORD,
     emulator,
     gateway,
+    gateway_settings,
     receive,
     running,
     send,
@@ -21,7 +20,7 @@ from tests.support.gateway import (
     subscribe_also,
 )
 from tests.support.timing import eventually, seconds
-from tests.support.tokens import SECRET, hs256
+from tests.support.tokens import hs256
 
 
 def sessions(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -51,23 +50,9 @@ async def test_each_session_ends_with_one_audit_line(caplog: pytest.LogCaptureFi
     core, edge = emulator(), emulator()
     token = hs256(routers=["core", "edge"])
     async with running(core, edge):
-        settings = settings_from_dict(
-            {
-                "server": {"host": "127.0.0.1", "port": 0, "trusted_proxies": ["127.0.0.0/8"]},
-                "auth": {"mode": "jwt", "jwt_secret_env": "S", "leeway": 0},
-                "routers": [
-                    {
-                        "id": rid,
-                        "host": "127.0.0.1",
-                        "port": emu.port,
-                        "username": "admin",
-                        "password": PASSWORD,
-                    }
-                    for rid, emu in (("core", core), ("edge", edge))
-                ],
-            },
-            source="test",
-            env={"S": SECRET},
+        proxies = ["127.0.0.0/8"]
+        settings = gateway_settings(
+            {"core": core, "edge": edge}, auth={"leeway": 0}, trusted_proxies=proxies
         )
         async with gateway(settings) as gw:
             forwarded = {"X-Forwarded-For": "198.51.100.23"}

@@ -10,9 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
-from gateway.config import settings_from_dict
 from tests.support.gateway import (
-    PASSWORD,
     Gateway,
     emulator,
     gateway,
@@ -25,7 +23,7 @@ from tests.support.gateway import (
     subscribe,
 )
 from tests.support.timing import seconds
-from tests.support.tokens import SECRET, hs256
+from tests.support.tokens import hs256
 
 HITS = "gateway_limit_hits_total"
 
@@ -149,24 +147,7 @@ async def test_connections_per_token_subject() -> None:
     affected."""
     core = emulator()
     async with running(core):
-        settings = settings_from_dict(
-            {
-                "server": {"host": "127.0.0.1", "port": 0},
-                "auth": {"mode": "jwt", "jwt_secret_env": "S"},
-                "limits": {"connections_per_subject": 2, "connections_per_address": 0},
-                "routers": [
-                    {
-                        "id": "core",
-                        "host": "127.0.0.1",
-                        "port": core.port,
-                        "username": "admin",
-                        "password": PASSWORD,
-                    }
-                ],
-            },
-            source="test",
-            env={"S": SECRET},
-        )
+        settings = gateway_settings({"core": core}, limits={"connections_per_subject": 2}, auth={})
         async with gateway(settings) as gw:
             mine = [await gw.viewer(protocols=("gateway.v1", f"bearer.{hs256()}")) for _ in "ab"]
             code, reason = await refused(gw, protocols=("gateway.v1", f"bearer.{hs256()}"))

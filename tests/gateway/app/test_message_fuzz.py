@@ -25,11 +25,18 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.config import settings_from_dict
 from gateway.core.frames import ErrorCode
-from tests.support.gateway import PASSWORD, Gateway, emulator, gateway, receive, running, send
+from tests.support.gateway import (
+    Gateway,
+    emulator,
+    gateway,
+    gateway_settings,
+    receive,
+    running,
+    send,
+)
 from tests.support.timing import eventually, seconds
-from tests.support.tokens import SECRET, hs256
+from tests.support.tokens import hs256
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -80,25 +87,7 @@ class Bench:
 async def bench() -> AsyncIterator[Bench]:
     core = emulator()
     async with running(core):
-        config = settings_from_dict(
-            {
-                "server": {"host": "127.0.0.1", "port": 0},
-                "auth": {"mode": "jwt", "jwt_secret_env": "S"},
-                "limits": {"connections_per_address": 0, "handshakes_per_second": 0},
-                "poll": {"interval": 0.1, "timeout": 1.0},
-                "routers": [
-                    {
-                        "id": "core",
-                        "host": "127.0.0.1",
-                        "port": core.port,
-                        "username": "admin",
-                        "password": PASSWORD,
-                    }
-                ],
-            },
-            source="test",
-            env={"S": SECRET},
-        )
+        config = gateway_settings({"core": core}, {"interval": 0.1}, auth={})
         async with gateway(config) as gw:
             ws = await gw.viewer(protocols=("gateway.v1", f"bearer.{hs256(3600, sub='calm')}"))
             await send(ws, {"type": "subscribe", "router": "core", "history": 0})

@@ -11,13 +11,13 @@ from typing import Any
 import aiohttp
 
 from gateway.auth import refresh_times
-from gateway.config import Settings, settings_from_dict
+from gateway.config import Settings
 from gateway.emulator.server import RouterEmulator
 from tests.support.gateway import (
-    PASSWORD,
     Gateway,
     emulator,
     gateway,
+    gateway_settings,
     receive,
     receive_until,
     running,
@@ -26,37 +26,15 @@ from tests.support.gateway import (
     subscribe_also,
 )
 from tests.support.timing import seconds
-from tests.support.tokens import SECRET, hs256
+from tests.support.tokens import hs256
 
 LIFETIME = seconds(4)
 """A token's life in these tests; refresh_needed comes half-way (refresh_before is longer)."""
 
 
 def settings(emulators: dict[str, RouterEmulator]) -> Settings:
-    return settings_from_dict(
-        {
-            "server": {"host": "127.0.0.1", "port": 0},
-            "auth": {
-                "mode": "jwt",
-                "jwt_secret_env": "SECRET",
-                "leeway": 0,
-                "refresh_before": 60,
-            },
-            "poll": {"interval": 0.2, "timeout": 1.0},
-            "routers": [
-                {
-                    "id": rid,
-                    "host": "127.0.0.1",
-                    "port": emu.port,
-                    "username": "admin",
-                    "password": PASSWORD,
-                }
-                for rid, emu in emulators.items()
-            ],
-        },
-        source="test",
-        env={"SECRET": SECRET},
-    )
+    auth = {"leeway": 0, "refresh_before": 60}
+    return gateway_settings(emulators, {"interval": 0.2}, auth=auth)
 
 
 @contextlib.asynccontextmanager

@@ -38,6 +38,7 @@ from tests.support.gateway import (
     subscribe,
 )
 from tests.support.timing import eventually, seconds
+from tests.support.tokens import SECRET
 
 INTERVAL: Final = 0.3
 POLL: Final = {
@@ -52,7 +53,6 @@ HOTSPOT: Final = "/ip/hotspot/active/print"
 INTERFACES: Final = "/interface/print"
 SESSIONS: Final = "/ppp/active/print"
 TOLERANCE: Final = 0.005
-SECRET: Final = "a-long-enough-test-secret-for-hs256!"
 
 Message = dict[str, Any]
 
@@ -387,24 +387,7 @@ async def test_ppp_sessions_join_the_customers_interface_and_queue() -> None:
 
 
 def jwt_settings(emu: RouterEmulator) -> Settings:
-    return settings_from_dict(
-        {
-            "server": {"host": "127.0.0.1", "port": 0},
-            "auth": {"mode": "jwt", "jwt_secret_env": "TEST_JWT_SECRET"},
-            "poll": POLL,
-            "routers": [
-                {
-                    "id": "isp",
-                    "host": "127.0.0.1",
-                    "port": emu.port,
-                    "username": "admin",
-                    "password": PASSWORD,
-                }
-            ],
-        },
-        source="test",
-        env={"TEST_JWT_SECRET": SECRET},
-    )
+    return gateway_settings({"isp": emu}, POLL, auth={})
 
 
 def token(**claims: Any) -> str:

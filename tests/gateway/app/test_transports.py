@@ -18,10 +18,10 @@ from gateway.config import Settings, settings_from_dict
 from gateway.emulator.server import RouterEmulator
 from gateway.routeros import connect_librouteros
 from tests.support.gateway import (
-    PASSWORD,
     Gateway,
     emulator,
     gateway,
+    gateway_settings,
     receive,
     receive_until,
     running,
@@ -29,30 +29,13 @@ from tests.support.gateway import (
     subscribe,
 )
 from tests.support.timing import seconds
-from tests.support.tokens import SECRET, hs256
+from tests.support.tokens import hs256
 
 PROTOCOL = "gateway.v1"
 
 
 def jwt_settings(core: RouterEmulator, **auth: Any) -> Settings:
-    return settings_from_dict(
-        {
-            "server": {"host": "127.0.0.1", "port": 0},
-            "auth": {"mode": "jwt", "jwt_secret_env": "SECRET", **auth},
-            "poll": {"interval": 0.3, "timeout": 1.0},
-            "routers": [
-                {
-                    "id": "core",
-                    "host": "127.0.0.1",
-                    "port": core.port,
-                    "username": "admin",
-                    "password": PASSWORD,
-                }
-            ],
-        },
-        source="test",
-        env={"SECRET": SECRET},
-    )
+    return gateway_settings({"core": core}, {"interval": 0.3}, auth=auth)
 
 
 @contextlib.asynccontextmanager

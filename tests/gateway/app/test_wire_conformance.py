@@ -40,13 +40,14 @@ from websockets.typing import ExtensionParameter, Origin, Subprotocol
 from websockets.uri import parse_uri
 
 from gateway.app import drain
-from gateway.config import Settings, settings_from_dict
+from gateway.config import Settings
+from gateway.emulator.server import RouterEmulator
 from gateway.sink import Sink
 from gateway.topic import Topic
 from gateway.wire import DEFLATE_MIN, CloseCode
-from tests.support.gateway import PASSWORD, Gateway, emulator, gateway, running
+from tests.support.gateway import Gateway, emulator, gateway, gateway_settings, running
 from tests.support.timing import eventually, seconds
-from tests.support.tokens import SECRET, hs256
+from tests.support.tokens import hs256
 
 KNOWN_TYPES = frozenset(
     {"hello", "status", "history", "traffic", "heartbeat", "error", "refresh_needed", "refreshed"}
@@ -264,34 +265,22 @@ class Peer:
 
 
 def jwt_settings(
-    port: int, *, limits: dict[str, Any] | None = None, interval: float = 0.2, **server: Any
+    core: RouterEmulator,
+    *,
+    limits: dict[str, Any] | None = None,
+    interval: float = 0.2,
+    **server: Any,
 ) -> Settings:
     """jwt mode in front of one router; ``server`` and ``limits`` settings on top."""
-    return settings_from_dict(
-        {
-            "server": {"host": "127.0.0.1", "port": 0, **server},
-            "auth": {"mode": "jwt", "jwt_secret_env": "S", "leeway": 0},
-            "limits": {"connections_per_address": 0, "handshakes_per_second": 0, **(limits or {})},
-            "poll": {"interval": interval, "timeout": 1.0},
-            "routers": [
-                {
-                    "id": "core",
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "username": "admin",
-                    "password": PASSWORD,
-                }
-            ],
-        },
-        source="test",
-        env={"S": SECRET},
+    return gateway_settings(
+        {"core": core}, {"interval": interval}, limits=limits, auth={"leeway": 0}, **server
     )
 
 
 @contextlib.asynccontextmanager
 async def jwt_gateway(heartbeat: float | None = None, **server: Any) -> AsyncIterator[Gateway]:
     core = emulator()
-    async with running(core), gateway(jwt_settings(core.port, **server), heartbeat=heartbeat) as gw:
+    async with running(core), gateway(jwt_settings(core, **server), heartbeat=heartbeat) as gw:
         yield gw
 
 
@@ -406,7 +395,7 @@ async def test_4408_for_a_viewer_that_stops_reading(deflate: bool) -> None:
     frame it was sent intact, then 4408."""
     core = emulator(interfaces=300)  # frames of ~45 KB fill a stalled socket in a moment
     async with running(core):
-        settings = jwt_settings(core.port, interval=0.05, slow_consumer_seconds=0.5)
+        settings = jwt_settings(core, interval=0.05, slow_consumer_seconds=0.5)
         async with gateway(settings) as gw:
             peer = await Peer.connect(gw, hs256(), receive_buffer=4096, deflate=deflate)
             peer.send({"type": "subscribe", "router": "core", "history": 0})
