@@ -28,7 +28,7 @@ from typing import Any, Final
 import jwt
 
 from gateway.config import AuthSettings
-from gateway.core.frames import InterfaceFilter, name_patterns
+from gateway.core.filters import InterfaceFilter, name_patterns
 from gateway.core.sources import SOURCES
 from gateway.signing_keys import (
     KeySet,

@@ -49,7 +49,7 @@ from gateway.core.cluster import (
     stream_maxlen,
     takeover_seq,
 )
-from gateway.core.frames import status_frame
+from gateway.core.messages import status_frame
 from gateway.core.model import RouterState
 from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.demand import RouterDemand

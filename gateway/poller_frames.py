@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from gateway.config import RouterSettings
-from gateway.core.frames import InterfaceFilter, hotspot_frame, queue_frame, traffic_frame
+from gateway.core.filters import InterfaceFilter
+from gateway.core.frames import hotspot_frame, queue_frame, traffic_frame
 from gateway.core.model import InterfaceSample, RowError, Sample, parse_interface_row
 from gateway.core.rates import compute_hotspot_rates, compute_queue_rates, compute_rates
 from gateway.core.sessions import SessionBook

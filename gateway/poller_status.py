@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.config import RouterSettings
-from gateway.core.frames import status_frame
+from gateway.core.messages import status_frame
 from gateway.core.model import RouterState
 from gateway.core.sources import Source
 from gateway.metrics import Metrics

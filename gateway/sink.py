@@ -146,7 +146,7 @@ class Sink:
         # Frames written to this viewer (any kind: its audit line's messages out).
         self.written = 0
         # Whether this viewer sees a customer's share only (its token scopes rows): it is shown
-        # statuses without the router's error text (``gateway.core.frames.public_status``).
+        # statuses without the router's error text (``gateway.core.messages.public_status``).
         self.restricted = False
 
     def write(self, frame: bytes, droppable: bool = False, backfill: bool = False) -> bool | None:

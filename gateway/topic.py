@@ -24,7 +24,8 @@ from typing import Final
 
 import orjson
 
-from gateway.core.frames import InterfaceFilter, public_status
+from gateway.core.filters import InterfaceFilter
+from gateway.core.messages import public_status
 from gateway.core.rows import Layout, Selection
 from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.demand import Demand

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from gateway.auth import AuthError, Grant
 from gateway.config import Settings
-from gateway.core.frames import PUBLIC_ERROR, is_stale
+from gateway.core.frames import is_stale
+from gateway.core.messages import PUBLIC_ERROR
 from gateway.core.model import RouterState
 from gateway.core.sources import Source
 from gateway.headers import frame_ancestors

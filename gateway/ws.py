@@ -43,14 +43,9 @@ from gateway.auth import (
 )
 from gateway.config import LimitSettings, ServerSettings
 from gateway.core.address import client_address, networks
-from gateway.core.frames import (
-    ErrorCode,
-    InterfaceFilter,
-    error_frame,
-    hello_frame,
-    name_patterns,
-)
+from gateway.core.filters import InterfaceFilter, name_patterns
 from gateway.core.limits import Counts, KeyedBuckets, address_key, refill
+from gateway.core.messages import ErrorCode, error_frame, hello_frame
 from gateway.core.once import FirstSeen
 from gateway.core.origins import judge_origin
 from gateway.core.sources import DEFAULT_SOURCE, SOURCES, Source

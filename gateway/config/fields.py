@@ -39,7 +39,7 @@ from gateway.config.schema import (
 )
 from gateway.config.secret import redact_url
 from gateway.config.table import Table, quote, show
-from gateway.core.frames import EXACT, name_patterns
+from gateway.core.filters import EXACT, name_patterns
 from gateway.core.origins import OriginError, normalise_origin
 
 __all__ = ["Reader"]

@@ -24,7 +24,7 @@ from gateway.config.schema import (
     Words,
 )
 from gateway.config.secret import Secret
-from gateway.core.frames import InterfaceFilter
+from gateway.core.filters import InterfaceFilter
 from gateway.core.sources import SOURCES, Source
 from gateway.core.text import encoding_problem
 

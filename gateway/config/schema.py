@@ -152,7 +152,7 @@ class Words(Kind):
 class NameFilter(Kind):
     """A name filter list, as the websocket protocol's ``interfaces``: an array whose entries are
     name globs (strings) or ``{exact = "name"}`` tables, kept as globs (an exact name as its
-    ``literal_glob``), within the protocol's limits (``gateway.core.frames.name_patterns``)."""
+    ``literal_glob``), within the protocol's limits (``gateway.core.filters.name_patterns``)."""
 
     env: ClassVar[EnvKind] = "list"
 

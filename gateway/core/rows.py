@@ -27,7 +27,7 @@ from typing import Final
 
 import orjson
 
-from gateway.core.frames import InterfaceFilter
+from gateway.core.filters import InterfaceFilter
 from gateway.core.sources import DEFAULT_SOURCE
 
 __all__ = ["NAME_KEY", "Layout", "Rows", "Selection", "encode", "row_names"]

@@ -28,8 +28,8 @@ from collections.abc import Callable
 
 import orjson
 
-from gateway.core import frames
-from gateway.core.frames import MAX_GLOB_CHARACTERS, MAX_STARS, InterfaceFilter, name_patterns
+from gateway.core import filters
+from gateway.core.filters import MAX_GLOB_CHARACTERS, MAX_STARS, InterfaceFilter, name_patterns
 
 NAME_LENGTH = 255
 NAMES = 300
@@ -83,7 +83,7 @@ def main() -> None:
 
         def build_new() -> None:
             # Both caches: ours of compiled clauses, and the re module's of compiled patterns.
-            frames._clause.cache_clear()
+            filters._clause.cache_clear()
             re.purge()
             build()
 

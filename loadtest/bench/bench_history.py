@@ -30,7 +30,8 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.core.frames import InterfaceFilter, traffic_frame
+from gateway.core.filters import InterfaceFilter
+from gateway.core.frames import traffic_frame
 from gateway.core.model import InterfaceRate
 from gateway.sink import Sink
 from gateway.topic import Topic

@@ -391,7 +391,8 @@ async def profile_polls(polls: int) -> tuple[float, str]:
     """CPU microseconds per row of polls through the real client (parse, rates, frame, publish
     to one subscriber), and the cProfile of them (top functions by own time)."""
     from gateway.config import settings_from_dict
-    from gateway.core.frames import InterfaceFilter, traffic_frame
+    from gateway.core.filters import InterfaceFilter
+    from gateway.core.frames import traffic_frame
     from gateway.core.model import Sample, parse_interface_row
     from gateway.core.rates import compute_rates
     from gateway.routeros import RouterClient

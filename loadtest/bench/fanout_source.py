@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 import orjson
 
-from gateway.core.frames import InterfaceFilter, filter_traffic, traffic_frame
+from gateway.core.filters import InterfaceFilter
+from gateway.core.frames import filter_traffic, traffic_frame
 from gateway.core.model import InterfaceRate, Sample, parse_interface_row
 from gateway.core.rates import compute_rates
 from gateway.core.sessions import SessionBook, SessionView

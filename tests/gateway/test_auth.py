@@ -12,7 +12,7 @@ import pytest
 
 from gateway.auth import EVERYTHING, MAX_TOKEN, AuthError, Grant, Verifier, authorise
 from gateway.config import AuthSettings, Secret
-from gateway.core.frames import InterfaceFilter
+from gateway.core.filters import InterfaceFilter
 from tests.support.tokens import (
     SECRET,
     ec_key,

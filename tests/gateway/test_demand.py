@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.core.frames import InterfaceFilter
+from gateway.core.filters import InterfaceFilter
 from gateway.demand import Demand
 from gateway.sink import BEHIND_BYTES, Sink
 from gateway.topic import Topic

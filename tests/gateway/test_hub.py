@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core.frames import InterfaceFilter
+from gateway.core.filters import InterfaceFilter
 from gateway.hub import Hub
 from gateway.sink import Sink
 from tests.support.fakes import Clock, FakeTransport, RaisingTransport

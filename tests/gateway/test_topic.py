@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.core.frames import InterfaceFilter, filter_traffic, traffic_frame
+from gateway.core.filters import InterfaceFilter
+from gateway.core.frames import filter_traffic, traffic_frame
 from gateway.core.model import InterfaceRate
 from gateway.history import MESSAGE_LIMIT, Frame, history_chunks
 from gateway.hub import Hub

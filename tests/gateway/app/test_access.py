@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from gateway.config import Settings
-from gateway.core.frames import PUBLIC_ERROR
+from gateway.core.messages import PUBLIC_ERROR
 from gateway.core.once import FirstSeen
 from gateway.emulator.server import Fault, RouterEmulator
 from tests.support.gateway import (

@@ -21,7 +21,8 @@ import pytest_asyncio
 from websockets.asyncio.client import connect
 
 from gateway.contract import Phase, StreamCheck
-from gateway.core.frames import InterfaceFilter, filter_traffic
+from gateway.core.filters import InterfaceFilter
+from gateway.core.frames import filter_traffic
 from gateway.history import MESSAGE_LIMIT
 from gateway.wire import Opcode, inflate, split_frames, split_messages
 from gateway.wire import frame as ws_frame

@@ -25,7 +25,7 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.core.frames import ErrorCode
+from gateway.core.messages import ErrorCode
 from tests.support.gateway import (
     Gateway,
     emulator,

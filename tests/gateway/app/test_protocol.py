@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from gateway.contract import StreamCheck
-from gateway.core.frames import MAX_GLOB_CHARACTERS, MAX_STARS
+from gateway.core.filters import MAX_GLOB_CHARACTERS, MAX_STARS
 from tests.support.gateway import (
     Gateway,
     emulator,

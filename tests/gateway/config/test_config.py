@@ -18,7 +18,7 @@ from gateway.config import (
     load_settings,
     settings_from_dict,
 )
-from gateway.core.frames import InterfaceFilter
+from gateway.core.filters import InterfaceFilter
 from gateway.emulator.tls import make_certificate
 
 PASSWORD = "s3cr3t-router-pw"

@@ -10,19 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.core.frames import (
+from gateway.core.filters import (
     MAX_GLOB_CHARACTERS,
     MAX_STARS,
     InterfaceFilter,
-    error_frame,
-    filter_traffic,
-    hello_frame,
-    is_stale,
     literal_glob,
     name_patterns,
-    status_frame,
-    traffic_frame,
 )
+from gateway.core.frames import filter_traffic, is_stale, traffic_frame
+from gateway.core.messages import error_frame, hello_frame, status_frame
 from gateway.core.model import InterfaceRate, RouterState
 
 INTERFACE_KEYS = [

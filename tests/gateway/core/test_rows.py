@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.core.frames import InterfaceFilter, filter_traffic, literal_glob, traffic_frame
+from gateway.core.filters import InterfaceFilter, literal_glob
+from gateway.core.frames import filter_traffic, traffic_frame
 from gateway.core.model import Sample, parse_interface_row
 from gateway.core.rates import compute_rates
 from gateway.core.rows import Layout, encode, row_names

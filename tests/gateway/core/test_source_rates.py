@@ -8,13 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.core.frames import (
-    InterfaceFilter,
-    filter_traffic,
-    hotspot_frame,
-    queue_frame,
-    rows_of,
-)
+from gateway.core.filters import InterfaceFilter
+from gateway.core.frames import filter_traffic, hotspot_frame, queue_frame, rows_of
 from gateway.core.rates import (
     NO_RATES,
     compute_hotspot_rates,
