@@ -40,7 +40,8 @@ from gateway.poller import Clock, Poller
 from gateway.redact import AIOHTTP_LOGGERS, install_filter
 from gateway.sink import Limits
 from gateway.wire import CloseCode
-from gateway.ws import ViewerContext, WebSocketEndpoint, close_viewers
+from gateway.ws import WebSocketEndpoint, close_viewers
+from gateway.ws_session import ViewerContext
 
 if TYPE_CHECKING:
     from gateway.cluster import Cluster

@@ -248,7 +248,7 @@ async def snapshot(request: web.Request, source: Source) -> web.Response:
     grant = _grant(request)
     router = request.match_info["router"]
     hub = request.app[HUB]
-    # A router outside the token is answered as one that does not exist (see ws.py).
+    # A router outside the token is answered as one that does not exist (see ws_messages.py).
     if router not in hub.sources or not grant.allows(router):
         return _json({"error": "unknown_router", "message": f"no router {router!r}"}, 404)
     topic = hub.topic(router, source)

@@ -14,14 +14,14 @@ Times are seconds, sizes bytes. Everything is frozen; secrets are :class:`Secret
 (``gateway.config.secret``).
 
 Tunables that stay module constants, and why: the websocket protocol's limits (``ws.py``: 64 KiB
-client messages, 64 subscriptions, 256 interface patterns of up to 256 characters;
-``history.py``: messages under 1 MiB) are the README's wire contract, the same on every gateway
-so one client works with all; the REST read's wait for a first poll (``views.py``, 1 s) is the
-README's promise of an answer within 1 s; ``TCP_USER_TIMEOUT`` (``ws.py``, 1.5 heartbeats) follows
-``heartbeat``; the closing handshake's bound (``ws.py``, 2 s) frees a dead peer's memory well
-within any drain, and the viewer socket's send buffer (``ws.py``, 128 KiB) keeps the kernel from
-hiding a stalled viewer behind megabytes; refused credentials are retried at most once a minute
-(``core/backoff.py``) so router accounts do not lock.
+client messages; ``ws_messages.py``: 64 subscriptions, 256 interface patterns of up to 256
+characters; ``history.py``: messages under 1 MiB) are the README's wire contract, the same on
+every gateway so one client works with all; the REST read's wait for a first poll (``views.py``,
+1 s) is the README's promise of an answer within 1 s; ``TCP_USER_TIMEOUT`` (``ws.py``, 1.5
+heartbeats) follows ``heartbeat``; the closing handshake's bound (``ws_session.py``, 2 s) frees a
+dead peer's memory well within any drain, and the viewer socket's send buffer (``ws.py``,
+128 KiB) keeps the kernel from hiding a stalled viewer behind megabytes; refused credentials are
+retried at most once a minute (``core/backoff.py``) so router accounts do not lock.
 """
 
 import re

@@ -73,9 +73,25 @@ def test_the_app_gets_its_router_client_injected() -> None:
 
 def test_the_websocket_viewers_never_touch_a_poller() -> None:
     """Viewers reach their routers' pollers only through topics (their demand), never directly."""
-    for module in ("ws.py", "hub.py", "topic.py", "sink.py", "demand.py", "wire.py"):
+    endpoint = sorted(path.name for path in PACKAGE.glob("ws*.py"))
+    assert len(endpoint) > 1, endpoint
+    for module in (*endpoint, "hub.py", "topic.py", "sink.py", "demand.py", "wire.py"):
         found = imports(PACKAGE / module)
         assert not {m for m in found if m.startswith(("gateway.poller", "gateway.keys"))}, module
+
+
+def test_the_core_stays_pure() -> None:
+    """The core (frames, messages, name filters, rows, rates...) does no I/O: it imports no event
+    loop, socket, clock, file or network library, and of the package only the core itself."""
+    core = {name: path for name, path in MODULES.items() if name.startswith("gateway.core.")}
+    assert {"gateway.core.frames", "gateway.core.messages", "gateway.core.filters"} <= set(core)
+    io = {"asyncio", "socket", "selectors", "time", "os", "io", "pathlib", "logging", "aiohttp"}
+    io |= {"librouteros", "redis", "gevent", "subprocess", "threading", "ssl"}
+    for name, path in core.items():
+        found = imports(path)
+        assert not {m.split(".")[0] for m in found} & io, name
+        ours = {m for m in found if m in MODULES}
+        assert all(m.startswith("gateway.core") for m in ours), (name, ours)
 
 
 def test_the_contract_checker_stays_pure() -> None:

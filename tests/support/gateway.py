@@ -26,7 +26,8 @@ from gateway.keys import HUB, METRICS, POLLERS
 from gateway.metrics import Metrics
 from gateway.poller import Clock, Poller
 from gateway.routeros import Connector, connect_librouteros
-from gateway.ws import Viewer, WebSocketEndpoint
+from gateway.ws import WebSocketEndpoint
+from gateway.ws_messages import Viewer
 from tests.support.timing import seconds
 from tests.support.tokens import SECRET
 

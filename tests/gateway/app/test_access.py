@@ -172,7 +172,7 @@ async def test_origins_are_normalised_and_each_refusal_logged_once(
         assert "https://noc.example.net, http://dash.example.net" in warning
 
         # A client inventing origins cannot grow the memory (or the log) without bound.
-        gw.endpoint.refused_origins = FirstSeen(3)
+        gw.endpoint.admission.refused_origins = FirstSeen(3)
         for i in range(6):
             ws = await gw.http.ws_connect(gw.url("/ws"), origin=f"https://x{i}.example.com")
             assert await close_code(ws) == 1008

@@ -14,7 +14,7 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 
 from gateway.contract import StreamCheck
 from gateway.wire import Opcode, inflate, split_messages
-from gateway.ws import DeflateViewer, Viewer
+from gateway.ws_messages import DeflateViewer, Viewer
 from tests.support.gateway import (
     Gateway,
     emulator,

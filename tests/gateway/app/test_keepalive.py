@@ -26,7 +26,9 @@ from gateway.lifecycle import Lifecycle
 from gateway.metrics import Metrics
 from gateway.sink import Limits
 from gateway.topic import Topic
-from gateway.ws import USER_TIMEOUT, Viewer, ViewerContext, WebSocketEndpoint
+from gateway.ws import USER_TIMEOUT, WebSocketEndpoint
+from gateway.ws_messages import Viewer
+from gateway.ws_session import ViewerContext
 from tests.support.fakes import Clock
 from tests.support.timing import eventually, seconds
 

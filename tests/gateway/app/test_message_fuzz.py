@@ -284,5 +284,5 @@ async def test_any_first_message_is_a_good_auth_or_a_4401(
         assert ws.close_code in (4401, 1009), ws.close_code
     await ws.close()
     await eventually(lambda: len(gw.viewers()) == 1, timeout=seconds(5), message="released")
-    assert gw.endpoint.authenticating == 0
+    assert gw.endpoint.admission.authenticating == 0
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

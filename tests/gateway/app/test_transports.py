@@ -124,7 +124,7 @@ async def test_no_auth_message_within_the_deadline_closes_with_4401() -> None:
         code, text = await closed_with(ws)
         assert code == 4401
         assert "within 0.5 s" in text
-        assert not gw.endpoint.authenticating
+        assert not gw.endpoint.admission.authenticating
 
 
 async def test_the_token_as_a_subprotocol_is_never_echoed() -> None:
