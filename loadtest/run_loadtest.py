@@ -28,6 +28,11 @@ deadline, or (cluster) a lease was lost, two replicas held one, or Redis calls f
 
 The point: no request hangs and no viewer goes quiet while the router misbehaves, and the
 router still gets one request per poll interval whatever the number of viewers and replicas.
+
+This file holds the options and one variant's run; the rest is beside it, by concern:
+``rig_processes`` (starting the emulators and gateways, reading their CPU and ``/metrics``),
+``rig_cluster`` (the cluster variant's Redis and its checks), ``rig_faults`` (the fault
+schedule), ``rig_outcome`` (what a variant's run found) and ``rig_report`` (the summaries).
 """
 
 from __future__ import annotations
@@ -36,373 +41,37 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import re
 import secrets
 import shutil
-import socket
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from rig_cluster import RedisInfo, cluster_problems, start_redis
+from rig_faults import ci_schedule, full_schedule, run_schedule
+from rig_outcome import VARIANTS, Outcome, Usage, Variant
+from rig_processes import (
+    HTTP_TIMEOUT,
+    START_DEADLINE,
+    cpu_seconds,
+    gateway_config,
+    read_metrics,
+    start_emulators,
+    started,
+    wait_ready,
+)
+from rig_report import compare, report, tail
 
 from gateway import process
 
 HERE: Final = Path(__file__).resolve().parent
 LOCUSTFILE: Final = HERE / "locustfile.py"
-START_DEADLINE: Final = 20.0
-"""Seconds a process may take to start listening."""
 LOCUST_OVERRUN: Final = 45.0
 """Seconds Locust may run past its ``-t`` (start-up, stopping users, the summary)."""
-HTTP_TIMEOUT: Final = aiohttp.ClientTimeout(total=2.0)
-REDIS_READY: Final = r"Ready to accept connections"
-"""The line redis-server prints once it listens."""
-CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
-"""Units of ``/proc/PID/stat``'s CPU times per second."""
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One fault, switched on ``at`` seconds after the first viewer arrived."""
-
-    at: float
-    what: str
-    path: str
-    body: dict[str, object] | None = None
-
-
-def full_schedule(duration: float) -> list[Step]:
-    """A hang (10 s in a 60 s run), a dropped connection, slow replies, a reboot; the last
-    quarter of the run is left clean so everything has recovered when Locust judges it."""
-    hang = min(10.0, duration / 6)
-    slow = min(8.0, duration * 0.13)
-    return [
-        Step(0.15 * duration, f"hang for {hang:g} s", "/faults", {"mode": "hang", "for": hang}),
-        Step(0.45 * duration, "drop connections for 1 s", "/faults", {"mode": "drop", "for": 1}),
-        Step(
-            0.55 * duration,
-            f"slow replies (2.5 s) for {slow:g} s",
-            "/faults",
-            {"mode": "slow", "delay": 2.5, "for": slow},
-        ),
-        Step(0.75 * duration, "reboot", "/reboot"),
-    ]
-
-
-def ci_schedule(duration: float) -> list[Step]:
-    """One hang in the middle of the run."""
-    hang = round(duration / 4, 1)
-    return [Step(0.35 * duration, f"hang for {hang:g} s", "/faults", {"mode": "hang", "for": hang})]
-
-
-# -- the variants -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """How the gateway runs: one process (``single``), or ``replicas`` processes in cluster
-    mode sharing one redis-server (``cluster``)."""
-
-    name: str
-    replicas: int = 1
-
-    @property
-    def cluster(self) -> bool:
-        return self.name == "cluster"
-
-    @property
-    def title(self) -> str:
-        return f"cluster ({self.replicas} replicas)" if self.cluster else "single process"
-
-
-VARIANTS: Final = ("single", "cluster")
-
-
-@dataclass
-class Usage:
-    """CPU seconds a process used over Locust's run, and the run's wall seconds."""
-
-    cpu: float = 0.0
-    seconds: float = 0.0
-
-    @property
-    def core_percent(self) -> float:
-        """The process's CPU as a percentage of one core."""
-        return 100 * self.cpu / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class Outcome:
-    """What one variant's run found: Locust's verdict (its summary JSON) and exit code, the
-    faults applied, the problems seen from outside Locust, and the figures of the processes."""
-
-    variant: Variant = field(default_factory=lambda: Variant("single"))
-    problems: list[str] = field(default_factory=list)
-    applied: list[str] = field(default_factory=list)
-    locust_code: int | None = None
-    verdict: dict[str, Any] = field(default_factory=dict)
-    # Every gateway process's figures from /metrics after the run (see ``gateway_metrics``).
-    metrics: list[dict[str, float]] = field(default_factory=list)
-    # CPU over Locust's run: each gateway process's, and Redis's (cluster only).
-    gateways: list[Usage] = field(default_factory=list)
-    redis: Usage | None = None
-    # Redis commands processed over Locust's run, and its memory at the end (bytes).
-    redis_commands: int = 0
-    redis_memory: int = 0
-
-    @property
-    def passed(self) -> bool:
-        return self.locust_code == 0 and not self.problems and bool(self.verdict.get("passed"))
-
-    def total(self, key: str) -> float:
-        return sum(m.get(key, 0.0) for m in self.metrics)
-
-
-# -- the run ----------------------------------------------------------------------------------
-
-
-def gateway_config(
-    path: Path, ports: Sequence[int], interval: float, timeout: float, redis_url: str = ""
-) -> None:
-    routers = "".join(
-        f"""
-[[routers]]
-id = "core-{i}"
-name = "Load-test router {i}"
-host = "127.0.0.1"
-port = {port}
-username = "admin"
-password_env = "LOADTEST_ROUTER_PASSWORD"
-"""
-        for i, port in enumerate(ports, start=1)
-    )
-    cluster = f'\n[cluster]\nredis_url = "{redis_url}"\n' if redis_url else ""
-    path.write_text(
-        f"""# Generated by loadtest/run_loadtest.py
-[server]
-host = "127.0.0.1"
-port = 0
-shutdown_grace = 5.0
-
-# Every load generator here connects from 127.0.0.1: the per-address limits are for the Internet.
-[limits]
-connections_per_address = 0
-handshakes_per_second = 0
-
-[poll]
-interval = {interval}
-timeout = {timeout}
-{cluster}{routers}"""
-    )
-
-
-def started(
-    name: str,
-    argv: Sequence[str],
-    ready: str,
-    folder: Path,
-    env: dict[str, str] | None = None,
-    merged: bool = False,
-) -> contextlib.AbstractAsyncContextManager[process.Child]:
-    """A gateway, emulator or Redis process, listening (``ready``: its line), its output in
-    ``folder/NAME.log``; stopped with SIGTERM (then SIGKILL after a deadline) when the block
-    ends, so its exit code says whether it shut down cleanly."""
-    return process.started(
-        argv,
-        ready=ready,
-        deadline=START_DEADLINE,
-        name=name,
-        env=env,
-        log=folder / f"{name}.log",
-        ending="terminate",
-        merged=merged,
-    )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (for redis-server, which
-    cannot pick one itself: ``--port 0`` switches TCP off)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def redis_argv(port: int) -> list[str]:
-    """Debian's redis-server on ``port`` of 127.0.0.1, without persistence (the cluster needs
-    none: README, "Cluster mode"). RuntimeError when it is not installed."""
-    program = shutil.which("redis-server")
-    if program is None:
-        raise RuntimeError(
-            "the cluster variant needs redis-server (apt-get install redis-server), "
-            "or run --variant single"
-        )
-    return [program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-
-
-class RedisInfo:
-    """Reads a redis-server's ``INFO``: CPU seconds, commands processed, memory."""
-
-    def __init__(self, url: str) -> None:
-        self._client = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-
-    async def read(self) -> tuple[float, int, int]:
-        """``used_cpu_sys + used_cpu_user`` (seconds), ``total_commands_processed`` and
-        ``used_memory`` (bytes). RuntimeError when Redis does not answer within 3 s."""
-        try:
-            async with asyncio.timeout(3.0):
-                info = await self._client.info()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise RuntimeError(f"Redis INFO unreadable: {exc}") from None
-        cpu = float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-        return cpu, int(info["total_commands_processed"]), int(info["used_memory"])
-
-    async def close(self) -> None:
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            async with asyncio.timeout(2.0):
-                await self._client.aclose()
-
-
-def cpu_seconds(pid: int) -> float:
-    """``utime + stime`` of a running process (``/proc/PID/stat``), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-async def wait_ready(http: aiohttp.ClientSession, url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with http.get(f"{url}/readyz", timeout=HTTP_TIMEOUT) as response:
-                if response.status == 200:
-                    return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the gateway at {url} was not ready within {timeout:g} s")
-        await asyncio.sleep(0.1)  # pacing between probes
-
-
-async def first_viewer(http: aiohttp.ClientSession, url: str, locust: process.Child) -> None:
-    """Wait until a websocket viewer is subscribed: the load has reached the gateway."""
-    deadline = time.monotonic() + START_DEADLINE
-    while locust.proc.returncode is None:
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError, KeyError):
-            async with http.get(f"{url}/api/routers", timeout=HTTP_TIMEOUT) as response:
-                body = await response.json()
-            if any(r["viewers"] for r in body["routers"]):
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no viewer reached the gateway within {START_DEADLINE:g} s")
-        await asyncio.sleep(0.1)  # pacing between polls
-
-
-async def run_schedule(
-    http: aiohttp.ClientSession,
-    control: str,
-    steps: Sequence[Step],
-    gateway: str,
-    locust: process.Child,
-    outcome: Outcome,
-) -> None:
-    """Apply each fault at its time, counted from the first viewer's arrival."""
-    await first_viewer(http, gateway, locust)
-    t0 = time.monotonic()
-    for step in steps:
-        await asyncio.sleep(max(0.0, t0 + step.at - time.monotonic()))  # the schedule's clock
-        at = time.monotonic() - t0
-        try:
-            async with http.post(
-                control + step.path, json=step.body or {}, timeout=HTTP_TIMEOUT
-            ) as response:
-                if response.status != 200:
-                    raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
-            outcome.applied.append(f"{at:5.1f} s  {step.what}")
-        except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
-            outcome.problems.append(f"fault {step.what!r} at {at:.1f} s not applied: {exc}")
-
-
-SAMPLE: Final = re.compile(r"^(gateway_\w+?)(?:\{([^}]*)\})? ([0-9.e+-]+|NaN)$", re.M)
-LABEL: Final = re.compile(r'(\w+)="([^"]*)"')
-
-
-def gateway_metrics(text: str) -> dict[str, float]:
-    """The figures the summary needs from one gateway's ``/metrics``, summed over routers:
-    ``requests_<outcome>`` (router requests), ``frames_sent``, ``lease_held``,
-    ``lease_<change>`` (acquired, lost, released), ``redis_errors``, ``degraded``,
-    ``lag_sum`` and ``lag_count`` (seconds, the stream lag histogram)."""
-    names = {
-        "gateway_frames_sent_total": "frames_sent",
-        "gateway_cluster_lease_held": "lease_held",
-        "gateway_cluster_redis_errors_total": "redis_errors",
-        "gateway_cluster_degraded": "degraded",
-        "gateway_cluster_stream_lag_seconds_sum": "lag_sum",
-        "gateway_cluster_stream_lag_seconds_count": "lag_count",
-    }
-    out: dict[str, float] = {}
-    for match in SAMPLE.finditer(text):
-        name, labels = match.group(1), dict(LABEL.findall(match.group(2) or ""))
-        value = float(match.group(3))
-        if name == "gateway_router_requests_total":
-            key = f"requests_{labels.get('outcome', '')}"
-        elif name == "gateway_cluster_lease_changes_total":
-            key = f"lease_{labels.get('change', '')}"
-        elif name in names:
-            key = names[name]
-        else:
-            continue
-        out[key] = out.get(key, 0.0) + value
-    return out
-
-
-async def read_metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    async with http.get(f"{url}/metrics", timeout=HTTP_TIMEOUT) as response:
-        return gateway_metrics(await response.text())
-
-
-async def start_emulators(
-    stack: contextlib.AsyncExitStack,
-    args: argparse.Namespace,
-    folder: Path,
-    password: str,
-    children: list[process.Child],
-) -> tuple[list[int], list[str]]:
-    """One emulator per router: their API ports and control URLs."""
-    controls: list[str] = []
-    ports: list[int] = []
-    for i in range(1, args.routers + 1):
-        argv = process.command(
-            "emulate",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--control-port",
-            "0",
-            # One argument: a password may start with "-" (token_urlsafe), which argparse
-            # would take for an option after a separate "--password".
-            f"--password={password}",
-            "--interfaces",
-            str(args.interfaces),
-            "--pppoe",
-            str(args.pppoe),
-            "--seed",
-            str(i),
-            "--log-level",
-            "WARNING",
-        )
-        emulator = await stack.enter_async_context(
-            started(f"emulator-{i}", argv, process.EMULATOR_READY, folder)
-        )
-        children.append(emulator)
-        ports.append(emulator.port)
-        controls.append((await emulator.expect(process.CONTROL_READY, START_DEADLINE))["url"])
-    return ports, controls
 
 
 async def run(args: argparse.Namespace, folder: Path, variant: Variant) -> Outcome:
@@ -419,14 +88,7 @@ async def run(args: argparse.Namespace, folder: Path, variant: Variant) -> Outco
         redis_url = ""
         info: RedisInfo | None = None
         if variant.cluster:
-            port = free_port()
-            redis = await stack.enter_async_context(
-                started("redis", redis_argv(port), REDIS_READY, folder, merged=True)
-            )
-            children.append(redis)
-            redis_url = f"redis://127.0.0.1:{port}/0"
-            info = RedisInfo(redis_url)
-            stack.push_async_callback(info.close)
+            redis_url, info = await start_redis(stack, folder, children)
 
         config = folder / "gateway.toml"
         gateway_config(config, ports, args.interval, args.timeout, redis_url)
@@ -565,150 +227,6 @@ async def run(args: argparse.Namespace, folder: Path, variant: Variant) -> Outco
     return outcome
 
 
-def cluster_problems(outcome: Outcome, routers: int) -> list[str]:
-    """What went wrong in the cluster although nothing in the run stops a replica or Redis:
-    a lease lost (a takeover), a lease held by two replicas, a Redis call failed."""
-    problems = []
-    if lost := outcome.total("lease_lost"):
-        problems.append(f"leases lost {lost:.0f} times without a replica or Redis failing")
-    if outcome.total("lease_held") > routers:
-        problems.append(
-            f"{outcome.total('lease_held'):.0f} leases held for {routers} router(s) after the run"
-        )
-    if errors := outcome.total("redis_errors"):
-        problems.append(f"{errors:.0f} Redis calls failed")
-    if outcome.total("degraded"):
-        problems.append("a replica was degraded (Redis unreachable) after the run")
-    return problems
-
-
-# -- the report -------------------------------------------------------------------------------
-
-
-def report(args: argparse.Namespace, outcome: Outcome) -> None:
-    v = outcome.verdict
-    print(f"\n== load test summary: {outcome.variant.title} ==")
-    faults = "off" if not args.schedule else ("CI (one hang)" if args.ci else "full schedule")
-    print(
-        f"users {args.users}, {args.duration:g} s, spawn rate {args.spawn_rate:g}/s, "
-        f"{args.routers} router(s) polled every {args.interval:g} s, faults: {faults}"
-    )
-    for line in outcome.applied:
-        print(f"  fault at {line}")
-    if v:
-        frames, rest = v["frame_delay_ms"], v["rest_ms"]
-        print(
-            f"requests {v['requests']} ({v['frames']} frames, {rest['count']:.0f} REST reads), "
-            f"failures {v['failures']}"
-        )
-        print(
-            f"frame delay p50 {frames['p50']:.0f} ms, p99 {frames['p99']:.0f} ms, "
-            f"max {frames['max']:.0f} ms (p99 limit {args.frame_p99_max:g} ms)"
-        )
-        print(
-            f"REST p50 {rest['p50']:.0f} ms, p99 {rest['p99']:.0f} ms; "
-            f"slowest request {v['slowest_request_ms']:.0f} ms"
-        )
-        for router, r in v["router_requests"].items():
-            print(
-                f"router {router}: {r['requests']} requests in {r['seconds']} s = "
-                f"{r['per_interval']} per {r['interval']:g} s interval (allowed {r['allowed']})"
-            )
-        viewers = v["viewers"]
-        print(
-            f"viewers {viewers['stopped']}, received nothing {viewers['received_nothing']}, "
-            f"reconnects {viewers['reconnects']}, server closes {viewers['closes'] or 'none'}"
-        )
-        if outcome.variant.cluster:
-            spread = ", ".join(str(n) for n in v.get("replicas", {}).values())
-            print(f"websocket connections per replica: {spread}")
-        for problem in v["problems"]:
-            print(f"  check failed: {problem}")
-    if outcome.metrics:
-        outcomes = ", ".join(
-            f"{k.removeprefix('requests_')} {sum(m.get(k, 0.0) for m in outcome.metrics):.0f}"
-            for k in sorted({k for m in outcome.metrics for k in m if k.startswith("requests_")})
-        )
-        print(f"gateway router requests: {outcomes}")
-    if outcome.gateways:
-        each = " + ".join(f"{u.cpu:.1f}" for u in outcome.gateways)
-        print(
-            f"gateway CPU {each} s = {cpu_percent(outcome.gateways):.1f} % of one core "
-            f"over {outcome.gateways[0].seconds:.0f} s"
-        )
-    if outcome.variant.cluster and outcome.metrics:
-        sent = " / ".join(f"{m.get('frames_sent', 0):.0f}" for m in outcome.metrics)
-        changes = ", ".join(
-            f"{change} {outcome.total(f'lease_{change}'):.0f}"
-            for change in ("acquired", "lost", "released")
-        )
-        print(f"frames sent per replica {sent}; lease changes: {changes}")
-        lag = stream_lag_ms(outcome)
-        print(
-            f"stream lag (holder's append to a replica's read) mean "
-            f"{'-' if lag is None else f'{lag:.1f}'} ms; Redis errors "
-            f"{outcome.total('redis_errors'):.0f}"
-        )
-    if outcome.redis is not None:
-        print(
-            f"Redis CPU {outcome.redis.cpu:.2f} s = {outcome.redis.core_percent:.1f} % of one "
-            f"core; {outcome.redis_commands} commands "
-            f"({outcome.redis_commands / max(outcome.redis.seconds, 1e-9):.0f}/s); "
-            f"memory {outcome.redis_memory / 1e6:.1f} MB"
-        )
-    print(f"locust exit code {outcome.locust_code}")
-    for problem in outcome.problems:
-        print(f"  problem: {problem}")
-    print("PASSED" if outcome.passed else "FAILED", flush=True)
-
-
-def cpu_percent(usages: Sequence[Usage]) -> float:
-    """The processes' CPU together, as a percentage of one core."""
-    return sum(u.core_percent for u in usages)
-
-
-def stream_lag_ms(outcome: Outcome) -> float | None:
-    count = outcome.total("lag_count")
-    return 1000 * outcome.total("lag_sum") / count if count else None
-
-
-def compare(outcomes: Sequence[Outcome]) -> None:
-    """One table of the variants side by side."""
-    print("\n== variants compared ==")
-    width = 26
-
-    def row(label: str, cells: Sequence[str]) -> None:
-        print(f"{label:34}" + "".join(f"{c:>{width}}" for c in cells))
-
-    def delay(o: Outcome, p: str) -> str:
-        return f"{o.verdict['frame_delay_ms'][p]:.0f} ms" if o.verdict else "-"
-
-    def per_interval(o: Outcome) -> str:
-        routers = o.verdict.get("router_requests", {}) if o.verdict else {}
-        return " / ".join(str(r["per_interval"]) for r in routers.values()) or "-"
-
-    row("", [o.variant.title for o in outcomes])
-    row("frame delay p50", [delay(o, "p50") for o in outcomes])
-    row("frame delay p99", [delay(o, "p99") for o in outcomes])
-    row("frames received", [str(o.verdict.get("frames", "-")) for o in outcomes])
-    row("router requests per interval", [per_interval(o) for o in outcomes])
-    row("gateway CPU, % of one core", [f"{cpu_percent(o.gateways):.1f} %" for o in outcomes])
-    row(
-        "Redis CPU, % of one core",
-        [f"{o.redis.core_percent:.1f} %" if o.redis else "-" for o in outcomes],
-    )
-    lags = [stream_lag_ms(o) for o in outcomes]
-    row("stream lag, mean", ["-" if lag is None else f"{lag:.1f} ms" for lag in lags])
-    row("verdict", ["PASSED" if o.passed else "FAILED" for o in outcomes])
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Run the gateway (one process, then a cluster of replicas sharing a Redis) "
@@ -787,8 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcomes.append(outcome)
             if not outcome.passed:
                 for log in sorted(folder.glob("*.log")):
-                    if tail := _tail(log):
-                        print(f"\n-- last lines of {variant.name}/{log.name} --\n{tail}")
+                    if lines := tail(log):
+                        print(f"\n-- last lines of {variant.name}/{log.name} --\n{lines}")
         if len(outcomes) > 1:
             compare(outcomes)
         if args.keep_logs:
