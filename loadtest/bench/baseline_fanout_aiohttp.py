@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from common import fanout_options, serve_app, serve_forever, ticks
 from fanout_source import FrameSource
 
 CLIENTS = web.AppKey("clients", set[web.WebSocketResponse])
@@ -37,11 +38,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def broadcast(clients: set[web.WebSocketResponse], source: FrameSource) -> None:
-    loop = asyncio.get_running_loop()
-    next_tick = loop.time()
-    while True:
-        next_tick += source.interval
-        await asyncio.sleep(max(0.0, next_tick - loop.time()))
+    async for _ in ticks(source.interval):
         text = source.next().decode()
         for ws in list(clients):
             try:  # noqa: SIM105 - cheaper per client than a context manager
@@ -69,31 +66,13 @@ def create_app(source: FrameSource, heartbeat: float) -> web.Application:
 
 async def serve(args: argparse.Namespace) -> None:
     source = FrameSource(args.router, args.interfaces, args.interval)
-    app = create_app(source, args.heartbeat)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, reuse_address=True, backlog=1024)
-    await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.base_events.Server)
-    print(f"listening on http://{args.host}:{server.sockets[0].getsockname()[1]}/", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_app(create_app(source, args.heartbeat), args.host, args.port)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--router", default="r1")
-    parser.add_argument("--interfaces", type=int, default=8)
-    parser.add_argument("--interval", type=float, default=1.0)
+    parser = fanout_options(__doc__)
     parser.add_argument("--heartbeat", type=float, default=20.0, help="seconds; 0: none")
-    args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+    serve_forever(serve(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import select
 import socket
 import time
 
+from common import fanout_options, listening
 from fanout_source import FrameSource
 from fanout_wire import handshake_response
 
@@ -36,7 +37,7 @@ def serve(args: argparse.Namespace) -> None:
     listener.bind((args.host, args.port))
     listener.listen(1024)
     listener.setblocking(False)
-    print(f"listening on http://{args.host}:{listener.getsockname()[1]}/", flush=True)
+    listening(args.host, listener.getsockname()[1])
     ep = select.epoll()
     ep.register(listener.fileno(), select.EPOLLIN)
     per_customer = args.per_customer
@@ -132,12 +133,7 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--router", default="r1")
-    parser.add_argument("--interfaces", type=int, default=8)
-    parser.add_argument("--interval", type=float, default=1.0)
+    parser = fanout_options(__doc__)
     parser.add_argument("--pppoe", type=int, default=0, help="PPPoE customers of the router")
     parser.add_argument(
         "--per-customer",

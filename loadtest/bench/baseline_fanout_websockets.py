@@ -13,9 +13,8 @@ listens on).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 
+from common import fanout_options, listening, serve_forever, ticks
 from fanout_source import FrameSource
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -40,27 +39,15 @@ async def run(args: argparse.Namespace) -> None:
     async with serve(
         handler, args.host, args.port, ping_interval=ping_interval, backlog=1024
     ) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        print(f"listening on http://{args.host}:{port}/", flush=True)
-        loop = asyncio.get_running_loop()
-        next_tick = loop.time()
-        while True:
-            next_tick += source.interval
-            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+        listening(args.host, next(iter(server.sockets)).getsockname()[1])
+        async for _ in ticks(source.interval):
             broadcast(clients, source.next(), text=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--router", default="r1")
-    parser.add_argument("--interfaces", type=int, default=8)
-    parser.add_argument("--interval", type=float, default=1.0)
+    parser = fanout_options(__doc__)
     parser.add_argument("--ping-interval", type=float, default=20.0, help="seconds; 0: none")
-    args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args))
+    serve_forever(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

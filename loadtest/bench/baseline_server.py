@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 import librouteros
 import orjson
 from aiohttp import web
+from common import serve_app, serve_forever, server_options
 
 PROPLIST = ".id,name,type,running,disabled,rx-byte,tx-byte,rx-packet,tx-packet"
 CACHE_SECONDS = 5.0
@@ -71,30 +71,16 @@ async def serve(args: argparse.Namespace) -> None:
     app = web.Application()
     app[ROUTER] = Router(args.router_host, args.router_port, args.username, args.password)
     app.router.add_get("/api/routers/{id}/traffic", traffic)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, reuse_address=True, backlog=1024)
-    await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.base_events.Server)
-    print(f"listening on http://{args.host}:{server.sockets[0].getsockname()[1]}/", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_app(app, args.host, args.port)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser = server_options(__doc__)
     parser.add_argument("--router-host", default="127.0.0.1")
     parser.add_argument("--router-port", type=int, default=8728)
     parser.add_argument("--username", default="admin")
     parser.add_argument("--password", default="admin")
-    args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+    serve_forever(serve(parser.parse_args()))
 
 
 if __name__ == "__main__":

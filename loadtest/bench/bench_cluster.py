@@ -52,21 +52,24 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from fanout_proc import (
-    HERE,
-    PYTHON,
+from common import (
     Server,
+    Window,
+    client_command,
+    client_events,
+    finish,
     load,
     machine,
+    pin,
     start_emulator,
     start_gateway,
     start_redis,
+    window_options,
 )
 
 SETUPS: Final = ("single", "replica", "cluster")
@@ -117,32 +120,14 @@ def start(setup: str, args: argparse.Namespace) -> Rig:
     return rig
 
 
-def pin(rig: Rig, args: argparse.Namespace) -> None:
-    """Gateways on CPU 0; Redis and the emulator on CPU 1 (with the client)."""
-    if args.pin:
-        for gateway in rig.gateways:
-            os.sched_setaffinity(gateway.pid, {0})
-        for other in (rig.redis, rig.emulator):
-            if other is not None:
-                os.sched_setaffinity(other.pid, {1})
-
-
 @dataclass
-class Run:
-    """One measured window of one set-up (``fanout_client.py``'s result)."""
+class Run(Window):
+    """One measured window of one set-up (``fanout_client.py``'s result); ``cpu_us`` is every
+    gateway process's CPU per delivered frame."""
 
     setup: str
     viewers: int
     result: dict[str, Any]
-
-    @property
-    def delivered(self) -> int:
-        return int(self.result["delivered"])
-
-    @property
-    def cpu_us(self) -> float:
-        """Gateway CPU per delivered frame, microseconds (every gateway process)."""
-        return float(self.result["server_cpu_s"]) * 1e6 / max(1, self.delivered)
 
     @property
     def redis_us(self) -> float:
@@ -163,10 +148,6 @@ class Run:
         delay, ms. A frame late for every viewer (the core taken away for a moment by another
         process) moves it little, unlike the p99 over every delivery."""
         return statistics.median(float(p99) for _, p99, _ in self.result["per_frame_ms"])
-
-    @property
-    def missed(self) -> int:
-        return int(self.result["missed"]) + int(self.result["gaps"])
 
     @property
     def lag(self) -> float:
@@ -234,26 +215,20 @@ class Row:
 def run_one(setup: str, viewers: int, args: argparse.Namespace) -> Run:
     rig = start(setup, args)
     try:
-        pin(rig, args)
+        if args.pin:  # gateways on CPU 0; Redis and the emulator on CPU 1 (with the client)
+            others = (rig.redis, rig.emulator)
+            pin([g.pid for g in rig.gateways], [o.pid for o in others if o is not None])
         time.sleep(SETTLE)  # the servers' start-up work is done before the window opens
-        command = [
-            PYTHON,
-            str(HERE / "fanout_client.py"),
-            "--port",
-            ",".join(str(g.port) for g in rig.gateways),
-            "--viewers",
-            str(viewers),
-            "--frames",
-            str(args.frames),
-            "--warmup",
-            str(args.warmup),
-            "--interval",
-            str(args.interval),
-            "--server-pid",
-            ",".join(str(g.pid) for g in rig.gateways),
+        command = client_command(
+            [g.port for g in rig.gateways],
+            viewers,
+            args.frames,
+            args.warmup,
+            args.interval,
+            [g.pid for g in rig.gateways],
             "--aux-pid",
             str(rig.redis.pid) if rig.redis is not None else "",
-        ]
+        )
         if args.pin:
             command += ["--cpu", "1"]
         # The client's first line says every viewer is connected: the stream lag counts from
@@ -267,10 +242,7 @@ def run_one(setup: str, viewers: int, args: argparse.Namespace) -> Run:
             except subprocess.TimeoutExpired:
                 client.kill()
                 raise SystemExit(f"{setup} x {viewers}: client overran 900 s") from None
-        lines = (first + rest).decode().splitlines()
-        by_kind = {e["event"]: e for e in (json.loads(line) for line in lines if line)}
-        if client.returncode != 0 or "result" not in by_kind:
-            raise SystemExit(f"{setup} x {viewers}: client failed ({client.returncode})")
+        by_kind = client_events(f"{setup} x {viewers}", first + rest, client.returncode)
         run = Run(setup, viewers, by_kind["result"])
         if rig.redis is not None:
             total, count = stream_lag(rig.gateways)
@@ -363,24 +335,7 @@ def main() -> None:
         default=",".join(SETUPS),
         help=f"comma-separated, of {', '.join(SETUPS)}",
     )
-    parser.add_argument("--frames", type=int, default=20, help="frames in each measured window")
-    parser.add_argument("--warmup", type=int, default=3, help="frames before the window")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per set-up and N; medians are reported"
-    )
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
-    parser.add_argument(
-        "--interfaces", type=int, default=8, help="static interfaces (frames also carry lo)"
-    )
-    parser.add_argument("--history", type=int, default=300, help="the gateways' history ring")
-    parser.add_argument(
-        "--no-pin",
-        dest="pin",
-        action="store_false",
-        help="do not pin the gateways to CPU 0 and Redis, emulator and client to CPU 1",
-    )
-    parser.add_argument("--verbose", action="store_true", help="print each frame's delays")
-    parser.add_argument("--json", default="", help="also write every result to this file")
+    window_options(parser, repeat=3)
     args = parser.parse_args()
     args.pin = args.pin and (os.cpu_count() or 1) >= 2
     if args.replicas < 2:
@@ -412,10 +367,7 @@ def main() -> None:
             every = [r for row in rows for r in row.runs]
             json.dump([{"setup": r.setup, "viewers": r.viewers} | r.result for r in every], f)
     print()
-    verdicts = targets(rows)
-    for line in verdicts:
-        print(line)
-    sys.exit(1 if any(line.startswith("MISSED") for line in verdicts) else 0)
+    finish(targets(rows))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import statistics
 import time
 
 import librouteros
+from common import emulate_args, percentile
 
 from gateway.process import EMULATOR_READY, Child, command, started
 
@@ -30,27 +31,8 @@ PROPLIST = ".id,name,type,running,disabled,rx-byte,tx-byte,rx-packet,tx-packet"
 
 def emulating(interfaces: int, pppoe: int) -> contextlib.AbstractAsyncContextManager[Child]:
     """``gateway emulate`` in its own process on a free port (``.port``); SIGTERM at the end."""
-    argv = command(
-        "emulate",
-        "--port",
-        "0",
-        "--interfaces",
-        str(interfaces),
-        "--pppoe",
-        str(pppoe),
-        "--pppoe-session",
-        "0",
-        "--max-sessions",
-        "1000",
-        "--log-level",
-        "WARNING",
-    )
+    argv = command(*emulate_args(interfaces, pppoe, 1000, control=False))
     return started(argv, ready=EMULATOR_READY, deadline=30, ending="terminate")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
 async def big_print(port: int, rounds: int) -> None:

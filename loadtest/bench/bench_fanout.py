@@ -38,14 +38,25 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from fanout_proc import HERE, PYTHON, Server, load, machine, start_emulator, start_gateway
-from fanout_proc import start_script as start_baseline
-from fanout_wire import rss_kib
+from common import (
+    Server,
+    Window,
+    client_command,
+    client_events,
+    finish,
+    load,
+    machine,
+    pin,
+    rss_kib,
+    start_emulator,
+    start_gateway,
+    window_options,
+)
+from common import start_script as start_baseline
 
 VARIANTS: Final = (
     "gateway",
@@ -72,20 +83,12 @@ TODAY_BYTES: Final = 46_800
 
 
 @dataclass
-class Row:
+class Row(Window):
     variant: str
     viewers: int
     result: dict[str, Any]
     connect: dict[str, Any]
     rss_idle_kib: int
-
-    @property
-    def delivered(self) -> int:
-        return int(self.result["delivered"])
-
-    @property
-    def cpu_us(self) -> float:
-        return float(self.result["server_cpu_s"]) * 1e6 / max(1, self.delivered)
 
     @property
     def ticks_cpu_us(self) -> float:
@@ -98,10 +101,6 @@ class Row:
     @property
     def kib_per_viewer(self) -> float:
         return (int(self.result["rss_start_kib"]) - self.rss_idle_kib) / self.viewers
-
-    @property
-    def missed(self) -> int:
-        return int(self.result["missed"]) + int(self.result["gaps"])
 
 
 def start(variant: str, args: argparse.Namespace) -> Server:
@@ -121,38 +120,18 @@ def start(variant: str, args: argparse.Namespace) -> Server:
     return start_baseline(script, "--port", "0", *options, *common)
 
 
-def pin(server: Server, args: argparse.Namespace) -> None:
-    """Server on CPU 0; its emulator (if any) and the client on CPU 1."""
-    if args.pin:
-        os.sched_setaffinity(server.pid, {0})
-        for other in server.behind:
-            os.sched_setaffinity(other.pid, {1})
-
-
 def run_one(variant: str, viewers: int, frames: int, args: argparse.Namespace) -> Row:
     if variant == "poll":
         viewers = 1  # what polling the router costs the gateway per tick, whatever N
     server = start(variant, args)
     try:
-        pin(server, args)
+        if args.pin:  # the server on CPU 0; its emulator (if any) and the client on CPU 1
+            pin([server.pid], [other.pid for other in server.behind])
         time.sleep(SETTLE)
         idle = rss_kib(server.pid)
-        command = [
-            PYTHON,
-            str(HERE / "fanout_client.py"),
-            "--port",
-            str(server.port),
-            "--viewers",
-            str(viewers),
-            "--frames",
-            str(frames),
-            "--warmup",
-            str(args.warmup),
-            "--interval",
-            str(args.interval),
-            "--server-pid",
-            str(server.pid),
-        ]
+        command = client_command(
+            [server.port], viewers, frames, args.warmup, args.interval, [server.pid]
+        )
         if args.sources:
             command += ["--sources", args.sources]
         if args.filters != "all":
@@ -166,10 +145,7 @@ def run_one(variant: str, viewers: int, frames: int, args: argparse.Namespace) -
         if args.pin:
             command += ["--cpu", "1"]
         client = subprocess.run(command, stdout=subprocess.PIPE, check=False, timeout=900)
-        events = [json.loads(line) for line in client.stdout.decode().splitlines() if line]
-        by_kind = {e["event"]: e for e in events}
-        if client.returncode != 0 or "result" not in by_kind:
-            raise SystemExit(f"{variant} x {viewers}: client failed ({client.returncode})")
+        by_kind = client_events(f"{variant} x {viewers}", client.stdout, client.returncode)
         row = Row(variant, viewers, by_kind["result"], by_kind["connected"], idle)
     finally:
         server.stop()
@@ -322,22 +298,7 @@ def main() -> None:
         default=",".join(DEFAULT_VARIANTS),
         help=f"comma-separated, of {', '.join(VARIANTS)} (the -bare ones: no keepalive pings)",
     )
-    parser.add_argument(
-        "--frames",
-        type=int,
-        default=20,
-        help="frames in each measured window (20 at 1 s = one 20 s heartbeat period, so every"
-        " server's keepalive work is in each window once)",
-    )
-    parser.add_argument("--warmup", type=int, default=3, help="frames before the window")
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per variant and N; the median is reported"
-    )
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
-    parser.add_argument(
-        "--interfaces", type=int, default=8, help="static interfaces (frames also carry lo)"
-    )
-    parser.add_argument("--history", type=int, default=300, help="the gateway's history ring")
+    window_options(parser, repeat=1)
     parser.add_argument(
         "--max-viewers",
         type=int,
@@ -374,14 +335,6 @@ def main() -> None:
         help="a source tree of the gateway to compare (variant 'before'), e.g. the previous"
         " main unpacked with `git archive`",
     )
-    parser.add_argument(
-        "--no-pin",
-        dest="pin",
-        action="store_false",
-        help="do not pin the server to CPU 0 and the client to CPU 1",
-    )
-    parser.add_argument("--verbose", action="store_true", help="print each frame's delays")
-    parser.add_argument("--json", default="", help="also write every result to this file")
     args = parser.parse_args()
     args.pin = args.pin and (os.cpu_count() or 1) >= 2
     if args.filters != "all" and args.customers < 1:
@@ -448,10 +401,7 @@ def main() -> None:
     for line in [*round_ratios, *poll_shares(rows)]:
         print(line)
     print()
-    verdicts = targets(rows, args)
-    for line in verdicts:
-        print(line)
-    sys.exit(1 if any(line.startswith("MISSED") for line in verdicts) else 0)
+    finish(targets(rows, args))
 
 
 if __name__ == "__main__":

@@ -40,20 +40,28 @@ import contextlib
 import cProfile
 import io
 import json
-import os
 import pstats
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
-import aiohttp
-from fanout_proc import HERE, PYTHON, Server, load, machine, spawn
-from fanout_wire import cpu_ns, rss_kib
+from common import (
+    CLIENT,
+    PYTHON,
+    Server,
+    cpu_ns,
+    load,
+    machine,
+    parts,
+    rss_kib,
+    serve_config,
+    spawn,
+    stage_times,
+    watch,
+)
 
 from gateway.core.model import PROPLIST
 
@@ -129,15 +137,7 @@ shutdown_grace = 2.0
 interval = {interval}
 history = {history}
 {routers}"""
-    fd, name = tempfile.mkstemp(prefix="bench-ingest-", suffix=".toml")
-    with os.fdopen(fd, "w") as f:
-        f.write(config)
-    server = spawn(
-        [PYTHON, "-m", "gateway", "serve", "--config", name, "--log-level", "WARNING"],
-        [r"gateway listening on http://[\d.]+:(\d+)/"],
-    )
-    server.files.append(Path(name))
-    return server
+    return serve_config(config, prefix="bench-ingest-")
 
 
 # -- rows: the gateway against stock librouteros, same run ------------------------------------
@@ -173,15 +173,11 @@ async def watch_stock(proc: asyncio.subprocess.Process, ticks: Ticks) -> None:
 
 async def watch_gateway(port: int, router: str, ticks: Ticks) -> None:
     """One websocket viewer of ``router``: a tick per traffic frame."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.ws_connect(f"http://127.0.0.1:{port}/ws", max_msg_size=0) as ws,
-    ):
-        await ws.send_json({"type": "subscribe", "router": router})
-        async for message in ws:
-            data = json.loads(message.data)
-            if data.get("type") == "traffic":
-                ticks.tick(len(data["interfaces"]))
+    await watch(
+        port,
+        [{"type": "subscribe", "router": router}],
+        lambda data: ticks.tick(len(data["interfaces"])),
+    )
 
 
 async def cpu_per_row(pid: int, ticks: Ticks, polls: int, interval: float) -> float:
@@ -266,7 +262,7 @@ async def viewers(
 ) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         PYTHON,
-        str(HERE / "fanout_client.py"),
+        str(CLIENT),
         "--port",
         str(port),
         "--router",
@@ -337,7 +333,7 @@ async def region_part(args: argparse.Namespace) -> dict[str, Any]:
 # -- profile: where the time goes ---------------------------------------------------------------
 
 
-def stage_times(rounds: int) -> list[tuple[str, float]]:
+def poll_stages(rounds: int) -> list[tuple[str, float]]:
     """Microseconds per row of each stage of one poll, on a reply the emulator builds."""
     import orjson
 
@@ -375,16 +371,7 @@ def stage_times(rounds: int) -> list[tuple[str, float]]:
         ("frame building", lambda: traffic_frame("r1", 1, 1.0, 1.0, False, rates)),
         ("JSON encoding (orjson)", lambda: orjson.dumps(frame)),
     ]
-    count = len(after.interfaces)
-    out = []
-    for label, work in stages:
-        times = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            work()
-            times.append(time.perf_counter() - started)
-        out.append((label, statistics.median(times) / count * 1e6))
-    return out
+    return stage_times(stages, len(after.interfaces), rounds)
 
 
 async def profile_polls(polls: int) -> tuple[float, str]:
@@ -451,7 +438,7 @@ async def main_async(args: argparse.Namespace) -> int:
     missed = []
     if "profile" in args.only:
         print("\n## profile: one poll of 2,001 interfaces, per row")
-        for label, micros in stage_times(30):
+        for label, micros in poll_stages(30):
             print(f"  {label}: {micros:.2f} us/row")
         per_row, text = await profile_polls(10)
         print(f"  whole poll through the real client, this process's CPU: {per_row:.1f} us/row")
@@ -520,10 +507,7 @@ def main() -> None:
     if args.stock_reader:
         asyncio.run(stock_reader(args.stock_reader, args.interval))
         return
-    args.only = [part for part in args.only.split(",") if part]
-    unknown = set(args.only) - set(PARTS)
-    if unknown:
-        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
+    args.only = parts(parser, args.only, PARTS)
     sys.exit(asyncio.run(main_async(args)))
 
 

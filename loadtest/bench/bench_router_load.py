@@ -40,18 +40,19 @@ from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
-from fanout_proc import (
+from common import (
     HERE,
     PYTHON,
     ROOT,
     Server,
+    cpu_ns,
     load,
     machine,
+    percentile,
     spawn,
     start_gateway,
     start_script,
 )
-from fanout_wire import cpu_ns
 
 DESIGNS: Final = ("seed", "gateway-rest", "gateway-ws")
 PERIOD: Final = 2.0  # seconds between one viewer's polls
@@ -156,11 +157,6 @@ async def rest_viewer(port: int, delay: float, stop: float, answers: Answers) ->
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
     if writer is not None:
         writer.close()
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
 
 
 # -- one run -----------------------------------------------------------------------------------

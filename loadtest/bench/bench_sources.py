@@ -31,19 +31,24 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 import orjson
-from fanout_proc import PYTHON, Server, load, machine, spawn
-from fanout_wire import cpu_ns, rss_kib
+from common import (
+    Server,
+    cpu_ns,
+    load,
+    machine,
+    parts,
+    rss_kib,
+    serve_config,
+    stage_times,
+    start_emulator,
+    watch,
+)
 
 PARTS: Final = ("profile", "wire")
 CUSTOMERS: Final = 2000
@@ -55,15 +60,7 @@ SESSIONS: Final = "/ppp/active/print"
 
 def start_router(customers: int, churn: float) -> Server:
     """``gateway emulate``: 8 ports and ``customers`` PPPoE customers with dynamic queues."""
-    return spawn(
-        [
-            *(PYTHON, "-m", "gateway", "emulate", "--port", "0", "--control-port", "0"),
-            *("--interfaces", "8", "--pppoe", str(customers), "--pppoe-session", str(churn)),
-            *("--max-sessions", "20", "--log-level", "WARNING"),
-        ],
-        [r"emulator on [\d.]+:(\d+) ", r"control API on http://[\d.]+:(\d+)/"],
-        timeout=60.0,
-    )
+    return start_emulator(8, customers, 20, pppoe_session=churn, timeout=60.0)
 
 
 def start_gateway(port: int, interval: float) -> Server:
@@ -83,32 +80,10 @@ port = {port}
 username = "admin"
 password = "admin"
 """
-    fd, name = tempfile.mkstemp(prefix="bench-sources-", suffix=".toml")
-    with os.fdopen(fd, "w") as f:
-        f.write(config)
-    server = spawn(
-        [PYTHON, "-m", "gateway", "serve", "--config", name, "--log-level", "WARNING"],
-        [r"gateway listening on http://[\d.]+:(\d+)/"],
-    )
-    server.files.append(Path(name))
-    return server
+    return serve_config(config, prefix="bench-sources-")
 
 
 # -- profile -------------------------------------------------------------------------------------
-
-
-def stage_times(
-    stages: Sequence[tuple[str, Callable[[], object]]], rows: int, rounds: int
-) -> list[tuple[str, float]]:
-    out = []
-    for label, work in stages:
-        times = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            work()
-            times.append(time.perf_counter() - started)
-        out.append((label, statistics.median(times) / rows * 1e6))
-    return out
 
 
 async def profile_part(polls: int) -> dict[str, Any]:
@@ -205,24 +180,20 @@ async def stats(http: aiohttp.ClientSession, port: int) -> dict[str, int]:
     return {str(k): int(v) for k, v in data["commands"].items()}
 
 
-async def watch(
+async def watch_sources(
     port: int, sources: list[str], frames: dict[str, int], progress: asyncio.Event
 ) -> None:
     """One websocket viewer of the router's ``sources``, counting frames per source (and
     setting ``progress`` at each)."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.ws_connect(f"http://127.0.0.1:{port}/ws", max_msg_size=0) as ws,
-    ):
-        for source in sources:
-            await ws.send_json(
-                {"type": "subscribe", "router": "isp", "source": source, "history": 0}
-            )
-        async for message in ws:
-            data = json.loads(message.data)
-            if data.get("type") == "traffic":
-                frames[data["source"]] = frames.get(data["source"], 0) + 1
-                progress.set()
+
+    def count(data: dict[str, Any]) -> None:
+        frames[data["source"]] = frames.get(data["source"], 0) + 1
+        progress.set()
+
+    subscribes = [
+        {"type": "subscribe", "router": "isp", "source": source, "history": 0} for source in sources
+    ]
+    await watch(port, subscribes, count)
 
 
 async def wire_run(
@@ -233,7 +204,7 @@ async def wire_run(
     gateway = start_gateway(router.port, interval)
     frames: dict[str, int] = {}
     progress = asyncio.Event()
-    task = asyncio.create_task(watch(gateway.port, sources, frames, progress))
+    task = asyncio.create_task(watch_sources(gateway.port, sources, frames, progress))
     try:
         async with aiohttp.ClientSession() as http:
             # Past the login, the first baselines and the first PPP sessions read.
@@ -328,10 +299,7 @@ def main() -> int:
         "--churn", type=float, default=600.0, help="wire: mean PPPoE session (s) of the churn run"
     )
     args = parser.parse_args()
-    args.only = [part for part in args.only.split(",") if part]
-    unknown = set(args.only) - set(PARTS)
-    if unknown:
-        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
+    args.only = parts(parser, args.only, PARTS)
     return asyncio.run(main_async(args))
 
 

@@ -41,15 +41,13 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from common import cpu_ns, cpu_ticks, percentile, rss_kib
 from fanout_wire import (
     OP_CLOSE,
     OP_PING,
     OP_TEXT,
     client_frame,
-    cpu_ns,
-    cpu_ticks,
     handshake_request,
-    rss_kib,
     subscribe_frame,
     traffic_seq_ts,
 )
@@ -98,11 +96,6 @@ def own_cpu() -> float:
 def total(read: Callable[[int], int], pids: list[int]) -> int:
     """``read(pid)`` summed over ``pids``."""
     return sum(read(pid) for pid in pids)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
 
 
 def emit(event: str, **data: object) -> None:

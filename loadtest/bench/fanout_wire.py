@@ -1,4 +1,4 @@
-"""The few websocket bytes the benchmark clients and the raw-send floor need, and /proc readings.
+"""The few websocket bytes the benchmark clients and the raw-send floor need.
 
 The benchmark clients must cost far less than the servers they measure, so they do not run a
 websocket library: they send one prebuilt handshake, one prebuilt subscribe frame, answer pings,
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from typing import Final
 
 import orjson
@@ -110,34 +109,3 @@ def traffic_seq_ts(payload: bytes) -> tuple[int, float] | None:
     k = payload.find(b'"ts":', j, j + 40)
     m = payload.find(b",", k)
     return int(payload[i + 6 : j]), float(payload[k + 5 : m])
-
-
-# -- /proc readings of another process ---------------------------------------------------------
-
-
-def cpu_ns(pid: int) -> int:
-    """CPU time of every thread of ``pid``, in nanoseconds (``/proc/PID/task/*/schedstat``)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (FileNotFoundError, ProcessLookupError):
-            pass  # a thread that ended between listing and reading
-    return total
-
-
-def cpu_ticks(pid: int) -> int:
-    """``utime + stime`` of ``pid`` in clock ticks (``/proc/PID/stat``; coarser, a cross-check)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of ``pid``, in KiB."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")

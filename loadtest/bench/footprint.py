@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Final
 
 import aiohttp
-from fanout_wire import cpu_ns
+from common import cpu_ns, rss_kib
 
 from gateway import process
 
@@ -93,15 +93,6 @@ class Viewers:
     closed: list[str] = field(default_factory=list)
     # Seconds each /healthz took (as the kubelet's liveness probe asks it), in order.
     probes: list[float] = field(default_factory=list)
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` in KiB (``VmRSS``)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def gateway_config(path: Path, port: int, interval: float) -> None:
