@@ -1,17 +1,7 @@
-"""What the benchmarks share: their server processes, /proc readings, the viewers' client, figures.
-
-- Processes: every server runs in its own process and prints the address it listens on as its
-  first line(s) on stdout; ``spawn`` waits for those lines, ``Server.stop`` ends the process
-  (SIGTERM, then SIGKILL). ``start_emulator``, ``start_redis``, ``start_gateway`` (one router)
-  and ``serve_config`` (a config of the benchmark's own) start the usual ones;
-  ``start_script`` a baseline beside this file, which prints ``listening(...)``'s line.
-- Readings of another process: CPU time (``cpu_ns`` from ``/proc/PID/task/*/schedstat``,
-  ``cpu_ticks`` from ``/proc/PID/stat``) and resident memory (``rss_kib``).
-- The viewers' client (``fanout_client.py``): its command line, its JSON lines, and the
-  figures of one measured window (``Window``).
-- Figures and reports: ``percentile``, ``stage_times``, the machine and its load, the parts a
-  run picks (``--only``), and the targets' verdict (exit status 1 when one is missed).
-- The baselines' side: their options and serving an aiohttp application.
+"""What the benchmarks share, by section: their server processes (each prints the address it
+listens on first; ``spawn`` waits for it, ``Server.stop`` ends it), readings of another process
+from ``/proc``, the viewers' client (``fanout_client.py``: its command line, its JSON lines, a
+window's figures), figures and reports, the baseline servers' side, and an aiohttp viewer.
 
 Only the standard library is imported at the top: the raw-send floor and the viewers' client
 import this module too, and must stay lean.
@@ -139,16 +129,9 @@ def start_emulator(
 ) -> Server:
     """``gateway emulate`` on a free port (``.port``), with its control API on another
     (``.ports[1]``); see ``emulate_args``."""
-    return spawn(
-        [
-            *(PYTHON, "-m", "gateway"),
-            *emulate_args(
-                interfaces, pppoe, max_sessions, pppoe_session=pppoe_session, control=True
-            ),
-        ],
-        [r"emulator on [\d.]+:(\d+) ", r"control API on http://[\d.]+:(\d+)/"],
-        timeout=timeout,
-    )
+    args = emulate_args(interfaces, pppoe, max_sessions, pppoe_session=pppoe_session, control=True)
+    patterns = [r"emulator on [\d.]+:(\d+) ", r"control API on http://[\d.]+:(\d+)/"]
+    return spawn([PYTHON, "-m", "gateway", *args], patterns, timeout=timeout)
 
 
 def start_redis() -> Server:
@@ -332,12 +315,10 @@ def window_options(parser: argparse.ArgumentParser, *, repeat: int) -> None:
     )
     parser.add_argument("--warmup", type=int, default=3, help="frames before the window")
     parser.add_argument(
-        "--repeat", type=int, default=repeat, help="runs per set-up and N; the median is reported"
+        "--repeat", type=int, default=repeat, help="runs per set-up and N (medians)"
     )
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
-    parser.add_argument(
-        "--interfaces", type=int, default=8, help="static interfaces (frames also carry lo)"
-    )
+    parser.add_argument("--interfaces", type=int, default=8, help="static ones (and lo)")
     parser.add_argument("--history", type=int, default=300, help="the gateways' history ring")
     parser.add_argument(
         "--no-pin",
@@ -472,9 +453,6 @@ async def ticks(interval: float) -> AsyncIterator[None]:
         next_tick += interval
         await asyncio.sleep(max(0.0, next_tick - loop.time()))
         yield
-
-
-# -- a websocket viewer in the benchmark's own process ---------------------------------------------
 
 
 async def watch(
