@@ -71,14 +71,22 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(data, default=str).decode()
 
 
-# Control characters as Python writes them in a string literal ("\n" -> "\\n"), DEL too.
-_ESCAPES: Final = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+# Control characters as Python writes them in a string literal ("\n" -> "\\n"), DEL too, and
+# every other character str.splitlines() ends a line at (NEL, LINE and PARAGRAPH SEPARATOR),
+# which Python leaves as they are: those as \x85, \u2028, \u2029.
+_ESCAPES: Final = {
+    **{c: repr(chr(c))[1:-1] for c in (*range(32), 127)},
+    0x85: "\\x85",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
 
 
 class TextFormatter(logging.Formatter):
-    """``TEXT_FORMAT`` lines in which a message's control characters are escaped: a newline in
-    a token's subject, a router's name or a client's message cannot start a line of its own
-    and forge a log record. A traceback (appended after the message) keeps its lines."""
+    """``TEXT_FORMAT`` lines in which a message's control characters and line separators are
+    escaped: a newline (or U+2028, or any character ``str.splitlines`` splits at) in a token's
+    subject, a router's name or a client's message cannot start a line of its own and forge a
+    log record. A traceback (appended after the message) keeps its lines."""
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from gateway import process
 from gateway.logs import JsonFormatter, audit_session, formatter
@@ -164,3 +165,12 @@ def test_a_text_line_cannot_be_forged_by_what_it_quotes() -> None:
     assert lines[1].endswith("failed")
     assert lines[2] == "Traceback (most recent call last):"
     assert lines[-1] == "ValueError: boom"
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c"])
+def test_a_unicode_line_separator_stays_inside_its_line(separator: str) -> None:
+    """Every character a line splitter may break at (U+2028 too) is escaped in a text line."""
+    logger, out = capture("text")
+    logger.info("websocket session ended: subject=%s", f"a{separator}forged")
+    [line] = out.getvalue().splitlines()
+    assert line.endswith("subject=a" + separator.encode("unicode_escape").decode() + "forged")
