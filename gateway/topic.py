@@ -139,6 +139,7 @@ class Topic:
         self._status_message: TextMessage | None = None
         # The same for viewers shown a customer's share only (``public_status``).
         self._public_status_message: TextMessage | None = None
+        self._public_status_json: bytes | None = None
         # The subscribers, owned by this topic; viewers join and leave through subscribe() and
         # unsubscribe(). Those of the whole router are in ``_every``; each other one is in
         # ``_filters`` (its filter's record) and in the bucket of the rows its filter selects
@@ -269,16 +270,23 @@ class Topic:
         return written
 
     def publish_status(self, status: dict[str, object]) -> None:
-        """Record the router's new status and send it to every subscriber (restricted ones
-        see it without the error text: ``public_status``)."""
+        """Record the router's new status and send it to every subscriber, whatever its filter
+        and whether or not a frame has come yet (a filtered subscriber is filed in a bucket
+        only once a frame tells which rows it selects). Restricted ones see it without the
+        error text (``public_status``), so a change of that text alone (the router down for
+        another reason) would tell them nothing new: they are not sent it."""
         self.status = status
         message = self._status_message = TextMessage(orjson.dumps(status))
-        public = self._public_status_message = TextMessage(orjson.dumps(public_status(status)))
-        for bucket in (self._every, *self._buckets.values()):
-            for sink in tuple(bucket.plain):
-                sink.write((public if sink.restricted else message).plain)
-            for sink in tuple(bucket.packed or ()):
-                sink.write(self._frame(public if sink.restricted else message, True))
+        public_json = orjson.dumps(public_status(status))
+        public: TextMessage | None = None
+        if public_json != self._public_status_json:
+            public = self._public_status_message = TextMessage(public_json)
+            self._public_status_json = public_json
+        every = self._every
+        for sink in (*every.plain, *(every.packed or ()), *self._filters):
+            shown = public if sink.restricted else message
+            if shown is not None:
+                sink.write(self._frame(shown, sink.deflate))
 
     def _frame(self, message: TextMessage, compressed: bool) -> bytes:
         """``message`` framed for a sink that agreed to deflate (``compressed``) or not,

@@ -81,6 +81,54 @@ def test_subscribe_sends_status_then_history_then_live() -> None:
     assert t.messages()[2]["seq"] == 6
 
 
+def test_a_filtered_viewer_that_came_before_any_frame_is_told_every_status() -> None:
+    """A customer that subscribed while the router had never answered sees it go down and come
+    back up (statuses), then its frames."""
+    topic = Topic("r", history=3)
+    early = FakeTransport()
+    topic.subscribe(Sink(early, lambda: None), InterfaceFilter.of(["<pppoe-alice>"]))
+    topic.publish_status({"type": "status", "router": "r", "state": "down", "error": "refused"})
+    topic.publish_status({"type": "status", "router": "r", "state": "up", "error": None})
+    topic.publish(traffic(1))
+    shown = [(m["type"], m.get("state")) for m in early.messages() if m["type"] != "history"]
+    assert shown == [("status", "down"), ("status", "up"), ("traffic", None)]
+
+
+def test_a_customer_is_not_told_of_a_new_error_text_it_cannot_see() -> None:
+    """While the router stays down, a new reason reaches the NOC's viewers; a customer's viewer
+    (shown "the router is unavailable" whatever the reason) gets no second, identical status."""
+    topic = Topic("r", history=3)
+    noc, customer, packed = FakeTransport(), FakeTransport(), DeflateTransport()
+    for transport, sink_class in ((noc, Sink), (customer, Sink), (packed, DeflateSink)):
+        sink = sink_class(transport, lambda: None)
+        sink.restricted = transport is not noc
+        topic.subscribe(sink, InterfaceFilter.of(["ether1"]))
+
+    def status(state: str, error: str | None) -> dict[str, object]:
+        return {"type": "status", "router": "r", "state": state, "error": error, "since": 5.0}
+
+    for error in ("connection closed by the router", "connection refused"):
+        topic.publish_status(status("down", error))
+    topic.publish_status(status("up", None))
+    statuses = [m for m in noc.messages() if m["type"] == "status"]
+    assert [m["error"] for m in statuses] == [
+        "connection closed by the router",
+        "connection refused",
+        None,
+    ]
+    for shown in (customer.messages(), [json.loads(text) for _, text in packed.frames()]):
+        assert [(m["state"], m["error"]) for m in shown if m["type"] == "status"] == [
+            ("down", "the router is unavailable"),
+            ("up", None),
+        ]
+    late = FakeTransport()
+    sink = Sink(late, lambda: None)
+    sink.restricted = True
+    topic.publish_status(status("down", "no route to host"))
+    topic.subscribe(sink, InterfaceFilter.of(["ether1"]))
+    assert late.messages()[0]["error"] == "the router is unavailable"
+
+
 @pytest.mark.parametrize(
     ("since", "seqs", "reset"),
     [
