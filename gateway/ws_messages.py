@@ -17,7 +17,7 @@ import time
 from typing import Final
 
 import orjson
-from aiohttp import WSMessage, WSMsgType
+from aiohttp import WebSocketError, WSMessage, WSMsgType
 
 from gateway.auth import AuthError, Grant
 from gateway.core.filters import InterfaceFilter, name_patterns
@@ -79,6 +79,11 @@ class Viewer(Session):
         self.awaiting_pong = False
         if msg.type is WSMsgType.ERROR:
             logger.debug("websocket error: %s", self.ws.exception())
+            if self.ended is None and isinstance(msg.data, WebSocketError):
+                # aiohttp closed with this code (1002, 1007, 1009), then reads on for the
+                # peer's close, meets the same fault again and records 1006: audit what was
+                # sent.
+                self.ended = int(msg.data.code)
             return False
         if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
             self.received += 1

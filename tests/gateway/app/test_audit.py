@@ -90,3 +90,24 @@ async def test_each_session_ends_with_one_audit_line(caplog: pytest.LogCaptureFi
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert token not in text
     assert "garbage" not in text
+
+
+@pytest.mark.parametrize("compress", [0, 15], ids=["plain", "deflate"])
+async def test_a_session_closed_for_a_protocol_fault_is_audited_with_its_code(
+    caplog: pytest.LogCaptureFixture, compress: int
+) -> None:
+    """A client closed with 1009 (a message over 64 KiB, plain or compressed) is audited with
+    1009, the code it was sent, not as a dropped connection (1006)."""
+    caplog.set_level(logging.INFO, logger="gateway.audit")
+    core = emulator()
+    async with running(core), gateway(gateway_settings({"core": core}, auth={})) as gw:
+        ws = await gw.http.ws_connect(gw.url("/ws"), compress=compress)
+        await send(ws, {"type": "auth", "token": hs256()})
+        assert (await receive(ws))["type"] == "hello"
+        await send(ws, {"type": "subscribe", "router": "x" * 70_000})
+        while (await ws.receive(timeout=seconds(5))).type is aiohttp.WSMsgType.TEXT:
+            pass
+        assert ws.close_code == 1009
+        await eventually(lambda: len(sessions(caplog)) == 1, timeout=seconds(5))
+    [session] = sessions(caplog)
+    assert session["close_code"] == 1009
