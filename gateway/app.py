@@ -35,6 +35,7 @@ from gateway.hub import Hub
 from gateway.keyfiles import KEY_CHECK_SECONDS, KeyFiles
 from gateway.keys import HUB, LIFECYCLE, METRICS, POLLERS, ROUTERS, SETTINGS, VERIFIER
 from gateway.lifecycle import Lifecycle
+from gateway.logs import quiet_bad_requests
 from gateway.metrics import Metrics
 from gateway.poller import Clock, Poller
 from gateway.redact import AIOHTTP_LOGGERS, install_filter
@@ -74,6 +75,7 @@ def create_app(
     """
     for name in AIOHTTP_LOGGERS:
         install_filter(logging.getLogger(name))
+    quiet_bad_requests()
     period = settings.server.heartbeat if heartbeat is None else heartbeat
     app = web.Application()
     hub = Hub(

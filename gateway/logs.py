@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.config import LogFormat
 
@@ -31,6 +32,7 @@ __all__ = [
     "audit_session",
     "configure",
     "formatter",
+    "quiet_bad_requests",
     "use_format",
 ]
 
@@ -93,6 +95,30 @@ class TextFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return super().formatMessage(record).translate(_ESCAPES)
+
+
+_HTTP: Final = logging.getLogger("gateway.http")
+
+
+class BadRequestFilter(logging.Filter):
+    """On aiohttp's server logger: a request aiohttp could not parse (a bad header, method,
+    length, a line too long) becomes one DEBUG line of ``gateway.http`` instead of an ERROR with
+    a traceback. Anyone can send those, so they must not let a client fill the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        _HTTP.debug("bad HTTP request from %s: %s", peer, exc)
+        return False
+
+
+def quiet_bad_requests() -> None:
+    """Put a :class:`BadRequestFilter` on aiohttp's server logger, once."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequestFilter) for f in server.filters):
+        server.addFilter(BadRequestFilter())
 
 
 def formatter(fmt: LogFormat) -> logging.Formatter:

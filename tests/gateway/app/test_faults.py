@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -182,3 +183,37 @@ async def test_a_host_name_that_does_not_resolve_says_so() -> None:
     assert status["error"].startswith(
         f"core-1.mgmt.invalid:{emu.port}: could not resolve the host name ("
     ), status["error"]
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: \x01bad\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",
+    ],
+    ids=["control-byte", "bad-length", "header-too-long"],
+)
+async def test_a_malformed_http_request_costs_one_debug_line(
+    caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    """A request aiohttp cannot parse is answered 400 and logged as one DEBUG line, not an
+    ERROR with a traceback: anyone can send them, and they must not fill the log."""
+    caplog.set_level(logging.DEBUG)
+    core = emulator()
+    async with running(core), gateway(gateway_settings({"core": core})) as gw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.server.port)
+        writer.write(request_bytes)
+        status = await asyncio.wait_for(reader.readline(), seconds(5))
+        writer.close()
+        assert status.split()[1] == b"400", status
+        await eventually(
+            lambda: any(r.name == "gateway.http" for r in caplog.records),
+            timeout=seconds(5),
+            message="the bad request's line",
+        )
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert noisy == []
+    [line] = [r for r in caplog.records if r.name == "gateway.http"]
+    assert line.levelno == logging.DEBUG
+    assert line.getMessage().startswith("bad HTTP request from 127.0.0.1: ")
