@@ -20,6 +20,14 @@ source's frames and statuses to that source's stream. Its role is one of:
   marked ``"degraded": true``. When Redis answers again the replica competes for the lease;
   unless it wins, it stops polling and shows the stream's status again.
 
+Statuses from Redis reach the topics in order (``StatusMark``), whichever path brings them:
+the stream (in its order) or a ``meta`` snapshot (a stream loaded again, a lease call's
+answer). One is shown only when its mark is above that of the last one shown, so an older one
+(a snapshot taken before the stream's last entry, a Redis that restarted from an older save)
+never follows a newer one. While this replica polls for itself its own statuses are shown
+instead, and the newest status Redis gives meanwhile is kept: when it stops, that one is shown
+if it came after the last one shown (the holder's news), else its own stays, unmarked.
+
 The poller sees the lease through two seams: ``gate`` (poll while ``wanted()``) and the lease
 itself as its publisher (``traffic``, ``status``, ``next_seq``). Redis is reached only through
 ``LeaseStore`` (``gateway.cluster_store``; ``gateway.cluster_link.Link`` in production), so this
@@ -45,6 +53,8 @@ from gateway.core.cluster import (
     Entry,
     RedisUnavailable,
     RouterKeys,
+    StatusMark,
+    StoredStatus,
     lease_ttl_ms,
     stream_maxlen,
     takeover_seq,
@@ -169,6 +179,17 @@ class RouterLease:
         self._lease_until = -math.inf
         # The first seq after the takeover (``takeover_seq``); the poller's next_seq uses it.
         self._seq_floor = 0
+        # The seq of the last frame of each source this replica appended as holder: with the
+        # floor, the position of its next status (``_position``).
+        self._appended: dict[Source, int] = {}
+        # Per source: the mark of the last status from Redis its topic showed (None: none
+        # yet, or one from a replica that gives none: any status from Redis follows it); the
+        # sources whose topic shows a status of this replica's own instead (degraded); and the
+        # newest status Redis gave, shown or not. Written only by the status methods below
+        # (the stream's reader calls ``offer_status``).
+        self._shown: dict[str, StatusMark | None] = {}
+        self._own: set[str] = set()
+        self._stored: dict[str, StoredStatus] = {}
         # What the poller published since the last tick, oldest first: sent by the next tick
         # (and kept when it fails), cleared when the lease is lost or released. Owned here.
         self._pending: deque[Entry] = deque(maxlen=PENDING)
@@ -191,8 +212,11 @@ class RouterLease:
         self._held.set(0)
         # The lease's task: created by start(), cancelled and awaited by shutdown().
         self._task: asyncio.Task[None] | None = None
-        # Until the stream's reader finds the router's status in Redis, viewers see it idle.
+        # Until the stream's reader finds the router's status in Redis, viewers see it idle. A
+        # subscribe replays statuses in order with the frames (a takeover's status comes
+        # before its first frame, after the older ones).
         for source, topic in self.topics.items():
+            topic.status_in_order = True
             topic.publish_status(status_frame(router.id, "idle", None, wall(), source=source))
 
     @property
@@ -288,7 +312,7 @@ class RouterLease:
             if wanted and self.role != "local":
                 self._go_local()
             elif not wanted and self.role == "local":
-                self._end_local({}, degraded=True)
+                self._end_local(degraded=True)
             return
         if not store.may_call():
             return
@@ -298,7 +322,9 @@ class RouterLease:
         elif wanted:
             await self._acquire()
         elif self.role == "local":
-            self._end_local(await store.statuses(self.keys), degraded=False)
+            for source, stored in (await store.statuses(self.keys)).items():
+                self._keep(source, stored)
+            self._end_local(degraded=False)
         elif self._announced:
             await store.withdraw(self.keys, self.replica)
             self._announced = False
@@ -326,10 +352,12 @@ class RouterLease:
         self._announced = True
         self._announced_sources = frozenset(sources)
         self.wanted_anywhere = reply.wanted
+        for source, stored in reply.statuses.items():
+            self._keep(source, stored)
         if reply.taken:
             self._take(token, sent, reply)
         elif self.role == "local":
-            self._end_local(reply.statuses, degraded=False)
+            self._end_local(degraded=False)
 
     def _take(self, token: str, sent: float, reply: Acquired) -> None:
         self.role = "holder"
@@ -371,8 +399,14 @@ class RouterLease:
         for entry in entries:  # those still waiting (a full queue drops its oldest)
             if self._pending and self._pending[0] is entry:
                 self._pending.popleft()
+        lapsed = self._clock() >= self._lease_until
         self._renewed_at = sent
         self._lease_until = sent + self.ttl_ms / 1000
+        if lapsed and self.polling:
+            # Answered after the lease ran out here, renewed in time at Redis: the poller,
+            # stopped meanwhile (it publishes nothing while the lease may have run out), polls
+            # again.
+            self.gate.woken.set()
         self._announced = wanted
         self._announced_sources = frozenset(sources if wanted else ())
         self.wanted_anywhere = count.sources
@@ -386,7 +420,8 @@ class RouterLease:
                     "status",
                     orjson.dumps(status_frame(self.router, "idle", None, now, source=source)),
                     now,
-                    source=source,
+                    self._position(source),
+                    source,
                 )
                 for source in self.topics
             ]
@@ -414,26 +449,51 @@ class RouterLease:
         poller = self.poller
         if poller is not None and poller.state != "idle":
             for status in poller.statuses():
-                self._topic_of(status).publish_status({**status, "degraded": True})
+                self._publish_local({**status, "degraded": True})
         self.gate.woken.set()
 
-    def _end_local(self, statuses: Mapping[str, bytes], *, degraded: bool) -> None:
+    def _end_local(self, *, degraded: bool) -> None:
         """Stop polling for this replica alone: local demand ended (``degraded``: Redis is
         still away, the router is idle here), or Redis answers and another replica holds the
-        lease: each source's status in Redis replaces the degraded one, or when Redis has none
-        yet (it restarted empty; the holder's own is on its way), the current one without the
-        mark, so that the next frame (whose seq may jump) comes right after a status."""
+        lease: each source's newest status from Redis replaces the degraded one when it came
+        after the last one this replica showed from Redis (news of the cluster: the holder's),
+        else (Redis restarted empty, or from an older save, or holds what this replica had
+        seen before its own polling followed it; the holder's own is on its way) the current
+        one without the mark, so that the next frame (whose seq may jump) comes right after a
+        status, and no older status comes after it."""
         self.role = "idle"
-        for source, topic in self.topics.items():
+        for source in self.topics:
             if degraded:
                 idle = status_frame(
                     self.router, "idle", None, self._wall(), degraded=True, source=source
                 )
-                topic.publish_status(idle)
-            elif (stored := statuses.get(source)) is not None:
-                self.show_status(stored)
-            elif (current := topic.status) is not None and current.get("degraded"):
-                topic.publish_status({k: v for k, v in current.items() if k != "degraded"})
+                self._publish_local(idle)
+                continue
+            stored = self._stored.get(source)
+            if stored is not None and self._newer(source, stored.mark, strict=True):
+                self._show(source, stored)
+            else:
+                self._settle_own(source)
+
+    def _publish_local(self, status: dict[str, object]) -> None:
+        """Show a status of this replica's own (polling for itself while Redis is away, or
+        idle here meanwhile): it stands until one from Redis replaces it (``_end_local``,
+        ``offer_status``)."""
+        topic = self._topic_of(status)
+        self._own.add(topic.source)
+        topic.publish_status(status)
+
+    def _settle_own(self, source: str) -> None:
+        """Redis answers and this replica does not poll for itself: the status of its own
+        that ``source``'s topic shows stays, without the degraded mark, standing for the last
+        status from Redis it followed."""
+        if source not in self._own:
+            return
+        self._own.discard(source)
+        topic = self._topic_of({"source": source})
+        current = topic.status
+        if current is not None and current.get("degraded"):
+            topic.publish_status({k: v for k, v in current.items() if k != "degraded"})
 
     def _topic_of(self, message: Mapping[str, object]) -> Topic:
         """The topic of the source a status or frame names (interfaces when it names none)."""
@@ -443,11 +503,51 @@ class RouterLease:
                 return topic
         raise KeyError(f"{self.router} does not serve {source!r}")
 
-    def show_status(self, data: bytes) -> None:
-        """Show viewers a status message from a stream (its JSON); a malformed one, or one of a
-        source this replica does not serve, is skipped."""
+    # -- statuses from Redis ------------------------------------------------------------------
+
+    def offer_status(self, source: str, stored: StoredStatus) -> None:
+        """A status of ``source`` from Redis (a stream entry, or the current one in ``meta``):
+        kept when it is the newest Redis gave, and shown when the stream feeds the topic and it
+        comes after the last one shown from Redis (an older one, or the same again, changes
+        nothing). A status of this replica's own (idle here while Redis was away) gives way
+        to the same one again (Redis answers: the cluster's status stands), and otherwise
+        stays, without the degraded mark."""
+        self._keep(source, stored)
+        if not self.feeds_topic:
+            return
+        if self._newer(source, stored.mark, strict=source not in self._own):
+            self._show(source, stored)
+        else:
+            self._settle_own(source)
+
+    def reloaded(self, source: str) -> None:
+        """``source``'s stream was loaded again (Redis answers): a status of this replica's own
+        that nothing from Redis replaced (Redis restarted empty) stays, without the degraded
+        mark, unless this replica still polls for itself."""
+        if self.feeds_topic:
+            self._settle_own(source)
+
+    def _keep(self, source: str, stored: StoredStatus) -> None:
+        """Remember ``stored`` as the newest status Redis gave for ``source``, if it is."""
+        if source not in self.topics:
+            return
+        held = self._stored.get(source)
+        if held is None or stored.mark is None or held.mark is None or held.mark < stored.mark:
+            self._stored[source] = stored
+
+    def _newer(self, source: str, mark: StatusMark | None, *, strict: bool) -> bool:
+        """Whether a status marked ``mark`` comes after the last one from Redis that
+        ``source``'s topic showed (or is that one, unless ``strict``)."""
+        shown = self._shown.get(source)
+        if mark is None or shown is None:
+            return True
+        return shown < mark if strict else shown <= mark
+
+    def _show(self, source: str, stored: StoredStatus) -> None:
+        """Show viewers a status from Redis; a malformed one, or one of another source than
+        the stream's (or of a source this replica does not serve), is skipped."""
         try:
-            status = orjson.loads(data)
+            status = orjson.loads(stored.data)
         except orjson.JSONDecodeError:
             status = None
         if not isinstance(status, dict) or status.get("router") != self.router:
@@ -458,6 +558,11 @@ class RouterLease:
         except KeyError:
             logger.warning("%s: skipped a status of a source it does not serve", self.router)
             return
+        if topic.source != source:
+            logger.warning("%s: skipped a status in the stream of another source", self.router)
+            return
+        self._shown[source] = stored.mark
+        self._own.discard(source)
         if status != topic.status:
             topic.publish_status(status)
 
@@ -470,8 +575,9 @@ class RouterLease:
             if self._clock() >= self._lease_until:
                 return  # the lease may have run out: this replica may not publish any more
             seq = frame["seq"]
-            source = str(frame.get("source", DEFAULT_SOURCE))
+            source = self._topic_of(frame).source
             assert isinstance(seq, int)
+            self._appended[source] = seq
             self._metrics.frame_encode.inc()
             data = orjson.dumps(frame)
             self._pending.append(Entry("traffic", data, self._wall(), seq, source))
@@ -480,15 +586,25 @@ class RouterLease:
             publish_counted(self._topic_of(frame), self._metrics, frame)
 
     def status(self, status: dict[str, object]) -> None:
-        """A status change of the poller's: to its source's stream, to the topic marked
-        degraded, or dropped (a poller that is not polling for anyone)."""
+        """A status change of the poller's: to its source's stream (at its position, see
+        ``StatusMark``), to the topic marked degraded, or dropped (a poller that is not
+        polling for anyone: the ``idle`` of a poller stopped by a lease that ran out, too, which
+        would otherwise reach the stream should a late renewal succeed)."""
         if self.role == "holder":
-            source = str(status.get("source", DEFAULT_SOURCE))
-            entry = Entry("status", orjson.dumps(status), self._wall(), source=source)
+            if self._clock() >= self._lease_until:
+                return  # the lease may have run out: this replica may not publish any more
+            source = self._topic_of(status).source
+            data = orjson.dumps(status)
+            entry = Entry("status", data, self._wall(), self._position(source), source)
             self._pending.append(entry)
             self.wake.set()
         elif self.role == "local":
-            self._topic_of(status).publish_status({**status, "degraded": True})
+            self._publish_local({**status, "degraded": True})
+
+    def _position(self, source: Source) -> int:
+        """The position of this holder's next status of ``source``: the seq its next frame
+        gets (the takeover floor, or past the last frame it appended)."""
+        return max(self._seq_floor, self._appended.get(source, -1) + 1)
 
     def next_seq(self, seq: int, source: str = DEFAULT_SOURCE) -> int:
         """The seq of the poller's next frame of ``source``, after ``seq``: a holder's starts

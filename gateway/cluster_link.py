@@ -30,11 +30,13 @@ from gateway.core.cluster import (
     Entry,
     RedisUnavailable,
     RouterKeys,
+    StoredStatus,
     demand_member,
     entry_args,
     entry_place,
     member_source,
     meta_field,
+    parse_status_at,
 )
 from gateway.core.sources import DEFAULT_SOURCE, SOURCES
 from gateway.metrics import Metrics
@@ -185,17 +187,22 @@ class Link:
         )
         taken, now_ms, flat, demanded = reply
         meta = dict(zip(flat[::2], flat[1::2], strict=True))
+
+        def field(name: str, source: str) -> bytes:
+            return meta_field(name, source).encode()
+
         seqs = [int(value) for field, value in meta.items() if field.split(b":")[0] == b"seq"]
-        statuses: dict[str, bytes] = {
-            source: status
+        statuses: dict[str, StoredStatus] = {
+            source: StoredStatus(status, parse_status_at(meta.get(field("status_at", source))))
             for source in SOURCES
-            if (status := meta.get(meta_field("status", source).encode()))
+            if (status := meta.get(field("status", source)))
         }
+        interfaces = statuses.get(DEFAULT_SOURCE)
         return Acquired(
             int(taken) == 1,
             int(now_ms),
             max(seqs) if seqs else None,
-            statuses.get(DEFAULT_SOURCE),
+            None if interfaces is None else interfaces.data,
             statuses=statuses,
             wanted=_sources_of(demanded),
         )
@@ -242,8 +249,8 @@ class Link:
         args: list[str | bytes | int] = [token, maxlen, len(members), *members]
         statuses = [] if status is None else [status] if isinstance(status, Entry) else status
         for entry in statuses:
-            _, data, published, _ = entry_args(entry)
-            args += [*entry_place(entry), data, published]
+            _, data, published, seq = entry_args(entry)
+            args += [*entry_place(entry), data, published, seq]
         reply = await self._call(
             "release",
             lambda: self._release(
@@ -258,15 +265,16 @@ class Link:
 
     async def status(self, keys: RouterKeys) -> bytes | None:
         """The router's interfaces status JSON in Redis, if any (``statuses`` has them all)."""
-        return (await self.statuses(keys)).get(DEFAULT_SOURCE)
+        stored = (await self.statuses(keys)).get(DEFAULT_SOURCE)
+        return None if stored is None else stored.data
 
-    async def statuses(self, keys: RouterKeys) -> dict[str, bytes]:
-        """The router's current status JSON in Redis, per source that has one."""
-        fields = [meta_field("status", source) for source in SOURCES]
+    async def statuses(self, keys: RouterKeys) -> dict[str, StoredStatus]:
+        """The router's current status in Redis (JSON and mark), per source that has one."""
+        fields = [meta_field(name, s) for s in SOURCES for name in ("status", "status_at")]
         values = await self._call("status read", lambda: self.commands.hmget(keys.meta, fields))
         return {
-            source: value
-            for source, value in zip(SOURCES, values, strict=True)
+            source: StoredStatus(value, parse_status_at(at if isinstance(at, bytes) else None))
+            for source, value, at in zip(SOURCES, values[::2], values[1::2], strict=True)
             if isinstance(value, bytes) and value
         }
 
@@ -274,18 +282,19 @@ class Link:
 
     async def tail(
         self, keys: RouterKeys, count: int, source: str = DEFAULT_SOURCE
-    ) -> tuple[list[Any], bytes | None]:
+    ) -> tuple[list[Any], StoredStatus | None]:
         """The newest ``count`` entries of the stream of a router's ``source`` (newest first)
-        and its status, read together (one transaction)."""
+        and its current status, read together (one transaction)."""
 
         async def read() -> list[Any]:
             async with self.commands.pipeline(transaction=True) as pipe:
                 pipe.xrevrange(keys.stream_of(source), count=count)
-                pipe.hget(keys.meta, meta_field("status", source))
+                pipe.hmget(keys.meta, meta_field("status", source), meta_field("status_at", source))
                 return list(await pipe.execute())
 
-        entries, status = await self._call("stream load", read)
-        return list(entries), status or None
+        entries, (status, at) = await self._call("stream load", read)
+        stored = StoredStatus(status, parse_status_at(at)) if status else None
+        return list(entries), stored
 
     async def read(self, ids: Mapping[str, bytes], count: int) -> list[Any]:
         """``XREAD BLOCK`` after ``ids`` (stream key to last id seen)."""

@@ -9,7 +9,9 @@ Demand entries are ``gateway.core.cluster.demand_member``s (a replica id, with `
 a source other than interfaces); a router's streams are one per source, passed in the order of
 ``gateway.core.sources.SOURCES`` after the lease, demand and meta keys, and each entry names its
 stream by index and its meta fields by suffix (``""`` for interfaces: ``seq`` and ``status``;
-``":queues"``: ``seq:queues`` and ``status:queues``).
+``":queues"``: ``seq:queues``, ``status:queues`` and ``status_at:queues``). A status entry's
+``seq`` is its position among the frames (``gateway.core.cluster.StatusMark``); ``status_at``
+keeps it with the entry's id, so the current status in ``meta`` is ordered as the stream is.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ TICK: Final = (
 -- ARGV: token, lease ttl (ms), demand ttl (ms), stream length, n: how many demand entries
 --       follow to add, m: how many to remove, the n entries, the m entries, then per stream
 --       entry: stream index, meta suffix, kind ('traffic'|'status'), data (JSON), publish time,
---       seq
+--       seq (a status's: its position, kept with the id XADD gave it as 'status_at'; empty
+--       from a replica that does not say)
 -- Reply: -1 when the lease is lost, else the demand entries of every replica
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -1
@@ -71,10 +74,16 @@ for i = first, #ARGV, 6 do
     redis.call('XADD', stream, 'MAXLEN', '~', ARGV[4], '*',
       'type', kind, 'data', ARGV[i + 3], 't', ARGV[i + 4], 'seq', ARGV[i + 5])
     redis.call('HSET', KEYS[3], 'seq' .. suffix, ARGV[i + 5])
+  elseif ARGV[i + 5] ~= '' then
+    local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[4], '*',
+      'type', kind, 'data', ARGV[i + 3], 't', ARGV[i + 4], 'seq', ARGV[i + 5])
+    redis.call('HSET', KEYS[3], 'status' .. suffix, ARGV[i + 3],
+      'status_at' .. suffix, ARGV[i + 5] .. ' ' .. id)
   else
     redis.call('XADD', stream, 'MAXLEN', '~', ARGV[4], '*',
       'type', kind, 'data', ARGV[i + 3], 't', ARGV[i + 4])
     redis.call('HSET', KEYS[3], 'status' .. suffix, ARGV[i + 3])
+    redis.call('HDEL', KEYS[3], 'status_at' .. suffix)
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -92,16 +101,26 @@ RELEASE: Final = """
 -- Give the lease up (compare and delete), appending last statuses first when given.
 -- KEYS: lease, demand, meta, then the router's streams (one per source)
 -- ARGV: token, stream length, n: how many demand entries follow to remove, the n entries,
---       then per status: stream index, meta suffix, status JSON, publish time
+--       then per status: stream index, meta suffix, status JSON, publish time, position (seq;
+--       empty from a replica that does not say), kept with its entry id as in TICK
 -- Reply: 1 when released, 0 when the lease was not this token's (nothing is changed then)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 local removes = tonumber(ARGV[3])
-for i = 4 + removes, #ARGV, 4 do
-  redis.call('XADD', KEYS[3 + tonumber(ARGV[i])], 'MAXLEN', '~', ARGV[2], '*',
-    'type', 'status', 'data', ARGV[i + 2], 't', ARGV[i + 3])
-  redis.call('HSET', KEYS[3], 'status' .. ARGV[i + 1], ARGV[i + 2])
+for i = 4 + removes, #ARGV, 5 do
+  local stream = KEYS[3 + tonumber(ARGV[i])]
+  if ARGV[i + 4] ~= '' then
+    local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*',
+      'type', 'status', 'data', ARGV[i + 2], 't', ARGV[i + 3], 'seq', ARGV[i + 4])
+    redis.call('HSET', KEYS[3], 'status' .. ARGV[i + 1], ARGV[i + 2],
+      'status_at' .. ARGV[i + 1], ARGV[i + 4] .. ' ' .. id)
+  else
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*',
+      'type', 'status', 'data', ARGV[i + 2], 't', ARGV[i + 3])
+    redis.call('HSET', KEYS[3], 'status' .. ARGV[i + 1], ARGV[i + 2])
+    redis.call('HDEL', KEYS[3], 'status_at' .. ARGV[i + 1])
+  end
 end
 redis.call('DEL', KEYS[1])
 for i = 4, 3 + removes do

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.core.cluster import Demanded, Entry, RouterKeys
+from gateway.core.cluster import Demanded, Entry, RouterKeys, StoredStatus
 from gateway.core.sources import DEFAULT_SOURCE
 
 __all__ = ["Acquired", "LeaseStore"]
@@ -21,14 +21,14 @@ __all__ = ["Acquired", "LeaseStore"]
 class Acquired:
     """The answer to an acquire: whether the lease was taken, Redis time (ms), and the router's
     last published seq (of any source) and interfaces status JSON (None when there is none);
-    ``statuses``: each source's status JSON in Redis; ``wanted``: the sources some replica
-    wants (what a new holder polls)."""
+    ``statuses``: each source's status in Redis, with its mark; ``wanted``: the sources some
+    replica wants (what a new holder polls)."""
 
     taken: bool
     now_ms: int
     seq: int | None
     status: bytes | None
-    statuses: Mapping[str, bytes] = field(default_factory=dict, compare=False)
+    statuses: Mapping[str, StoredStatus] = field(default_factory=dict, compare=False)
     wanted: frozenset[str] = field(default_factory=frozenset, compare=False)
 
 
@@ -93,6 +93,6 @@ class LeaseStore(Protocol):
         """Take this replica's demand for the router back."""
         ...
 
-    async def statuses(self, keys: RouterKeys) -> Mapping[str, bytes]:
-        """The router's current status JSON in Redis, per source that has one."""
+    async def statuses(self, keys: RouterKeys) -> Mapping[str, StoredStatus]:
+        """The router's current status in Redis (JSON and mark), per source that has one."""
         ...

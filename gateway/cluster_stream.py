@@ -4,7 +4,8 @@
 (``gateway.cluster_link.Link``) and feeds every topic of this replica, the holder's own
 included: one path, one order everywhere. At start and after every reconnect it loads the
 streams' tails first, so a subscriber on any replica finds a warm history ring. Frames reach
-viewers as the holder encoded them (``frame_of``).
+viewers as the holder encoded them (``frame_of``); statuses go to the router's lease, which
+shows them in order (``RouterLease.offer_status``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from gateway.core.cluster import (
     Entry,
     EntryError,
     RedisUnavailable,
+    StoredStatus,
     parse_entry,
     router_keys,
+    status_mark,
     stream_maxlen,
 )
 from gateway.core.frames import rows_of
@@ -84,8 +87,9 @@ class StreamReader:
 
     Owned by ``Cluster``. The last entry id read from each stream is kept here; it is reset
     from the streams' tails at start and after every failed call (a reconnect: Redis may have
-    restarted and lost the streams). Entries of a router whose lease polls for itself
-    (``feeds_topic`` false) are passed over.
+    restarted and lost the streams). Frames of a router whose lease polls for itself
+    (``feeds_topic`` false) are passed over; its statuses go to the lease all the same, which
+    keeps the newest for when it stops.
     """
 
     def __init__(
@@ -142,41 +146,73 @@ class StreamReader:
                 router, source = found
                 for entry_id, fields in entries:
                     self._ids[key.decode()] = entry_id
-                    self._feed(router, source, fields, now)
+                    self._feed(router, source, entry_id, fields, now)
 
     async def _load(self, router: str, source: Source) -> None:
-        """The stream's tail into the topic (frames it lacks), its status first."""
+        """The stream's tail into the topic, in the stream's order: the status in force before
+        its last ``history`` frames (the newest status entry before them, or the current one
+        in ``meta`` when the tail holds none), then those frames (those the topic lacks) and
+        the statuses among them. The lease shows a status only when it is newer than the one
+        shown (a reload repeats what the topic had: nothing changes then)."""
         keys = self._keys[router]
-        entries, status = await self._link.tail(keys, stream_maxlen(self._history), source)
+        entries, current = await self._link.tail(keys, stream_maxlen(self._history), source)
         self._ids[keys.stream_of(source)] = entries[0][0] if entries else b"0-0"
         lease = self._leases[router]
-        if not lease.feeds_topic:
-            return
-        if status is not None:
-            lease.show_status(status)
-        frames: list[Entry] = []
-        for _, fields in entries:
+        # Newest first: the last ``history`` frames and every status among or after them.
+        replay: list[tuple[bytes, Entry]] = []
+        before: StoredStatus | None = None
+        frames = 0
+        for entry_id, fields in entries:
             entry = self._parse(router, fields)
-            if entry is not None and entry.kind == "traffic":
-                frames.append(entry)
-                if len(frames) == self._history:
-                    break
-        for entry in reversed(frames):
-            self._traffic(router, source, entry)
+            if entry is None:
+                continue
+            if frames < self._history:
+                replay.append((entry_id, entry))
+                frames += entry.kind == "traffic"
+            elif entry.kind == "status":
+                before = self._status(router, entry_id, entry)
+                break
+        if before is None and not any(entry.kind == "status" for _, entry in replay):
+            before = current  # every status entry trimmed away: meta's precedes the tail
+        if before is not None:
+            lease.offer_status(source, before)
+        for entry_id, entry in reversed(replay):
+            if entry.kind == "status":
+                status = self._status(router, entry_id, entry)
+                if status is not None:
+                    lease.offer_status(source, status)
+            elif lease.feeds_topic:
+                self._traffic(router, source, entry)
+        lease.reloaded(source)
 
-    def _feed(self, router: str, source: Source, fields: Mapping[bytes, bytes], now: float) -> None:
+    def _feed(
+        self,
+        router: str,
+        source: Source,
+        entry_id: bytes,
+        fields: Mapping[bytes, bytes],
+        now: float,
+    ) -> None:
         entry = self._parse(router, fields)
         if entry is None:
             return
-        if entry.kind == "traffic":
-            self._lag.observe(max(0.0, now - entry.published))
         lease = self._leases[router]
-        if not lease.feeds_topic:
-            return
         if entry.kind == "status":
-            lease.show_status(entry.data)
-        else:
+            status = self._status(router, entry_id, entry)
+            if status is not None:
+                lease.offer_status(source, status)
+            return
+        self._lag.observe(max(0.0, now - entry.published))
+        if lease.feeds_topic:
             self._traffic(router, source, entry)
+
+    def _status(self, router: str, entry_id: bytes, entry: Entry) -> StoredStatus | None:
+        """A status entry with its mark (None, reported, when its id is not one)."""
+        try:
+            return StoredStatus(entry.data, status_mark(entry.seq, entry_id))
+        except EntryError as exc:
+            self._report(router, exc)
+            return None
 
     def _traffic(self, router: str, source: Source, entry: Entry) -> None:
         topic = self._topics[router][source]

@@ -140,6 +140,13 @@ class Topic:
         # The same for viewers shown a customer's share only (``public_status``).
         self._public_status_message: TextMessage | None = None
         self._public_status_json: bytes | None = None
+        # Cluster mode (set by the router's lease): a subscribe replays the status in order
+        # with the history's frames (see ``subscribe``). Then ``_status_at_latest`` is the
+        # status (full, public) in force when the latest frame was published, and
+        # ``_status_since_latest`` whether the current one came after that frame.
+        self.status_in_order = False
+        self._status_at_latest: tuple[TextMessage | None, TextMessage | None] = (None, None)
+        self._status_since_latest = False
         # The subscribers, owned by this topic; viewers join and leave through subscribe() and
         # unsubscribe(). Those of the whole router are in ``_every``; each other one is in
         # ``_filters`` (its filter's record) and in the bucket of the rows its filter selects
@@ -211,6 +218,8 @@ class Topic:
             latest.rows.layout.forget()
         self.history.append(kept)
         self._chunk_cache.clear()
+        self._status_at_latest = (self._status_message, self._public_status_message)
+        self._status_since_latest = False
         if len(payload) >= MESSAGE_LIMIT and not self._warned_size:
             # One poll is one message: splitting it would show viewers half a router. Only the
             # interface filters (the router's `interfaces` setting, a subscription's or a
@@ -276,6 +285,7 @@ class Topic:
         error text (``public_status``), so a change of that text alone (the router down for
         another reason) would tell them nothing new: they are not sent it."""
         self.status = status
+        self._status_since_latest = True
         message = self._status_message = TextMessage(orjson.dumps(status))
         public_json = orjson.dumps(public_status(status))
         public: TextMessage | None = None
@@ -348,19 +358,33 @@ class Topic:
         live frame can slip in between the backfill's messages or before the live stream, and
         none is sent twice. Subscribing again replaces the earlier subscription.
 
+        With ``status_in_order`` (cluster mode), when the current status came after the latest
+        frame and the history replays frames, the status first is the one in force at that
+        frame, and the current one follows the history, as it followed that frame live: a
+        status a takeover published before its first frame (whose seq jumps) comes right
+        before it, after the older frames, and every status comes once, in order.
+
         Returns whether the sink is subscribed: False when it fell behind or closed on the way
         (its viewer is closing). ``unsubscribe`` ends the subscription.
         """
         self.unsubscribe(sink)
         compressed = sink.deflate
         status = self._public_status_message if sink.restricted else self._status_message
-        if status is not None:
-            sink.write(self._frame(status, compressed))
         now = self._wall() if seconds is not None else 0.0
         start, reset = backfill_start(self.history, since, frames, seconds, now)
+        after: TextMessage | None = None
+        if self.status_in_order and self._status_since_latest and start < len(self.history):
+            full, public = self._status_at_latest
+            before = public if sink.restricted else full
+            if before is not None:
+                status, after = before, status
+        if status is not None:
+            sink.write(self._frame(status, compressed))
         for chunk in self._history_chunks(flt, start, reset):
             if sink.write(self._frame(chunk, compressed), backfill=True) is False:
                 break  # it takes nothing more (behind, or closing)
+        if after is not None and not sink.behind:
+            sink.write(self._frame(after, compressed))
         if sink.behind:
             return False  # cut off already; its viewer is closing
         self._join(sink, flt)

@@ -1,6 +1,6 @@
 """Cluster mode's pure rules: Redis key names, the lease's lifetime, the seq rule, the demand
-entries, and the stream entries that carry frames from the replica that polls a router to every
-other replica (one stream per router and source).
+entries, the stream entries that carry frames from the replica that polls a router to every
+other replica (one stream per router and source), and the order of status messages.
 
 No I/O and no clock: times come in as arguments. ``gateway.cluster_link`` does the Redis calls.
 """
@@ -23,15 +23,21 @@ __all__ = [
     "EntryKind",
     "RedisUnavailable",
     "RouterKeys",
+    "StatusMark",
+    "StoredStatus",
     "demand_member",
     "entry_args",
+    "entry_id",
     "entry_place",
     "lease_ttl_ms",
     "member_source",
     "meta_field",
     "parse_entry",
+    "parse_status_at",
     "replica_id",
     "router_keys",
+    "status_at",
+    "status_mark",
     "stream_maxlen",
     "takeover_seq",
 ]
@@ -164,8 +170,9 @@ class Entry:
 
     ``data`` is the message's JSON (a ``traffic`` frame or a ``status``), sent to viewers as it
     is; ``published`` the holder's Unix time when it appended it (for the lag metric); ``seq``
-    the traffic frame's seq (None for a status), so a reader can skip a frame it already has
-    without parsing it.
+    the traffic frame's seq, so a reader can skip a frame it already has without parsing it, or
+    a status's position: the seq of the first frame of its source it comes before (None for a
+    status of a version that did not say; see ``StatusMark``).
     """
 
     kind: EntryKind
@@ -184,6 +191,79 @@ def entry_args(entry: Entry) -> tuple[str, bytes, str, str]:
     data, published time, seq (empty for a status); :func:`entry_place` gives where it goes."""
     seq = "" if entry.seq is None else str(entry.seq)
     return entry.kind, entry.data, repr(entry.published), seq
+
+
+def entry_id(raw: bytes | str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<n>``) as two integers, which order as Redis orders ids.
+
+    Raises EntryError when it is not one.
+    """
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    ms, dash, n = text.partition("-")
+    if not (dash and ms.isdigit() and n.isdigit()):
+        raise EntryError(f"stream entry id {text!r} is not <ms>-<n>")
+    return int(ms), int(n)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class StatusMark:
+    """Where a status message stands among its source's messages, cluster-wide.
+
+    A replica gets statuses from Redis by paths that keep no one order between them: the
+    stream, read in order, and the ``meta`` snapshot of the current status, read when the
+    stream is loaded again after a reconnect and with lease calls (it may be older than what
+    the stream already gave, or come from a Redis that restarted from an older save). A replica
+    shows a status only when its mark is above the mark of the last one it showed (see
+    ``gateway.cluster_lease``), so viewers never get an older status after a newer one,
+    whichever path brought it.
+
+    ``seq`` is the status's position among the frames: the seq of the first frame of its source
+    the holder publishes after it. Seq never goes backwards across takeovers and outages (see
+    :func:`takeover_seq`), so neither do positions (a new holder's are above every earlier
+    one's), whatever Redis lost. ``entry`` orders statuses at the same position: their stream
+    entry id as ``(ms, n)``.
+    """
+
+    seq: int
+    entry: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStatus:
+    """A status message as Redis holds it: its JSON and its mark (None when the replica that
+    published it did not say: it is shown as it comes)."""
+
+    data: bytes
+    mark: StatusMark | None
+
+
+def status_mark(seq: int | None, raw_id: bytes | str) -> StatusMark | None:
+    """The mark of a status stream entry: its position and entry id (None without a position).
+
+    Raises EntryError when the id is not one.
+    """
+    return None if seq is None else StatusMark(seq, entry_id(raw_id))
+
+
+def status_at(mark: StatusMark) -> str:
+    """A mark as the ``status_at`` meta field holds it: ``"<seq> <ms>-<n>"`` (the scripts write
+    it from the status's seq and the id ``XADD`` gave it)."""
+    ms, n = mark.entry
+    return f"{mark.seq} {ms}-{n}"
+
+
+def parse_status_at(value: bytes | None) -> StatusMark | None:
+    """The mark in a ``status_at`` meta field (None when absent or not one: such a status is
+    shown as it comes, as before marks existed)."""
+    if not value:
+        return None
+    seq, _, raw_id = value.decode("ascii", "replace").partition(" ")
+    if not seq.isdigit():
+        return None
+    try:
+        return StatusMark(int(seq), entry_id(raw_id))
+    except EntryError:
+        return None
 
 
 def entry_place(entry: Entry) -> tuple[str, str]:
@@ -210,9 +290,9 @@ def parse_entry(fields: Mapping[bytes, bytes]) -> Entry:
         raise EntryError(f"entry time {fields.get(b't')!r} is not a number") from None
     if not math.isfinite(published):
         raise EntryError(f"entry time {published!r} is not finite")
-    if kind == b"status":
-        return Entry("status", data, published)
     raw = fields.get(b"seq", b"")
+    if kind == b"status":
+        return Entry("status", data, published, int(raw) if raw.isdigit() else None)
     if not raw.isdigit():
         raise EntryError(f"traffic entry seq {raw!r} is not a non-negative integer")
     return Entry("traffic", data, published, int(raw))

@@ -18,8 +18,10 @@ from typing import Final
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from gateway import process
+from gateway.core.cluster import router_keys
 from gateway.emulator.server import Fault, RouterEmulator
 from tests.support.cluster import (
     ROUTER,
@@ -207,6 +209,12 @@ async def test_a_killed_holder_is_replaced_within_a_lease_ttl_and_an_interval(
             assert w.violations == [], w.violations
             old, first = w.frames[before[id(w)] - 1], w.frames[before[id(w)]]
             assert first[0] > old[0]
+            # The new holder was not polling: no baseline of its own, so no rates (never a
+            # rate across two pollers' readings), then rates from its own.
+            assert [row["rx_bps"] for row in w.rows[before[id(w)]]] == [None] * len(
+                w.rows[before[id(w)]]
+            )
+            assert all(row["rx_bps"] is not None for row in w.rows[before[id(w)] + 1])
             # Polling resumed within the span (by arrival), and frames are missing for no
             # longer than that (by the frames' own times), plus one interval of cadence.
             assert first[2] - killed <= span + SLACK, (first[2] - killed, logs(group))
@@ -298,8 +306,105 @@ async def test_a_redis_outage_keeps_viewers_served_and_ends_in_one_poller(
             assert w.violations == [], (w.violations, logs(group))
             seqs = w.seqs()
             assert all(a < b for a, b in itertools.pairwise(seqs))
+            # The winner had been polling for its own viewers, without a gap: its first frame
+            # as holder (where seq jumps) has rates, from its own previous reading.
+            jump = max(i for i in range(1, len(seqs)) if seqs[i] > seqs[i - 1] + 1)
+            assert all(row["rx_bps"] is not None for row in w.rows[jump]), w.rows[jump]
+            assert "degraded" not in w.status
+        for replica in group:
+            _, text = await get_text(http, f"{replica.url}/metrics")
+            assert metric(text, "gateway_cluster_degraded") == 0
         assert not any(w.ended.is_set() for w in watchers)
         await asyncio.gather(*(w.close() for w in watchers))
+
+
+async def test_redis_back_from_an_older_save_never_shows_a_viewer_an_older_status(
+    tmp_path: Path, emu: RouterEmulator, redis: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    """Redis away, then back from a save older than the cluster's last status (the idle of a
+    release, and the lease of a takeover that had appended nothing yet): no viewer on any
+    replica, watching before or subscribed after, gets that idle after the status it has; all
+    end on the current status without the degraded mark, with frames from one poller."""
+    config = write_config(tmp_path / "gw.toml", emu, redis.url, TIMING)
+    keys = router_keys("gateway", ROUTER)
+    control = Redis.from_url(redis.url, single_connection_client=True)
+    try:
+        async with replicas(config, 3) as group:
+            # Watched, then left: the holder releases the lease with an idle status.
+            first = Watcher(http)
+            await first.open(group[0])
+            await eventually(lambda: len(first.frames) >= 2, timeout=seconds(10), message="live")
+            await first.close()
+
+            async def released() -> bool:
+                status = await control.hget(keys.meta, "status")
+                return await control.exists(keys.lease) == 0 and b'"idle"' in (status or b"")
+
+            await eventually(released, timeout=TIMING.linger + seconds(5), message="released")
+            saved: dict[str, bytes] = {}
+            for key in (keys.meta, keys.stream):
+                dumped = await control.dump(key)
+                assert isinstance(dumped, bytes), key
+                saved[key] = dumped
+
+            watchers = await watch(http, group, 3)
+            await eventually(
+                lambda: all(len(w.frames) >= 2 for w in watchers),
+                timeout=seconds(10),
+                message="live again",
+            )
+            # Redis away for every replica: it refuses them (and keeps what the test restores).
+            await control.config_set("requirepass", "away")
+            await control.client_kill_filter(_type="normal", skipme=True)
+            await eventually(
+                lambda: all(w.status.get("degraded") for w in watchers),
+                timeout=TIMING.ttl + seconds(5),
+                message="every viewer told degraded",
+            )
+            seen = {id(w): len(w.statuses) for w in watchers}
+            # Back from the older save: the idle, and a lease whose holder is gone.
+            await control.flushall()
+            for key, value in saved.items():
+                await control.restore(key, 0, value)
+            await control.set(keys.lease, "gone-1-000000#1")
+            await control.config_set("requirepass", "")
+            await eventually(
+                lambda: all(not w.status.get("degraded") for w in watchers),
+                timeout=seconds(10),
+                message="the degraded mark is gone",
+            )
+            late = await watch(http, group, 2)
+            await control.delete(keys.lease)  # the gone holder's lease runs out
+
+            async def one_holder() -> bool:
+                return len(await holders(http, group)) == 1
+
+            await eventually(one_holder, timeout=seconds(10), message="one replica polls")
+            counts = {id(w): len(w.frames) for w in watchers + late}
+            await eventually(
+                lambda: all(len(w.frames) >= counts[id(w)] + 2 for w in watchers + late),
+                timeout=seconds(10),
+                message="frames from the new holder",
+            )
+            for w in watchers:
+                after = w.statuses[seen[id(w)] :]
+                assert [s for s in after if s["state"] == "idle"] == [], (after, logs(group))
+            for w in late:
+                assert [s for s in w.statuses if s["state"] == "idle"] == [], w.statuses
+            for w in watchers + late:
+                assert w.status["state"] == "up"
+                assert "degraded" not in w.status
+                assert w.violations == [], (w.violations, logs(group))
+                assert all(a < b for a, b in itertools.pairwise(w.seqs()))
+            requests = await requests_in(emu, WINDOW)
+            assert one_per_interval(requests, WINDOW), (requests, logs(group))
+            for replica in group:
+                _, text = await get_text(http, f"{replica.url}/metrics")
+                assert metric(text, "gateway_cluster_degraded") == 0
+            assert not any(w.ended.is_set() for w in watchers + late)
+            await asyncio.gather(*(w.close() for w in watchers + late))
+    finally:
+        await control.aclose()
 
 
 async def test_a_replica_shutting_down_hands_its_routers_over_at_once(

@@ -9,12 +9,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from gateway.cluster_lease import RouterLease
+import orjson
+
+from gateway.cluster_lease import Role, RouterLease
 from gateway.cluster_store import Acquired, LeaseStore
 from gateway.config import settings_from_dict
-from gateway.core.cluster import Demanded, Entry, RedisUnavailable, RouterKeys, router_keys
+from gateway.core.cluster import (
+    Demanded,
+    Entry,
+    RedisUnavailable,
+    RouterKeys,
+    StatusMark,
+    StoredStatus,
+    router_keys,
+)
+from gateway.core.messages import status_frame
+from gateway.core.model import RouterState
 from gateway.core.sources import Source
 from gateway.demand import Demand
 from gateway.metrics import Metrics
@@ -44,8 +56,11 @@ class FakeStore:
         self.lease: tuple[str, float] | None = None
         self.demand: dict[str, float] = {}
         self.entries: list[tuple[float, Entry]] = []
-        self.status_json: bytes | None = None
+        # The current status of each source in meta, as an acquire and a status read give it.
+        self.meta: dict[str, StoredStatus] = {}
         self.down = False
+        # Seconds the answer to the next tick takes to come back (Redis ran it at once).
+        self.slow_answer = 0.0
         self.last_ok = self.clock()
         # Virtual time of every acquire call, and the sources it announced.
         self.acquires: list[tuple[float, tuple[str, ...]]] = []
@@ -83,8 +98,14 @@ class FakeStore:
         taken = self.lease is None or at >= self.lease[1]
         if taken:
             self.lease = (token, at + ttl_ms / 1000)
-        last = [e.seq for _, e in self.entries if e.seq is not None]
-        return Acquired(taken, round((WALL + at) * 1000), last[-1] if last else None, None)
+        last = [e.seq for _, e in self.entries if e.kind == "traffic"]
+        return Acquired(
+            taken,
+            round((WALL + at) * 1000),
+            last[-1] if last else None,
+            None,
+            statuses=dict(self.meta),
+        )
 
     async def tick(
         self,
@@ -108,6 +129,8 @@ class FakeStore:
             self.demand[replica] = at + demand_ms / 1000
         else:
             self.demand.pop(replica, None)
+        delay, self.slow_answer = self.slow_answer, 0.0
+        await asyncio.sleep(delay)
         return Demanded(len(self.demand))
 
     async def release(
@@ -132,13 +155,17 @@ class FakeStore:
         await self._answer()
         self.demand.pop(replica, None)
 
-    async def statuses(self, keys: RouterKeys) -> Mapping[str, bytes]:
+    async def statuses(self, keys: RouterKeys) -> Mapping[str, StoredStatus]:
         await self._answer()
-        return {} if self.status_json is None else {"interfaces": self.status_json}
+        return dict(self.meta)
 
     def traffic(self) -> list[tuple[float, int]]:
         """(virtual time, seq) of every traffic entry appended."""
-        return [(at - START, e.seq) for at, e in self.entries if e.seq is not None]
+        return [
+            (at - START, e.seq)
+            for at, e in self.entries
+            if e.kind == "traffic" and e.seq is not None
+        ]
 
 
 class FakeRouter:
@@ -162,6 +189,18 @@ class FakeRouter:
         self.connected = False
 
 
+class ShownTopic(Topic):
+    """A topic that keeps every status it was given to show, in order."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.shown: list[dict[str, object]] = []
+
+    def publish_status(self, status: dict[str, object]) -> None:
+        self.shown.append(status)
+        super().publish_status(status)
+
+
 @dataclass
 class Rig:
     lease: RouterLease
@@ -169,7 +208,7 @@ class Rig:
     store: FakeStore
     router: FakeRouter
     demand: Demand
-    topic: Topic
+    topic: ShownTopic
     metrics: Metrics
 
     async def stop(self) -> None:
@@ -192,7 +231,7 @@ def rig() -> Rig:
         return WALL + loop.time()
 
     demand = Demand(LINGER, loop.time)
-    topic = Topic("r1", settings.poll.history, demand=demand, clock=loop.time, wall=wall)
+    topic = ShownTopic("r1", settings.poll.history, demand=demand, clock=loop.time, wall=wall)
     store = FakeStore()
     seam: LeaseStore = store  # the seam the fake stands in for, checked by mypy
     metrics = Metrics()
@@ -387,3 +426,165 @@ async def test_a_source_newly_wanted_here_is_announced_at_once() -> None:
         (1.5, ("interfaces", "queues")),
     ]
     await lease.shutdown()
+
+
+def stored(state: RouterState, since: float, mark: StatusMark) -> StoredStatus:
+    """A status of r1's interfaces as Redis holds it."""
+    return StoredStatus(orjson.dumps(status_frame("r1", state, None, since)), mark)
+
+
+def role(r: Rig) -> Role:
+    """The lease's role now."""
+    return r.lease.role
+
+
+def first_rates(entry: Entry) -> list[object]:
+    """The rx rates of a traffic entry's frame."""
+    frame = orjson.loads(entry.data)
+    return [row["rx_bps"] for row in frame["interfaces"]]
+
+
+@virtual_time
+async def test_redis_back_with_an_older_status_leaves_viewers_on_the_current_one() -> None:
+    """Redis answers again holding a status older than the one this replica's own polling
+    showed (a save from before, a snapshot read before the stream's last entry): its viewers
+    keep the current state, marked degraded no more, never the older one; the holder's next
+    status follows; and a status older than the one shown is never shown, by any path."""
+    r = rig()
+    r.store.lease = ("b#1", r.store.clock() + 100)  # another replica polls
+    r.demand.join()
+    await asyncio.sleep(0.5)
+    r.lease.offer_status("interfaces", stored("up", 1.0, StatusMark(100, (10, 0))))
+    assert r.topic.shown[-1]["state"] == "up"
+    r.store.down = True
+    await asyncio.sleep(TTL + 2.5)
+    assert role(r) == "local"
+    assert r.topic.shown[-1] == {**r.topic.shown[-1], "state": "up", "degraded": True}
+    before = len(r.topic.shown)
+    # Back, with what Redis held before the status this replica last showed from it.
+    r.store.meta = {"interfaces": stored("idle", 0.5, StatusMark(90, (9, 0)))}
+    r.store.down = False
+    await asyncio.sleep(2 * INTERVAL)
+    assert role(r) == "idle"
+    after = r.topic.shown[before:]
+    assert [s["state"] for s in after] == ["up"], after
+    assert "degraded" not in after[0]
+    # Older, or the same again, by any path: nothing; newer: shown, in order.
+    r.lease.offer_status("interfaces", stored("idle", 0.5, StatusMark(90, (9, 0))))
+    r.lease.offer_status("interfaces", stored("up", 1.0, StatusMark(100, (10, 0))))
+    assert len(r.topic.shown) == before + 1
+    r.lease.offer_status("interfaces", stored("up", 9.0, StatusMark(10**6, (20, 0))))
+    r.lease.offer_status("interfaces", stored("down", 1.5, StatusMark(100, (10, 1))))
+    assert [s["since"] for s in r.topic.shown[before + 1 :]] == [9.0]
+    await r.stop()
+
+
+@virtual_time
+async def test_redis_back_with_a_newer_status_shows_it_when_this_replica_stops() -> None:
+    """The newest status Redis gave while this replica polled for itself (the holder's, read
+    from the stream) replaces the degraded one when it stops, and a newer one from the lease's
+    answer wins over it."""
+    r = rig()
+    r.store.lease = ("b#1", r.store.clock() + 100)
+    r.demand.join()
+    r.store.down = True
+    await asyncio.sleep(TTL + 2.5)
+    assert role(r) == "local"
+    latest = r.topic.latest
+    assert latest is not None
+    ahead = latest.seq + 10**6  # a takeover's seq jumps to Redis time
+    r.lease.offer_status("interfaces", stored("connecting", 7.0, StatusMark(ahead, (30, 0))))
+    assert r.topic.shown[-1].get("degraded") is True  # polling for itself: kept for later
+    r.store.meta = {"interfaces": stored("up", 7.5, StatusMark(ahead, (30, 1)))}
+    r.store.down = False
+    await asyncio.sleep(2 * INTERVAL)
+    assert role(r) == "idle"
+    assert r.topic.shown[-1] == status_frame("r1", "up", None, 7.5)
+    await r.stop()
+
+
+@virtual_time
+async def test_a_renewal_answered_after_the_lease_ran_out_here_appends_no_idle() -> None:
+    """A renewal that Redis ran in time but whose answer came after the lease ran out here:
+    the poller, stopped meanwhile, polls again at once, and its idle status of the meantime
+    never reaches the stream (viewers would see the router idle while it is polled)."""
+    r = rig()
+    r.demand.join()
+    await asyncio.sleep(2.5)
+    assert role(r) == "holder"
+    r.store.slow_answer = TTL - 0.5  # the next tick's answer: after the lease ran out here
+    await asyncio.sleep(TTL + 2)
+    assert role(r) == "holder"
+    states = [orjson.loads(e.data)["state"] for _, e in r.store.entries if e.kind == "status"]
+    assert "idle" not in states, states
+    assert states[-1] == "up"
+    assert r.router.starts[-1] >= TTL + 3.5, r.router.starts
+    await r.stop()
+
+
+@virtual_time
+async def test_rates_after_a_takeover_come_only_from_the_new_holders_own_polling() -> None:
+    """The first frame a replica appends after taking the lease has no rates when it was not
+    polling (no baseline of its own), and keeps them when it was polling the router without a
+    gap, for its own viewers while Redis was away: from its own previous reading, one interval
+    before (here 8,000 bit/s: 1,000 bytes a poll, a poll a second)."""
+    r = rig()
+    r.demand.join()
+    await asyncio.sleep(2.5)
+    assert role(r) == "holder"
+    traffic = [e for _, e in r.store.entries if e.kind == "traffic"]
+    assert first_rates(traffic[0]) == [None]
+    assert first_rates(traffic[1]) == [8000.0]
+
+    r.store.down = True
+    await asyncio.sleep(TTL + 2.5)
+    assert role(r) == "local"
+    appended = len(r.store.entries)
+    r.store.lease = None  # Redis restarted empty
+    r.store.down = False
+    await asyncio.sleep(2.5)
+    assert role(r) == "holder"
+    taken = [e for _, e in r.store.entries[appended:] if e.kind == "traffic"]
+    assert taken, "the holder appends again"
+    assert first_rates(taken[0]) == [8000.0]
+    await r.stop()
+
+
+@virtual_time
+async def test_viewers_gone_during_an_outage_leave_an_unmarked_status_once_redis_is_back() -> None:
+    """Viewers gone while Redis was away: the router shows idle, marked degraded; Redis back
+    (empty, nobody polls), its streams loaded again: idle without the mark; and the status
+    Redis had before, met again, replaces it."""
+    r = rig()
+    r.store.lease = ("b#1", r.store.clock() + 100)
+    r.demand.join()
+    await asyncio.sleep(0.5)
+    r.lease.offer_status("interfaces", stored("up", 1.0, StatusMark(100, (10, 0))))
+    r.store.down = True
+    await asyncio.sleep(TTL + 1.5)
+    r.demand.leave()
+    await asyncio.sleep(LINGER + 2 * INTERVAL)
+    assert role(r) == "idle"
+    status = r.topic.status
+    assert status is not None
+    assert (status["state"], status.get("degraded")) == ("idle", True)
+    r.store.down = False
+    r.lease.reloaded("interfaces")  # the reader loaded an empty stream
+    assert r.topic.status is not None
+    assert (r.topic.status["state"], "degraded" in r.topic.status) == ("idle", False)
+    await r.stop()
+
+    r = rig()
+    r.store.lease = ("b#1", r.store.clock() + 100)
+    r.demand.join()
+    await asyncio.sleep(0.5)
+    up = stored("up", 1.0, StatusMark(100, (10, 0)))
+    r.lease.offer_status("interfaces", up)
+    r.store.down = True
+    await asyncio.sleep(TTL + 1.5)
+    r.demand.leave()
+    await asyncio.sleep(LINGER + 2 * INTERVAL)
+    r.store.down = False
+    r.lease.offer_status("interfaces", up)  # the reader loaded the stream: the same status
+    assert r.topic.status == status_frame("r1", "up", None, 1.0)
+    await r.stop()

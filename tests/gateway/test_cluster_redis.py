@@ -8,12 +8,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
+import orjson
 import pytest
 
-from gateway.cluster import Link
+from gateway.cluster import Cluster, Link
 from gateway.cluster_store import Acquired
-from gateway.core.cluster import Entry, RedisUnavailable, router_keys
+from gateway.config import settings_from_dict
+from gateway.core.cluster import Entry, RedisUnavailable, StatusMark, entry_id, router_keys
+from gateway.core.filters import InterfaceFilter
+from gateway.core.frames import traffic_frame
+from gateway.core.messages import status_frame
+from gateway.hub import Hub
 from gateway.metrics import Metrics
+from gateway.sink import Sink
+from tests.support.fakes import FakeTransport
 from tests.support.redis import RedisServer, free_port, redis_server
 from tests.support.timing import eventually, seconds
 
@@ -219,12 +227,20 @@ async def test_each_source_has_its_own_stream_seq_and_status(link: Link) -> None
         b"status:hotspot": refused.data,
     }
     entries, status = await link.tail(KEYS, MAXLEN, "hotspot")
-    assert status == refused.data
+    assert status is not None
+    assert status.data == refused.data
     assert len(entries) == 1
     again = await link.acquire(KEYS, "b#1", TTL, "b", TTL)
     assert again.seq == 900
-    assert dict(again.statuses) == {"interfaces": STATUS.data, "hotspot": refused.data}
-    assert await link.statuses(KEYS) == {"interfaces": STATUS.data, "hotspot": refused.data}
+    assert {s: v.data for s, v in again.statuses.items()} == {
+        "interfaces": STATUS.data,
+        "hotspot": refused.data,
+    }
+    stored = await link.statuses(KEYS)
+    assert {s: v.data for s, v in stored.items()} == {
+        "interfaces": STATUS.data,
+        "hotspot": refused.data,
+    }
 
 
 async def test_demand_names_the_sources_each_replica_wants(link: Link) -> None:
@@ -247,3 +263,82 @@ async def test_demand_names_the_sources_each_replica_wants(link: Link) -> None:
     assert await link.commands.zcard(KEYS.demand) == 0
     for source in ("interfaces", "queues", "hotspot"):
         assert await link.commands.xlen(KEYS.stream_of(source)) == 1
+
+
+async def test_each_status_is_kept_with_its_place_in_the_stream(link: Link) -> None:
+    """A status appended with its position keeps it and its entry id beside it in meta, on a
+    tick and on a release: every way a replica reads the current status (an acquire, a status
+    read, a stream load) says where it stands, ordered as the stream is."""
+    up = Entry("status", b'{"state":"up"}', 1764377000.25, 41)
+    await link.acquire(KEYS, "a#1", TTL, "a", TTL)
+    await link.tick(KEYS, "a#1", TTL, "a", TTL, MAXLEN, [up, TRAFFIC])
+    entries: Any = await link.commands.xrange(KEYS.stream)
+    (first_id, fields), _ = entries
+    assert fields[b"seq"] == b"41"
+    marked = StatusMark(41, entry_id(first_id))
+    assert (await link.statuses(KEYS))["interfaces"].mark == marked
+    again = await link.acquire(KEYS, "b#1", TTL, "b", TTL)
+    assert again.statuses["interfaces"].mark == marked
+    _, current = await link.tail(KEYS, MAXLEN)
+    assert current is not None
+    assert current.mark == marked
+
+    idle = Entry("status", b'{"state":"idle"}', 1764377001.0, 42)
+    assert await link.release(KEYS, "a#1", "a", MAXLEN, idle)
+    entries = await link.commands.xrange(KEYS.stream)
+    last_id, fields = entries[-1]
+    assert (fields[b"type"], fields[b"seq"]) == (b"status", b"42")
+    stored = (await link.statuses(KEYS))["interfaces"]
+    assert (stored.data, stored.mark) == (idle.data, StatusMark(42, entry_id(last_id)))
+    assert marked < StatusMark(42, entry_id(last_id))
+
+    # A status from a replica that gives no position drops the mark of the one it replaces.
+    await link.acquire(KEYS, "a#2", TTL, "a", TTL)
+    await link.tick(KEYS, "a#2", TTL, "a", TTL, MAXLEN, [STATUS])
+    stored = (await link.statuses(KEYS))["interfaces"]
+    assert (stored.data, stored.mark) == (STATUS.data, None)
+
+
+async def test_a_stream_loaded_again_reaches_viewers_in_its_own_order(redis: RedisServer) -> None:
+    """A replica loading a router's stream (at start, after a reconnect) shows its viewers the
+    status in force before the last ``history`` frames, those frames, then the statuses that
+    came after them, as they came live: never a status before frames that preceded it."""
+    holder = make_link(redis.url)
+    settings = settings_from_dict(
+        {
+            "poll": {"interval": 1.0, "timeout": 1.0, "history": 3},
+            "cluster": {"redis_url": redis.url},
+            "routers": [{"id": "core-1", "host": "192.0.2.1", "username": "u", "password": "p"}],
+        },
+        source="test",
+    )
+    hub = Hub(["core-1"], settings.poll.history)
+    cluster = Cluster(settings, hub.sources, Metrics(), replica="b")
+    viewer = FakeTransport()
+    hub.sources["core-1"]["interfaces"].subscribe(Sink(viewer, lambda: None), InterfaceFilter.all())
+    try:
+        keys = router_keys("gateway", "core-1")
+
+        def status(state: Any, at: float, place: int) -> Entry:
+            data = orjson.dumps(status_frame("core-1", state, "x" if state == "down" else None, at))
+            return Entry("status", data, at, place)
+
+        def frame(seq: int) -> Entry:
+            data = orjson.dumps(traffic_frame("core-1", seq, 1764377000.0 + seq, 1.0, False, []))
+            return Entry("traffic", data, 1764377000.0 + seq, seq)
+
+        entries = [status("up", 1.0, 100), *(frame(seq) for seq in range(100, 105))]
+        entries.append(status("down", 2.0, 105))
+        await holder.acquire(keys, "a#1", TTL, "a", TTL)
+        await holder.tick(keys, "a#1", TTL, "a", TTL, MAXLEN, entries)
+        cluster.start()
+
+        def seen() -> list[object]:
+            return [m.get("state", m.get("seq")) for m in viewer.messages()[2:]]
+
+        await eventually(lambda: len(seen()) >= 5, timeout=seconds(5), message="loaded")
+        assert seen() == ["up", 102, 103, 104, "down"]
+    finally:
+        await cluster.release()
+        await cluster.close()
+        await holder.close()

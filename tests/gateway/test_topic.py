@@ -129,6 +129,42 @@ def test_a_customer_is_not_told_of_a_new_error_text_it_cannot_see() -> None:
     assert late.messages()[0]["error"] == "the router is unavailable"
 
 
+def test_in_cluster_mode_a_subscribe_replays_the_status_in_order_with_its_history() -> None:
+    """Cluster mode: a subscriber joining after a status that came after the latest frame (a
+    takeover's, before its first frame, whose seq jumps) gets the status in force at that
+    frame, the history, then the new status, each once (a restricted viewer, their public
+    forms); one more frame, and a subscribe is as always (status, history)."""
+    topic = Topic("r", history=3)
+    topic.status_in_order = True
+    up: dict[str, object] = {"type": "status", "router": "r", "state": "up", "since": 1.0}
+    down: dict[str, object] = {**up, "state": "down", "error": "10.0.0.1:8728: timed out"}
+    topic.publish_status(up)
+    for seq in range(1, 4):
+        topic.publish(traffic(seq))
+    topic.publish_status(down)
+    t, restricted = FakeTransport(), FakeTransport()
+    topic.subscribe(Sink(t, lambda: None), InterfaceFilter.all())
+    sink = Sink(restricted, lambda: None)
+    sink.restricted = True
+    topic.subscribe(sink, InterfaceFilter.all())
+    topic.publish(traffic(1000))
+    assert [(m["type"], m.get("state")) for m in t.messages()] == [
+        ("status", "up"),
+        ("history", None),
+        ("status", "down"),
+        ("traffic", None),
+    ]
+    assert t.messages()[2] == down
+    shown = [m for m in restricted.messages() if m["type"] == "status"]
+    assert [m["state"] for m in shown] == ["up", "down"]
+    assert "10.0.0.1" not in json.dumps(shown)
+    # A resume with nothing to replay, and a subscribe after the next frame: status first.
+    later = FakeTransport()
+    topic.subscribe(Sink(later, lambda: None), InterfaceFilter.all())
+    assert [m["type"] for m in later.messages()] == ["status", "history"]
+    assert later.messages()[0] == down
+
+
 @pytest.mark.parametrize(
     ("since", "seqs", "reset"),
     [

@@ -1,4 +1,5 @@
-"""Cluster mode's pure rules: key names, the lease lifetime, the seq rule, stream entries."""
+"""Cluster mode's pure rules: key names, the lease lifetime, the seq rule, stream entries, the
+order of statuses."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from gateway.core.cluster import (
     STATUS_SLACK,
     Entry,
     EntryError,
+    StatusMark,
     entry_args,
+    entry_id,
     lease_ttl_ms,
     parse_entry,
+    parse_status_at,
     replica_id,
     router_keys,
+    status_at,
+    status_mark,
     stream_maxlen,
     takeover_seq,
 )
@@ -69,7 +75,8 @@ def test_entries_survive_their_trip_through_script_arguments_and_stream_fields()
     """What a holder appends is what every reader gets back, bytes for bytes."""
     traffic = Entry("traffic", b'{"type":"traffic","seq":7}', 1764377000.512, 7)
     status = Entry("status", b'{"type":"status"}', 1764377000.25)
-    for entry in (traffic, status):
+    placed = Entry("status", b'{"type":"status"}', 1764377000.25, 8)
+    for entry in (traffic, status, placed):
         kind, data, published, seq = entry_args(entry)
         fields = {b"type": kind.encode(), b"data": data, b"t": published.encode()}
         if seq:
@@ -94,3 +101,27 @@ def test_an_entry_this_version_cannot_read_is_refused_naming_the_field(
     """A malformed entry raises EntryError saying which field is wrong."""
     with pytest.raises(EntryError, match=complaint):
         parse_entry(fields)
+
+
+def test_statuses_are_ordered_by_place_among_the_frames_then_by_stream_entry() -> None:
+    """A status before a later frame comes after one before an earlier frame, whatever their
+    entry ids (a takeover's, in a Redis that restarted with a clock behind); at the same place,
+    the later entry comes after."""
+    assert entry_id(b"1764377000123-4") == (1764377000123, 4)
+    early, late = status_mark(41, b"1764377999000-0"), status_mark(42, "1764377000000-0")
+    assert early is not None
+    assert late is not None
+    assert early < late
+    assert StatusMark(42, (5, 0)) < StatusMark(42, (5, 1)) < StatusMark(42, (6, 0))
+    assert status_mark(None, b"1-0") is None  # a status of a version that gives no place
+
+
+def test_a_status_place_survives_the_meta_field_and_a_bad_one_is_no_place() -> None:
+    """The ``status_at`` field reads back as the mark it was written from; anything else there
+    reads as no place (the status is shown as it comes), and a bad entry id is refused."""
+    mark = StatusMark(1764377000500, (1764377000501, 2))
+    assert parse_status_at(status_at(mark).encode()) == mark
+    for value in (None, b"", b"x 1-0", b"5", b"5 1-x", b"5 -1"):
+        assert parse_status_at(value) is None
+    with pytest.raises(EntryError, match="is not <ms>-<n>"):
+        entry_id(b"17643")
