@@ -46,7 +46,7 @@ class Frame:
         cls, data: dict[str, object], json: bytes | None = None, previous: Frame | None = None
     ) -> Frame:
         """The frame of a traffic message ``data`` (``seq``: int, ``ts``: float; else
-        ``TypeError``), encoded once per row (``gateway.core.rows.encode``).
+        ``TypeError``), encoded once, with where each row lies (``gateway.core.rows.encode``).
 
         ``json``: the encoding viewers of every row get, when it came from elsewhere (the same
         message, possibly encoded by another orjson); else this process's. ``previous``: the

@@ -1,13 +1,13 @@
 """One router's source's channel: the latest frame, the history ring, the status, the
 subscribers.
 
-The hot path is ``Topic.publish``: it encodes a frame once, row by row (``Frame.encode``), builds
-the frame of each distinct selection of rows by splicing those rows (``Rows.splice``: no filter is
-matched against every interface each tick, and viewers whose filters select the same rows share
-one frame), wraps it in a websocket frame once (and deflates it once, when some of its
-subscribers agreed to permessage-deflate), and writes the same bytes to every subscriber
-without awaiting anything (each ``Sink`` sends straight to its socket while nothing waits in
-its transport). The topic is the only registry of its subscribers; they join with
+The hot path is ``Topic.publish``: it encodes a frame once, noting where each row lies
+(``Frame.encode``), builds the frame of each distinct selection of rows by splicing those rows
+(``Rows.splice``: no filter is matched against every interface each tick, and viewers whose
+filters select the same rows share one frame), wraps it in a websocket frame once (and deflates
+it once, when some of its subscribers agreed to permessage-deflate), and writes the same bytes
+to every subscriber without awaiting anything (each ``Sink`` sends straight to its socket while
+nothing waits in its transport). The topic is the only registry of its subscribers; they join with
 ``subscribe`` and leave with ``unsubscribe``, and its ``Demand`` counts them for the producer.
 """
 

@@ -387,6 +387,8 @@ async def profile_polls(polls: int) -> tuple[float, str]:
 
     class Viewer:
         behind = False
+        deflate = False
+        restricted = False
         fed_at = 0.0
 
         def write(self, frame: bytes, droppable: bool = False, backfill: bool = False) -> bool:
