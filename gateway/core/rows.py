@@ -259,10 +259,11 @@ def _starts(text: bytes, rows: list[object], head: int, end: int) -> array[int] 
     per row cost more than encoding the whole frame); None when it cannot be told that way.
 
     When every row is an object with at least one key, each encodes as ``{"...}`` and the rows
-    are separated by ``},{"``. Inside a row the same four bytes can occur only where a list
-    holds objects (in a string, ``"`` is always escaped), and such an occurrence never overlaps
-    a boundary; so splitting the rows' text on them gives exactly one piece per row, or more
-    pieces than rows (None: the caller encodes each row apart).
+    are separated by ``},{"``. The same four bytes can occur inside a row too (a text ending
+    in ``},{``, a list of objects), but never overlapping a boundary (nor one another): so
+    splitting the rows' text on them gives exactly one piece per row when it gives as many
+    pieces as there are rows, and more pieces otherwise (None: the caller encodes each row
+    apart).
     """
     count = len(rows)
     if count < 2:

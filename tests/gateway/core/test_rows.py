@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from gateway.core.filters import InterfaceFilter, literal_glob
 from gateway.core.frames import filter_traffic, traffic_frame
-from gateway.core.model import Sample, parse_interface_row
+from gateway.core.model import InterfaceRate, Sample, parse_interface_row
 from gateway.core.rates import compute_rates
-from gateway.core.rows import Layout, encode, row_names
+from gateway.core.rows import Layout, Rows, encode, row_names
+from gateway.core.sessions import SessionBook
+from gateway.core.sources import PPP_SERVICES, PppSession, ppp_interface
 from gateway.emulator.device import Device, sized_config
 
 # Names as routers send them, and the characters that make globs and JSON interesting.
@@ -222,3 +224,134 @@ def test_a_frame_without_a_row_list_is_refused() -> None:
     """A message with no row list is not a traffic frame: the error says which key is missing."""
     with pytest.raises(TypeError, match="'interfaces' is not a list"):
         encode({"type": "traffic", "interfaces": {"name": "x"}})
+
+
+# -- where each row lies: found in the frame's one encoding ------------------------------------
+
+# Text that reads like the boundary between two rows ("},{" then a key), or like part of one.
+BOUNDARY_TEXT = st.sampled_from(['},{"', '"},{"name":"', "},{", '\\"', "}", "{", ",", ""])
+# Row values that are not plain text: lists of objects (their encoding holds "},{" then a
+# key, as between two rows), objects, empty ones.
+NESTED = st.one_of(
+    st.lists(st.dictionaries(st.sampled_from(["name", "", "a"]), VALUE, max_size=2), max_size=3),
+    st.dictionaries(st.sampled_from(["name", "b"]), VALUE | BOUNDARY_TEXT, max_size=2),
+)
+
+
+@st.composite
+def odd_rows(draw: st.DrawFn) -> list[object]:
+    """Rows as anything may hold them: objects with text like a row boundary or nested objects,
+    empty objects, and now and then a row that is not an object (a list of objects too)."""
+    out: list[object] = []
+    for _ in range(draw(st.integers(0, 10))):
+        kind = draw(st.integers(0, 9))
+        if kind == 0:
+            out.append(draw(VALUE | NESTED))
+        elif kind == 1:
+            out.append({})
+        else:
+            row: dict[str, object] = {"name": draw(NAME | BOUNDARY_TEXT)}
+            row.update(draw(st.dictionaries(st.sampled_from(["id", "x", "name"]), VALUE | NESTED)))
+            out.append(row)
+    return out
+
+
+def each_row(rows_: Rows) -> list[bytes]:
+    """Every row's bytes as ``rows_`` says they lie in the frame's encoding."""
+    text, starts = rows_.text, rows_.starts
+    return [text[starts[i] : starts[i + 1] - 1] for i in range(len(rows_))]
+
+
+@settings(max_examples=500, deadline=None)
+@given(odd_rows(), st.booleans())
+def test_each_row_is_found_where_its_own_encoding_lies(rows: list[object], last: bool) -> None:
+    """Whatever the rows hold, each row a viewer is sent is exactly that row's own encoding."""
+    frame: dict[str, object] = {"type": "traffic", "interfaces": rows}
+    if not last:
+        frame["more"] = [{"a": 1}, {"b": 2}]
+    rows_ = encode(frame)
+    assert rows_.text == orjson.dumps(frame)
+    assert each_row(rows_) == [orjson.dumps(row) for row in rows]
+    assert rows_.text[: rows_.starts[0]] == orjson.dumps(frame).split(b'"interfaces":[')[0] + (
+        b'"interfaces":['
+    )
+    assert rows_.text[rows_.tail :] == (b"]}" if last else b'],"more":[{"a":1},{"b":2}]}')
+
+
+def test_rows_holding_what_reads_like_a_row_boundary_are_found_exactly() -> None:
+    """Rows holding what encodes as "},{" and a quote (a list of objects, a text ending in "},{")
+    are not cut there."""
+    frame: dict[str, object] = {
+        "interfaces": [
+            {"name": "a", "x": [{"name": "b"}, {"name": "c"}]},
+            {"name": '},{"name":"d'},
+            {"name": "e", "comment": "},{"},
+            {"name": "f", "x": [{}, {"": 1}]},
+        ]
+    }
+    rows_ = encode(frame)
+    assert each_row(rows_) == [orjson.dumps(row) for row in frame["interfaces"]]  # type: ignore[attr-defined]
+    for name in ("a", "b", '},{"name":"d', "e", "f"):
+        flt = InterfaceFilter.of([literal_glob(name)])
+        assert rows_.splice(rows_.layout.select(flt)) == orjson.dumps(filter_traffic(frame, flt))
+    # Rows that are not objects: a boundary inside one, none between them.
+    odd: list[object] = [[{"name": "a"}, {"name": "b"}], 5]
+    assert each_row(encode({"interfaces": odd})) == [orjson.dumps(row) for row in odd]
+
+
+# Interface names as routers send them: PPP server interfaces of customers (some online, some
+# not), ports, names that are not ASCII or hold quotes, backslashes and text like JSON.
+USER = st.text(alphabet=st.sampled_from(list('ab1-_.@ "\\},{éжü\u2028')), min_size=1, max_size=6)
+PORT = st.text(alphabet=st.sampled_from(list('ether1-[] "\\},{éж\x00')), min_size=1, max_size=8)
+RATE = st.none() | st.floats(0, 1e13, allow_nan=False)
+
+
+@st.composite
+def ppp_ticks(draw: st.DrawFn) -> tuple[list[InterfaceRate], list[PppSession]]:
+    """One poll's rates of a router with PPP customers, ports and comments, and the PPP
+    sessions read from it (not every customer has one; some sessions have no interface)."""
+    rates: list[InterfaceRate] = []
+    sessions: list[PppSession] = []
+    for i in range(draw(st.integers(0, 12))):
+        ppp = draw(st.booleans())
+        service = draw(st.sampled_from(sorted(PPP_SERVICES)))
+        user = draw(USER)
+        name = ppp_interface(service, user) if ppp else draw(PORT)
+        assert name is not None
+        comment = draw(st.none() | st.text(max_size=5) | BOUNDARY_TEXT)
+        rx_bps, tx_bps, rx_pps, tx_pps = (draw(RATE) for _ in range(4))
+        kind = "pppoe-in" if ppp else draw(st.sampled_from(["ether", "vlan", "bridge", "ж"]))
+        running, disabled = draw(st.booleans()), draw(st.booleans())
+        rates.append(
+            InterfaceRate(
+                f"*{i:X}", name, kind, running, disabled, rx_bps, tx_bps, rx_pps, tx_pps, comment
+            )
+        )
+        if ppp and draw(st.booleans()):
+            caller = draw(st.none() | st.text(max_size=4))
+            address = draw(st.none() | st.sampled_from(["100.64.0.2", "10.0.0.1", ""]))
+            uptime = draw(st.none() | st.integers(0, 10**7))
+            sessions.append(PppSession(f"*S{i}", user, service, caller, address, uptime))
+    return rates, sessions
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ppp_ticks())
+def test_frames_with_ppp_sessions_comments_and_odd_names_are_sent_exactly(
+    tick: tuple[list[InterfaceRate], list[PppSession]],
+) -> None:
+    """The poller's frames (PPP rows with and without a session, comments, names that are not
+    ASCII or read like JSON) reach viewers of every row and each customer byte for byte as
+    encoding the frame, or the customer's share of it, would give."""
+    rates, sessions = tick
+    book = SessionBook()
+    book.update(sessions, 0.0, 1.7e9)
+    frame = traffic_frame("isp", 7, 1.7e9, 1.0, False, rates, book.view())
+    rows_ = encode(frame)
+    assert rows_.text == orjson.dumps(frame)
+    assert each_row(rows_) == [orjson.dumps(row) for row in frame["interfaces"]]  # type: ignore[attr-defined]
+    joined = [row for row in frame["interfaces"] if "session" in row]  # type: ignore[attr-defined]
+    assert len(joined) <= len(sessions)
+    for rate in rates:
+        flt = InterfaceFilter.of([literal_glob(rate.name)])
+        assert rows_.splice(rows_.layout.select(flt)) == orjson.dumps(filter_traffic(frame, flt))
