@@ -133,6 +133,10 @@ port = 0
 max_connections = 20000
 shutdown_grace = 2.0
 
+[limits]
+connections_per_address = 0
+handshakes_per_second = 0
+
 [poll]
 interval = {interval}
 history = {history}
