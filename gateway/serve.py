@@ -47,10 +47,10 @@ YOUNG_GENERATION: Final = 20_000
 cycle collector while the gateway serves; CPython's default is 700.
 
 Why: a poll of a 2,000-interface router allocates about 8,000 containers that live until the
-tick ends (reply rows, samples, rates, frame rows). At 700 the collector ran a dozen young
+tick ends (reply rows, samples, rates, frame rows). At 700 the collector ran about ten young
 collections per tick, each scanning those live rows and promoting them to older generations,
-so that a full collection of the process followed every few seconds: about 3 ms of CPU a tick,
-a tenth of the tick (``loadtest/RESULTS.md``, "Ingest"). The rows are freed by reference
+so that a full collection of the whole process followed every ten seconds or so: 3-9 ms of CPU
+a tick, 10-15 % of it (``loadtest/RESULTS.md``, "Ingest"). The rows are freed by reference
 counting when the tick ends (they form no cycles), so at this threshold a tick's allocations
 no longer trigger collections; cycles (a caught exception and its frames) are still collected,
 after at most this many net allocations, in pauses of a few milliseconds."""
