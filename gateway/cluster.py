@@ -8,7 +8,10 @@ frames to every replica's viewers.
   blocking reads), a deadline on every call, and Redis's health as this replica sees it: a
   failed call backs the next ones off (full jitter), and no answer for a lease TTL makes the
   replica ``degraded`` (logged once each way; ``gateway_cluster_degraded``);
-- one ``RouterLease`` per router (``gateway.cluster_lease``): who polls, demand, the lease;
+- one ``RouterLease`` per router (``gateway.cluster_lease``): who polls, demand, the lease
+  (its poller's gate in ``gateway.cluster_gate``, a holder's entries for its next tick in
+  ``gateway.cluster_outbox``, the statuses its topics show, in order, in
+  ``gateway.cluster_statuses``);
 - ``StreamReader`` (``gateway.cluster_stream``): one task with one ``XREAD BLOCK`` over every
   router's streams (one per source it serves), feeding every topic of this replica (the
   holder's own included: one path, one order everywhere). At start and after every reconnect it

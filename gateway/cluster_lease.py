@@ -20,16 +20,14 @@ source's frames and statuses to that source's stream. Its role is one of:
   marked ``"degraded": true``. When Redis answers again the replica competes for the lease;
   unless it wins, it stops polling and shows the stream's status again.
 
-Statuses from Redis reach the topics in order (``StatusMark``), whichever path brings them:
-the stream (in its order) or a ``meta`` snapshot (a stream loaded again, a lease call's
-answer). One is shown only when its mark is above that of the last one shown, so an older one
-(a snapshot taken before the stream's last entry, a Redis that restarted from an older save)
-never follows a newer one. While this replica polls for itself its own statuses are shown
-instead, and the newest status Redis gives meanwhile is kept: when it stops, that one is shown
-if it came after the last one shown (the holder's news), else its own stays, unmarked.
+Statuses from Redis reach the topics in order: ``gateway.cluster_statuses.ShownStatuses`` keeps
+what each topic showed; the lease tells it when the stream feeds the topics and when this
+replica polls for itself.
 
-The poller sees the lease through two seams: ``gate`` (poll while ``wanted()``) and the lease
-itself as its publisher (``traffic``, ``status``, ``next_seq``). Redis is reached only through
+The poller sees the lease through two seams: ``gate`` (``gateway.cluster_gate``: poll while
+``wanted()``) and the lease itself as its publisher (``traffic``, ``status``, ``next_seq``; a
+holder keeps what it publishes in its ``gateway.cluster_outbox.Outbox`` for the next tick).
+The lease's steps decide its role and make its Redis calls. Redis is reached only through
 ``LeaseStore`` (``gateway.cluster_store``; ``gateway.cluster_link.Link`` in production), so this
 module imports no Redis client.
 """
@@ -41,26 +39,22 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
-import orjson
-
+from gateway.cluster_gate import Gate, PollerState
+from gateway.cluster_outbox import Outbox
+from gateway.cluster_statuses import ShownStatuses
 from gateway.cluster_store import Acquired, LeaseStore
 from gateway.config import PollSettings, RouterSettings
 from gateway.core.cluster import (
-    Entry,
     RedisUnavailable,
     RouterKeys,
-    StatusMark,
     StoredStatus,
     lease_ttl_ms,
     stream_maxlen,
     takeover_seq,
 )
-from gateway.core.messages import status_frame
-from gateway.core.model import RouterState
 from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.demand import RouterDemand
 from gateway.faults import UnexpectedErrors
@@ -72,50 +66,10 @@ logger = logging.getLogger(__name__)
 
 Role = Literal["idle", "holder", "local"]
 
-PENDING: Final = 32
-"""Entries a holder keeps for its next tick. Normally one or two wait; more means Redis is not
-answering, and the lease runs out before this fills (the oldest are dropped first)."""
-
 RENEW_AFTER: Final = 1.5
 """Intervals after the last renewal at which a holder renews without anything to publish: each
 published frame renews the lease anyway, so a polling holder sends one script per poll; a
 holder whose router is down still renews well within the TTL (two intervals plus the timeout)."""
-
-
-class PollerState(Protocol):
-    """What the lease reads of its router's poller (``gateway.poller.Poller``)."""
-
-    state: RouterState
-    error: str | None
-    since: float
-
-    def statuses(self) -> list[dict[str, object]]:
-        """The current status message of every source."""
-        ...
-
-
-class Gate:
-    """The poller's demand in cluster mode: poll while this replica holds the lease (and it has
-    not run out) or polls for itself while Redis is away; each tick, the sources some replica
-    wants (a holder) or this replica's viewers want (polling for itself). ``woken`` is the
-    poller's own event, set when polling becomes wanted; the poller clears it."""
-
-    __slots__ = ("_lease", "woken")
-
-    def __init__(self, lease: RouterLease) -> None:
-        self._lease = lease
-        self.woken = asyncio.Event()
-
-    def wanted(self) -> bool:
-        return self._lease.polling
-
-    def wants(self, source: str) -> bool:
-        lease = self._lease
-        if not lease.polling:
-            return False
-        if lease.role == "holder" and source in lease.wanted_anywhere:
-            return True
-        return lease.demand.wants(source)
 
 
 def publish_counted(topic: Topic, metrics: Metrics, frame: Frame | dict[str, object]) -> None:
@@ -177,22 +131,10 @@ class RouterLease:
         # (counted from the sending: Redis set it later, so it runs out later than this).
         self._renewed_at = -math.inf
         self._lease_until = -math.inf
-        # The first seq after the takeover (``takeover_seq``); the poller's next_seq uses it.
-        self._seq_floor = 0
-        # The seq of the last frame of each source this replica appended as holder: with the
-        # floor, the position of its next status (``_position``).
-        self._appended: dict[Source, int] = {}
-        # Per source: the mark of the last status from Redis its topic showed (None: none
-        # yet, or one from a replica that gives none: any status from Redis follows it); the
-        # sources whose topic shows a status of this replica's own instead (degraded); and the
-        # newest status Redis gave, shown or not. Written only by the status methods below
-        # (the stream's reader calls ``offer_status``).
-        self._shown: dict[str, StatusMark | None] = {}
-        self._own: set[str] = set()
-        self._stored: dict[str, StoredStatus] = {}
-        # What the poller published since the last tick, oldest first: sent by the next tick
-        # (and kept when it fails), cleared when the lease is lost or released. Owned here.
-        self._pending: deque[Entry] = deque(maxlen=PENDING)
+        # What the poller published while holding, for the next tick, and where the next
+        # status stands (the takeover's seq floor). Its pending entries are cleared when the
+        # lease is lost or released.
+        self._outbox = Outbox(metrics, wall)
         # Whether this replica's demand is in Redis (it is withdrawn once demand ends), and for
         # which sources (as the last acquire or tick sent them).
         self._announced = False
@@ -212,12 +154,9 @@ class RouterLease:
         self._held.set(0)
         # The lease's task: created by start(), cancelled and awaited by shutdown().
         self._task: asyncio.Task[None] | None = None
-        # Until the stream's reader finds the router's status in Redis, viewers see it idle. A
-        # subscribe replays statuses in order with the frames (a takeover's status comes
-        # before its first frame, after the older ones).
-        for source, topic in self.topics.items():
-            topic.status_in_order = True
-            topic.publish_status(status_frame(router.id, "idle", None, wall(), source=source))
+        # What the topics show of the router's statuses (each ``idle`` from here on, until the
+        # stream's reader finds the router's status in Redis).
+        self.statuses = ShownStatuses(router.id, self.topics, wall)
 
     @property
     def polling(self) -> bool:
@@ -293,7 +232,7 @@ class RouterLease:
         """When the task should look again (monotonic; inf: only when woken)."""
         retry = self._stepped_at + self.interval / 4
         if self.role == "holder":
-            if self._pending and self._store.may_call():
+            if self._outbox.pending and self._store.may_call():
                 return retry
             due = min(self._renewed_at + RENEW_AFTER * self.interval, self._lease_until)
         elif self.role == "local" or self._announced or self._wanted:
@@ -317,13 +256,13 @@ class RouterLease:
         if not store.may_call():
             return
         if self.role == "holder":
-            if self._pending or now >= self._renewed_at + RENEW_AFTER * self.interval:
+            if self._outbox.pending or now >= self._renewed_at + RENEW_AFTER * self.interval:
                 await self._tick(wanted)
         elif wanted:
             await self._acquire()
         elif self.role == "local":
             for source, stored in (await store.statuses(self.keys)).items():
-                self._keep(source, stored)
+                self.statuses.keep(source, stored)
             self._end_local(degraded=False)
         elif self._announced:
             await store.withdraw(self.keys, self.replica)
@@ -353,7 +292,7 @@ class RouterLease:
         self._announced_sources = frozenset(sources)
         self.wanted_anywhere = reply.wanted
         for source, stored in reply.statuses.items():
-            self._keep(source, stored)
+            self.statuses.keep(source, stored)
         if reply.taken:
             self._take(token, sent, reply)
         elif self.role == "local":
@@ -365,7 +304,7 @@ class RouterLease:
         self._renewed_at = sent
         self._lease_until = sent + self.ttl_ms / 1000
         seqs = [t.latest.seq for t in self.topics.values() if t.latest is not None]
-        self._seq_floor = takeover_seq(reply.seq, max(seqs, default=None), reply.now_ms)
+        self._outbox.seq_floor = takeover_seq(reply.seq, max(seqs, default=None), reply.now_ms)
         self._held.set(1)
         self._changes.labels(self.router, "acquired").inc()
         logger.info("%s: this replica (%s) polls it for the cluster", self.router, self.replica)
@@ -380,7 +319,7 @@ class RouterLease:
     async def _tick(self, wanted: bool) -> None:
         token = self._token
         assert token is not None  # a holder has one
-        entries = tuple(self._pending)
+        entries = tuple(self._outbox.pending)
         sent = self._clock()
         sources = self._sources_wanted()
         count = await self._store.tick(
@@ -396,9 +335,7 @@ class RouterLease:
         if count < 0:
             self._drop("lost", "another replica holds it, or it ran out")
             return
-        for entry in entries:  # those still waiting (a full queue drops its oldest)
-            if self._pending and self._pending[0] is entry:
-                self._pending.popleft()
+        self._outbox.sent(entries)
         lapsed = self._clock() >= self._lease_until
         self._renewed_at = sent
         self._lease_until = sent + self.ttl_ms / 1000
@@ -414,24 +351,14 @@ class RouterLease:
             # Nobody watches anywhere: say so, give the lease up; the poller stops at once and
             # logs out after its idle period.
             self._drop("released", "nobody watches in the cluster")
-            now = self._wall()
-            idle = [
-                Entry(
-                    "status",
-                    orjson.dumps(status_frame(self.router, "idle", None, now, source=source)),
-                    now,
-                    self._position(source),
-                    source,
-                )
-                for source in self.topics
-            ]
+            idle = self._outbox.idle(self.router, self.topics)
             await self._store.release(self.keys, token, self.replica, self.maxlen, idle)
 
     def _drop(self, change: Literal["lost", "released"], why: str) -> None:
         """Stop holding (the poller stops before its next request): count and log it."""
         self.role = "idle"
         self._token = None
-        self._pending.clear()
+        self._outbox.pending.clear()
         self._lease_until = -math.inf
         self._held.set(0)
         self._changes.labels(self.router, change).inc()
@@ -449,7 +376,7 @@ class RouterLease:
         poller = self.poller
         if poller is not None and poller.state != "idle":
             for status in poller.statuses():
-                self._publish_local({**status, "degraded": True})
+                self.statuses.show_own({**status, "degraded": True})
         self.gate.woken.set()
 
     def _end_local(self, *, degraded: bool) -> None:
@@ -462,48 +389,9 @@ class RouterLease:
         one without the mark, so that the next frame (whose seq may jump) comes right after a
         status, and no older status comes after it."""
         self.role = "idle"
-        for source in self.topics:
-            if degraded:
-                idle = status_frame(
-                    self.router, "idle", None, self._wall(), degraded=True, source=source
-                )
-                self._publish_local(idle)
-                continue
-            stored = self._stored.get(source)
-            if stored is not None and self._newer(source, stored.mark, strict=True):
-                self._show(source, stored)
-            else:
-                self._settle_own(source)
+        self.statuses.end_own(degraded=degraded)
 
-    def _publish_local(self, status: dict[str, object]) -> None:
-        """Show a status of this replica's own (polling for itself while Redis is away, or
-        idle here meanwhile): it stands until one from Redis replaces it (``_end_local``,
-        ``offer_status``)."""
-        topic = self._topic_of(status)
-        self._own.add(topic.source)
-        topic.publish_status(status)
-
-    def _settle_own(self, source: str) -> None:
-        """Redis answers and this replica does not poll for itself: the status of its own
-        that ``source``'s topic shows stays, without the degraded mark, standing for the last
-        status from Redis it followed."""
-        if source not in self._own:
-            return
-        self._own.discard(source)
-        topic = self._topic_of({"source": source})
-        current = topic.status
-        if current is not None and current.get("degraded"):
-            topic.publish_status({k: v for k, v in current.items() if k != "degraded"})
-
-    def _topic_of(self, message: Mapping[str, object]) -> Topic:
-        """The topic of the source a status or frame names (interfaces when it names none)."""
-        source = message.get("source", DEFAULT_SOURCE)
-        for served, topic in self.topics.items():
-            if served == source:
-                return topic
-        raise KeyError(f"{self.router} does not serve {source!r}")
-
-    # -- statuses from Redis ------------------------------------------------------------------
+    # -- statuses from Redis (shown by ``statuses``) ---------------------------------------
 
     def offer_status(self, source: str, stored: StoredStatus) -> None:
         """A status of ``source`` from Redis (a stream entry, or the current one in ``meta``):
@@ -512,59 +400,14 @@ class RouterLease:
         nothing). A status of this replica's own (idle here while Redis was away) gives way
         to the same one again (Redis answers: the cluster's status stands), and otherwise
         stays, without the degraded mark."""
-        self._keep(source, stored)
-        if not self.feeds_topic:
-            return
-        if self._newer(source, stored.mark, strict=source not in self._own):
-            self._show(source, stored)
-        else:
-            self._settle_own(source)
+        self.statuses.offer(source, stored, fed=self.feeds_topic)
 
     def reloaded(self, source: str) -> None:
         """``source``'s stream was loaded again (Redis answers): a status of this replica's own
         that nothing from Redis replaced (Redis restarted empty) stays, without the degraded
         mark, unless this replica still polls for itself."""
         if self.feeds_topic:
-            self._settle_own(source)
-
-    def _keep(self, source: str, stored: StoredStatus) -> None:
-        """Remember ``stored`` as the newest status Redis gave for ``source``, if it is."""
-        if source not in self.topics:
-            return
-        held = self._stored.get(source)
-        if held is None or stored.mark is None or held.mark is None or held.mark < stored.mark:
-            self._stored[source] = stored
-
-    def _newer(self, source: str, mark: StatusMark | None, *, strict: bool) -> bool:
-        """Whether a status marked ``mark`` comes after the last one from Redis that
-        ``source``'s topic showed (or is that one, unless ``strict``)."""
-        shown = self._shown.get(source)
-        if mark is None or shown is None:
-            return True
-        return shown < mark if strict else shown <= mark
-
-    def _show(self, source: str, stored: StoredStatus) -> None:
-        """Show viewers a status from Redis; a malformed one, or one of another source than
-        the stream's (or of a source this replica does not serve), is skipped."""
-        try:
-            status = orjson.loads(stored.data)
-        except orjson.JSONDecodeError:
-            status = None
-        if not isinstance(status, dict) or status.get("router") != self.router:
-            logger.warning("%s: skipped a status in Redis that is not one", self.router)
-            return
-        try:
-            topic = self._topic_of(status)
-        except KeyError:
-            logger.warning("%s: skipped a status of a source it does not serve", self.router)
-            return
-        if topic.source != source:
-            logger.warning("%s: skipped a status in the stream of another source", self.router)
-            return
-        self._shown[source] = stored.mark
-        self._own.discard(source)
-        if status != topic.status:
-            topic.publish_status(status)
+            self.statuses.settle_own(source)
 
     # -- the poller's publisher ---------------------------------------------------------------
 
@@ -574,45 +417,31 @@ class RouterLease:
         if self.role == "holder":
             if self._clock() >= self._lease_until:
                 return  # the lease may have run out: this replica may not publish any more
-            seq = frame["seq"]
-            source = self._topic_of(frame).source
-            assert isinstance(seq, int)
-            self._appended[source] = seq
-            self._metrics.frame_encode.inc()
-            data = orjson.dumps(frame)
-            self._pending.append(Entry("traffic", data, self._wall(), seq, source))
+            self._outbox.traffic(frame, self.statuses.topic_of(frame).source)
             self.wake.set()
         elif self.role == "local":
-            publish_counted(self._topic_of(frame), self._metrics, frame)
+            publish_counted(self.statuses.topic_of(frame), self._metrics, frame)
 
     def status(self, status: dict[str, object]) -> None:
         """A status change of the poller's: to its source's stream (at its position, see
-        ``StatusMark``), to the topic marked degraded, or dropped (a poller that is not
+        ``gateway.cluster_outbox``), to the topic marked degraded, or dropped (a poller that is not
         polling for anyone: the ``idle`` of a poller stopped by a lease that ran out, too, which
         would otherwise reach the stream should a late renewal succeed)."""
         if self.role == "holder":
             if self._clock() >= self._lease_until:
                 return  # the lease may have run out: this replica may not publish any more
-            source = self._topic_of(status).source
-            data = orjson.dumps(status)
-            entry = Entry("status", data, self._wall(), self._position(source), source)
-            self._pending.append(entry)
+            self._outbox.status(status, self.statuses.topic_of(status).source)
             self.wake.set()
         elif self.role == "local":
-            self._publish_local({**status, "degraded": True})
-
-    def _position(self, source: Source) -> int:
-        """The position of this holder's next status of ``source``: the seq its next frame
-        gets (the takeover floor, or past the last frame it appended)."""
-        return max(self._seq_floor, self._appended.get(source, -1) + 1)
+            self.statuses.show_own({**status, "degraded": True})
 
     def next_seq(self, seq: int, source: str = DEFAULT_SOURCE) -> int:
         """The seq of the poller's next frame of ``source``, after ``seq``: a holder's starts
         at its takeover floor; a replica polling for itself goes on from what its viewers saw
         last."""
         if self.role == "holder":
-            return max(seq + 1, self._seq_floor)
-        latest = self._topic_of({"source": source}).latest
+            return max(seq + 1, self._outbox.seq_floor)
+        latest = self.statuses.topic_of({"source": source}).latest
         if self.role == "local" and latest is not None:
             return max(seq + 1, latest.seq + 1)
         return seq + 1

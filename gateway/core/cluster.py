@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
+
+import orjson
 
 from gateway.core.sources import DEFAULT_SOURCE, SOURCES
 
@@ -29,6 +31,7 @@ __all__ = [
     "entry_args",
     "entry_id",
     "entry_place",
+    "follows",
     "lease_ttl_ms",
     "member_source",
     "meta_field",
@@ -38,7 +41,9 @@ __all__ = [
     "router_keys",
     "status_at",
     "status_mark",
+    "status_shown",
     "stream_maxlen",
+    "supersedes",
     "takeover_seq",
 ]
 
@@ -214,7 +219,7 @@ class StatusMark:
     stream is loaded again after a reconnect and with lease calls (it may be older than what
     the stream already gave, or come from a Redis that restarted from an older save). A replica
     shows a status only when its mark is above the mark of the last one it showed (see
-    ``gateway.cluster_lease``), so viewers never get an older status after a newer one,
+    ``gateway.cluster_statuses``), so viewers never get an older status after a newer one,
     whichever path brought it.
 
     ``seq`` is the status's position among the frames: the seq of the first frame of its source
@@ -264,6 +269,44 @@ def parse_status_at(value: bytes | None) -> StatusMark | None:
         return StatusMark(int(seq), entry_id(raw_id))
     except EntryError:
         return None
+
+
+def supersedes(held: StoredStatus | None, stored: StoredStatus) -> bool:
+    """Whether ``stored`` replaces ``held`` as the newest status Redis gave for a source: when
+    there is none yet, when either has no mark (shown as it comes), or when its mark is above."""
+    return held is None or stored.mark is None or held.mark is None or held.mark < stored.mark
+
+
+def follows(shown: StatusMark | None, mark: StatusMark | None, *, strict: bool) -> bool:
+    """Whether a status marked ``mark`` comes after the last one from Redis a topic showed,
+    marked ``shown`` (or is that one, unless ``strict``). Either mark None: it does (a status
+    without a mark is shown as it comes; none shown yet, any follows)."""
+    if mark is None or shown is None:
+        return True
+    return shown < mark if strict else shown <= mark
+
+
+def status_shown(
+    data: bytes, router: str, source: str, served: Collection[str]
+) -> dict[str, object]:
+    """The status message a status from Redis (its JSON, ``data``) shows on the topic of
+    ``router``'s ``source``. A message naming no source is the interfaces' (``DEFAULT_SOURCE``).
+
+    Raises EntryError, saying why it is skipped, for one that is not a status of ``router``,
+    one of a source not ``served``, or one of another source than ``source`` (the stream's).
+    """
+    try:
+        status = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        status = None
+    if not isinstance(status, dict) or status.get("router") != router:
+        raise EntryError("a status in Redis that is not one")
+    named = status.get("source", DEFAULT_SOURCE)
+    if not isinstance(named, str) or named not in served:
+        raise EntryError("a status of a source it does not serve")
+    if named != source:
+        raise EntryError("a status in the stream of another source")
+    return status
 
 
 def entry_place(entry: Entry) -> tuple[str, str]:

@@ -121,3 +121,17 @@ def test_only_the_cluster_module_talks_to_redis() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_lease_reaches_redis_only_through_its_store() -> None:
+    """A router's lease and its parts (the poller's gate, a holder's outbox, the statuses its
+    topics show, the store's interface) load without the Redis client or the link, and the
+    parts sit below the lease: a lease runs, and is tested, with any store."""
+    parts = ("cluster_gate.py", "cluster_outbox.py", "cluster_statuses.py", "cluster_store.py")
+    for module in ("cluster_lease.py", *parts):
+        found = imports(PACKAGE / module)
+        assert not {m for m in found if m.startswith(("redis", "gateway.cluster_link"))}, module
+    for module in parts:
+        found = imports(PACKAGE / module)
+        above = ("gateway.cluster_lease", "gateway.cluster_stream", "gateway.cluster_link")
+        assert not {m for m in found if m.startswith(above)}, module

@@ -10,8 +10,10 @@ from gateway.core.cluster import (
     Entry,
     EntryError,
     StatusMark,
+    StoredStatus,
     entry_args,
     entry_id,
+    follows,
     lease_ttl_ms,
     parse_entry,
     parse_status_at,
@@ -19,7 +21,9 @@ from gateway.core.cluster import (
     router_keys,
     status_at,
     status_mark,
+    status_shown,
     stream_maxlen,
+    supersedes,
     takeover_seq,
 )
 
@@ -125,3 +129,48 @@ def test_a_status_place_survives_the_meta_field_and_a_bad_one_is_no_place() -> N
         assert parse_status_at(value) is None
     with pytest.raises(EntryError, match="is not <ms>-<n>"):
         entry_id(b"17643")
+
+
+def test_only_a_later_status_replaces_the_one_kept_and_an_unmarked_one_always_does() -> None:
+    """The newest status Redis gave is kept: an older or equal mark leaves it, a later one or
+    one from a replica that gives no mark (shown as it comes) replaces it."""
+    kept = StoredStatus(b"{}", StatusMark(42, (5, 0)))
+    assert supersedes(None, kept)
+    assert supersedes(kept, StoredStatus(b"{}", StatusMark(42, (5, 1))))
+    assert not supersedes(kept, StoredStatus(b"{}", StatusMark(41, (9, 0))))
+    assert not supersedes(kept, kept)
+    assert supersedes(kept, StoredStatus(b"{}", None))
+    assert supersedes(StoredStatus(b"{}", None), kept)
+
+
+def test_a_status_is_shown_only_after_the_last_one_shown_or_as_that_one_again() -> None:
+    """Viewers never get an older status after a newer one: a mark follows the last one shown
+    when it is above it (or equal, unless strict); no mark, or nothing shown yet, follows."""
+    shown = StatusMark(42, (5, 0))
+    assert follows(shown, StatusMark(43, (1, 0)), strict=True)
+    assert not follows(shown, StatusMark(41, (9, 0)), strict=False)
+    assert not follows(shown, shown, strict=True)
+    assert follows(shown, shown, strict=False)
+    assert follows(None, shown, strict=True)
+    assert follows(shown, None, strict=True)
+
+
+def test_a_status_from_redis_shows_on_its_own_sources_topic_only() -> None:
+    """A status from Redis is shown as the message it carries when it names the router and the
+    stream's source (none named: interfaces); anything else is skipped, saying why."""
+    served = ("interfaces", "queues")
+    status = status_shown(b'{"router":"r1","state":"up"}', "r1", "interfaces", served)
+    assert status == {"router": "r1", "state": "up"}
+    queues = b'{"router":"r1","state":"up","source":"queues"}'
+    assert status_shown(queues, "r1", "queues", served)["source"] == "queues"
+    refused = [
+        (b"not json", "interfaces", "that is not one"),
+        (b'["r1"]', "interfaces", "that is not one"),
+        (b'{"router":"r2","state":"up"}', "interfaces", "that is not one"),
+        (b'{"router":"r1","source":"hotspot"}', "hotspot", "does not serve"),
+        (b'{"router":"r1","source":["queues"]}', "queues", "does not serve"),
+        (queues, "interfaces", "another source"),
+    ]
+    for data, source, why in refused:
+        with pytest.raises(EntryError, match=why):
+            status_shown(data, "r1", source, served)
