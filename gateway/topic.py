@@ -7,8 +7,9 @@ The hot path is ``Topic.publish``: it encodes a frame once, noting where each ro
 filters select the same rows share one frame), wraps it in a websocket frame once (and deflates
 it once, when some of its subscribers agreed to permessage-deflate), and writes the same bytes
 to every subscriber without awaiting anything (each ``Sink`` sends straight to its socket while
-nothing waits in its transport). The topic is the only registry of its subscribers; they join with
-``subscribe`` and leave with ``unsubscribe``, and its ``Demand`` counts them for the producer.
+nothing waits in its transport). The topic is the only registry of its subscribers (filed by the
+rows they get in ``gateway.topic_subscribers.Subscribers``); they join with ``subscribe`` and
+leave with ``unsubscribe``, and its ``Demand`` counts them for the producer.
 """
 
 from __future__ import annotations
@@ -31,12 +32,10 @@ from gateway.core.sources import DEFAULT_SOURCE, Source
 from gateway.demand import Demand
 from gateway.history import MESSAGE_LIMIT, Frame, backfill_start, history_messages
 from gateway.sink import Sink
+from gateway.topic_subscribers import Bucket, Subscribers
 from gateway.wire import TextMessage
 
 logger = logging.getLogger(__name__)
-
-# The filter of a whole-router subscription (equal to, and hashing as, any other such filter).
-_EVERY: Final = InterfaceFilter.all()
 
 # Encoded histories kept per topic until the next frame, keyed by what they contain (see
 # Topic._history_chunks): enough for the few distinct requests of a burst of subscribes.
@@ -47,58 +46,6 @@ def encode_message(message: object, compressed: bool = False) -> bytes:
     """One JSON message as a ready-to-write websocket frame; deflated when ``compressed`` (the
     viewer agreed to permessage-deflate) and worth it (see ``TextMessage``)."""
     return TextMessage(orjson.dumps(message)).frame(compressed)
-
-
-class _Bucket:
-    """Subscribers that get the same frame: those of every filter that selects the same rows
-    (or of the whole router). ``plain`` take plain frames; ``packed`` agreed to
-    permessage-deflate (None until the first such joins: most buckets have none).
-
-    Dicts used as ordered sets: a dense table is about half the memory of a set's sparse one
-    at 10,000 members, and quicker to walk.
-    """
-
-    __slots__ = ("packed", "plain")
-
-    def __init__(self) -> None:
-        self.plain: dict[Sink, None] = {}
-        self.packed: dict[Sink, None] | None = None
-
-    def add(self, sink: Sink) -> None:
-        if not sink.deflate:
-            self.plain[sink] = None
-        elif self.packed is None:
-            self.packed = {sink: None}
-        else:
-            self.packed[sink] = None
-
-    def discard(self, sink: Sink) -> bool:
-        """Take ``sink`` out; whether it was in."""
-        members = self.packed if sink.deflate else self.plain
-        if members is None or sink not in members:
-            return False
-        del members[sink]
-        return True
-
-    def __contains__(self, sink: Sink) -> bool:
-        members = self.packed if sink.deflate else self.plain
-        return members is not None and sink in members
-
-    def __bool__(self) -> bool:
-        return bool(self.plain) or bool(self.packed)
-
-
-class _Filter:
-    """One distinct filter of the topic's subscribers: the filter (one object for all of
-    them: each subscribe made its own equal one), how many use it, and the rows it selects in
-    the layout of the current frame (None before the first frame)."""
-
-    __slots__ = ("filter", "selection", "users")
-
-    def __init__(self, flt: InterfaceFilter) -> None:
-        self.filter = flt
-        self.users = 0
-        self.selection: Selection | None = None
 
 
 class Topic:
@@ -147,19 +94,9 @@ class Topic:
         self.status_in_order = False
         self._status_at_latest: tuple[TextMessage | None, TextMessage | None] = (None, None)
         self._status_since_latest = False
-        # The subscribers, owned by this topic; viewers join and leave through subscribe() and
-        # unsubscribe(). Those of the whole router are in ``_every``; each other one is in
-        # ``_filters`` (its filter's record) and in the bucket of the rows its filter selects
-        # in ``_layout`` (the current frame's), so a tick walks one bucket per distinct
-        # selection (whatever the number of distinct filters) and each viewer costs what a
-        # whole-router viewer does. The buckets are sorted again when the interface set
-        # changes (``_rebucket``). A filter's record goes with its last subscriber, a bucket
-        # with its last member.
-        self._every = _Bucket()
-        self._filters: dict[Sink, _Filter] = {}
-        self._distinct: dict[InterfaceFilter, _Filter] = {}
-        self._buckets: dict[Selection, _Bucket] = {}
-        self._layout: Layout | None = None
+        # The subscribers, owned by this topic, filed by the rows they get (a bucket per
+        # distinct selection); viewers join and leave through subscribe() and unsubscribe().
+        self._subscribers = Subscribers()
         # The latest frame's parsed form, for REST reads: (frame, data). Set by publish() from
         # the poller's dict, else decoded on the first read of a frame (see frame_data).
         self._parsed: tuple[Frame, dict[str, object]] | None = None
@@ -182,7 +119,7 @@ class Topic:
         return self.demand.subscribers
 
     def __contains__(self, sink: Sink) -> bool:
-        return sink in self._filters or sink in self._every
+        return sink in self._subscribers
 
     # -- producer side ------------------------------------------------------------------------
 
@@ -237,17 +174,18 @@ class Topic:
             )
         written = dropped = 0
         now = self._clock()
-        if rows.layout is not self._layout:
-            self._rebucket(rows.layout)
+        subscribers = self._subscribers
+        if rows.layout is not subscribers.layout:
+            subscribers.rebucket(rows.layout)
         # Every bucket's frame, spliced once (distinct filters that select the same rows
         # share a bucket); the whole router's is the frame as it is.
-        messages: list[tuple[TextMessage, _Bucket]] = [
+        messages: list[tuple[TextMessage, Bucket]] = [
             (TextMessage(rows.splice(selection)), bucket)
-            for selection, bucket in self._buckets.items()
+            for selection, bucket in subscribers.buckets.items()
         ]
         self.encodes += len(messages)
-        if self._every:
-            messages.append((TextMessage(payload), self._every))
+        if subscribers.every:
+            messages.append((TextMessage(payload), subscribers.every))
         for message, bucket in messages:
             # Written twice over (plain, then compressed frames), inline: this is the hot path.
             # Iterate over snapshots: a sink's on_behind callback may end a subscription.
@@ -292,8 +230,8 @@ class Topic:
         if public_json != self._public_status_json:
             public = self._public_status_message = TextMessage(public_json)
             self._public_status_json = public_json
-        every = self._every
-        for sink in (*every.plain, *(every.packed or ()), *self._filters):
+        every = self._subscribers.every
+        for sink in (*every.plain, *(every.packed or ()), *self._subscribers.filters):
             shown = public if sink.restricted else message
             if shown is not None:
                 sink.write(self._frame(shown, sink.deflate))
@@ -387,78 +325,22 @@ class Topic:
             sink.write(self._frame(after, compressed))
         if sink.behind:
             return False  # cut off already; its viewer is closing
-        self._join(sink, flt)
+        self._subscribers.join(sink, flt)
         self.demand.join()
         return True
 
     def unsubscribe(self, sink: Sink) -> bool:
         """End a subscription; False if ``sink`` was not subscribed."""
-        if not self._leave(sink):
+        if not self._subscribers.leave(sink):
             return False
         self.demand.leave()
-        return True
-
-    def _join(self, sink: Sink, flt: InterfaceFilter) -> None:
-        """File ``sink`` with the subscribers of ``flt`` (see ``_buckets``)."""
-        if flt.is_all:
-            self._every.add(sink)
-            return
-        record = self._distinct.get(flt)
-        if record is None:
-            record = self._distinct[flt] = _Filter(flt)
-            if self._layout is not None:
-                record.selection = self._layout.select(flt)
-        record.users += 1
-        self._filters[sink] = record
-        if record.selection is not None:
-            self._bucket(record.selection).add(sink)
-
-    def _leave(self, sink: Sink) -> bool:
-        """Take ``sink`` out of wherever ``_join`` filed it; False if it was not there."""
-        record = self._filters.pop(sink, None)
-        if record is None:
-            return self._every.discard(sink)
-        selection = record.selection
-        if selection is not None:
-            bucket = self._buckets[selection]
-            bucket.discard(sink)
-            if not bucket:
-                del self._buckets[selection]
-        record.users -= 1
-        if not record.users:
-            del self._distinct[record.filter]
         return True
 
     def narrow(self, sink: Sink, flt: InterfaceFilter) -> bool:
         """Narrow a subscriber's filter to what also passes ``flt`` (its token was refreshed
         with a narrower scope), without a new status or history: its next live frame is
         filtered the new way. False if ``sink`` is not subscribed."""
-        record = self._filters.get(sink)
-        if record is None and sink not in self._every:
-            return False
-        current = _EVERY if record is None else record.filter
-        narrowed = current.intersect(flt)
-        if narrowed != current:
-            self._leave(sink)
-            self._join(sink, narrowed)
-        return True
-
-    def _bucket(self, selection: Selection) -> _Bucket:
-        bucket = self._buckets.get(selection)
-        if bucket is None:
-            bucket = self._buckets[selection] = _Bucket()
-        return bucket
-
-    def _rebucket(self, layout: Layout) -> None:
-        """A frame with another interface set (the first frame, or churn): select each
-        filter's rows anew and sort the filtered subscribers into the new buckets."""
-        self._layout = layout
-        for record in self._distinct.values():
-            record.selection = layout.select(record.filter)
-        self._buckets = {}
-        for sink, record in self._filters.items():
-            assert record.selection is not None  # just selected
-            self._bucket(record.selection).add(sink)
+        return self._subscribers.narrow(sink, flt)
 
     def _history_chunks(self, flt: InterfaceFilter, start: int, reset: bool) -> list[TextMessage]:
         """The history messages of the ring's frames from ``start`` on, filtered by ``flt``.

@@ -75,7 +75,8 @@ def test_the_websocket_viewers_never_touch_a_poller() -> None:
     """Viewers reach their routers' pollers only through topics (their demand), never directly."""
     endpoint = sorted(path.name for path in PACKAGE.glob("ws*.py"))
     assert len(endpoint) > 1, endpoint
-    for module in (*endpoint, "hub.py", "topic.py", "sink.py", "demand.py", "wire.py"):
+    viewer_side = ("hub.py", "topic.py", "topic_subscribers.py", "sink.py", "demand.py", "wire.py")
+    for module in (*endpoint, *viewer_side):
         found = imports(PACKAGE / module)
         assert not {m for m in found if m.startswith(("gateway.poller", "gateway.keys"))}, module
 
