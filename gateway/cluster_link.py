@@ -59,7 +59,7 @@ class Link:
     Every call is tried once, within ``timeout`` seconds (``block`` more for stream reads); a
     failure raises ``RedisUnavailable``, counts ``gateway_cluster_redis_errors_total`` and backs
     further calls off (``may_call``). ``degraded`` is true once no call has succeeded for
-    ``degrade_after`` seconds. Implements ``gateway.cluster_lease.LeaseStore``.
+    ``degrade_after`` seconds. Implements ``gateway.cluster_store.LeaseStore``.
     """
 
     def __init__(

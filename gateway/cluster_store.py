@@ -33,7 +33,7 @@ class Acquired:
 
 
 class LeaseStore(Protocol):
-    """What a lease needs of Redis (``gateway.cluster.Link``; the scripts are
+    """What a lease needs of Redis (``gateway.cluster_link.Link``; the scripts are
     ``gateway.cluster_scripts``). Every call has a deadline and raises ``RedisUnavailable``
     when Redis did not answer in time."""
 
