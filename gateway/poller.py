@@ -96,7 +96,7 @@ class SourceSession(RouterSession, Protocol):
 
 class Wanted(Protocol):
     """When to poll: the router's ``RouterDemand`` (its topics' demand), or in cluster mode the
-    router's lease gate (``gateway.cluster_lease.Gate``). ``woken`` is set when polling may have
+    router's lease gate (``gateway.cluster_gate.Gate``). ``woken`` is set when polling may have
     become wanted; the poller waits on it while idle and clears it when it looks."""
 
     woken: asyncio.Event
