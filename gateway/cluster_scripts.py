@@ -27,7 +27,11 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 ACQUIRE: Final = (
     """
--- A replica with local demand: announce it, and take the lease if nobody holds it.
+-- A replica with local demand: announce it, and take the lease if nobody holds it, or if it is
+-- held under an earlier token of this replica's (``<replica>#<n>``: an acquire that timed out
+-- at the replica but ran in Redis later, after a stall or a partition). That lease is this
+-- replica's, which does not know it: it takes it under the new token, rather than nobody
+-- polling the router until it runs out.
 -- KEYS: lease, demand, meta
 -- ARGV: token, lease ttl (ms), demand ttl (ms), then this replica's demand entries (one per
 --       source it wants)
@@ -41,6 +45,14 @@ for i = 4, #ARGV do
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[i])
 end
 local taken = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+if taken == 0 then
+  local mine = string.match(ARGV[1], '^(.*#)')
+  local held = redis.call('GET', KEYS[1])
+  if mine and held and string.sub(held, 1, #mine) == mine then
+    redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2])
+    taken = 1
+  end
+end
 return {taken, now, redis.call('HGETALL', KEYS[3]), redis.call('ZRANGE', KEYS[2], 0, -1)}
 """
 )

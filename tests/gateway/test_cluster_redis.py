@@ -69,6 +69,25 @@ async def test_a_free_lease_is_taken_by_one_replica_only(link: Link) -> None:
     assert abs(first.now_ms - time.time() * 1000) < seconds(5) * 1000  # Redis time, in ms
 
 
+async def test_a_lease_left_under_an_earlier_token_of_this_replica_is_taken_again(
+    link: Link,
+) -> None:
+    """An acquire that timed out at its replica but ran in Redis later left the lease under that
+    replica's earlier token: its next acquire takes it (the router is polled again at once, not
+    after the lease runs out); another replica's does not."""
+    await link.commands.set(KEYS.lease, b"a#3", px=TTL)
+    other = await link.acquire(KEYS, "b#7", TTL, "b", TTL)
+    assert not other.taken
+    assert await link.commands.get(KEYS.lease) == b"a#3"
+    again = await link.acquire(KEYS, "a#4", TTL, "a", TTL)
+    assert again.taken
+    assert await link.commands.get(KEYS.lease) == b"a#4"
+    assert 0 < await link.commands.pttl(KEYS.lease) <= TTL
+    # Only the whole replica id counts: "a" is not "ab".
+    await link.commands.set(KEYS.lease, b"ab#1", px=TTL)
+    assert not (await link.acquire(KEYS, "a#5", TTL, "a", TTL)).taken
+
+
 async def test_the_holder_renews_and_appends_in_one_call(link: Link) -> None:
     """A tick renews the lease, appends the entries in order, records the last seq and status,
     and counts the replicas with demand."""
