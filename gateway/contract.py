@@ -24,7 +24,8 @@ connections (a resume carries over to the next connection):
    backwards, never a repeat.
 4. While a stream is ``up`` (its latest ``status``), a traffic frame of it comes at least every
    gap bound (by default twice its poll interval plus the router timeout: a slow reply may delay
-   a poll by up to the timeout). A stream that is down, connecting or idle owes no frames. A
+   a poll by up to the timeout; in cluster mode one interval more: a replica takes over a dead
+   holder's lease within its lifetime, ``2 x interval + timeout``, plus one interval). A stream that is down, connecting or idle owes no frames. A
    status that names no source (a gateway older than sources) is about every stream of its
    router.
 5. No message is ``MESSAGE_LIMIT`` (1 MiB) or larger, except a single traffic frame that large,
@@ -249,7 +250,8 @@ class StreamCheck:
             return self._gap_bound(router)
         intervals = [s.interval for (r, _), s in self._streams.items() if r == router]
         interval = max((i for i in intervals if i is not None), default=DEFAULT_INTERVAL)
-        return 2 * interval + self._router_timeout
+        takeover = interval if self._cluster else 0.0
+        return 2 * interval + self._router_timeout + takeover
 
     # -- the rules ----------------------------------------------------------------------------
 

@@ -222,6 +222,19 @@ def test_silence_while_up_is_named_with_its_length() -> None:
     assert check.gap_bound("r") == 2.0
 
 
+def test_in_cluster_mode_a_takeovers_silence_is_allowed() -> None:
+    """A cluster's viewers may wait a lease lifetime plus an interval for a takeover's first
+    frame (3 x interval + timeout) without a violation; longer is one."""
+    check = StreamCheck(router_timeout=1.0, cluster=True)
+    check.subscribe("r", 0.0)
+    assert live(check, status(), history(1)) == []
+    assert check.receive(traffic(2, interval=0.5), 1.0) == []
+    assert check.gap_bound("r") == 2.5
+    assert check.receive(traffic(3, interval=0.5), 3.4) == []
+    [silence] = check.receive(traffic(4, interval=0.5), 6.0)
+    assert silence.rule is Rule.SILENCE
+
+
 def test_a_router_that_is_down_owes_no_frames() -> None:
     """Silence while the router is down or connecting is no violation; the bound counts again
     from the moment it comes back up."""
