@@ -25,9 +25,9 @@ connections (a resume carries over to the next connection):
 4. While a stream is ``up`` (its latest ``status``), a traffic frame of it comes at least every
    gap bound (by default twice its poll interval plus the router timeout: a slow reply may delay
    a poll by up to the timeout; in cluster mode one interval more: a replica takes over a dead
-   holder's lease within its lifetime, ``2 x interval + timeout``, plus one interval). A stream that is down, connecting or idle owes no frames. A
-   status that names no source (a gateway older than sources) is about every stream of its
-   router.
+   holder's lease within its lifetime, ``2 x interval + timeout``, plus one interval). A
+   stream that is down, connecting or idle owes no frames. A status that names no source (a
+   gateway older than sources) is about every stream of its router.
 5. No message is ``MESSAGE_LIMIT`` (1 MiB) or larger, except a single traffic frame that large,
    which is never split (alone, or alone in a history message).
 6. Something arrives (a frame, a ``heartbeat`` message) at least every ``heartbeats`` heartbeat
