@@ -318,6 +318,57 @@ async def test_a_redis_outage_keeps_viewers_served_and_ends_in_one_poller(
         await asyncio.gather(*(w.close() for w in watchers))
 
 
+async def test_a_stalled_redis_that_wakes_leaves_the_router_polled(
+    tmp_path: Path, emu: RouterEmulator, redis: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    """Redis frozen past a lease TTL, then running again: the acquires the replicas sent while it
+    was frozen (given up by them, run by Redis when it wakes) leave the lease under a token its
+    replica gave up on. That replica takes it again: every viewer's frames keep coming, never
+    waiting the lease's lifetime for it to run out."""
+    timing = Timing(timeout=3.0)  # a lease lifetime long beside the interval: 3.5 s
+    config = write_config(tmp_path / "gw.toml", emu, redis.url, timing)
+    async with replicas(config, 2) as group:
+        watchers = await watch(http, group, 2)
+        await eventually(
+            lambda: all(len(w.frames) >= 2 for w in watchers), timeout=seconds(10), message="live"
+        )
+        redis.pause()
+        try:
+            await eventually(
+                lambda: all(w.status.get("degraded") for w in watchers),
+                timeout=timing.ttl + seconds(5),
+                message="every viewer told degraded",
+            )
+            counts = {id(w): len(w.frames) for w in watchers}
+            await eventually(
+                lambda: all(len(w.frames) >= counts[id(w)] + 3 for w in watchers),
+                timeout=seconds(5),
+                message="frames while Redis is frozen",
+            )
+        finally:
+            redis.resume()
+        woke = time.monotonic()
+        await eventually(
+            lambda: all(not w.status.get("degraded") for w in watchers),
+            timeout=seconds(10),
+            message="the degraded mark is gone",
+        )
+        await eventually(
+            lambda: all(any(t > woke + 2 * timing.ttl for _, _, t in w.frames) for w in watchers),
+            timeout=2 * timing.ttl + seconds(10),
+            message="frames long after Redis woke",
+        )
+        for w in watchers:
+            arrivals = [t for _, _, t in w.frames if t > woke - timing.interval]
+            longest = max(b - a for a, b in itertools.pairwise(arrivals))
+            # One interval when the replica that polled on takes the lease again; a lease
+            # lifetime (3.5 s) when nobody polls until it runs out.
+            assert longest < timing.ttl / 2, (longest, logs(group))
+            assert w.violations == [], (w.violations, logs(group))
+        assert not any(w.ended.is_set() for w in watchers)
+        await asyncio.gather(*(w.close() for w in watchers))
+
+
 async def test_redis_back_from_an_older_save_never_shows_a_viewer_an_older_status(
     tmp_path: Path, emu: RouterEmulator, redis: RedisServer, http: aiohttp.ClientSession
 ) -> None:

@@ -7,7 +7,9 @@ Without the program the test is skipped locally and fails in CI (``tests.support
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 from collections.abc import AsyncIterator
 
@@ -57,6 +59,18 @@ class RedisServer:
         except BaseException:
             await self.stop()
             raise
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP: a stalled Redis, or a partition). Connections are still
+        accepted by the kernel and what clients send waits in the sockets, to be run on
+        ``resume``, whether or not the clients still wait for it."""
+        assert self._child is not None
+        os.kill(self._child.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        assert self._child is not None
+        os.kill(self._child.pid, signal.SIGCONT)
 
     async def stop(self) -> None:
         """End the server at once (SIGKILL: as when its node fails)."""
