@@ -24,8 +24,6 @@ from gateway.core.model import InterfaceSample, RowError, Sample, parse_interfac
 from gateway.core.rates import compute_hotspot_rates, compute_queue_rates, compute_rates
 from gateway.core.sessions import SessionBook
 from gateway.core.sources import (
-    HotspotSample,
-    QueueSample,
     Reading,
     Source,
     parse_hotspot_row,
@@ -137,34 +135,46 @@ class SourceFrames:
         )
 
     def _queues_frame(self, rows: list[Row], at: float) -> dict[str, object] | None:
-        parsed = self.parsed("queues", rows, parse_queue_row)
-        if not parsed and rows:
+        read = self._reading("queues", rows, at, parse_queue_row, lambda q: q.name)
+        if read is None:
             return None
-        flt = self._filters["queues"]
-        reading: Reading[QueueSample] = Reading(
-            at, tuple(parsed if flt.is_all else (q for q in parsed if flt.matches(q.name)))
-        )
-        previous = self._previous.get("queues")
-        rates = compute_queue_rates(previous if isinstance(previous, Reading) else None, reading)
-        self._previous["queues"] = reading
+        previous, reading = read
+        rates = compute_queue_rates(previous, reading)
         seq, ts = self._next("queues")
         return queue_frame(
             self.router.id, seq, ts, self.interval, False, reading, rates, self.sessions.view()
         )
 
     def _hotspot_frame(self, rows: list[Row], at: float) -> dict[str, object] | None:
-        parsed = self.parsed("hotspot", rows, parse_hotspot_row)
-        if not parsed and rows:
+        read = self._reading("hotspot", rows, at, parse_hotspot_row, lambda u: u.user)
+        if read is None:
             return None
-        flt = self._filters["hotspot"]
-        reading: Reading[HotspotSample] = Reading(
-            at, tuple(parsed if flt.is_all else (u for u in parsed if flt.matches(u.user)))
-        )
-        previous = self._previous.get("hotspot")
-        rates = compute_hotspot_rates(previous if isinstance(previous, Reading) else None, reading)
-        self._previous["hotspot"] = reading
+        previous, reading = read
+        rates = compute_hotspot_rates(previous, reading)
         seq, ts = self._next("hotspot")
         return hotspot_frame(self.router.id, seq, ts, self.interval, False, reading, rates)
+
+    def _reading(
+        self,
+        source: Source,
+        rows: list[Row],
+        at: float,
+        parse: Callable[[Row], T | None],
+        name: Callable[[T], str],
+    ) -> tuple[Reading[T] | None, Reading[T]] | None:
+        """This poll's reading of ``source`` (its rows parsed, those the router's filter lets
+        through by ``name``) and the previous one, which it replaces; None when no row parsed
+        (nothing is published, and the previous reading stays)."""
+        parsed = self.parsed(source, rows, parse)
+        if not parsed and rows:
+            return None
+        flt = self._filters[source]
+        reading = Reading(
+            at, tuple(parsed if flt.is_all else (r for r in parsed if flt.matches(name(r))))
+        )
+        previous = self._previous.get(source)
+        self._previous[source] = reading
+        return (previous if isinstance(previous, Reading) else None), reading
 
     def parsed(
         self, source: Source | None, rows: list[Row], parse: Callable[[Row], T | None]

@@ -8,24 +8,12 @@
 import { SERIES_COLOURS, TrafficChart } from "./chart.js";
 import { MAX_CHARTED } from "./feed.js";
 import { compareNames, formatBps, formatDuration, formatPlan } from "./format.js";
-import { RowsTable } from "./rowtable.js";
+import { element, RowsTable } from "./rowtable.js";
 import { byRate, totalRate } from "./series.js";
 import { commentOf, DEFAULT_SOURCE, matches, planOf, SOURCE_INFO, SOURCES } from "./sources.js";
 
 /** Picker rows rendered at most; the search narrows the rest (hundreds of PPPoE sessions). */
 export const PICKER_LIMIT = 80;
-
-function element(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key in node) node[key] = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 /** Set a badge element's kind and words (text and the longer detail). */
 export function paintBadge(node, { kind, text, detail }) {

@@ -25,7 +25,9 @@ import {
 /** At or above this utilisation (percent) a bar shows the plan as nearly used up. */
 export const HIGH_USE = 90;
 
-function element(tag, props = {}, ...children) {
+/** A new element: `props` set as properties (`class`, `dataset`, and unknown names as
+ * attributes), then `children` appended. Shared by the dashboard's views. */
+export function element(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (key === "class") node.className = value;
