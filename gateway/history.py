@@ -105,20 +105,6 @@ def _tail(ring: Sequence[Frame], keep: Callable[[Frame], bool]) -> int:
     return n
 
 
-def history_chunks(
-    router: str,
-    reset: bool,
-    frames: Sequence[bytes],
-    limit: int = MESSAGE_LIMIT,
-    *,
-    source: Source = DEFAULT_SOURCE,
-) -> list[bytes]:
-    """``history_messages`` as ready-to-write plain websocket frames."""
-    return [
-        message.plain for message in history_messages(router, reset, frames, limit, source=source)
-    ]
-
-
 def history_messages(
     router: str,
     reset: bool,

@@ -7,8 +7,7 @@ import itertools
 import orjson
 import pytest
 
-from gateway.history import history_chunks
-from tests.support.fakes import payload
+from tests.support.fakes import history_chunks, payload
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from gateway.core.filters import InterfaceFilter
 from gateway.core.frames import filter_traffic, traffic_frame
 from gateway.core.model import InterfaceRate
-from gateway.history import MESSAGE_LIMIT, Frame, history_chunks
+from gateway.history import MESSAGE_LIMIT, Frame
 from gateway.hub import Hub
 from gateway.sink import BEHIND_BYTES, SKIP_BYTES, Sink
 from gateway.topic import Topic
@@ -21,6 +21,7 @@ from tests.support.fakes import (
     Clock,
     DeflateTransport,
     FakeTransport,
+    history_chunks,
     payload,
 )
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from gateway.core.sources import DEFAULT_SOURCE, Source
+from gateway.history import MESSAGE_LIMIT, history_messages
 from gateway.wire import split_frames
 
 
@@ -86,3 +89,16 @@ def payload(frame: bytes) -> bytes:
     (only,), rest = split_frames(frame)
     assert not rest
     return only[1]
+
+
+def history_chunks(
+    router: str,
+    reset: bool,
+    frames: Sequence[bytes],
+    limit: int = MESSAGE_LIMIT,
+    *,
+    source: Source = DEFAULT_SOURCE,
+) -> list[bytes]:
+    """``gateway.history.history_messages`` as plain websocket frames, as a viewer gets them."""
+    messages = history_messages(router, reset, frames, limit, source=source)
+    return [message.plain for message in messages]
